@@ -1,0 +1,95 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "stagecraft",
+    products: [
+        .executable(name: "stagecraft", targets: ["stagecraft"]),
+        .library(name: "StagecraftCommands", targets: ["StagecraftCommands"]),
+        .library(name: "GitStore", targets: ["GitStore"]),
+        .library(name: "Manifests", targets: ["Manifests"]),
+        .library(name: "StagecraftTesting", targets: ["StagecraftTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // libgit2, as the system provides it. Only GitStore imports this.
+        .systemLibrary(
+            name: "CLibGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // The only Swift code that calls libgit2.
+        .target(
+            name: "GitStore",
+            dependencies: ["CLibGit2"],
+            swiftSettings: swiftSettings
+        ),
+        // Model / Environment / project files: decoding with positions, validation.
+        .target(
+            name: "Manifests",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        // The GitOps logic: reading a project at a ref, validating it, and later plan/reconcile/promote.
+        .target(
+            name: "Reconciler",
+            dependencies: ["GitStore", "Manifests"],
+            swiftSettings: swiftSettings
+        ),
+        // The command-line commands, as a library tested in-process.
+        .target(
+            name: "StagecraftCommands",
+            dependencies: [
+                "GitStore", "Manifests", "Reconciler",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The executable: an entry point only.
+        .executableTarget(
+            name: "stagecraft",
+            dependencies: ["StagecraftCommands"],
+            swiftSettings: swiftSettings
+        ),
+        // Test support shared by every test target: scratch git repositories, processes, fixtures.
+        .target(
+            name: "StagecraftTesting",
+            dependencies: ["GitStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GitStoreTests",
+            dependencies: ["GitStore", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManifestsTests",
+            dependencies: ["Manifests", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReconcilerTests",
+            dependencies: ["Reconciler", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StagecraftCommandsTests",
+            dependencies: ["StagecraftCommands", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,8 @@
+import StagecraftCommands
+
+@main
+struct Entrypoint {
+    static func main() async {
+        await Stagecraft.start()
+    }
+}
