@@ -235,3 +235,16 @@ public final class Repository: Sendable {
         return EntryInfo(oid: git_tree_entry_id(entry).pointee, type: git_tree_entry_type(entry))
     }
 }
+
+extension Repository {
+    /// The identity git would use here (`user.name` and `user.email` from the repository's and the user's
+    /// config), or `fallback` when none is configured.
+    public func defaultSignature(fallback: Signature = Signature(name: "stagecraft", email: "stagecraft@localhost")) -> Signature {
+        (try? withHandle { (repo) throws(GitError) -> Signature? in
+            var pointer: UnsafeMutablePointer<git_signature>?
+            guard git_signature_default(&pointer, repo) == 0, let pointer else { return nil }
+            defer { git_signature_free(pointer) }
+            return Signature(UnsafePointer(pointer))
+        }) ?? fallback
+    }
+}

@@ -1,4 +1,7 @@
 public import ArgumentParser
+import Foundation
+import GitStore
+import Manifests
 
 /// The `stagecraft` command: takes machine-learning models from a commit to serving traffic, the GitOps way.
 public struct Stagecraft: AsyncParsableCommand {
@@ -7,16 +10,80 @@ public struct Stagecraft: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "stagecraft",
         abstract: "Build, verify, serve and promote machine-learning models from a git repository.",
+        discussion: """
+            A git repository is the truth: manifests/<model>.yaml says how a model is built, and
+            environments/<env>.yaml says which version of each model runs there and what it must prove.
+
+            Examples:
+              stagecraft init my-models          Start a new GitOps repository with an example model
+              stagecraft validate                Check every manifest and environment at HEAD
+              stagecraft validate --ref main~3   Check them as of an older commit
+            """,
         version: version,
-        subcommands: []
+        subcommands: [InitCommand.self, ValidateCommand.self]
     )
 
     public init() {}
 }
 
+/// What running a command in-process gives: its exit code and what it wrote.
+public struct CommandResult: Sendable {
+    public let exitCode: Int32
+    public let output: String
+    public let errorOutput: String
+}
+
 extension Stagecraft {
     /// Parses the process's arguments, runs the command and exits with its code: what the executable calls.
     public static func start() async {
-        await main()
+        let code = await run(Array(CommandLine.arguments.dropFirst()), console: .standard)
+        Foundation.exit(code)
+    }
+
+    /// Runs a command line in this process, writing to a buffer; for tests.
+    public static func execute(_ arguments: [String]) async -> CommandResult {
+        let console = Console.capturing()
+        let code = await run(arguments, console: console)
+        return CommandResult(exitCode: code, output: console.output, errorOutput: console.errorOutput)
+    }
+
+    /// Parses and runs `arguments`, reporting errors on `console`; returns the exit code.
+    static func run(_ arguments: [String], console: Console) async -> Int32 {
+        await Console.$current.withValue(console) {
+            do {
+                var command = try parseAsRoot(arguments)
+                if var asyncCommand = command as? any AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
+                return ExitStatus.success.rawValue
+            } catch {
+                return report(error, console: console)
+            }
+        }
+    }
+
+    /// Prints `error` the way the user should see it and returns the exit code it stands for.
+    static func report(_ error: any Error, console: Console) -> Int32 {
+        switch error {
+        case let failure as CommandFailure:
+            if let message = failure.message { console.printError(console.styled("error: ", .red) + message) }
+            return failure.status.rawValue
+        case let invalid as InvalidProject:
+            console.printError(invalid.description)
+            return ExitStatus.failure.rawValue
+        case let git as GitError:
+            console.printError(console.styled("error: ", .red) + git.description)
+            return ExitStatus.failure.rawValue
+        default:
+            let code = exitCode(for: error).rawValue
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                if code == 0 { console.print(message) } else { console.printError(message) }
+            }
+            // ArgumentParser's own usage errors (and anything unknown to it) exit 64.
+            return code == ExitCode.validationFailure.rawValue ? ExitStatus.usage.rawValue : code
+        }
     }
 }

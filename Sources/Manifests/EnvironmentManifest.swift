@@ -1,0 +1,165 @@
+import Foundation
+import Yams
+
+/// A version's share of a model's traffic.
+public struct TrafficSplit: Hashable, Sendable, Codable {
+    public var version: String
+    /// The commit the version is built from, when it differs from the model's `source`.
+    public var source: String?
+    /// Percent of requests, 0 to 100.
+    public var weight: Int
+}
+
+/// One model as an environment runs it.
+public struct ModelDeployment: Hashable, Sendable {
+    public var model: String
+    /// The pinned digest (at least 12 hex digits), or nil when nothing has been promoted here yet.
+    public var version: String?
+    /// The commit the version is built from.
+    public var source: String?
+    /// Gates for this model, overriding the environment's gates of the same metric.
+    public var gates: [Gate]
+    /// A canary or A/B split; nil means all traffic to `version`.
+    public var traffic: [TrafficSplit]?
+    /// Where the model's entry is written.
+    public var location: SourceLocation
+    /// Where the `version` and `source` values are written (a promotion rewrites exactly these bytes).
+    public var versionLocation: SourceLocation?
+    public var sourceLocation: SourceLocation?
+}
+
+/// `environments/<name>.yaml`, kind `Environment`: which versions run where, and what they must prove.
+public struct EnvironmentManifest: Hashable, Sendable {
+    public var name: String
+    public var file: String
+    /// The environment versions are promoted from; nil for the first one.
+    public var upstream: String?
+    public var upstreamLocation: SourceLocation?
+    /// When true, reconcile builds each manifest at the branch head and promotes it here by commit.
+    public var track: Bool
+    public var host: String
+    public var port: Int
+    public var portLocation: SourceLocation
+    /// Gates for every model here.
+    public var gates: [Gate]
+    /// The models, in the order written.
+    public var models: [ModelDeployment]
+
+    /// The gates that apply to `model`: the environment's, with the model's own replacing those of the same metric.
+    public func gates(for model: String) -> [Gate] {
+        let own = models.first { $0.model == model }?.gates ?? []
+        let overridden = Set(own.map(\.metric))
+        return gates.filter { !overridden.contains($0.metric) } + own
+    }
+
+    public func deployment(_ model: String) -> ModelDeployment? { models.first { $0.model == model } }
+
+    /// Decodes and checks one environment file; returns the environment when it is usable, and every problem found.
+    public static func decode(_ text: String, file: String) -> (EnvironmentManifest?, [Diagnostic]) {
+        let reader = YAMLReader(file: file)
+        let environment = reader.parse(text).flatMap { decode($0, reader: reader) }
+        return (reader.diagnostics.isEmpty ? environment : nil, reader.diagnostics)
+    }
+
+    private static func decode(_ node: Node, reader: YAMLReader) -> EnvironmentManifest? {
+        guard let root = reader.mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
+        let header = reader.header(root, kind: "Environment")
+        if let header {
+            if !ModelManifest.isValidName(header.name) {
+                reader.report(header.node, "invalid environment name '\(header.name)' (expected 1 to 63 lowercase letters, digits or '-')")
+            } else if let stem = reader.file.split(separator: "/").last?.split(separator: ".").first, String(stem) != header.name {
+                reader.report(header.node, "metadata.name '\(header.name)' does not match the file name (expected '\(stem)')")
+            }
+        }
+        guard let specNode = reader.required(root, "spec", "a mapping with server and models"),
+              let spec = reader.mapping(specNode, "spec", allowed: ["upstream", "track", "server", "gates", "models"]) else { return nil }
+        let upstreamNode = spec["upstream"].flatMap { YAMLReader.isNull($0) ? nil : $0 }
+        let upstream = upstreamNode.flatMap { reader.string($0, "spec.upstream") }
+        let track = spec["track"].map { reader.bool($0, "spec.track") } ?? false
+        var host = "127.0.0.1"
+        var port: (Int, SourceLocation)?
+        if let serverNode = reader.required(spec, "server", "a mapping with port, and optionally host"),
+           let server = reader.mapping(serverNode, "spec.server", allowed: ["host", "port"]) {
+            if let hostNode = server["host"], let text = reader.string(hostNode, "spec.server.host") { host = text }
+            if let portNode = reader.required(server, "port", "a TCP port, 1 to 65535"),
+               let value = reader.int(portNode, "spec.server.port", range: 1...65535) {
+                port = (value, reader.location(portNode))
+            }
+        }
+        let gates = spec["gates"].map { reader.gates($0, "spec.gates") } ?? []
+        var models: [ModelDeployment] = []
+        if let modelsNode = spec["models"], !YAMLReader.isNull(modelsNode),
+           let mapping = reader.mapping(modelsNode, "spec.models", allowed: nil) {
+            for (name, keyNode, value) in mapping.entries {
+                if let deployment = decodeDeployment(name, keyNode, value, reader: reader) { models.append(deployment) }
+            }
+        }
+        guard let header, let track, let port else { return nil }
+        return EnvironmentManifest(
+            name: header.name, file: reader.file, upstream: upstream, upstreamLocation: upstreamNode.map(reader.location),
+            track: track, host: host, port: port.0, portLocation: port.1, gates: gates, models: models)
+    }
+
+    private static func decodeDeployment(_ name: String, _ keyNode: Node, _ node: Node, reader: YAMLReader) -> ModelDeployment? {
+        let path = "spec.models.\(name)"
+        if !ModelManifest.isValidName(name) {
+            reader.report(keyNode, "invalid model name '\(name)' (expected 1 to 63 lowercase letters, digits or '-')")
+        }
+        if YAMLReader.isNull(node) {
+            return ModelDeployment(model: name, version: nil, source: nil, gates: [], traffic: nil, location: reader.location(keyNode))
+        }
+        guard let mapping = reader.mapping(node, path, allowed: ["version", "source", "gates", "traffic"]) else { return nil }
+        let versionNode = mapping["version"], sourceNode = mapping["source"]
+        let version = versionNode.flatMap { YAMLReader.isNull($0) ? nil : digest($0, "\(path).version", reader: reader) }
+        let source = sourceNode.flatMap { YAMLReader.isNull($0) ? nil : commitID($0, "\(path).source", reader: reader) }
+        if version != nil && source == nil && (sourceNode.map(YAMLReader.isNull) ?? true) {
+            reader.report(versionNode!, "'\(path).version' needs a 'source': the commit the version is built from")
+        }
+        let gates = mapping["gates"].map { reader.gates($0, "\(path).gates") } ?? []
+        let traffic = mapping["traffic"].flatMap { decodeTraffic($0, "\(path).traffic", reader: reader) }
+        return ModelDeployment(
+            model: name, version: version, source: source, gates: gates, traffic: traffic, location: reader.location(keyNode),
+            versionLocation: versionNode.map(reader.location), sourceLocation: sourceNode.map(reader.location))
+    }
+
+    private static func decodeTraffic(_ node: Node, _ path: String, reader: YAMLReader) -> [TrafficSplit]? {
+        guard let items = reader.list(node, path) else { return nil }
+        var splits: [TrafficSplit] = []
+        var complete = true
+        for (index, item) in items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let mapping = reader.mapping(item, itemPath, allowed: ["version", "source", "weight"]) else { complete = false; continue }
+            let version = reader.required(mapping, "version", "a version digest").flatMap { digest($0, "\(itemPath).version", reader: reader) }
+            let source = mapping["source"].flatMap { commitID($0, "\(itemPath).source", reader: reader) }
+            let weight = reader.required(mapping, "weight", "a percentage, 0 to 100").flatMap { reader.int($0, "\(itemPath).weight", range: 0...100) }
+            guard let version, let weight else { complete = false; continue }
+            if splits.contains(where: { $0.version == version }) {
+                reader.report(mapping["version"]!, "version \(version) appears twice in '\(path)'")
+            }
+            splits.append(TrafficSplit(version: version, source: source, weight: weight))
+        }
+        if complete, !splits.isEmpty {
+            let total = splits.reduce(0) { $0 + $1.weight }
+            if total != 100 { reader.report(node, "traffic weights in '\(path)' sum to \(total) (expected 100)") }
+        }
+        return complete ? splits : nil
+    }
+
+    private static func digest(_ node: Node, _ path: String, reader: YAMLReader) -> String? {
+        guard let text = reader.string(node, path) else { return nil }
+        guard text.count >= 12, text.count <= 64, text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
+            reader.report(node, "'\(path)' must be a version digest of 12 to 64 lowercase hex digits, found '\(text)'")
+            return nil
+        }
+        return text
+    }
+
+    private static func commitID(_ node: Node, _ path: String, reader: YAMLReader) -> String? {
+        guard let text = reader.string(node, path) else { return nil }
+        guard text.count >= 7, text.count <= 40, text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
+            reader.report(node, "'\(path)' must be a commit hash of 7 to 40 lowercase hex digits, found '\(text)'")
+            return nil
+        }
+        return text
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import Yams
+
+/// How a model is trained.
+public enum Algorithm: String, Sendable, Hashable, CaseIterable, Codable {
+    case logisticRegression = "logistic-regression"
+    case linearRegression = "linear-regression"
+    case gradientBoosting = "gradient-boosting"
+
+    /// The names `trainer.params` and `trainer.search.grid` accept for this algorithm.
+    public var parameterNames: [String] {
+        switch self {
+        case .logisticRegression: return ["l2", "maxIterations", "tolerance"]
+        case .linearRegression: return ["l2"]
+        case .gradientBoosting:
+            return ["learningRate", "trees", "maxDepth", "maxLeaves", "minSamplesLeaf", "l2", "maxBins",
+                    "earlyStopping", "validationFraction", "patience"]
+        }
+    }
+
+    /// The tasks this algorithm can learn.
+    public var tasks: [Task] {
+        switch self {
+        case .logisticRegression: return [.binaryClassification, .multiclassClassification]
+        case .linearRegression: return [.regression]
+        case .gradientBoosting: return Task.allCases
+        }
+    }
+}
+
+/// How a feature's values are read.
+public enum FeatureType: String, Sendable, Hashable, CaseIterable, Codable {
+    case numeric, categorical
+}
+
+/// What replaces a missing value.
+public enum MissingPolicy: String, Sendable, Hashable, CaseIterable, Codable {
+    case mean, median, zero
+    case mostFrequent = "most-frequent"
+    /// A missing value is an error.
+    case error
+}
+
+/// One input column of a model.
+public struct FeatureSpec: Hashable, Sendable, Codable {
+    public var name: String
+    /// Inferred from the data when nil.
+    public var type: FeatureType?
+    /// The default for the type when nil (mean for numeric, most-frequent for categorical).
+    public var missing: MissingPolicy?
+}
+
+/// Where a model's data is, relative to the repository root.
+public struct DataSpec: Hashable, Sendable, Codable {
+    public var train: String
+    /// The holdout set that gates are computed on.
+    public var test: String
+    /// The column to predict.
+    public var target: String
+}
+
+/// A grid search with k-fold cross-validation on the training set.
+public struct SearchSpec: Hashable, Sendable, Codable {
+    public var folds: Int
+    public var metric: Metric
+    /// Parameter name → candidate values, in the order written.
+    public var grid: [String: [JSONValue]]
+}
+
+/// The `trainer` section.
+public struct TrainerSpec: Hashable, Sendable, Codable {
+    public var algorithm: Algorithm
+    public var params: [String: JSONValue]
+    public var search: SearchSpec?
+    public var seed: Int
+}
+
+/// `manifests/<name>.yaml`, kind `Model`: how a model is built.
+public struct ModelManifest: Hashable, Sendable {
+    public var name: String
+    /// The repository-relative path of the file.
+    public var file: String
+    public var task: Task
+    public var data: DataSpec
+    /// The declared features; nil means every column but the target, with inferred types.
+    public var features: [FeatureSpec]?
+    public var trainer: TrainerSpec
+    /// The `spec` section as JSON: its canonical form is an input of the version digest.
+    public var spec: JSONValue
+    /// Where the data paths are written, for errors found later (a file missing at a ref).
+    public var dataLocations: [String: SourceLocation]
+
+    /// Whether `name` is a valid model or environment name: 1 to 63 of `a-z`, `0-9`, `-`.
+    public static func isValidName(_ name: String) -> Bool {
+        (1...63).contains(name.utf8.count) && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+    }
+
+    /// Decodes and checks one manifest file; returns the manifest when it is usable, and every problem found.
+    public static func decode(_ text: String, file: String) -> (ModelManifest?, [Diagnostic]) {
+        let reader = YAMLReader(file: file)
+        let manifest = reader.parse(text).flatMap { decode($0, reader: reader) }
+        return (reader.diagnostics.isEmpty ? manifest : nil, reader.diagnostics)
+    }
+
+    private static func decode(_ node: Node, reader: YAMLReader) -> ModelManifest? {
+        guard let root = reader.mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
+        let header = reader.header(root, kind: "Model")
+        if let header { checkName(header.name, header.node, file: reader.file, reader: reader) }
+        guard let specNode = reader.required(root, "spec", "a mapping with task, data and trainer"),
+              let spec = reader.mapping(specNode, "spec", allowed: ["task", "data", "features", "trainer"]) else { return nil }
+
+        let task: Task? = reader.required(spec, "task", "one of: \(Task.allCases.map(\.rawValue).joined(separator: ", "))")
+            .flatMap { reader.choice($0, "spec.task", "task") }
+        let data = reader.required(spec, "data", "a mapping with train, test and target").flatMap { decodeData($0, reader: reader) }
+        let features = spec["features"].flatMap { decodeFeatures($0, target: data?.data.target, reader: reader) }
+        let trainer = reader.required(spec, "trainer", "a mapping with algorithm").flatMap { decodeTrainer($0, task: task, reader: reader) }
+
+        guard let header, let task, let data, let trainer else { return nil }
+        return ModelManifest(name: header.name, file: reader.file, task: task, data: data.data, features: features,
+                             trainer: trainer, spec: JSONValue(specNode), dataLocations: data.locations)
+    }
+
+    private static func checkName(_ name: String, _ node: Node, file: String, reader: YAMLReader) {
+        if !isValidName(name) {
+            reader.report(node, "invalid model name '\(name)' (expected 1 to 63 lowercase letters, digits or '-')")
+        } else if let stem = file.split(separator: "/").last?.split(separator: ".").first, String(stem) != name {
+            reader.report(node, "metadata.name '\(name)' does not match the file name (expected '\(stem)')")
+        }
+    }
+
+    private static func decodeData(_ node: Node, reader: YAMLReader) -> (data: DataSpec, locations: [String: SourceLocation])? {
+        guard let mapping = reader.mapping(node, "spec.data", allowed: ["train", "test", "target"]) else { return nil }
+        var locations: [String: SourceLocation] = [:]
+        func path(_ key: String) -> String? {
+            guard let value = reader.required(mapping, key, "a CSV file path relative to the repository root"),
+                  let text = reader.string(value, "spec.data.\(key)") else { return nil }
+            locations[key] = reader.location(value)
+            if text.hasPrefix("/") {
+                reader.report(value, "data path '\(text)' must be relative to the repository root, not absolute")
+                return nil
+            }
+            if text.split(separator: "/").contains("..") {
+                reader.report(value, "data path '\(text)' must not contain '..'")
+                return nil
+            }
+            return text
+        }
+        let train = path("train"), test = path("test")
+        let target = reader.required(mapping, "target", "the name of the column to predict").flatMap { reader.string($0, "spec.data.target") }
+        guard let train, let test, let target else { return nil }
+        return (DataSpec(train: train, test: test, target: target), locations)
+    }
+
+    private static func decodeFeatures(_ node: Node, target: String?, reader: YAMLReader) -> [FeatureSpec]? {
+        guard let items = reader.list(node, "spec.features") else { return nil }
+        var features: [FeatureSpec] = []
+        var seen: Set<String> = []
+        for (index, item) in items.enumerated() {
+            let path = "spec.features[\(index)]"
+            guard let mapping = reader.mapping(item, path, allowed: ["name", "type", "missing"]),
+                  let nameNode = reader.required(mapping, "name", "the column's name"),
+                  let name = reader.string(nameNode, "\(path).name") else { continue }
+            if !seen.insert(name).inserted { reader.report(nameNode, "feature '\(name)' is listed twice") }
+            if name == target { reader.report(nameNode, "feature '\(name)' is the target column; it cannot also be an input") }
+            let type: FeatureType? = mapping["type"].flatMap { reader.choice($0, "\(path).type", "feature type") }
+            let missing: MissingPolicy? = mapping["missing"].flatMap { reader.choice($0, "\(path).missing", "missing-value policy") }
+            if type == .categorical, let missing, [.mean, .median].contains(missing), let node = mapping["missing"] {
+                reader.report(node, "missing-value policy '\(missing.rawValue)' needs a numeric feature; '\(name)' is categorical (expected most-frequent or error)")
+            }
+            features.append(FeatureSpec(name: name, type: type, missing: missing))
+        }
+        return features
+    }
+
+    private static func decodeTrainer(_ node: Node, task: Task?, reader: YAMLReader) -> TrainerSpec? {
+        guard let mapping = reader.mapping(node, "spec.trainer", allowed: ["algorithm", "params", "search", "seed"]) else { return nil }
+        let algorithmNode = reader.required(mapping, "algorithm", "one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        let algorithm: Algorithm? = algorithmNode.flatMap { reader.choice($0, "spec.trainer.algorithm", "algorithm") }
+        if let algorithm, let task, !algorithm.tasks.contains(task), let algorithmNode {
+            reader.report(algorithmNode, "algorithm '\(algorithm.rawValue)' cannot learn a \(task.rawValue) task (expected one of: \(Algorithm.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue).joined(separator: ", ")))")
+        }
+        var params: [String: JSONValue] = [:]
+        if let paramsNode = mapping["params"], let paramMapping = reader.mapping(paramsNode, "spec.trainer.params", allowed: algorithm?.parameterNames) {
+            for (key, _, value) in paramMapping.entries {
+                if let parsed = parameter(value, "spec.trainer.params.\(key)", reader: reader) { params[key] = parsed }
+            }
+        }
+        let search = mapping["search"].flatMap { decodeSearch($0, algorithm: algorithm, task: task, reader: reader) }
+        let seed = mapping["seed"].map { reader.int($0, "spec.trainer.seed", range: 0...Int(Int32.max)) } ?? 42
+        guard let algorithm, let seed else { return nil }
+        return TrainerSpec(algorithm: algorithm, params: params, search: search, seed: seed)
+    }
+
+    /// A parameter value: a number or a boolean.
+    private static func parameter(_ node: Node, _ path: String, reader: YAMLReader) -> JSONValue? {
+        let value = JSONValue(node)
+        switch value {
+        case .number, .bool: return value
+        default:
+            reader.report(node, "expected a number or true/false for '\(path)', found \(YAMLReader.describe(node))")
+            return nil
+        }
+    }
+
+    private static func decodeSearch(_ node: Node, algorithm: Algorithm?, task: Task?, reader: YAMLReader) -> SearchSpec? {
+        guard let mapping = reader.mapping(node, "spec.trainer.search", allowed: ["folds", "metric", "grid"]) else { return nil }
+        let folds = mapping["folds"].map { reader.int($0, "spec.trainer.search.folds", range: 2...100) } ?? 5
+        let metricNode = reader.required(mapping, "metric", "the metric that picks the best parameters")
+        let metric: Metric? = metricNode.flatMap { reader.choice($0, "spec.trainer.search.metric", "metric") }
+        if let metric, let metricNode, let task, !metric.isOffline || !Metric.applicable(to: task).contains(metric) {
+            let choices = Metric.applicable(to: task).filter(\.isOffline).map(\.rawValue)
+            reader.report(metricNode, "search metric '\(metric.rawValue)' does not apply to a \(task.rawValue) model (expected one of: \(choices.joined(separator: ", ")))")
+        }
+        var grid: [String: [JSONValue]] = [:]
+        if let gridNode = reader.required(mapping, "grid", "parameter names with lists of values"),
+           let gridMapping = reader.mapping(gridNode, "spec.trainer.search.grid", allowed: algorithm?.parameterNames) {
+            for (key, _, value) in gridMapping.entries {
+                let path = "spec.trainer.search.grid.\(key)"
+                guard let items = reader.list(value, path) else { continue }
+                if items.isEmpty { reader.report(value, "'\(path)' needs at least one value") }
+                let values = items.enumerated().compactMap { parameter($1, "\(path)[\($0)]", reader: reader) }
+                if values.count == items.count { grid[key] = values }
+            }
+        }
+        guard let folds, let metric else { return nil }
+        return SearchSpec(folds: folds, metric: metric, grid: grid)
+    }
+}

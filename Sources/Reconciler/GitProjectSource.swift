@@ -1,0 +1,28 @@
+public import Foundation
+public import GitStore
+public import Manifests
+
+/// A project's files as git objects at one commit: no checkout, works on bare repositories and fetched caches.
+public struct GitProjectSource: ProjectSource, Sendable {
+    public let repository: Repository
+    public let commit: ObjectID
+    /// The ref as the user named it, such as `HEAD` or `main`.
+    public let ref: String
+
+    /// Resolves `ref` in `repository`.
+    public init(repository: Repository, ref: String) throws(GitError) {
+        self.repository = repository
+        self.ref = ref
+        self.commit = try repository.resolve(ref)
+    }
+
+    public var revision: String { ref == commit.hex ? "commit \(commit.short)" : "\(ref) (\(commit.short))" }
+
+    public func file(_ path: String) throws -> Data? {
+        try repository.fileIfPresent(at: path, in: commit)
+    }
+
+    public func fileNames(in directory: String) throws -> [String]? {
+        try repository.directory(at: directory, in: commit)?.filter { $0.kind == .file || $0.kind == .executable }.map(\.name)
+    }
+}

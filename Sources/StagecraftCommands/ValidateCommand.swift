@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import GitStore
+import Manifests
+import Reconciler
+
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check every manifest and environment of the repository at a ref, from git objects.",
+        discussion: """
+            Reads stagecraft.yaml, manifests/ and environments/ as committed at --ref (not the working tree),
+            and reports every problem as file:line:column: message. Exits 0 when valid, 1 when not.
+
+            Examples:
+              stagecraft validate
+              stagecraft validate --repo ../models --ref origin/main --output json
+            """
+    )
+
+    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var format: OutputOptions
+
+    struct Report: Encodable {
+        var valid: Bool
+        var ref: String
+        var commit: String
+        var models: [String]
+        var environments: [String]
+        var problems: [Diagnostic]
+    }
+
+    func run() async throws {
+        let console = Console.current
+        let source = try GitProjectSource(repository: try repository.open(), ref: repository.ref)
+        let (project, diagnostics) = try Project.check(source)
+        let models = project.models.keys.sorted()
+        if format.json {
+            console.print(try JSONOutput.encode(Report(
+                valid: diagnostics.isEmpty, ref: source.ref, commit: source.commit.hex, models: models,
+                environments: project.environmentOrder, problems: diagnostics)))
+        } else if diagnostics.isEmpty {
+            let chain = project.environmentOrder.joined(separator: ", ")
+            console.print(console.styled("✓", .green) + " valid at \(source.revision): \(count(models.count, "model")) (\(models.joined(separator: ", "))), \(count(project.environments.count, "environment")) (\(chain))")
+        } else {
+            for diagnostic in diagnostics { console.print(diagnostic.description) }
+            console.print(console.styled("✗", .red) + " \(count(diagnostics.count, "problem")) at \(source.revision)")
+        }
+        if !diagnostics.isEmpty { throw CommandFailure(.failure) }
+    }
+}
+
+/// `1 model`, `2 models`.
+func count(_ number: Int, _ noun: String) -> String {
+    "\(number) \(noun)\(number == 1 ? "" : "s")"
+}
