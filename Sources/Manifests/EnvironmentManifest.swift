@@ -8,6 +8,12 @@ public struct TrafficSplit: Hashable, Sendable, Codable {
     public var source: String?
     /// Percent of requests, 0 to 100.
     public var weight: Int
+
+    public init(version: String, source: String? = nil, weight: Int) {
+        self.version = version
+        self.source = source
+        self.weight = weight
+    }
 }
 
 /// One model as an environment runs it.

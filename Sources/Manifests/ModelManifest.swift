@@ -48,6 +48,12 @@ public struct FeatureSpec: Hashable, Sendable, Codable {
     public var type: FeatureType?
     /// The default for the type when nil (mean for numeric, most-frequent for categorical).
     public var missing: MissingPolicy?
+
+    public init(name: String, type: FeatureType?, missing: MissingPolicy?) {
+        self.name = name
+        self.type = type
+        self.missing = missing
+    }
 }
 
 /// Where a model's data is, relative to the repository root.
@@ -57,6 +63,12 @@ public struct DataSpec: Hashable, Sendable, Codable {
     public var test: String
     /// The column to predict.
     public var target: String
+
+    public init(train: String, test: String, target: String) {
+        self.train = train
+        self.test = test
+        self.target = target
+    }
 }
 
 /// A grid search with k-fold cross-validation on the training set.
@@ -65,6 +77,12 @@ public struct SearchSpec: Hashable, Sendable, Codable {
     public var metric: Metric
     /// Parameter name → candidate values, in the order written.
     public var grid: [String: [JSONValue]]
+
+    public init(folds: Int, metric: Metric, grid: [String: [JSONValue]]) {
+        self.folds = folds
+        self.metric = metric
+        self.grid = grid
+    }
 }
 
 /// The `trainer` section.
@@ -73,6 +91,13 @@ public struct TrainerSpec: Hashable, Sendable, Codable {
     public var params: [String: JSONValue]
     public var search: SearchSpec?
     public var seed: Int
+
+    public init(algorithm: Algorithm, params: [String: JSONValue] = [:], search: SearchSpec? = nil, seed: Int = 42) {
+        self.algorithm = algorithm
+        self.params = params
+        self.search = search
+        self.seed = seed
+    }
 }
 
 /// `manifests/<name>.yaml`, kind `Model`: how a model is built.

@@ -19,8 +19,10 @@ final class YAMLReader {
             switch error {
             case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
                  .composer(let context, let problem, let mark, _):
-                let detail = context.map { "\(problem) \($0.text)" } ?? problem
+                let detail = context.map { "\(problem) \($0.text) that starts at \($0.mark.line):\($0.mark.column)" } ?? problem
                 report(SourceLocation(file: file, line: mark.line, column: mark.column), "invalid YAML: \(detail)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                reportDuplicates(duplicates, mappingAt: context.mark, in: text)
             default:
                 report(SourceLocation(file: file, line: 1, column: 1), "invalid YAML: \(error)")
             }
@@ -28,6 +30,24 @@ final class YAMLReader {
         } catch {
             report(SourceLocation(file: file, line: 1, column: 1), "invalid YAML: \(error)")
             return nil
+        }
+    }
+
+    /// Yams names a repeated key and where its mapping starts; find each repeat in a block mapping by its indentation.
+    private func reportDuplicates(_ keys: [String], mappingAt mark: Mark, in text: String) {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let indent = String(repeating: " ", count: mark.column - 1)
+        for key in keys {
+            let lineNumbers = lines.indices.filter { index in
+                index + 1 >= mark.line && lines[index].hasPrefix(indent + key + ":") && !lines[index].dropFirst(indent.count).hasPrefix(" ")
+            }.map { $0 + 1 }
+            guard let first = lineNumbers.first, lineNumbers.count > 1 else {
+                report(SourceLocation(file: file, line: mark.line, column: mark.column), "duplicate key '\(key)' in this mapping")
+                continue
+            }
+            for line in lineNumbers.dropFirst() {
+                report(SourceLocation(file: file, line: line, column: mark.column), "duplicate key '\(key)' (first at \(first):\(mark.column))")
+            }
         }
     }
 
@@ -76,25 +96,19 @@ final class YAMLReader {
     }
 
     /// Reads `node` as a mapping whose keys must be among `allowed` (nil: any key).
-    /// Unknown and repeated keys are reported; a non-mapping is reported and gives nil.
+    /// Unknown keys are reported (Yams refuses repeated ones while parsing); a non-mapping is reported and gives nil.
     func mapping(_ node: Node, _ path: String, allowed: [String]?) -> Mapping? {
         guard case .mapping(let mapping) = node else {
             report(node, "expected a mapping for '\(path.isEmpty ? "the document" : path)', found \(Self.describe(node))")
             return nil
         }
         var entries: [(key: String, keyNode: Node, value: Node)] = []
-        var seen: Set<String> = []
         for (keyNode, value) in mapping {
             guard case .scalar(let keyScalar) = keyNode else {
                 report(keyNode, "expected a name as key in '\(path)', found \(Self.describe(keyNode))")
                 continue
             }
             let key = keyScalar.string
-            let dotted = path.isEmpty ? key : "\(path).\(key)"
-            guard seen.insert(key).inserted else {
-                report(keyNode, "duplicate key '\(dotted)'")
-                continue
-            }
             if let allowed, !allowed.contains(key) {
                 let scope = path.isEmpty ? "the document" : path
                 report(keyNode, "unknown key '\(key)' in \(scope)\(Spelling.didYouMean(key, among: allowed)) (expected one of: \(allowed.joined(separator: ", ")))")
