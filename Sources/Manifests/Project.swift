@@ -61,7 +61,8 @@ public struct Project: Sendable {
         for manifest in models.values.sorted(by: { $0.name < $1.name }) {
             diagnostics += try checkData(manifest, source)
         }
-        diagnostics += checkEnvironments(environments, models: models, modelFiles: modelFiles)
+        let environmentNames = Set((environmentFiles ?? []).map(stem))
+        diagnostics += checkEnvironments(environments, names: environmentNames, models: models, modelFiles: modelFiles)
         let project = Project(settings: settings, models: models, environments: environments, environmentOrder: chainOrder(environments))
         return (project, diagnostics.sorted())
     }
@@ -95,10 +96,12 @@ public struct Project: Sendable {
     }
 
     private static func checkEnvironments(
-        _ environments: [String: EnvironmentManifest], models: [String: ModelManifest], modelFiles: [String: String]
+        _ environments: [String: EnvironmentManifest], names fileNames: Set<String>, models: [String: ModelManifest],
+        modelFiles: [String: String]
     ) -> [Diagnostic] {
         var diagnostics: [Diagnostic] = []
-        let names = environments.keys.sorted()
+        // Environments whose file exists count as existing even when the file has problems of its own.
+        let names = fileNames.union(environments.keys).sorted()
         var ports: [Int: EnvironmentManifest] = [:]
         for environment in environments.values.sorted(by: { ($0.file) < ($1.file) }) {
             if let other = ports[environment.port] {
@@ -107,7 +110,7 @@ public struct Project: Sendable {
             } else {
                 ports[environment.port] = environment
             }
-            if let upstream = environment.upstream, environments[upstream] == nil, let location = environment.upstreamLocation {
+            if let upstream = environment.upstream, !names.contains(upstream), let location = environment.upstreamLocation {
                 let others = names.filter { $0 != environment.name }
                 diagnostics.append(Diagnostic(location,
                     "upstream '\(upstream)' is not an environment\(Spelling.didYouMean(upstream, among: others)) (expected one of: \(others.joined(separator: ", ")))"))

@@ -7,13 +7,14 @@ struct InitCommand: AsyncParsableCommand {
         commandName: "init",
         abstract: "Start a GitOps repository: an example model, dev/qa/prod environments, a first commit.",
         discussion: """
-            Runs 'git init' when DIR is not a repository yet, writes stagecraft.yaml, manifests/example.yaml with
-            its data under data/example/, environments/dev.yaml, qa.yaml and prod.yaml, adds .stagecraft/ to
-            .gitignore, and commits them on the current branch.
+            Runs 'git init' when DIR is not a repository yet, writes
+            stagecraft.yaml, manifests/example.yaml with its data under
+            data/example/, environments/dev.yaml, qa.yaml and prod.yaml, adds
+            .stagecraft/ to .gitignore, and commits them on the current branch.
 
             Examples:
-              stagecraft init                 Set up the current directory
-              stagecraft init my-models       Create my-models/ and set it up
+              stagecraft init             set up the current directory
+              stagecraft init my-models   create my-models/ and set it up
             """
     )
 

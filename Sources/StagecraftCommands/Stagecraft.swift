@@ -11,13 +11,14 @@ public struct Stagecraft: AsyncParsableCommand {
         commandName: "stagecraft",
         abstract: "Build, verify, serve and promote machine-learning models from a git repository.",
         discussion: """
-            A git repository is the truth: manifests/<model>.yaml says how a model is built, and
-            environments/<env>.yaml says which version of each model runs there and what it must prove.
+            A git repository is the truth: manifests/<model>.yaml says how a model
+            is built; environments/<env>.yaml says which version of each model
+            runs there and what it must prove.
 
             Examples:
-              stagecraft init my-models          Start a new GitOps repository with an example model
-              stagecraft validate                Check every manifest and environment at HEAD
-              stagecraft validate --ref main~3   Check them as of an older commit
+              stagecraft init my-models         new repository with an example
+              stagecraft validate               check every file at HEAD
+              stagecraft validate --ref main~3  check them at an older commit
             """,
         version: version,
         subcommands: [InitCommand.self, ValidateCommand.self]

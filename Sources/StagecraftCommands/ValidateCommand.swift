@@ -9,8 +9,9 @@ struct ValidateCommand: AsyncParsableCommand {
         commandName: "validate",
         abstract: "Check every manifest and environment of the repository at a ref, from git objects.",
         discussion: """
-            Reads stagecraft.yaml, manifests/ and environments/ as committed at --ref (not the working tree),
-            and reports every problem as file:line:column: message. Exits 0 when valid, 1 when not.
+            Reads stagecraft.yaml, manifests/ and environments/ as committed at
+            --ref (not the working tree) and reports every problem as
+            file:line:column: message. Exits 0 when valid, 1 when not.
 
             Examples:
               stagecraft validate
