@@ -11,6 +11,7 @@ let package = Package(
     name: "stagecraft",
     products: [
         .executable(name: "stagecraft", targets: ["stagecraft"]),
+        .executable(name: "learning-benchmark", targets: ["learning-benchmark"]),
         .library(name: "StagecraftCommands", targets: ["StagecraftCommands"]),
         .library(name: "GitStore", targets: ["GitStore"]),
         .library(name: "Manifests", targets: ["Manifests"]),
@@ -19,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -39,17 +41,28 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
-        // The GitOps logic: reading a project at a ref, validating it, and later plan/reconcile/promote.
+        // The ML core: CSV data, feature pipeline, trainers, metrics, search, model files. No git, no HTTP.
+        .target(
+            name: "Learning",
+            swiftSettings: swiftSettings
+        ),
+        // The artifact store (content-addressed builds); later the state store.
+        .target(
+            name: "Registry",
+            dependencies: ["Learning", "Manifests", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // The GitOps logic: a project read from git at a ref, builds; later plan/reconcile/promote.
         .target(
             name: "Reconciler",
-            dependencies: ["GitStore", "Manifests"],
+            dependencies: ["GitStore", "Manifests", "Learning", "Registry", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // The command-line commands, as a library tested in-process.
         .target(
             name: "StagecraftCommands",
             dependencies: [
-                "GitStore", "Manifests", "Reconciler",
+                "GitStore", "Manifests", "Learning", "Registry", "Reconciler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -58,6 +71,13 @@ let package = Package(
         .executableTarget(
             name: "stagecraft",
             dependencies: ["StagecraftCommands"],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmarks/learning: reads a CSV, fits, and prints wall time, peak memory and AUC as JSON.
+        .executableTarget(
+            name: "learning-benchmark",
+            dependencies: ["Learning"],
+            path: "Benchmarks/learning/Sources",
             swiftSettings: swiftSettings
         ),
         // Test support shared by every test target: scratch git repositories, processes, fixtures.
@@ -74,6 +94,16 @@ let package = Package(
         .testTarget(
             name: "ManifestsTests",
             dependencies: ["Manifests", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LearningTests",
+            dependencies: ["Learning", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: ["Registry", "StagecraftTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

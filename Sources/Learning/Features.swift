@@ -1,0 +1,231 @@
+/// What a model predicts.
+public enum LearningTask: String, Sendable, Codable, CaseIterable {
+    case binaryClassification = "binary-classification"
+    case multiclassClassification = "multiclass-classification"
+    case regression
+
+    public var isClassification: Bool { self != .regression }
+}
+
+/// What replaces a missing value of a feature.
+public enum Imputation: String, Sendable, Codable, CaseIterable {
+    case mean, median, zero
+    case mostFrequent = "most-frequent"
+    /// A missing value is an error, in training and at prediction time.
+    case error
+}
+
+/// A feature the caller asks for; type and imputation default from the data.
+public struct FeatureRequest: Sendable, Hashable {
+    public var name: String
+    public var type: ColumnType?
+    public var imputation: Imputation?
+
+    public init(name: String, type: ColumnType? = nil, imputation: Imputation? = nil) {
+        self.name = name
+        self.type = type
+        self.imputation = imputation
+    }
+}
+
+/// The fitted transform from raw columns to model inputs. Fitted on the training set only and stored in the model
+/// file, so that serving applies exactly the same transform.
+public struct FeaturePipeline: Sendable, Codable, Equatable {
+    /// One fitted feature.
+    public struct Feature: Sendable, Codable, Equatable {
+        public enum Kind: String, Sendable, Codable { case numeric, categorical }
+        public var name: String
+        public var kind: Kind
+        public var imputation: Imputation
+        /// Numeric: the value that replaces a missing one, then the standardization (x - mean) / scale.
+        public var fill: Double?
+        public var mean: Double?
+        public var scale: Double?
+        /// Categorical: the known levels, sorted; any other value is unknown at prediction time.
+        public var levels: [String]?
+        /// Categorical: the level that replaces a missing one.
+        public var fillLevel: Int?
+    }
+
+    public var features: [Feature]
+
+    public var numericFeatures: [Feature] { features.filter { $0.kind == .numeric } }
+    public var categoricalFeatures: [Feature] { features.filter { $0.kind == .categorical } }
+
+    /// Fits the pipeline on `data`: every requested feature, or every column but `target` when `requests` is nil.
+    public static func fit(_ data: Dataset, target: String, requests: [FeatureRequest]?) throws -> FeaturePipeline {
+        let wanted = requests ?? data.names.filter { $0 != target }.map { FeatureRequest(name: $0) }
+        var features: [Feature] = []
+        for request in wanted {
+            guard let column = data.column(request.name) else {
+                throw LearningError(.missingColumn, "\(data.source): no column '\(request.name)' (columns: \(data.names.joined(separator: ", ")))")
+            }
+            switch column {
+            case .numeric(let values) where request.type != .categorical:
+                let imputation = request.imputation ?? .mean
+                if imputation == .mostFrequent {
+                    throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a categorical feature")
+                }
+                let present = values.filter { !$0.isNaN }
+                if present.isEmpty { throw LearningError(.unusableData, "\(data.source): numeric column '\(request.name)' has no values") }
+                if imputation == .error, present.count < values.count, let row = values.firstIndex(where: \.isNaN) {
+                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
+                }
+                let fill: Double
+                switch imputation {
+                case .median: fill = median(present)
+                case .zero: fill = 0
+                default: fill = kahanSum(present) / Double(present.count)
+                }
+                // Standardize the imputed column.
+                let filled = values.map { $0.isNaN ? fill : $0 }
+                let mean = kahanSum(filled) / Double(filled.count)
+                let variance = kahanSum(filled.map { ($0 - mean) * ($0 - mean) }) / Double(filled.count)
+                let scale = variance > 0 ? variance.squareRoot() : 1
+                features.append(Feature(name: request.name, kind: .numeric, imputation: imputation, fill: fill, mean: mean, scale: scale))
+            default:
+                let (codes, levels) = categorical(column)
+                let imputation = request.imputation ?? .mostFrequent
+                guard imputation == .mostFrequent || imputation == .error else {
+                    throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a numeric feature")
+                }
+                if imputation == .error, let row = codes.firstIndex(of: -1) {
+                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
+                }
+                var counts = [Int](repeating: 0, count: levels.count)
+                for code in codes where code >= 0 { counts[Int(code)] += 1 }
+                guard let most = counts.indices.max(by: { counts[$0] < counts[$1] || (counts[$0] == counts[$1] && $0 > $1) }) else {
+                    throw LearningError(.unusableData, "\(data.source): categorical column '\(request.name)' has no values")
+                }
+                features.append(Feature(name: request.name, kind: .categorical, imputation: imputation, levels: levels, fillLevel: most))
+            }
+        }
+        return FeaturePipeline(features: features)
+    }
+
+    /// Turns raw columns into model inputs: numeric features imputed and standardized, categorical features as
+    /// level codes (an unknown level is -1, the unknown bucket).
+    public func transform(_ data: Dataset) throws -> FeatureMatrix {
+        let rows = data.rowCount
+        let numeric = numericFeatures, categorical = categoricalFeatures
+        var numericValues = [Double](repeating: 0, count: rows * numeric.count)
+        var codes = [Int32](repeating: -1, count: rows * categorical.count)
+        for (slot, feature) in numeric.enumerated() {
+            guard let column = data.column(feature.name) else {
+                throw LearningError(.missingColumn, "\(data.source): no column '\(feature.name)' that the model needs")
+            }
+            let fill = feature.fill!, mean = feature.mean!, scale = feature.scale!
+            let width = numeric.count
+            switch column {
+            case .numeric(let values):
+                if feature.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
+                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): missing value in '\(feature.name)', whose missing-value policy is 'error'")
+                }
+                numericValues.withUnsafeMutableBufferPointer { out in
+                    values.withUnsafeBufferPointer { input in
+                        for row in 0..<rows {
+                            let value = input[row]
+                            out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
+                        }
+                    }
+                }
+            case .categorical(let columnCodes, let levels):
+                // Text in a numeric feature: only all-missing columns are accepted (they read as categorical).
+                if let row = columnCodes.firstIndex(where: { $0 >= 0 }) {
+                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): '\(levels[Int(columnCodes[row])])' in numeric feature '\(feature.name)' is not a number")
+                }
+                for row in 0..<rows { numericValues[row * width + slot] = (fill - mean) / scale }
+            }
+        }
+        for (slot, feature) in categorical.enumerated() {
+            guard let column = data.column(feature.name) else {
+                throw LearningError(.missingColumn, "\(data.source): no column '\(feature.name)' that the model needs")
+            }
+            let known = feature.levels!
+            let (columnCodes, columnLevels) = Self.categorical(column)
+            // Map this data's levels onto the fitted ones; unseen levels become -1.
+            var index: [String: Int32] = [:]
+            for (code, level) in known.enumerated() { index[level] = Int32(code) }
+            let remap = columnLevels.map { index[$0] ?? -1 }
+            let fill = Int32(feature.fillLevel!)
+            let width = categorical.count
+            if feature.imputation == .error, let row = columnCodes.firstIndex(of: -1) {
+                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): missing value in '\(feature.name)', whose missing-value policy is 'error'")
+            }
+            for row in 0..<rows {
+                let code = columnCodes[row]
+                codes[row * width + slot] = code < 0 ? fill : remap[Int(code)]
+            }
+        }
+        return FeatureMatrix(
+            rowCount: rows, numeric: numericValues, numericCount: numeric.count, codes: codes,
+            levelCounts: categorical.map { $0.levels!.count })
+    }
+
+    /// A column read as categories (numbers become their text).
+    static func categorical(_ column: Column) -> (codes: [Int32], levels: [String]) {
+        switch column {
+        case .categorical(let codes, let levels): return (codes, levels)
+        case .numeric(let values):
+            let levels = Array(Set(values.filter { !$0.isNaN }.map(formatNumber))).sorted()
+            var index: [String: Int32] = [:]
+            for (code, level) in levels.enumerated() { index[level] = Int32(code) }
+            return (values.map { $0.isNaN ? -1 : index[formatNumber($0)]! }, levels)
+        }
+    }
+}
+
+/// Model inputs for `rowCount` rows: standardized numeric features (row-major, `numericCount` per row) and
+/// categorical level codes (row-major, one per categorical feature; -1 is the unknown bucket).
+public struct FeatureMatrix: Sendable {
+    public var rowCount: Int
+    public var numeric: [Double]
+    public var numericCount: Int
+    public var codes: [Int32]
+    /// Levels per categorical feature.
+    public var levelCounts: [Int]
+
+    public var categoricalCount: Int { levelCounts.count }
+    /// Columns after one-hot encoding of the categorical features.
+    public var oneHotWidth: Int { numericCount + levelCounts.reduce(0, +) }
+
+    /// Offsets of each categorical feature's one-hot block, after the numeric columns.
+    public var oneHotOffsets: [Int] {
+        var offsets: [Int] = []
+        var next = numericCount
+        for count in levelCounts {
+            offsets.append(next)
+            next += count
+        }
+        return offsets
+    }
+
+    /// The rows at `indices`, in that order.
+    public func rows(_ indices: [Int]) -> FeatureMatrix {
+        var numericOut = [Double](); numericOut.reserveCapacity(indices.count * numericCount)
+        var codesOut = [Int32](); codesOut.reserveCapacity(indices.count * categoricalCount)
+        for row in indices {
+            numericOut.append(contentsOf: numeric[row * numericCount ..< (row + 1) * numericCount])
+            codesOut.append(contentsOf: codes[row * categoricalCount ..< (row + 1) * categoricalCount])
+        }
+        return FeatureMatrix(rowCount: indices.count, numeric: numericOut, numericCount: numericCount, codes: codesOut, levelCounts: levelCounts)
+    }
+}
+
+/// Sum with compensation, so that means do not depend on accumulated rounding error.
+func kahanSum(_ values: [Double]) -> Double {
+    var sum = 0.0, compensation = 0.0
+    for value in values {
+        let y = value - compensation
+        let t = sum + y
+        compensation = (t - sum) - y
+        sum = t
+    }
+    return sum
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}

@@ -1,0 +1,537 @@
+import Foundation
+
+/// How raw features become bins (0...255): numeric features by thresholds (bin = how many thresholds are below
+/// the value), categorical features by a fitted order of their levels (bin 0 is the unknown bucket).
+public struct Binning: Sendable, Codable, Equatable {
+    /// Per numeric feature, ascending thresholds.
+    public var thresholds: [[Double]]
+    /// Per categorical feature, the bin of each level code.
+    public var levelBins: [[UInt8]]
+
+    public var featureCount: Int { thresholds.count + levelBins.count }
+
+    /// Bins every row: row-major, `featureCount` bytes per row.
+    func bin(_ matrix: FeatureMatrix) -> [UInt8] {
+        let features = featureCount, rows = matrix.rowCount
+        var out = [UInt8](repeating: 0, count: rows * features)
+        let p = matrix.numericCount, c = matrix.categoricalCount
+        out.withUnsafeMutableBufferPointer { buffer in
+            let shared = SharedPointer(base: buffer.baseAddress!)
+            let thresholds = self.thresholds, levelBins = self.levelBins
+            let chunks = RowChunks(rows: rows)
+            DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                matrix.numeric.withUnsafeBufferPointer { x in
+                    for row in chunks.range(chunk) {
+                        for j in 0..<p {
+                            shared[row * features + j] = UInt8(Binning.search(thresholds[j], x[row * p + j]))
+                        }
+                        for j in 0..<c {
+                            let code = Int(matrix.codes[row * c + j])
+                            shared[row * features + p + j] = code >= 0 && code < levelBins[j].count ? levelBins[j][code] : 0
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @inline(__always)
+    static func search(_ thresholds: [Double], _ value: Double) -> Int {
+        var low = 0, high = thresholds.count
+        while low < high {
+            let middle = (low + high) >> 1
+            if thresholds[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Fits thresholds on up to 200,000 rows (chosen with `seed`) and orders categorical levels by `order`.
+    static func fit(_ matrix: FeatureMatrix, maxBins: Int, seed: UInt64, levelScore: (Int, Int) -> Double) -> Binning {
+        let rows = matrix.rowCount, p = matrix.numericCount
+        var sample = Array(0..<rows)
+        if rows > 200_000 {
+            var random = SplitMix64(seed: seed)
+            random.shuffle(&sample)
+            sample = Array(sample[0..<200_000]).sorted()
+        }
+        var thresholds: [[Double]] = []
+        for j in 0..<p {
+            let values = sample.map { matrix.numeric[$0 * p + j] }.sorted()
+            var distinct: [Double] = []
+            for value in values where distinct.last != value { distinct.append(value) }
+            if distinct.count <= maxBins {
+                thresholds.append(zip(distinct, distinct.dropFirst()).map { ($0 + $1) / 2 })
+            } else {
+                var cuts: [Double] = []
+                for q in 1..<maxBins {
+                    let position = Double(q) / Double(maxBins) * Double(values.count - 1)
+                    let low = Int(position.rounded(.down)), high = min(low + 1, values.count - 1)
+                    let cut = values[low] + (values[high] - values[low]) * (position - Double(low))
+                    if cuts.last.map({ cut > $0 }) ?? true { cuts.append(cut) }
+                }
+                thresholds.append(cuts)
+            }
+        }
+        var levelBins: [[UInt8]] = []
+        for (j, levels) in matrix.levelCounts.enumerated() {
+            let order = (0..<levels).sorted { a, b in
+                let sa = levelScore(j, a), sb = levelScore(j, b)
+                return sa != sb ? sa < sb : a < b
+            }
+            var bins = [UInt8](repeating: 0, count: levels)
+            for (rank, level) in order.enumerated() { bins[level] = UInt8(min(rank + 1, 255)) }
+            levelBins.append(bins)
+        }
+        return Binning(thresholds: thresholds, levelBins: levelBins)
+    }
+}
+
+/// One regression tree over bins. Node 0 is the root; a leaf has `feature == -1`.
+public struct Tree: Sendable, Codable, Equatable {
+    public var feature: [Int32]
+    /// Rows whose bin is at most this go left.
+    public var threshold: [UInt8]
+    public var left: [Int32]
+    public var right: [Int32]
+    /// Leaf values, already multiplied by the learning rate.
+    public var value: [Double]
+
+    @inline(__always)
+    func predict(_ bins: UnsafePointer<UInt8>) -> Double {
+        var node = 0
+        while feature[node] >= 0 {
+            node = Int(bins[Int(feature[node])] <= threshold[node] ? left[node] : right[node])
+        }
+        return value[node]
+    }
+}
+
+/// Gradient-boosted trees: raw score = baseline + the sum of the trees (one per output per round).
+public struct BoostedTrees: Sendable, Codable, Equatable {
+    public var binning: Binning
+    /// One per output (1 for binary and regression, one per class for multiclass).
+    public var baseline: [Double]
+    /// Trees of round r for output k are at `r * outputs + k`.
+    public var trees: [Tree]
+
+    public var outputs: Int { baseline.count }
+
+    public func scores(_ matrix: FeatureMatrix) -> [Double] {
+        let bins = binning.bin(matrix)
+        let features = binning.featureCount
+        let outputs = self.outputs
+        var scores = [Double](repeating: 0, count: matrix.rowCount * outputs)
+        bins.withUnsafeBufferPointer { b in
+            for row in 0..<matrix.rowCount {
+                for k in 0..<outputs {
+                    var score = baseline[k]
+                    var index = k
+                    while index < trees.count {
+                        score += trees[index].predict(b.baseAddress! + row * features)
+                        index += outputs
+                    }
+                    scores[row * outputs + k] = score
+                }
+            }
+        }
+        return scores
+    }
+}
+
+/// Trains histogram-based gradient-boosted trees for binary, multiclass and regression tasks.
+public struct GradientBoostingTrainer: Sendable {
+    public var learningRate = 0.1
+    public var trees = 100
+    public var maxLeaves = 31
+    /// No limit when nil.
+    public var maxDepth: Int?
+    public var minSamplesLeaf = 20
+    public var l2 = 0.0
+    public var maxBins = 255
+    /// Nil: on when there are more than 10,000 rows (as scikit-learn's "auto").
+    public var earlyStopping: Bool?
+    public var validationFraction = 0.1
+    /// Rounds without improvement of the validation loss before stopping.
+    public var patience = 10
+    public var seed: UInt64 = 42
+
+    public init() {}
+
+    /// Called after each round with (round, rounds planned).
+    public typealias Progress = @Sendable (Int, Int) -> Void
+
+    /// Fits on `matrix`. Classification: `labels` are class indices and `classCount` > 1; regression: `targets`.
+    public func fit(_ matrix: FeatureMatrix, task: LearningTask, labels: [Int32], targets: [Double], classCount: Int,
+                    progress: Progress? = nil) -> (BoostedTrees, rounds: Int) {
+        let outputs = task == .multiclassClassification ? classCount : 1
+        let rows = matrix.rowCount
+        // Early stopping holds out a validation split (stratified for classification).
+        let stopEarly = earlyStopping ?? (rows > 10_000)
+        var trainRows = Array(0..<rows), validationRows: [Int] = []
+        if stopEarly {
+            (trainRows, validationRows) = splitForValidation(rows: rows, labels: task.isClassification ? labels : nil)
+        }
+        // Category order: by mean target (binary, regression) or frequency (multiclass), on the training rows.
+        let c = matrix.categoricalCount
+        var levelSum = matrix.levelCounts.map { [Double](repeating: 0, count: $0) }
+        var levelCount = matrix.levelCounts.map { [Double](repeating: 0, count: $0) }
+        for row in trainRows {
+            let y: Double = task == .regression ? targets[row] : (task == .binaryClassification ? Double(labels[row]) : 1)
+            for j in 0..<c {
+                let code = Int(matrix.codes[row * c + j])
+                if code >= 0 { levelSum[j][code] += y; levelCount[j][code] += 1 }
+            }
+        }
+        let binning = Binning.fit(matrix.rows(trainRows), maxBins: maxBins, seed: seed) { j, level in
+            task == .multiclassClassification ? -levelCount[j][level] : levelSum[j][level] / max(levelCount[j][level], 1)
+        }
+        let allBins = binning.bin(matrix)
+        let features = binning.featureCount
+        let trainBins = gather(allBins, rows: trainRows, width: features)
+        let validationBins = gather(allBins, rows: validationRows, width: features)
+        let n = trainRows.count
+
+        // Baseline: log-odds, log class priors, or the mean.
+        var baseline = [Double](repeating: 0, count: outputs)
+        switch task {
+        case .binaryClassification:
+            let positive = Double(trainRows.reduce(0) { $0 + Int(labels[$1]) }) / Double(n)
+            let clipped = min(max(positive, 1e-12), 1 - 1e-12)
+            baseline[0] = log(clipped / (1 - clipped))
+        case .multiclassClassification:
+            var counts = [Double](repeating: 0, count: outputs)
+            for row in trainRows { counts[Int(labels[row])] += 1 }
+            baseline = counts.map { log(max($0 / Double(n), 1e-12)) }
+        case .regression:
+            baseline[0] = trainRows.reduce(0) { $0 + targets[$1] } / Double(n)
+        }
+        let trainLabels = trainRows.map { labels.isEmpty ? 0 : labels[$0] }
+        let trainTargets = trainRows.map { targets.isEmpty ? 0 : targets[$0] }
+        let validationLabels = validationRows.map { labels.isEmpty ? 0 : labels[$0] }
+        let validationTargets = validationRows.map { targets.isEmpty ? 0 : targets[$0] }
+
+        var raw = [Double](repeating: 0, count: n * outputs)
+        for row in 0..<n { for k in 0..<outputs { raw[row * outputs + k] = baseline[k] } }
+        var validationRaw = [Double](repeating: 0, count: validationRows.count * outputs)
+        for row in 0..<validationRows.count { for k in 0..<outputs { validationRaw[row * outputs + k] = baseline[k] } }
+
+        var gradients = [Double](repeating: 0, count: n * 2)
+        var grown: [Tree] = []
+        var validationScores: [Double] = []
+        var builder = TreeBuilder(bins: trainBins, features: features, rows: n, maxBins: 256,
+                                  maxLeaves: maxLeaves, maxDepth: maxDepth, minSamplesLeaf: minSamplesLeaf, l2: l2)
+        var rounds = 0
+        for round in 0..<trees {
+            for k in 0..<outputs {
+                computeGradients(task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: &gradients)
+                let (tree, leafOfRow) = builder.grow(gradients: gradients, learningRate: learningRate)
+                for row in 0..<n { raw[row * outputs + k] += tree.value[Int(leafOfRow[row])] }
+                validationBins.withUnsafeBufferPointer { b in
+                    for row in 0..<validationRows.count {
+                        validationRaw[row * outputs + k] += tree.predict(b.baseAddress! + row * features)
+                    }
+                }
+                grown.append(tree)
+            }
+            rounds = round + 1
+            progress?(rounds, trees)
+            if stopEarly {
+                validationScores.append(-loss(task: task, raw: validationRaw, outputs: outputs, labels: validationLabels, targets: validationTargets))
+                if validationScores.count > patience {
+                    let reference = validationScores[validationScores.count - patience - 1]
+                    if !validationScores.suffix(patience).contains(where: { $0 > reference + 1e-7 }) { break }
+                }
+            }
+        }
+        return (BoostedTrees(binning: binning, baseline: baseline, trees: grown), rounds)
+    }
+
+    private func gather(_ bins: [UInt8], rows: [Int], width: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: rows.count * width)
+        for (index, row) in rows.enumerated() {
+            for f in 0..<width { out[index * width + f] = bins[row * width + f] }
+        }
+        return out
+    }
+
+    /// A deterministic split (stratified by label for classification): `validationFraction` of the rows held out.
+    private func splitForValidation(rows: Int, labels: [Int32]?) -> ([Int], [Int]) {
+        var random = SplitMix64(seed: seed &+ 17)
+        var groups: [[Int]]
+        if let labels {
+            let classes = Int(labels.max() ?? 0) + 1
+            groups = Array(repeating: [], count: classes)
+            for row in 0..<rows { groups[Int(labels[row])].append(row) }
+        } else {
+            groups = [Array(0..<rows)]
+        }
+        var train: [Int] = [], validation: [Int] = []
+        for var group in groups {
+            random.shuffle(&group)
+            let held = Int((Double(group.count) * validationFraction).rounded())
+            validation += group[0..<held]
+            train += group[held...]
+        }
+        return (train.sorted(), validation.sorted())
+    }
+
+    private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
+                                  into gradients: inout [Double]) {
+        let n = labels.count
+        gradients.withUnsafeMutableBufferPointer { g in
+            raw.withUnsafeBufferPointer { r in
+                switch task {
+                case .binaryClassification:
+                    for row in 0..<n {
+                        let p = 1 / (1 + exp(-r[row]))
+                        g[2 * row] = p - Double(labels[row])
+                        g[2 * row + 1] = max(p * (1 - p), 1e-16)
+                    }
+                case .multiclassClassification:
+                    for row in 0..<n {
+                        var maximum = r[row * outputs]
+                        for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
+                        var total = 0.0
+                        for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
+                        let p = exp(r[row * outputs + k] - maximum) / total
+                        g[2 * row] = p - (Int(labels[row]) == k ? 1 : 0)
+                        g[2 * row + 1] = max(p * (1 - p), 1e-16)
+                    }
+                case .regression:
+                    for row in 0..<n {
+                        g[2 * row] = r[row] - targets[row]
+                        g[2 * row + 1] = 1
+                    }
+                }
+            }
+        }
+    }
+
+    private func loss(task: LearningTask, raw: [Double], outputs: Int, labels: [Int32], targets: [Double]) -> Double {
+        let n = max(labels.count, targets.count)
+        guard n > 0 else { return 0 }
+        var total = 0.0
+        switch task {
+        case .binaryClassification:
+            for row in 0..<n {
+                let z = raw[row]
+                total += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - (labels[row] == 1 ? z : 0)
+            }
+        case .multiclassClassification:
+            for row in 0..<n {
+                var maximum = raw[row * outputs]
+                for j in 1..<outputs { maximum = max(maximum, raw[row * outputs + j]) }
+                var sum = 0.0
+                for j in 0..<outputs { sum += exp(raw[row * outputs + j] - maximum) }
+                total += log(sum) + maximum - raw[row * outputs + Int(labels[row])]
+            }
+        case .regression:
+            for row in 0..<n { total += 0.5 * (raw[row] - targets[row]) * (raw[row] - targets[row]) }
+        }
+        return total / Double(n)
+    }
+}
+
+/// Grows one tree leaf by leaf on binned rows, with histograms built for the smaller child and subtracted for the larger.
+struct TreeBuilder {
+    let bins: [UInt8]
+    let features: Int
+    let rows: Int
+    let maxBins: Int
+    let maxLeaves: Int
+    let maxDepth: Int?
+    let minSamplesLeaf: Int
+    let l2: Double
+    /// Row indices, partitioned so that each node's rows are contiguous.
+    var order: [Int32]
+    var scratch: [Int32]
+
+    init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
+        self.bins = bins
+        self.features = features
+        self.rows = rows
+        self.maxBins = maxBins
+        self.maxLeaves = maxLeaves
+        self.maxDepth = maxDepth
+        self.minSamplesLeaf = minSamplesLeaf
+        self.l2 = l2
+        self.order = []
+        self.scratch = [Int32](repeating: 0, count: rows)
+    }
+
+    /// A histogram: for feature f and bin b, at (f * maxBins + b) * 3: sum of gradients, sum of hessians, count.
+    typealias Histogram = [Double]
+
+    struct Split {
+        var gain: Double
+        var feature: Int
+        var threshold: Int
+        var leftGradient: Double, leftHessian: Double, leftCount: Int
+    }
+
+    struct Leaf {
+        var node: Int
+        var start: Int, end: Int
+        var depth: Int
+        var gradient: Double, hessian: Double
+        var histogram: Histogram
+        var split: Split?
+    }
+
+    /// Builds the histogram of rows order[start..<end], in fixed chunks summed in order (deterministic).
+    func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
+        let width = features * maxBins * 3
+        let count = end - start
+        let chunkSize = 16_384
+        let chunks = max(1, (count + chunkSize - 1) / chunkSize)
+        var partials = [Double](repeating: 0, count: chunks * width)
+        let features = self.features, maxBins = self.maxBins
+        bins.withUnsafeBufferPointer { b in
+            order.withUnsafeBufferPointer { o in
+                gradients.withUnsafeBufferPointer { g in
+                    partials.withUnsafeMutableBufferPointer { p in
+                        let shared = SharedPointer(base: p.baseAddress!)
+                        let bp = SharedConstPointer(base: b.baseAddress!), op = SharedConstPointer(base: o.baseAddress!), gp = SharedConstPointer(base: g.baseAddress!)
+                        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                            let out = shared.base + chunk * width
+                            let from = start + chunk * chunkSize, to = min(end, from + chunkSize)
+                            for index in from..<to {
+                                let row = Int(op.base[index])
+                                let gradient = gp.base[2 * row], hessian = gp.base[2 * row + 1]
+                                let rowBins = bp.base + row * features
+                                for f in 0..<features {
+                                    let slot = (f * maxBins + Int(rowBins[f])) * 3
+                                    out[slot] += gradient
+                                    out[slot + 1] += hessian
+                                    out[slot + 2] += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if chunks == 1 { return partials }
+        var total = Array(partials[0..<width])
+        for chunk in 1..<chunks {
+            for index in 0..<width { total[index] += partials[chunk * width + index] }
+        }
+        return total
+    }
+
+    func bestSplit(_ leaf: Leaf) -> Split? {
+        if let maxDepth, leaf.depth >= maxDepth { return nil }
+        let count = leaf.end - leaf.start
+        guard count >= 2 * minSamplesLeaf else { return nil }
+        let parentScore = leaf.gradient * leaf.gradient / (leaf.hessian + l2)
+        var best: Split?
+        leaf.histogram.withUnsafeBufferPointer { h in
+            for f in 0..<features {
+                var gl = 0.0, hl = 0.0, cl = 0
+                for b in 0..<(maxBins - 1) {
+                    let slot = (f * maxBins + b) * 3
+                    gl += h[slot]; hl += h[slot + 1]; cl += Int(h[slot + 2])
+                    if cl < minSamplesLeaf { continue }
+                    let cr = count - cl
+                    if cr < minSamplesLeaf { break }
+                    let gr = leaf.gradient - gl, hr = leaf.hessian - hl
+                    if hl < 1e-3 || hr < 1e-3 { continue }
+                    let gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parentScore
+                    if gain > (best?.gain ?? 1e-12) {
+                        best = Split(gain: gain, feature: f, threshold: b, leftGradient: gl, leftHessian: hl, leftCount: cl)
+                    }
+                }
+            }
+        }
+        return best
+    }
+
+    /// Grows a tree on `gradients` (pairs of gradient, hessian per row); returns it and each row's leaf node.
+    mutating func grow(gradients: [Double], learningRate: Double) -> (Tree, [Int32]) {
+        order = (0..<Int32(rows)).map { $0 }
+        var tree = Tree(feature: [-1], threshold: [0], left: [-1], right: [-1], value: [0])
+        var totalG = 0.0, totalH = 0.0
+        for row in 0..<rows { totalG += gradients[2 * row]; totalH += gradients[2 * row + 1] }
+        var root = Leaf(node: 0, start: 0, end: rows, depth: 0, gradient: totalG, hessian: totalH,
+                        histogram: histogram(gradients, start: 0, end: rows))
+        root.split = bestSplit(root)
+        var leaves = [root]
+        var leafCount = 1
+        while leafCount < maxLeaves {
+            // The open leaf with the largest gain (ties: the earliest node).
+            guard let pick = leaves.indices.filter({ leaves[$0].split != nil })
+                .max(by: { leaves[$0].split!.gain < leaves[$1].split!.gain || (leaves[$0].split!.gain == leaves[$1].split!.gain && leaves[$0].node > leaves[$1].node) })
+            else { break }
+            let leaf = leaves.remove(at: pick)
+            let split = leaf.split!
+            // Stable partition of the leaf's rows.
+            var leftEnd = leaf.start
+            var rightCount = 0
+            bins.withUnsafeBufferPointer { b in
+                for index in leaf.start..<leaf.end {
+                    let row = order[index]
+                    if Int(b[Int(row) * features + split.feature]) <= split.threshold {
+                        order[leftEnd] = row; leftEnd += 1
+                    } else {
+                        scratch[rightCount] = row; rightCount += 1
+                    }
+                }
+            }
+            for index in 0..<rightCount { order[leftEnd + index] = scratch[index] }
+            let leftNode = tree.feature.count, rightNode = leftNode + 1
+            tree.feature[leaf.node] = Int32(split.feature)
+            tree.threshold[leaf.node] = UInt8(split.threshold)
+            tree.left[leaf.node] = Int32(leftNode)
+            tree.right[leaf.node] = Int32(rightNode)
+            for _ in 0..<2 { tree.feature.append(-1); tree.threshold.append(0); tree.left.append(-1); tree.right.append(-1); tree.value.append(0) }
+            var left = Leaf(node: leftNode, start: leaf.start, end: leftEnd, depth: leaf.depth + 1,
+                            gradient: split.leftGradient, hessian: split.leftHessian, histogram: [])
+            var right = Leaf(node: rightNode, start: leftEnd, end: leaf.end, depth: leaf.depth + 1,
+                             gradient: leaf.gradient - split.leftGradient, hessian: leaf.hessian - split.leftHessian, histogram: [])
+            // Histogram of the smaller child; the larger one's is the parent's minus it.
+            let leftSmaller = left.end - left.start <= right.end - right.start
+            let small = leftSmaller ? histogram(gradients, start: left.start, end: left.end) : histogram(gradients, start: right.start, end: right.end)
+            var large = leaf.histogram
+            for index in 0..<large.count { large[index] -= small[index] }
+            if leftSmaller { left.histogram = small; right.histogram = large } else { right.histogram = small; left.histogram = large }
+            left.split = bestSplit(left)
+            right.split = bestSplit(right)
+            leaves.append(left)
+            leaves.append(right)
+            leafCount += 1
+        }
+        var leafOfRow = [Int32](repeating: 0, count: rows)
+        for leaf in leaves {
+            tree.value[leaf.node] = -leaf.gradient / (leaf.hessian + l2) * learningRate
+            for index in leaf.start..<leaf.end { leafOfRow[Int(order[index])] = Int32(leaf.node) }
+        }
+        return (tree, leafOfRow)
+    }
+}
+
+struct SharedConstPointer<Element>: @unchecked Sendable {
+    let base: UnsafePointer<Element>
+}
+
+/// A small, fast, seedable random generator (SplitMix64): the same seed gives the same sequence everywhere.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Fisher–Yates with this generator (the standard library's shuffle may change between versions).
+    public mutating func shuffle<T>(_ array: inout [T]) {
+        guard array.count > 1 else { return }
+        for i in stride(from: array.count - 1, to: 0, by: -1) {
+            let j = Int(next() % UInt64(i + 1))
+            array.swapAt(i, j)
+        }
+    }
+}

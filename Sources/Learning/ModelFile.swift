@@ -1,0 +1,164 @@
+public import Foundation
+
+/// A trainer parameter value.
+public enum ParameterValue: Sendable, Codable, Equatable, Hashable, CustomStringConvertible {
+    case number(Double)
+    case bool(Bool)
+
+    public var number: Double? { if case .number(let value) = self { return value } else { return nil } }
+    public var bool: Bool? { if case .bool(let value) = self { return value } else { return nil } }
+    public var description: String {
+        switch self {
+        case .number(let value): return formatNumber(value)
+        case .bool(let value): return String(value)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Bool.self) { self = .bool(value) } else { self = .number(try container.decode(Double.self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .number(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        }
+    }
+}
+
+/// The trained estimator inside a model file.
+public enum Estimator: Sendable, Codable, Equatable {
+    case logisticRegression(LinearModel)
+    case linearRegression(LinearModel)
+    case gradientBoosting(BoostedTrees)
+
+    public var algorithm: String {
+        switch self {
+        case .logisticRegression: return "logistic-regression"
+        case .linearRegression: return "linear-regression"
+        case .gradientBoosting: return "gradient-boosting"
+        }
+    }
+
+    func scores(_ matrix: FeatureMatrix) -> [Double] {
+        switch self {
+        case .logisticRegression(let model), .linearRegression(let model): return model.scores(matrix)
+        case .gradientBoosting(let model): return model.scores(matrix)
+        }
+    }
+}
+
+/// What a model file says about how it was built. Holds nothing that varies between two builds of the same inputs.
+public struct BuildRecord: Sendable, Codable, Equatable {
+    /// The version digest (64 hex digits).
+    public var digest: String
+    public var model: String
+    /// Repository path → sha256 of each data file read.
+    public var data: [String: String]
+    /// The parameters the model was trained with (after search).
+    public var parameters: [String: ParameterValue]
+    /// The version of Stagecraft that built it.
+    public var tool: String
+
+    public init(digest: String, model: String, data: [String: String], parameters: [String: ParameterValue], tool: String) {
+        self.digest = digest
+        self.model = model
+        self.data = data
+        self.parameters = parameters
+        self.tool = tool
+    }
+}
+
+/// Predictions for a batch of rows.
+public struct Predictions: Sendable, Equatable {
+    /// Classifiers: the predicted label of each row.
+    public var labels: [String]?
+    /// Classifiers: row-major probabilities, one per class in `ModelFile.classes` order. Regression: nil.
+    public var probabilities: [Double]?
+    /// Regression: the predicted values.
+    public var values: [Double]?
+}
+
+/// A model file (`model.json`): format version, task, classes, the fitted feature pipeline, the estimator and the
+/// build record. Written as JSON with sorted keys, so the same model gives the same bytes.
+public struct ModelFile: Sendable, Codable, Equatable {
+    /// The format this code writes; bumping it changes every digest.
+    public static let currentFormatVersion = 1
+
+    public var format = "stagecraft-model"
+    public var formatVersion = ModelFile.currentFormatVersion
+    public var task: LearningTask
+    public var target: String
+    /// Class labels, sorted (classification only); probabilities follow this order.
+    public var classes: [String]?
+    public var pipeline: FeaturePipeline
+    public var estimator: Estimator
+    public var build: BuildRecord
+
+    public init(task: LearningTask, target: String, classes: [String]?, pipeline: FeaturePipeline, estimator: Estimator, build: BuildRecord) {
+        self.task = task
+        self.target = target
+        self.classes = classes
+        self.pipeline = pipeline
+        self.estimator = estimator
+        self.build = build
+    }
+
+    /// Predicts every row of `data` (which needs the feature columns; the target column is ignored).
+    public func predict(_ data: Dataset) throws -> Predictions {
+        predict(try pipeline.transform(data))
+    }
+
+    /// Predicts already-transformed rows.
+    public func predict(_ matrix: FeatureMatrix) -> Predictions {
+        let scores = estimator.scores(matrix)
+        guard let classes else { return Predictions(values: scores) }
+        let k = classes.count
+        var probabilities = [Double](repeating: 0, count: matrix.rowCount * k)
+        var labels: [String] = []
+        labels.reserveCapacity(matrix.rowCount)
+        for row in 0..<matrix.rowCount {
+            if k == 2 {
+                let p = 1 / (1 + exp(-scores[row]))
+                probabilities[row * 2] = 1 - p
+                probabilities[row * 2 + 1] = p
+            } else {
+                var maximum = scores[row * k]
+                for j in 1..<k { maximum = max(maximum, scores[row * k + j]) }
+                var total = 0.0
+                for j in 0..<k { let e = exp(scores[row * k + j] - maximum); probabilities[row * k + j] = e; total += e }
+                for j in 0..<k { probabilities[row * k + j] /= total }
+            }
+            var best = 0
+            for j in 1..<k where probabilities[row * k + j] > probabilities[row * k + best] { best = j }
+            labels.append(classes[best])
+        }
+        return Predictions(labels: labels, probabilities: probabilities)
+    }
+
+    /// The file's bytes: JSON, keys sorted, numbers in their shortest round-trip form.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    /// Reads a model file, refusing other formats and unknown format versions.
+    public static func decode(_ data: Data) throws -> ModelFile {
+        struct Header: Decodable { var format: String?; var formatVersion: Int? }
+        let header = try? JSONDecoder().decode(Header.self, from: data)
+        guard header?.format == "stagecraft-model" else {
+            throw LearningError(.invalidModelFile, "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
+        }
+        guard header?.formatVersion == currentFormatVersion else {
+            throw LearningError(.invalidModelFile, "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not supported (expected \(currentFormatVersion))")
+        }
+        do {
+            return try JSONDecoder().decode(ModelFile.self, from: data)
+        } catch {
+            throw LearningError(.invalidModelFile, "the model file is damaged: \(error)")
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// Row ranges of a fixed size, so that sums reduce in the same order whatever the number of cores:
+/// results are byte-identical on any machine.
+struct RowChunks {
+    static let size = 16_384
+    let rows: Int
+    var count: Int { (rows + Self.size - 1) / Self.size }
+    func range(_ chunk: Int) -> Range<Int> { chunk * Self.size ..< min(rows, (chunk + 1) * Self.size) }
+
+    /// Runs `body` for every chunk, on all cores; each chunk writes `width` doubles of its own, which are then
+    /// summed chunk by chunk, in order.
+    func sum(width: Int, _ body: @Sendable (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+        let chunks = count
+        var partials = [Double](repeating: 0, count: max(chunks, 1) * width)
+        partials.withUnsafeMutableBufferPointer { buffer in
+            let shared = SharedPointer(base: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                body(range(chunk), shared.base + chunk * width)
+            }
+        }
+        var total = [Double](repeating: 0, count: width)
+        for chunk in 0..<chunks {
+            for index in 0..<width { total[index] += partials[chunk * width + index] }
+        }
+        return total
+    }
+}
