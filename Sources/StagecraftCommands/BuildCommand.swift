@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import GitStore
+import Learning
+import Manifests
+import Reconciler
+import Registry
+
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build a model version from its manifest and data at a ref.",
+        discussion: """
+            Reads manifests/<model>.yaml and its data as committed at --ref, computes
+            the version digest, and reuses .stagecraft/artifacts/<digest>/ when it
+            exists; otherwise trains (with the manifest's search), evaluates on the
+            holdout set and writes model.json, metrics.json and build.json there.
+
+            Examples:
+              stagecraft build breast-cancer
+              stagecraft build penguins --ref main~1 --output json
+            """
+    )
+
+    @Argument(help: "The model to build (the name of manifests/<model>.yaml).")
+    var model: String
+
+    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var format: OutputOptions
+
+    struct Report: Encodable {
+        var model: String
+        var digest: String
+        var version: String
+        var reused: Bool
+        var source: String
+        var algorithm: String
+        var parameters: [String: ParameterValue]
+        var metrics: [String: Double]
+        var timings: [String: Double]
+        var artifact: String
+    }
+
+    func run() async throws {
+        let console = Console.current
+        let builder = Builder(repository: try repository.open(), toolVersion: Stagecraft.version)
+        let progress = ProgressLine(console: console)
+        let model = self.model
+        let result = try builder.build(model: model, ref: repository.ref) { event in
+            switch event {
+            case .searching(let candidate, let candidates, let fold, let folds):
+                progress.update("\(model): search \(candidate)/\(candidates), fold \(fold)/\(folds)")
+            case .boosting(let round, let rounds):
+                progress.update("\(model): boosting round \(round)/\(rounds)")
+            case .fitting:
+                progress.update("\(model): fitting")
+            case .evaluating:
+                progress.update("\(model): evaluating on the holdout set")
+            }
+        }
+        progress.finish()
+        let info = result.info
+        let artifact = result.artifact.path
+        if format.json {
+            console.print(try JSONOutput.encode(Report(
+                model: info.model, digest: result.digest, version: VersionDigest.short(result.digest), reused: result.reused,
+                source: info.source, algorithm: info.algorithm, parameters: info.parameters, metrics: result.metrics.holdout,
+                timings: info.timings, artifact: artifact)))
+            return
+        }
+        let parameters = info.parameters.keys.sorted().map { "\($0)=\(info.parameters[$0]!)" }.joined(separator: ", ")
+        let version = console.styled(VersionDigest.short(result.digest), .bold)
+        if result.reused {
+            console.print(console.styled("✓", .green) + " \(info.model) \(version) reused: the artifact store has it (built from \(String(info.source.prefix(12))))")
+        } else {
+            let seconds = String(format: "%.2f", info.timings["total"] ?? 0)
+            console.print(console.styled("✓", .green) + " \(info.model) \(version) built from \(String(info.source.prefix(12))) in \(seconds) s (\(info.algorithm)\(parameters.isEmpty ? "" : ", \(parameters)"))")
+        }
+        console.print("  holdout: " + formatMetrics(result.metrics.holdout))
+        console.print("  artifact: \(artifact)")
+    }
+}
+
+/// `accuracy 0.9912  auc 0.9995 …`, sorted by name.
+func formatMetrics(_ metrics: [String: Double]) -> String {
+    metrics.keys.sorted().map { "\($0) \(String(format: "%.4f", metrics[$0]!))" }.joined(separator: "  ")
+}
+
+struct BuildsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "builds",
+        abstract: "List the versions in the artifact store, with their metrics, to compare experiments.",
+        discussion: """
+            Examples:
+              stagecraft builds
+              stagecraft builds penguins --output json
+            """
+    )
+
+    @Argument(help: "Only this model's builds.")
+    var model: String?
+
+    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var format: OutputOptions
+
+    func run() async throws {
+        let console = Console.current
+        let repo = try repository.open()
+        let source = try GitProjectSource(repository: repo, ref: repository.ref)
+        let settings = (try? Project.check(source).0.settings) ?? ProjectSettings()
+        let root = URL(fileURLWithPath: repo.workingDirectory ?? repo.gitDirectory)
+        let store = ArtifactStore(root: root.appendingPathComponent(settings.artifacts))
+        let builds = store.builds().filter { model == nil || $0.model == model }
+        if format.json {
+            console.print(try JSONOutput.encode(builds))
+            return
+        }
+        guard !builds.isEmpty else {
+            console.print("no builds\(model.map { " of \($0)" } ?? "") in \(store.root.path)")
+            return
+        }
+        let metricNames = Array(Set(builds.flatMap { $0.metrics.keys })).sorted()
+        let header = ["VERSION", "MODEL", "ALGORITHM", "SOURCE", "BUILT"] + metricNames
+        let formatter = ISO8601DateFormatter()
+        let rows = builds.map { build in
+            [VersionDigest.short(build.digest), build.model, build.algorithm, String(build.source.prefix(12)), formatter.string(from: build.createdAt)]
+                + metricNames.map { name in build.metrics[name].map { String(format: "%.4f", $0) } ?? "-" }
+        }
+        for line in table([header] + rows) { console.print(line) }
+    }
+}
+
+/// Rows padded into aligned columns.
+func table(_ rows: [[String]]) -> [String] {
+    guard let first = rows.first else { return [] }
+    let widths = first.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return rows.map { row in
+        row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            .trimmingCharacters(in: .whitespaces)
+    }
+}
