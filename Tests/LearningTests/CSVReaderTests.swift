@@ -1,0 +1,71 @@
+import Foundation
+import Learning
+import Testing
+
+@Suite struct CSVReaderTests {
+    func read(_ text: String, types: [String: ColumnType] = [:]) throws -> Dataset {
+        try CSVReader.read(Data(text.utf8), source: "data/t.csv", types: types)
+    }
+
+    @Test func quotedFieldsWithCommasQuotesAndNewlinesAndCRLF() throws {
+        let data = try read("id,name,score\r\n1,\"Smith, J\",3.5\r\n2,\"say \"\"hi\"\"\",-2e-1\r\n3,\"two\nlines\",7\r\n")
+        #expect(data.names == ["id", "name", "score"])
+        #expect(data.rowCount == 3)
+        #expect(data.columns[0] == .numeric([1, 2, 3]))
+        #expect(data.columns[1] == .categorical(codes: [0, 1, 2], levels: ["Smith, J", "say \"hi\"", "two\nlines"]))
+        #expect(data.columns[2] == .numeric([3.5, -0.2, 7]))
+    }
+
+    @Test func missingValuesAndTypeInference() throws {
+        let data = try read("a,b,c\n1,x,\nNA,?,2\n?,y,NA\n4.25,x,\n")
+        guard case .numeric(let a) = data.columns[0] else { Issue.record("a should be numeric"); return }
+        #expect(a[0] == 1 && a[1].isNaN && a[2].isNaN && a[3] == 4.25)
+        #expect(data.columns[1] == .categorical(codes: [0, -1, 1, 0], levels: ["x", "y"]))
+        guard case .numeric(let c) = data.columns[2] else { Issue.record("c should be numeric"); return }
+        #expect(c[0].isNaN && c[1] == 2 && c[2].isNaN && c[3].isNaN)
+    }
+
+    @Test func numbersParseExactly() throws {
+        let values = ["0.1", "123456789.123456789", "1e22", "1.7976931348623157e308", "-0.000001", "5e-324", "  42 ", "+3", ".5", "12345678901234567890"]
+        let data = try read("x\n" + values.joined(separator: "\n") + "\n")
+        guard case .numeric(let parsed) = data.columns[0] else { Issue.record("x should be numeric"); return }
+        #expect(parsed == values.map { Double($0.trimmingCharacters(in: .whitespaces))! })
+    }
+
+    @Test func aTrailingNewlineAndBlankLinesAreNotRows() throws {
+        #expect(try read("a,b\n1,2\n\n3,4").rowCount == 2)
+        #expect(try read("a,b\n1,\n").columns[1].count == 1)
+    }
+
+    @Test func raggedRowsNameFileRowAndColumn() {
+        #expect(throws: LearningError.self) { try read("a,b,c\n1,2,3\n4,5\n") }
+        let short = #expect(throws: LearningError.self) { try read("a,b,c\n1,2,3\n4,5\n") }
+        #expect(short?.message == "data/t.csv:3:3: row has 2 fields, expected 3 as in the header")
+        let long = #expect(throws: LearningError.self) { try read("a,b\n1,2\n3,4\n5,6,7\n") }
+        #expect(long?.message == "data/t.csv:4:3: row has 3 fields, expected 2 as in the header")
+        #expect(long?.code == .malformedData)
+    }
+
+    @Test func unclosedQuotesAndTextAfterQuotes() {
+        let unclosed = #expect(throws: LearningError.self) { try read("a,b\n1,\"open\n2,3\n") }
+        #expect(unclosed?.message == "data/t.csv:2:2: quoted field is never closed")
+        let after = #expect(throws: LearningError.self) { try read("a,b\n1,\"x\"y\n") }
+        #expect(after?.message == "data/t.csv:2:2: unexpected text after a closing quote")
+    }
+
+    @Test func textInADeclaredNumericColumnIsAnError() {
+        let error = #expect(throws: LearningError.self) { try read("age,plan\n31,basic\n\"4O\",pro\n", types: ["age": .numeric]) }
+        #expect(error?.code == .invalidValue)
+        #expect(error?.message == "data/t.csv:3:1: '4O' in numeric column 'age' is not a number")
+    }
+
+    @Test func aDuplicateHeaderIsAnError() {
+        let error = #expect(throws: LearningError.self) { try read("a,b,a\n1,2,3\n") }
+        #expect(error?.message == "data/t.csv:1:3: column 'a' appears twice in the header")
+    }
+
+    @Test func declaredCategoricalKeepsNumbersAsText() throws {
+        let data = try read("zip,y\n02139,1\n10001,0\n", types: ["zip": .categorical])
+        #expect(data.columns[0] == .categorical(codes: [0, 1], levels: ["02139", "10001"]))
+    }
+}

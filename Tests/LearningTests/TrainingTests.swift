@@ -1,0 +1,106 @@
+import Foundation
+import Learning
+import StagecraftTesting
+import Testing
+
+@Suite struct TrainingTests {
+    func example(_ name: String) throws -> (Dataset, Dataset) {
+        let folder = Fixtures.packageRoot + "/data/\(name)"
+        return (try CSVReader.read(Data(contentsOf: URL(fileURLWithPath: folder + "/train.csv")), source: "train.csv"),
+                try CSVReader.read(Data(contentsOf: URL(fileURLWithPath: folder + "/test.csv")), source: "test.csv"))
+    }
+
+    let record = BuildRecord(digest: String(repeating: "a", count: 64), model: "m", data: [:], parameters: [:], tool: "test")
+
+    static let configurations: [(String, String, LearningTask, AlgorithmName)] = [
+        ("breast-cancer", "diagnosis", .binaryClassification, .logisticRegression),
+        ("breast-cancer", "diagnosis", .binaryClassification, .gradientBoosting),
+        ("penguins", "species", .multiclassClassification, .logisticRegression),
+        ("penguins", "species", .multiclassClassification, .gradientBoosting),
+    ]
+
+    @Test(arguments: configurations.indices)
+    func aModelFileRoundTripsToTheSamePredictionsAndBuildsAreByteIdentical(_ index: Int) throws {
+        let (name, target, task, algorithm) = Self.configurations[index]
+        let (train, test) = try example(name)
+        let request = TrainingRequest(task: task, target: target, algorithm: algorithm)
+        let first = try Training.run(request, train: train, test: test)
+        let model = first.modelFile(task: task, target: target, build: record)
+        let bytes = try model.encoded()
+        let loaded = try ModelFile.decode(bytes)
+        #expect(loaded == model)
+        #expect(try loaded.predict(test) == model.predict(test))
+        // The same inputs train to the same bytes.
+        let second = try Training.run(request, train: train, test: test).modelFile(task: task, target: target, build: record)
+        #expect(try second.encoded() == bytes)
+        #expect(first.holdoutMetrics["accuracy"]! >= 0.95, "\(name) \(algorithm): \(first.holdoutMetrics)")
+    }
+
+    @Test func anUnknownCategoryAtPredictionTimeIsAnsweredNotRejected() throws {
+        let (train, test) = try example("penguins")
+        let outcome = try Training.run(TrainingRequest(task: .multiclassClassification, target: "species", algorithm: .gradientBoosting), train: train, test: test)
+        let model = outcome.modelFile(task: .multiclassClassification, target: "species", build: record)
+        let row = try CSVReader.read(Data("island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year\nAtlantis,45,15,220,5000,NA,2009\n".utf8), source: "row")
+        let predictions = try model.predict(row)
+        #expect(predictions.labels?.count == 1)
+        let probabilities = try #require(predictions.probabilities)
+        #expect(abs(probabilities.reduce(0, +) - 1) < 1e-9)
+    }
+
+    @Test func ridgeRegressionRecoversALinearFunction() throws {
+        var text = "x,z,y\n"
+        for i in 0..<200 {
+            let x = Double(i) / 10, z = Double((i * 7) % 13)
+            text += "\(x),\(z),\(2 * x - 0.5 * z + 3)\n"
+        }
+        let data = try CSVReader.read(Data(text.utf8), source: "lin.csv")
+        let outcome = try Training.run(TrainingRequest(task: .regression, target: "y", algorithm: .linearRegression, parameters: ["l2": .number(0)]), train: data, test: data)
+        #expect(outcome.holdoutMetrics["rmse"]! < 1e-6)
+        #expect(abs(outcome.holdoutMetrics["r2"]! - 1) < 1e-9)
+    }
+
+    @Test func boostedTreesFitAStepFunction() throws {
+        var text = "x,y\n"
+        // 100 distinct x values: within the 255 bins, so the step falls between two bins.
+        for i in 0..<400 { text += "\(i % 100),\(i % 100 < 50 ? 1.0 : 5.0)\n" }
+        let data = try CSVReader.read(Data(text.utf8), source: "step.csv")
+        let outcome = try Training.run(TrainingRequest(task: .regression, target: "y", algorithm: .gradientBoosting), train: data, test: data)
+        #expect(outcome.holdoutMetrics["rmse"]! < 0.01)
+    }
+
+    @Test func searchPicksTheBestCandidateAndBreaksTiesByGridOrder() throws {
+        let (train, test) = try example("breast-cancer")
+        let search = SearchRequest(folds: 3, metric: "logLoss", grid: ["l2": [.number(10), .number(0.001), .number(1)]])
+        let outcome = try Training.run(TrainingRequest(task: .binaryClassification, target: "diagnosis", algorithm: .logisticRegression, search: search),
+                                       train: train, test: test)
+        #expect(outcome.search.map { $0.parameters["l2"] } == [.number(10), .number(0.001), .number(1)])
+        let best = outcome.search.min { $0.score < $1.score }!
+        #expect(outcome.parameters["l2"] == best.parameters["l2"])
+        #expect(outcome.search.allSatisfy { $0.foldScores.count == 3 })
+        // A metric where every candidate ties picks the first.
+        let tie = SearchRequest(folds: 2, metric: "accuracy", grid: ["maxIterations": [.number(300), .number(400)]])
+        let tied = try Training.run(TrainingRequest(task: .binaryClassification, target: "diagnosis", algorithm: .logisticRegression, search: tie),
+                                    train: train, test: test)
+        #expect(tied.search[0].score == tied.search[1].score)
+        #expect(tied.parameters["maxIterations"] == .number(300))
+    }
+
+    @Test func badTargetsAreClearErrors() throws {
+        let (train, test) = try example("penguins")
+        let binary = #expect(throws: LearningError.self) {
+            try Training.run(TrainingRequest(task: .binaryClassification, target: "species", algorithm: .logisticRegression), train: train, test: test)
+        }
+        #expect(binary?.message == "train.csv: a binary classification needs exactly 2 classes in 'species', found 3 (Adelie, Chinstrap, Gentoo)")
+        let missing = #expect(throws: LearningError.self) {
+            try Training.run(TrainingRequest(task: .multiclassClassification, target: "kind", algorithm: .logisticRegression), train: train, test: test)
+        }
+        #expect(missing?.code == .missingColumn)
+    }
+
+    @Test func modelFilesOfOtherFormatsAreRefused() {
+        let other = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"onnx"}"#.utf8)) }
+        #expect(other?.message == "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
+        let newer = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"stagecraft-model","formatVersion":9}"#.utf8)) }
+        #expect(newer?.message == "model file format version 9 is not supported (expected 1)")
+    }
+}
