@@ -25,7 +25,7 @@ test = pd.read_csv(test_path)
 read = time.perf_counter() - start
 
 features = [c for c in train.columns if c != target]
-categorical = [c for c in features if train[c].dtype == object]
+categorical = [c for c in features if not pd.api.types.is_numeric_dtype(train[c])]
 numeric = [c for c in features if c not in categorical]
 y_train, y_test = train[target].astype(str), test[target].astype(str)
 
@@ -42,7 +42,7 @@ if algorithm == "logistic-regression":
 else:
     X_train, X_test = train[features].copy(), test[features].copy()
     for c in categorical:
-        kinds = pd.CategoricalDtype(sorted(X_train[c].dropna().unique()))
+        kinds = pd.CategoricalDtype(sorted(X_train[c].dropna().astype(str).unique()))
         X_train[c] = X_train[c].astype(kinds)
         X_test[c] = X_test[c].astype(kinds)
     model = HistGradientBoostingClassifier(random_state=42)

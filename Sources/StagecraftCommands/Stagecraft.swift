@@ -1,7 +1,10 @@
 public import ArgumentParser
 import Foundation
 import GitStore
+import Learning
 import Manifests
+import Reconciler
+import Registry
 
 /// The `stagecraft` command: takes machine-learning models from a commit to serving traffic, the GitOps way.
 public struct Stagecraft: AsyncParsableCommand {
@@ -74,8 +77,8 @@ extension Stagecraft {
         case let invalid as InvalidProject:
             console.printError(invalid.description)
             return ExitStatus.failure.rawValue
-        case let git as GitError:
-            console.printError(console.styled("error: ", .red) + git.description)
+        case is GitError, is LearningError, is RegistryError, is BuildError:
+            console.printError(console.styled("error: ", .red) + String(describing: error))
             return ExitStatus.failure.rawValue
         default:
             let code = exitCode(for: error).rawValue
