@@ -78,14 +78,49 @@ public enum CSVReader {
             throw LearningError(.malformedData, "\(source):1:\(index + 1): column '\(name)' appears twice in the header")
         }
         let rows = tokens.rowCount - 1
+        let shared = SharedTokens(tokens: tokens, bytes: bytes)
+        // Numbers first, row by row in parallel chunks (the field offsets are read in order); a column with any
+        // text in it is read again below as categories.
+        let numericCandidates = names.map { types[$0] != .categorical }
+        let chunks = RowChunks(rows: rows)
+        let numbers = UnsafeMutablePointer<Double>.allocate(capacity: max(rows * width, 1))
+        defer { numbers.deallocate() }
+        var sawText = [Bool](repeating: false, count: max(chunks.count, 1) * width)
+        sawText.withUnsafeMutableBufferPointer { flags in
+            let flags = SharedPointer(base: flags.baseAddress!), out = SharedPointer(base: numbers)
+            DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                let tokens = shared.tokens, bytes = shared.bytes
+                for row in chunks.range(chunk) {
+                    let first = (row + 1) * width
+                    for column in 0..<width where numericCandidates[column] {
+                        let start = Int(tokens.starts[first + column]), end = Int(tokens.ends[first + column])
+                        if isMissing(bytes, start, end) {
+                            out[column * rows + row] = .nan
+                        } else if let value = parseDouble(bytes, start, end) {
+                            out[column * rows + row] = value
+                        } else {
+                            out[column * rows + row] = .nan
+                            flags[chunk * width + column] = true
+                        }
+                    }
+                }
+            }
+        }
         var columns = [Column?](repeating: nil, count: width)
         var failures = [LearningError?](repeating: nil, count: width)
-        let shared = SharedTokens(tokens: tokens, bytes: bytes)
+        let textColumns = (0..<width).map { column in
+            !numericCandidates[column] || (0..<chunks.count).contains { sawText[$0 * width + column] }
+        }
         columns.withUnsafeMutableBufferPointer { columnBuffer in
             failures.withUnsafeMutableBufferPointer { failureBuffer in
                 let columnOut = SharedPointer(base: columnBuffer.baseAddress!)
                 let failureOut = SharedPointer(base: failureBuffer.baseAddress!)
+                let numbers = SharedConstPointer(base: UnsafePointer(numbers))
                 DispatchQueue.concurrentPerform(iterations: width) { column in
+                    guard textColumns[column] else {
+                        columnOut[column] = .numeric(Array(UnsafeBufferPointer(start: numbers.base + column * rows, count: rows)))
+                        return
+                    }
                     do {
                         columnOut[column] = try parseColumn(column, rows: rows, declared: types[names[column]], name: names[column], shared, source: source)
                     } catch let error as LearningError {
@@ -159,16 +194,86 @@ public enum CSVReader {
         let bytes: UnsafeBufferPointer<UInt8>
     }
 
+    /// Tokenizes the whole file: in parallel chunks when it has no quote character (so that every newline ends a
+    /// record), otherwise in one pass.
     static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, source: String) throws -> Tokens {
         guard bytes.count < Int(UInt32.max) else { throw LearningError(.malformedData, "\(source): files over 4 GiB are not supported") }
-        // A first guess at the number of fields: commas + newlines.
-        var tokens = Tokens(capacity: bytes.count / 6)
+        let chunkCount = bytes.count > 4_000_000 ? 4 * ProcessInfo.processInfo.activeProcessorCount : 1
+        guard chunkCount > 1, memchr(bytes.baseAddress!, 34, bytes.count) == nil,
+              let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
+        else {
+            return try tokenize(bytes, from: 0, to: bytes.count, firstLine: 1, width: nil, source: source)
+        }
+        let headerEnd = UnsafeRawPointer(newlineAt) - UnsafeRawPointer(bytes.baseAddress!) + 1
+        let header = try tokenize(bytes, from: 0, to: headerEnd, firstLine: 1, width: nil, source: source)
+        // Chunk boundaries just after a newline.
+        var bounds = [headerEnd]
+        for chunk in 1..<chunkCount {
+            var position = max(bounds.last!, headerEnd + (bytes.count - headerEnd) * chunk / chunkCount)
+            while position < bytes.count && bytes[position - 1] != 10 { position += 1 }
+            if position > bounds.last! && position < bytes.count { bounds.append(position) }
+        }
+        bounds.append(bytes.count)
+        let ranges = zip(bounds, bounds.dropFirst()).map { $0 ..< $1 }
+        // Lines before each chunk, then every chunk on its own.
+        var newlines = [Int](repeating: 0, count: ranges.count)
+        newlines.withUnsafeMutableBufferPointer { counts in
+            let out = SharedPointer<Int>(base: counts.baseAddress!), base = SharedConstPointer<UInt8>(base: bytes.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+                var count = 0
+                for position in ranges[index] where base.base[position] == 10 { count += 1 }
+                out[index] = count
+            }
+        }
+        var starts: [Int] = []
+        var line = 2
+        for count in newlines { starts.append(line); line += count }
+        let firstLines = starts
+        var results = [Result<Tokens, any Error>?](repeating: nil, count: ranges.count)
+        let shared = SharedTokens(tokens: header, bytes: bytes)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer<Result<Tokens, any Error>?>(base: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+                let firstLine = firstLines[index]
+                out[index] = Result<Tokens, any Error>(catching: {
+                    try tokenize(shared.bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, firstLine: firstLine,
+                                 width: shared.tokens.width, source: source)
+                })
+            }
+        }
+        var parts = [header]
+        for result in results {
+            switch result! {
+            case .success(let part): parts.append(part)
+            case .failure(let error):
+                for part in parts { part.release() }
+                for case .success(let part)? in results { part.release() }
+                throw error
+            }
+        }
+        var merged = Tokens(capacity: parts.reduce(0) { $0 + $1.count })
+        merged.width = header.width
+        for part in parts {
+            (merged.starts + merged.count).update(from: part.starts, count: part.count)
+            (merged.ends + merged.count).update(from: part.ends, count: part.count)
+            merged.count += part.count
+            merged.lines += part.lines
+            part.release()
+        }
+        return merged
+    }
+
+    /// Tokenizes bytes[from..<to], whose first byte is on line `firstLine`; `width` is the header's when known.
+    static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, firstLine: Int, width: Int?, source: String) throws -> Tokens {
+        // A first guess at the number of fields.
+        var tokens = Tokens(capacity: (to - from) / 6)
+        if let width { tokens.width = width }
         let comma: UInt8 = 44, quote: UInt8 = 34, newline: UInt8 = 10, carriageReturn: UInt8 = 13
-        var position = 0
-        var line = 1
+        var position = from
+        var line = firstLine
         var fieldsInRow = 0
-        let end = bytes.count
-        var rowStartLine = 1
+        let end = to
+        var rowStartLine = firstLine
         while position < end {
             if fieldsInRow == 0 { rowStartLine = line }
             var fieldStart = position

@@ -36,6 +36,24 @@ public struct Binning: Sendable, Codable, Equatable {
         return out
     }
 
+    /// Thresholds for sorted values: midpoints between distinct values when there are few enough, otherwise the
+    /// midpoints of evenly spaced percentiles (as scikit-learn's binning does).
+    static func thresholds(_ values: [Double], maxBins: Int) -> [Double] {
+        var distinct: [Double] = []
+        for value in values where distinct.last != value { distinct.append(value) }
+        if distinct.count <= maxBins {
+            return zip(distinct, distinct.dropFirst()).map { ($0 + $1) / 2 }
+        }
+        var cuts: [Double] = []
+        for q in 1..<maxBins {
+            let position = Double(q) / Double(maxBins) * Double(values.count - 1)
+            let low = Int(position.rounded(.down)), high = Int(position.rounded(.up))
+            let cut = (values[low] + values[high]) / 2
+            if cuts.last.map({ cut > $0 }) ?? true { cuts.append(cut) }
+        }
+        return cuts
+    }
+
     @inline(__always)
     static func search(_ thresholds: [Double], _ value: Double) -> Int {
         var low = 0, high = thresholds.count
@@ -55,25 +73,16 @@ public struct Binning: Sendable, Codable, Equatable {
             random.shuffle(&sample)
             sample = Array(sample[0..<200_000]).sorted()
         }
-        var thresholds: [[Double]] = []
-        for j in 0..<p {
-            let values = sample.map { matrix.numeric[$0 * p + j] }.sorted()
-            var distinct: [Double] = []
-            for value in values where distinct.last != value { distinct.append(value) }
-            if distinct.count <= maxBins {
-                thresholds.append(zip(distinct, distinct.dropFirst()).map { ($0 + $1) / 2 })
-            } else {
-                var cuts: [Double] = []
-                for q in 1..<maxBins {
-                    let position = Double(q) / Double(maxBins) * Double(values.count - 1)
-                    let low = Int(position.rounded(.down)), high = min(low + 1, values.count - 1)
-                    let cut = values[low] + (values[high] - values[low]) * (position - Double(low))
-                    if cuts.last.map({ cut > $0 }) ?? true { cuts.append(cut) }
-                }
-                thresholds.append(cuts)
+        var thresholds = [[Double]](repeating: [], count: p)
+        let sharedSample = sample
+        thresholds.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer(base: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: p) { j in
+                out[j] = Binning.thresholds(sharedSample.map { matrix.numeric[$0 * p + j] }.sorted(), maxBins: maxBins)
             }
         }
         var levelBins: [[UInt8]] = []
+
         for (j, levels) in matrix.levelCounts.enumerated() {
             let order = (0..<levels).sorted { a, b in
                 let sa = levelScore(j, a), sb = levelScore(j, b)
@@ -219,17 +228,37 @@ public struct GradientBoostingTrainer: Sendable {
         var gradients = [Double](repeating: 0, count: n * 2)
         var grown: [Tree] = []
         var validationScores: [Double] = []
-        var builder = TreeBuilder(bins: trainBins, features: features, rows: n, maxBins: 256,
+        // Column-major copy for the builder: one feature's bins are contiguous.
+        var columnBins = [UInt8](repeating: 0, count: trainBins.count)
+        columnBins.withUnsafeMutableBufferPointer { out in
+            trainBins.withUnsafeBufferPointer { input in
+                let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: features) { f in
+                    for row in 0..<n { out[f * n + row] = input.base[row * features + f] }
+                }
+            }
+        }
+        var builder = TreeBuilder(bins: columnBins, features: features, rows: n, maxBins: 256,
                                   maxLeaves: maxLeaves, maxDepth: maxDepth, minSamplesLeaf: minSamplesLeaf, l2: l2)
         var rounds = 0
         for round in 0..<trees {
             for k in 0..<outputs {
                 computeGradients(task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: &gradients)
                 let (tree, leafOfRow) = builder.grow(gradients: gradients, learningRate: learningRate)
-                for row in 0..<n { raw[row * outputs + k] += tree.value[Int(leafOfRow[row])] }
+                raw.withUnsafeMutableBufferPointer { buffer in
+                    let out = SharedPointer(base: buffer.baseAddress!)
+                    let chunks = RowChunks(rows: n)
+                    DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                        for row in chunks.range(chunk) { out[row * outputs + k] += tree.value[Int(leafOfRow[row])] }
+                    }
+                }
                 validationBins.withUnsafeBufferPointer { b in
-                    for row in 0..<validationRows.count {
-                        validationRaw[row * outputs + k] += tree.predict(b.baseAddress! + row * features)
+                    validationRaw.withUnsafeMutableBufferPointer { buffer in
+                        let out = SharedPointer(base: buffer.baseAddress!), bins = SharedConstPointer(base: b.baseAddress!)
+                        let chunks = RowChunks(rows: validationRows.count)
+                        DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                            for row in chunks.range(chunk) { out[row * outputs + k] += tree.predict(bins.base + row * features) }
+                        }
                     }
                 }
                 grown.append(tree)
@@ -279,29 +308,30 @@ public struct GradientBoostingTrainer: Sendable {
     private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
                                   into gradients: inout [Double]) {
         let n = labels.count
-        gradients.withUnsafeMutableBufferPointer { g in
-            raw.withUnsafeBufferPointer { r in
-                switch task {
-                case .binaryClassification:
-                    for row in 0..<n {
-                        let p = 1 / (1 + exp(-r[row]))
-                        g[2 * row] = p - Double(labels[row])
-                        g[2 * row + 1] = max(p * (1 - p), 1e-16)
-                    }
-                case .multiclassClassification:
-                    for row in 0..<n {
-                        var maximum = r[row * outputs]
-                        for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
-                        var total = 0.0
-                        for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
-                        let p = exp(r[row * outputs + k] - maximum) / total
-                        g[2 * row] = p - (Int(labels[row]) == k ? 1 : 0)
-                        g[2 * row + 1] = max(p * (1 - p), 1e-16)
-                    }
-                case .regression:
-                    for row in 0..<n {
-                        g[2 * row] = r[row] - targets[row]
-                        g[2 * row + 1] = 1
+        let chunks = RowChunks(rows: n)
+        gradients.withUnsafeMutableBufferPointer { gradientBuffer in
+            raw.withUnsafeBufferPointer { rawBuffer in
+                let g = SharedPointer(base: gradientBuffer.baseAddress!), r = SharedConstPointer(base: rawBuffer.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                    let r = r.base
+                    for row in chunks.range(chunk) {
+                        switch task {
+                        case .binaryClassification:
+                            let p = 1 / (1 + exp(-r[row]))
+                            g[2 * row] = p - Double(labels[row])
+                            g[2 * row + 1] = max(p * (1 - p), 1e-16)
+                        case .multiclassClassification:
+                            var maximum = r[row * outputs]
+                            for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
+                            var total = 0.0
+                            for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
+                            let p = exp(r[row * outputs + k] - maximum) / total
+                            g[2 * row] = p - (Int(labels[row]) == k ? 1 : 0)
+                            g[2 * row + 1] = max(p * (1 - p), 1e-16)
+                        case .regression:
+                            g[2 * row] = r[row] - targets[row]
+                            g[2 * row + 1] = 1
+                        }
                     }
                 }
             }
@@ -346,6 +376,8 @@ struct TreeBuilder {
     /// Row indices, partitioned so that each node's rows are contiguous.
     var order: [Int32]
     var scratch: [Int32]
+    /// The node's (gradient, hessian) pairs in node order.
+    var ordered: [Double]
 
     init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
         self.bins = bins
@@ -358,6 +390,7 @@ struct TreeBuilder {
         self.l2 = l2
         self.order = []
         self.scratch = [Int32](repeating: 0, count: rows)
+        self.ordered = [Double](repeating: 0, count: 2 * rows)
     }
 
     /// A histogram: for feature f and bin b, at (f * maxBins + b) * 3: sum of gradients, sum of hessians, count.
@@ -379,45 +412,71 @@ struct TreeBuilder {
         var split: Split?
     }
 
-    /// Builds the histogram of rows order[start..<end], in fixed chunks summed in order (deterministic).
-    func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
+    /// Builds the histogram of rows order[start..<end]: the node's gradients are first gathered in order, then
+    /// each feature's column is summed on its own (its histogram stays in L1). Threads take whole features, and
+    /// each feature sums its rows in order, so the result does not depend on the number of cores.
+    mutating func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
         let width = features * maxBins * 3
+        var histogram = [Double](repeating: 0, count: width)
         let count = end - start
-        let chunkSize = 16_384
-        let chunks = max(1, (count + chunkSize - 1) / chunkSize)
-        var partials = [Double](repeating: 0, count: chunks * width)
-        let features = self.features, maxBins = self.maxBins
+        let features = self.features, maxBins = self.maxBins, rows = self.rows
+        order.withUnsafeBufferPointer { o in
+            gradients.withUnsafeBufferPointer { g in
+                ordered.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<count {
+                        let row = Int(o[start + i])
+                        out[2 * i] = g[2 * row]
+                        out[2 * i + 1] = g[2 * row + 1]
+                    }
+                }
+            }
+        }
+        let groups = count < 4_096 ? 1 : min(features, ProcessInfo.processInfo.activeProcessorCount)
         bins.withUnsafeBufferPointer { b in
             order.withUnsafeBufferPointer { o in
-                gradients.withUnsafeBufferPointer { g in
-                    partials.withUnsafeMutableBufferPointer { p in
-                        let shared = SharedPointer(base: p.baseAddress!)
-                        let bp = SharedConstPointer(base: b.baseAddress!), op = SharedConstPointer(base: o.baseAddress!), gp = SharedConstPointer(base: g.baseAddress!)
-                        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                            let out = shared.base + chunk * width
-                            let from = start + chunk * chunkSize, to = min(end, from + chunkSize)
-                            for index in from..<to {
-                                let row = Int(op.base[index])
-                                let gradient = gp.base[2 * row], hessian = gp.base[2 * row + 1]
-                                let rowBins = bp.base + row * features
-                                for f in 0..<features {
-                                    let slot = (f * maxBins + Int(rowBins[f])) * 3
-                                    out[slot] += gradient
-                                    out[slot + 1] += hessian
-                                    out[slot + 2] += 1
+                ordered.withUnsafeBufferPointer { g in
+                    histogram.withUnsafeMutableBufferPointer { h in
+                        let out = SharedPointer(base: h.baseAddress!)
+                        let bp = SharedConstPointer(base: b.baseAddress!), op = SharedConstPointer(base: o.baseAddress! + start)
+                        let gp = SharedConstPointer(base: g.baseAddress!)
+                        DispatchQueue.concurrentPerform(iterations: groups) { group in
+                            var f = group
+                            while f < features {
+                                let column = bp.base + f * rows
+                                let histogram = out.base + f * maxBins * 3
+                                let rowsOfNode = op.base, gradients = gp.base
+                                // Even and odd rows go to two histograms, so consecutive updates do not wait on
+                                // each other; the second is added in at the end (the same order on every machine).
+                                let second = UnsafeMutablePointer<Double>.allocate(capacity: maxBins * 3)
+                                second.initialize(repeating: 0, count: maxBins * 3)
+                                var i = 0
+                                while i &+ 1 < count {
+                                    let a = Int(column[Int(rowsOfNode[i])]) &* 3
+                                    let b = Int(column[Int(rowsOfNode[i &+ 1])]) &* 3
+                                    histogram[a] += gradients[2 &* i]
+                                    histogram[a &+ 1] += gradients[2 &* i &+ 1]
+                                    histogram[a &+ 2] += 1
+                                    second[b] += gradients[2 &* i &+ 2]
+                                    second[b &+ 1] += gradients[2 &* i &+ 3]
+                                    second[b &+ 2] += 1
+                                    i &+= 2
                                 }
+                                if i < count {
+                                    let a = Int(column[Int(rowsOfNode[i])]) &* 3
+                                    histogram[a] += gradients[2 &* i]
+                                    histogram[a &+ 1] += gradients[2 &* i &+ 1]
+                                    histogram[a &+ 2] += 1
+                                }
+                                for slot in 0..<(maxBins * 3) { histogram[slot] += second[slot] }
+                                second.deallocate()
+                                f += groups
                             }
                         }
                     }
                 }
             }
         }
-        if chunks == 1 { return partials }
-        var total = Array(partials[0..<width])
-        for chunk in 1..<chunks {
-            for index in 0..<width { total[index] += partials[chunk * width + index] }
-        }
-        return total
+        return histogram
     }
 
     func bestSplit(_ leaf: Leaf) -> Split? {
@@ -467,18 +526,24 @@ struct TreeBuilder {
             let split = leaf.split!
             // Stable partition of the leaf's rows.
             var leftEnd = leaf.start
-            var rightCount = 0
+            let rows = self.rows
             bins.withUnsafeBufferPointer { b in
-                for index in leaf.start..<leaf.end {
-                    let row = order[index]
-                    if Int(b[Int(row) * features + split.feature]) <= split.threshold {
-                        order[leftEnd] = row; leftEnd += 1
-                    } else {
-                        scratch[rightCount] = row; rightCount += 1
+                let column = b.baseAddress! + split.feature * rows
+                order.withUnsafeMutableBufferPointer { o in
+                    scratch.withUnsafeMutableBufferPointer { spill in
+                        var rightCount = 0
+                        for index in leaf.start..<leaf.end {
+                            let row = o[index]
+                            if Int(column[Int(row)]) <= split.threshold {
+                                o[leftEnd] = row; leftEnd += 1
+                            } else {
+                                spill[rightCount] = row; rightCount += 1
+                            }
+                        }
+                        for index in 0..<rightCount { o[leftEnd + index] = spill[index] }
                     }
                 }
             }
-            for index in 0..<rightCount { order[leftEnd + index] = scratch[index] }
             let leftNode = tree.feature.count, rightNode = leftNode + 1
             tree.feature[leaf.node] = Int32(split.feature)
             tree.threshold[leaf.node] = UInt8(split.threshold)
@@ -493,7 +558,9 @@ struct TreeBuilder {
             let leftSmaller = left.end - left.start <= right.end - right.start
             let small = leftSmaller ? histogram(gradients, start: left.start, end: left.end) : histogram(gradients, start: right.start, end: right.end)
             var large = leaf.histogram
-            for index in 0..<large.count { large[index] -= small[index] }
+            large.withUnsafeMutableBufferPointer { l in
+                small.withUnsafeBufferPointer { sm in for index in 0..<l.count { l[index] -= sm[index] } }
+            }
             if leftSmaller { left.histogram = small; right.histogram = large } else { right.histogram = small; left.histogram = large }
             left.split = bestSplit(left)
             right.split = bestSplit(right)

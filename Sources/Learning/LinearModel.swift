@@ -39,12 +39,14 @@ public struct LinearModel: Sendable, Codable, Equatable {
 }
 
 /// Trains logistic regression: mean log loss + l2/2 · ‖w‖² (the intercepts are not penalized), by L-BFGS.
+/// With `l2` nil the penalty is 1 / rows, which is scikit-learn's default (C = 1); the default tolerance on the
+/// largest gradient component is scikit-learn's too.
 public struct LogisticRegressionTrainer: Sendable {
-    public var l2: Double
+    public var l2: Double?
     public var maxIterations: Int
     public var tolerance: Double
 
-    public init(l2: Double = 1e-4, maxIterations: Int = 300, tolerance: Double = 1e-6) {
+    public init(l2: Double? = nil, maxIterations: Int = 300, tolerance: Double = 1e-4) {
         self.l2 = l2
         self.maxIterations = maxIterations
         self.tolerance = tolerance
@@ -58,7 +60,7 @@ public struct LogisticRegressionTrainer: Sendable {
         let rows = matrix.rowCount
         let chunks = RowChunks(rows: rows)
         let offsets = matrix.oneHotOffsets
-        let l2 = self.l2
+        let l2 = self.l2 ?? 1 / Double(max(rows, 1))
         let shared = SharedMatrix(matrix: matrix, labels: labels)
 
         let objective: ([Double]) -> (Double, [Double]) = { parameters in
@@ -66,6 +68,10 @@ public struct LogisticRegressionTrainer: Sendable {
             let totals = chunks.sum(width: parameterCount + 1) { range, out in
                 let matrix = shared.matrix, labels = shared.labels
                 let p = matrix.numericCount, c = matrix.categoricalCount
+                if outputs == 1 {
+                    LogisticRegressionTrainer.binaryChunk(matrix, labels: labels, parameters: parameters, offsets: offsets, range: range, out: out)
+                    return
+                }
                 var z = [Double](repeating: 0, count: outputs)
                 var g = [Double](repeating: 0, count: outputs)
                 parameters.withUnsafeBufferPointer { w in
@@ -128,6 +134,49 @@ public struct LogisticRegressionTrainer: Sendable {
         let weights = (0..<outputs).map { k in Array(result.x[(k * width)..<((k + 1) * width)]) }
         let intercepts = Array(result.x[(outputs * width)...])
         return (LinearModel(weights: weights, intercepts: intercepts), result.iterations)
+    }
+}
+
+extension LogisticRegressionTrainer {
+    /// Loss and gradient of the binary model over `range`, added to out[0] (loss) and out[1...] (gradient).
+    static func binaryChunk(_ matrix: FeatureMatrix, labels: [Int32], parameters: [Double], offsets: [Int],
+                            range: Range<Int>, out: UnsafeMutablePointer<Double>) {
+        let p = matrix.numericCount, c = matrix.categoricalCount, width = matrix.oneHotWidth
+        parameters.withUnsafeBufferPointer { w in
+            matrix.numeric.withUnsafeBufferPointer { x in
+                matrix.codes.withUnsafeBufferPointer { codes in
+                    offsets.withUnsafeBufferPointer { offsets in
+                        labels.withUnsafeBufferPointer { labels in
+                            let intercept = w[width]
+                            var loss = 0.0, interceptGradient = 0.0
+                            for row in range {
+                                let base = row &* p
+                                var z = intercept
+                                for j in 0..<p { z += x[base &+ j] * w[j] }
+                                for j in 0..<c {
+                                    let code = codes[row &* c &+ j]
+                                    if code >= 0 { z += w[offsets[j] &+ Int(code)] }
+                                }
+                                // One exponential: e = exp(-|z|) gives both log(1 + e^z) and the probability.
+                                let e = exp(-abs(z))
+                                let probability = z >= 0 ? 1 / (1 + e) : e / (1 + e)
+                                let positive = labels[row] == 1
+                                loss += max(z, 0) + log1p(e) - (positive ? z : 0)
+                                let g = probability - (positive ? 1 : 0)
+                                for j in 0..<p { out[1 &+ j] += g * x[base &+ j] }
+                                for j in 0..<c {
+                                    let code = codes[row &* c &+ j]
+                                    if code >= 0 { out[1 &+ offsets[j] &+ Int(code)] += g }
+                                }
+                                interceptGradient += g
+                            }
+                            out[0] += loss
+                            out[1 &+ width] += interceptGradient
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

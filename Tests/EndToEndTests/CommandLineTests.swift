@@ -43,3 +43,30 @@ import Testing
         #expect(invalid.stdout.hasPrefix("manifests/example.yaml:6:9: unknown task 'clasification'"))
     }
 }
+
+/// `build` and `builds` through the real binary, on a copy of the example.
+@Suite struct BuildEndToEndTests {
+    let binary = Fixtures.stagecraftBinary
+
+    @Test func buildTheExampleTwiceAndListTheBuilds() throws {
+        let scratch = try ScratchRepository.example()
+        for model in ["breast-cancer", "penguins"] {
+            let first = try ProcessRunner.run(binary, ["build", model, "--output", "json"], in: scratch.path)
+            #expect(first.status == 0, "\(first.stderr)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+            #expect(report["reused"] as? Bool == false)
+            let metrics = try #require(report["metrics"] as? [String: Double])
+            #expect(metrics["accuracy"]! >= 0.95)
+            let again = try ProcessRunner.run(binary, ["build", model], in: scratch.path)
+            #expect(again.status == 0)
+            #expect(again.stdout.contains(" reused: the artifact store has it"))
+            // Off a terminal there is no progress line and no colour.
+            #expect(again.stderr == "")
+            #expect(!again.stdout.contains("\u{1B}["))
+        }
+        let builds = try ProcessRunner.run(binary, ["builds", "--output", "json"], in: scratch.path)
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(builds.stdout.utf8)) as? [[String: Any]])
+        #expect(Set(list.compactMap { $0["model"] as? String }) == ["breast-cancer", "penguins"])
+        #expect(list.allSatisfy { ($0["source"] as? String) == (try? scratch.gitLine(["rev-parse", "HEAD"])) })
+    }
+}
