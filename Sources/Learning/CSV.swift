@@ -40,6 +40,11 @@ public struct Dataset: Sendable {
         names.firstIndex(of: name).map { columns[$0] }
     }
 
+    /// The rows at `indices` (ascending); the data set itself when that is every row.
+    func keeping(_ indices: [Int]) -> Dataset {
+        indices.count == rowCount ? self : rows(indices)
+    }
+
     /// The rows at `indices`, in that order.
     public func rows(_ indices: [Int]) -> Dataset {
         Dataset(names: names, columns: columns.map { column in
@@ -152,21 +157,33 @@ public enum CSVReader {
 
         var rowCount: Int { width == 0 ? 0 : count / width }
 
+        /// False when the storage belongs to another Tokens (a chunk writing into its slice of the whole).
+        var owned = true
+
         init(capacity: Int) {
             self.capacity = max(capacity, 16)
             starts = .allocate(capacity: self.capacity)
             ends = .allocate(capacity: self.capacity)
         }
 
+        /// A view that writes into `capacity` slots at `starts` and `ends`, owned by someone else.
+        init(starts: UnsafeMutablePointer<UInt32>, ends: UnsafeMutablePointer<UInt32>, capacity: Int) {
+            self.starts = starts
+            self.ends = ends
+            self.capacity = capacity
+            self.owned = false
+        }
+
         mutating func append(_ start: Int, _ end: Int) {
             if count == capacity {
+                let wasBorrowed = !owned
+                owned = true  // outgrew a borrowed slice: the caller sees the new storage and falls back
                 let newCapacity = capacity * 2
                 let newStarts = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
                 let newEnds = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
                 newStarts.update(from: starts, count: count)
                 newEnds.update(from: ends, count: count)
-                starts.deallocate()
-                ends.deallocate()
+                if capacity != 0 && !wasBorrowed { starts.deallocate(); ends.deallocate() }
                 starts = newStarts
                 ends = newEnds
                 capacity = newCapacity
@@ -177,6 +194,7 @@ public enum CSVReader {
         }
 
         func release() {
+            guard owned else { return }
             starts.deallocate()
             ends.deallocate()
         }
@@ -215,58 +233,73 @@ public enum CSVReader {
         }
         bounds.append(bytes.count)
         let ranges = zip(bounds, bounds.dropFirst()).map { $0 ..< $1 }
-        // Lines before each chunk, then every chunk on its own.
-        var newlines = [Int](repeating: 0, count: ranges.count)
-        newlines.withUnsafeMutableBufferPointer { counts in
-            let out = SharedPointer<Int>(base: counts.baseAddress!), base = SharedConstPointer<UInt8>(base: bytes.baseAddress!)
+        // Lines and fields in each chunk (without quotes, every comma and newline ends a field), so that every
+        // chunk can write its fields straight into its own slice of one table.
+        var counts = [(newlines: Int, fields: Int)](repeating: (0, 0), count: ranges.count)
+        counts.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer<(newlines: Int, fields: Int)>(base: buffer.baseAddress!), base = SharedConstPointer<UInt8>(base: bytes.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
-                var count = 0
-                for position in ranges[index] where base.base[position] == 10 { count += 1 }
-                out[index] = count
+                var newlines = 0, commas = 0
+                for position in ranges[index] {
+                    let byte = base.base[position]
+                    if byte == 10 { newlines += 1 } else if byte == 44 { commas += 1 }
+                }
+                let range = ranges[index]
+                let unterminated = range.upperBound > range.lowerBound && base.base[range.upperBound - 1] != 10 ? 1 : 0
+                out[index] = (newlines, commas + newlines + unterminated)
             }
         }
-        var starts: [Int] = []
-        var line = 2
-        for count in newlines { starts.append(line); line += count }
-        let firstLines = starts
+        var firstLines: [Int] = [], firstFields: [Int] = []
+        var line = 2, field = header.count
+        for count in counts {
+            firstLines.append(line); line += count.newlines
+            firstFields.append(field); field += count.fields
+        }
+        var merged = Tokens(capacity: field)
+        merged.width = header.width
+        merged.starts.update(from: header.starts, count: header.count)
+        merged.ends.update(from: header.ends, count: header.count)
+        header.release()
+        let lineStarts = firstLines, fieldStarts = firstFields, expected = counts.map(\.fields)
         var results = [Result<Tokens, any Error>?](repeating: nil, count: ranges.count)
-        let shared = SharedTokens(tokens: header, bytes: bytes)
+        let shared = SharedTokens(tokens: merged, bytes: bytes)
         results.withUnsafeMutableBufferPointer { buffer in
             let out = SharedPointer<Result<Tokens, any Error>?>(base: buffer.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
-                let firstLine = firstLines[index]
+                let slice = Tokens(starts: shared.tokens.starts + fieldStarts[index], ends: shared.tokens.ends + fieldStarts[index],
+                                   capacity: expected[index])
                 out[index] = Result<Tokens, any Error>(catching: {
-                    try tokenize(shared.bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, firstLine: firstLine,
-                                 width: shared.tokens.width, source: source)
+                    try tokenize(shared.bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, firstLine: lineStarts[index],
+                                 width: shared.tokens.width, source: source, into: slice)
                 })
             }
         }
-        var parts = [header]
+        var parts: [Tokens] = []
+        var failure: (any Error)?
         for result in results {
             switch result! {
             case .success(let part): parts.append(part)
-            case .failure(let error):
-                for part in parts { part.release() }
-                for case .success(let part)? in results { part.release() }
-                throw error
+            case .failure(let error): failure = failure ?? error
             }
         }
-        var merged = Tokens(capacity: parts.reduce(0) { $0 + $1.count })
-        merged.width = header.width
-        for part in parts {
-            (merged.starts + merged.count).update(from: part.starts, count: part.count)
-            (merged.ends + merged.count).update(from: part.ends, count: part.count)
-            merged.count += part.count
-            merged.lines += part.lines
-            part.release()
+        // A chunk whose fields did not fill its slice exactly (blank lines) or outgrew it: read the file in one pass.
+        let exact = failure == nil && zip(parts, expected).allSatisfy { !$0.owned && $0.count == $1 }
+        for part in parts { part.release() }
+        if let failure { merged.release(); throw failure }
+        guard exact else {
+            merged.release()
+            return try tokenize(bytes, from: 0, to: bytes.count, firstLine: 1, width: nil, source: source)
         }
+        merged.count = field
+        merged.lines = [1] + parts.flatMap(\.lines)
         return merged
     }
 
     /// Tokenizes bytes[from..<to], whose first byte is on line `firstLine`; `width` is the header's when known.
-    static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, firstLine: Int, width: Int?, source: String) throws -> Tokens {
-        // A first guess at the number of fields.
-        var tokens = Tokens(capacity: (to - from) / 6)
+    static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, firstLine: Int, width: Int?, source: String,
+                         into storage: Tokens? = nil) throws -> Tokens {
+        // A first guess at the number of fields, unless the caller gives the storage.
+        var tokens = storage ?? Tokens(capacity: (to - from) / 6)
         if let width { tokens.width = width }
         let comma: UInt8 = 44, quote: UInt8 = 34, newline: UInt8 = 10, carriageReturn: UInt8 = 13
         var position = from

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a model predicts.
 public enum LearningTask: String, Sendable, Codable, CaseIterable {
     case binaryClassification = "binary-classification"
@@ -55,52 +57,67 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// Fits the pipeline on `data`: every requested feature, or every column but `target` when `requests` is nil.
     public static func fit(_ data: Dataset, target: String, requests: [FeatureRequest]?) throws -> FeaturePipeline {
         let wanted = requests ?? data.names.filter { $0 != target }.map { FeatureRequest(name: $0) }
-        var features: [Feature] = []
-        for request in wanted {
-            guard let column = data.column(request.name) else {
-                throw LearningError(.missingColumn, "\(data.source): no column '\(request.name)' (columns: \(data.names.joined(separator: ", ")))")
-            }
-            switch column {
-            case .numeric(let values) where request.type != .categorical:
-                let imputation = request.imputation ?? .mean
-                if imputation == .mostFrequent {
-                    throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a categorical feature")
+        var results = [Result<Feature, LearningError>?](repeating: nil, count: wanted.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer<Result<Feature, LearningError>?>(base: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: wanted.count) { index in
+                do {
+                    out[index] = .success(try fitFeature(wanted[index], data))
+                } catch let error as LearningError {
+                    out[index] = .failure(error)
+                } catch {
+                    out[index] = .failure(LearningError(.invalidValue, "\(error)"))
                 }
-                let present = values.filter { !$0.isNaN }
-                if present.isEmpty { throw LearningError(.unusableData, "\(data.source): numeric column '\(request.name)' has no values") }
-                if imputation == .error, present.count < values.count, let row = values.firstIndex(where: \.isNaN) {
-                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
-                }
-                let fill: Double
-                switch imputation {
-                case .median: fill = median(present)
-                case .zero: fill = 0
-                default: fill = kahanSum(present) / Double(present.count)
-                }
-                // Standardize the imputed column.
-                let filled = values.map { $0.isNaN ? fill : $0 }
-                let mean = kahanSum(filled) / Double(filled.count)
-                let variance = kahanSum(filled.map { ($0 - mean) * ($0 - mean) }) / Double(filled.count)
-                let scale = variance > 0 ? variance.squareRoot() : 1
-                features.append(Feature(name: request.name, kind: .numeric, imputation: imputation, fill: fill, mean: mean, scale: scale))
-            default:
-                let (codes, levels) = categorical(column)
-                let imputation = request.imputation ?? .mostFrequent
-                guard imputation == .mostFrequent || imputation == .error else {
-                    throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a numeric feature")
-                }
-                if imputation == .error, let row = codes.firstIndex(of: -1) {
-                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
-                }
-                var counts = [Int](repeating: 0, count: levels.count)
-                for code in codes where code >= 0 { counts[Int(code)] += 1 }
-                guard let most = counts.indices.max(by: { counts[$0] < counts[$1] || (counts[$0] == counts[$1] && $0 > $1) }) else {
-                    throw LearningError(.unusableData, "\(data.source): categorical column '\(request.name)' has no values")
-                }
-                features.append(Feature(name: request.name, kind: .categorical, imputation: imputation, levels: levels, fillLevel: most))
             }
         }
+        let features = try results.map { try $0!.get() }
         return FeaturePipeline(features: features)
+    }
+
+    /// Fits one feature on its column.
+    static func fitFeature(_ request: FeatureRequest, _ data: Dataset) throws -> Feature {
+        guard let column = data.column(request.name) else {
+            throw LearningError(.missingColumn, "\(data.source): no column '\(request.name)' (columns: \(data.names.joined(separator: ", ")))")
+        }
+        switch column {
+        case .numeric(let values) where request.type != .categorical:
+            let imputation = request.imputation ?? .mean
+            if imputation == .mostFrequent {
+                throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a categorical feature")
+            }
+            let present = values.filter { !$0.isNaN }
+            if present.isEmpty { throw LearningError(.unusableData, "\(data.source): numeric column '\(request.name)' has no values") }
+            if imputation == .error, present.count < values.count, let row = values.firstIndex(where: \.isNaN) {
+                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
+            }
+            let fill: Double
+            switch imputation {
+            case .median: fill = median(present)
+            case .zero: fill = 0
+            default: fill = kahanSum(present) / Double(present.count)
+            }
+            // Standardize the imputed column.
+            let filled = values.map { $0.isNaN ? fill : $0 }
+            let mean = kahanSum(filled) / Double(filled.count)
+            let variance = kahanSum(filled.map { ($0 - mean) * ($0 - mean) }) / Double(filled.count)
+            let scale = variance > 0 ? variance.squareRoot() : 1
+            return Feature(name: request.name, kind: .numeric, imputation: imputation, fill: fill, mean: mean, scale: scale)
+        default:
+            let (codes, levels) = categorical(column)
+            let imputation = request.imputation ?? .mostFrequent
+            guard imputation == .mostFrequent || imputation == .error else {
+                throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a numeric feature")
+            }
+            if imputation == .error, let row = codes.firstIndex(of: -1) {
+                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
+            }
+            var counts = [Int](repeating: 0, count: levels.count)
+            for code in codes where code >= 0 { counts[Int(code)] += 1 }
+            guard let most = counts.indices.max(by: { counts[$0] < counts[$1] || (counts[$0] == counts[$1] && $0 > $1) }) else {
+                throw LearningError(.unusableData, "\(data.source): categorical column '\(request.name)' has no values")
+            }
+            return Feature(name: request.name, kind: .categorical, imputation: imputation, levels: levels, fillLevel: most)
+        }
     }
 
     /// Turns raw columns into model inputs: numeric features imputed and standardized, categorical features as
@@ -123,9 +140,13 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
                 }
                 numericValues.withUnsafeMutableBufferPointer { out in
                     values.withUnsafeBufferPointer { input in
-                        for row in 0..<rows {
-                            let value = input[row]
-                            out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
+                        let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
+                        let chunks = RowChunks(rows: rows)
+                        DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                            for row in chunks.range(chunk) {
+                                let value = input.base[row]
+                                out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
+                            }
                         }
                     }
                 }
@@ -213,9 +234,16 @@ public struct FeatureMatrix: Sendable {
 }
 
 /// Sum with compensation, so that means do not depend on accumulated rounding error.
-func kahanSum(_ values: [Double]) -> Double {
+/// NaN values are skipped, or replaced by `fill`; with `minus`, the squares of (value - minus) are summed.
+func kahanSum(_ values: [Double], skippingNaN: Bool = false, replacingNaN fill: Double? = nil, minus center: Double? = nil) -> Double {
     var sum = 0.0, compensation = 0.0
-    for value in values {
+    for raw in values {
+        var value = raw
+        if value.isNaN {
+            if skippingNaN { continue }
+            if let fill { value = fill }
+        }
+        if let center { value = (value - center) * (value - center) }
         let y = value - compensation
         let t = sum + y
         compensation = (t - sum) - y

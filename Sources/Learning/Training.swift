@@ -102,12 +102,12 @@ public enum Training {
 
         progress?(.fitting)
         var start = Date()
-        let (pipeline, estimator) = try fit(request, parameters: parameters, data: train.rows(trainTargets.rows), targets: trainTargets, progress: progress)
+        let (pipeline, estimator) = try fit(request, parameters: parameters, data: train.keeping(trainTargets.rows), targets: trainTargets, progress: progress)
         timings["fit"] = Date().timeIntervalSince(start)
 
         progress?(.evaluating)
         start = Date()
-        let testMatrix = try pipeline.transform(test.rows(testTargets.rows))
+        let testMatrix = try pipeline.transform(test.keeping(testTargets.rows))
         let model = ModelFile(task: request.task, target: request.target, classes: trainTargets.classes, pipeline: pipeline,
                               estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
         let metrics = evaluate(model, testMatrix, targets: testTargets)

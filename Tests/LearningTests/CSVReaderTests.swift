@@ -69,3 +69,40 @@ import Testing
         #expect(data.columns[0] == .categorical(codes: [0, 1], levels: ["02139", "10001"]))
     }
 }
+
+/// Files over 4 MB without quotes are read in parallel chunks; the result must be the same as one pass.
+@Suite struct LargeCSVTests {
+    static func text(rows: Int, badLine: Int? = nil, blankLine: Int? = nil) -> String {
+        var text = "id,value,kind\n"
+        text.reserveCapacity(rows * 40)
+        for row in 0..<rows {
+            let line = row + 2
+            if line == blankLine { text += "\n" }
+            if line == badLine { text += "\(row),\(row)\n"; continue }
+            text += "\(row),\(Double(row) * 0.25 - 1000.5),kind-\(row % 7)\n"
+        }
+        return text
+    }
+
+    @Test func chunksGiveTheSameColumnsAsOnePass() throws {
+        let rows = 300_000
+        let data = try CSVReader.read(Data(Self.text(rows: rows).utf8), source: "big.csv")
+        #expect(data.rowCount == rows)
+        #expect(data.columns[0] == .numeric((0..<rows).map(Double.init)))
+        #expect(data.columns[1] == .numeric((0..<rows).map { Double($0) * 0.25 - 1000.5 }))
+        #expect(data.columns[2] == .categorical(codes: (0..<rows).map { Int32($0 % 7) }, levels: (0..<7).map { "kind-\($0)" }))
+    }
+
+    @Test func aRaggedRowDeepInTheFileNamesItsLine() {
+        let error = #expect(throws: LearningError.self) {
+            try CSVReader.read(Data(Self.text(rows: 300_000, badLine: 250_001).utf8), source: "big.csv")
+        }
+        #expect(error?.message == "big.csv:250001:3: row has 2 fields, expected 3 as in the header")
+    }
+
+    @Test func blankLinesFallBackToOnePass() throws {
+        let data = try CSVReader.read(Data(Self.text(rows: 300_000, blankLine: 150_000).utf8), source: "big.csv")
+        #expect(data.rowCount == 300_000)
+        #expect(data.columns[0] == .numeric((0..<300_000).map(Double.init)))
+    }
+}
