@@ -64,11 +64,11 @@ public struct Binning: Sendable, Codable, Equatable {
         return low
     }
 
-    /// Fits thresholds on up to 200,000 rows (chosen with `seed`) and orders categorical levels by `order`.
-    static func fit(_ matrix: FeatureMatrix, maxBins: Int, seed: UInt64, levelScore: (Int, Int) -> Double) -> Binning {
-        let rows = matrix.rowCount, p = matrix.numericCount
-        var sample = Array(0..<rows)
-        if rows > 200_000 {
+    /// Fits thresholds on up to 200,000 of `rows` (chosen with `seed`) and orders categorical levels by `levelScore`.
+    static func fit(_ matrix: FeatureMatrix, rows: [Int], maxBins: Int, seed: UInt64, levelScore: (Int, Int) -> Double) -> Binning {
+        let p = matrix.numericCount
+        var sample = rows
+        if rows.count > 200_000 {
             var random = SplitMix64(seed: seed)
             random.shuffle(&sample)
             sample = Array(sample[0..<200_000]).sorted()
@@ -192,12 +192,11 @@ public struct GradientBoostingTrainer: Sendable {
                 if code >= 0 { levelSum[j][code] += y; levelCount[j][code] += 1 }
             }
         }
-        let binning = Binning.fit(matrix.rows(trainRows), maxBins: maxBins, seed: seed) { j, level in
+        let binning = Binning.fit(matrix, rows: trainRows, maxBins: maxBins, seed: seed) { j, level in
             task == .multiclassClassification ? -levelCount[j][level] : levelSum[j][level] / max(levelCount[j][level], 1)
         }
         let allBins = binning.bin(matrix)
         let features = binning.featureCount
-        let trainBins = gather(allBins, rows: trainRows, width: features)
         let validationBins = gather(allBins, rows: validationRows, width: features)
         let n = trainRows.count
 
@@ -229,12 +228,13 @@ public struct GradientBoostingTrainer: Sendable {
         var grown: [Tree] = []
         var validationScores: [Double] = []
         // Column-major copy for the builder: one feature's bins are contiguous.
-        var columnBins = [UInt8](repeating: 0, count: trainBins.count)
+        var columnBins = [UInt8](repeating: 0, count: n * features)
+        let kept = trainRows
         columnBins.withUnsafeMutableBufferPointer { out in
-            trainBins.withUnsafeBufferPointer { input in
+            allBins.withUnsafeBufferPointer { input in
                 let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
                 DispatchQueue.concurrentPerform(iterations: features) { f in
-                    for row in 0..<n { out[f * n + row] = input.base[row * features + f] }
+                    for (index, row) in kept.enumerated() { out[f * n + index] = input.base[row * features + f] }
                 }
             }
         }
