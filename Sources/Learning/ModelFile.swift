@@ -84,7 +84,9 @@ public struct Predictions: Sendable, Equatable {
 /// A model file (`model.json`): format version, task, classes, the fitted feature pipeline, the estimator and the
 /// build record. Written as JSON with sorted keys, so the same model gives the same bytes.
 public struct ModelFile: Sendable, Codable, Equatable {
-    /// The format this code writes; bumping it changes every digest.
+    /// The version of the ML core's output: the model file layout *and* what training produces from given inputs.
+    /// It is part of every version digest, so bump it whenever a change would make the same inputs build different
+    /// bytes (a new default, a different solver or binning); otherwise old artifacts are reused under new code.
     public static let currentFormatVersion = 1
 
     public var format = "stagecraft-model"

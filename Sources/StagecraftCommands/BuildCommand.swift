@@ -9,21 +9,23 @@ import Registry
 struct BuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Build a model version from its manifest and data at a ref.",
+        abstract: "Build model versions from their manifests and data at a ref.",
         discussion: """
+            With no model, builds every model of the repository.
             Reads manifests/<model>.yaml and its data as committed at --ref, computes
             the version digest, and reuses .stagecraft/artifacts/<digest>/ when it
             exists; otherwise trains (with the manifest's search), evaluates on the
             holdout set and writes model.json, metrics.json and build.json there.
 
             Examples:
+              stagecraft build
               stagecraft build breast-cancer
               stagecraft build penguins --ref main~1 --output json
             """
     )
 
-    @Argument(help: "The model to build (the name of manifests/<model>.yaml).")
-    var model: String
+    @Argument(help: "The models to build (names of manifests/<model>.yaml); every model when none is given.")
+    var models: [String] = []
 
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var format: OutputOptions
@@ -44,8 +46,24 @@ struct BuildCommand: AsyncParsableCommand {
     func run() async throws {
         let console = Console.current
         let builder = Builder(repository: try repository.open(), toolVersion: Stagecraft.version)
+        var names = models
+        if names.isEmpty {
+            let (project, _) = try Project.check(try GitProjectSource(repository: builder.repository, ref: repository.ref))
+            names = project.models.keys.sorted()
+            guard !names.isEmpty else { throw CommandFailure(.failure, "no valid model manifests at \(repository.ref)") }
+        }
+        var reports: [Report] = []
+        for name in names {
+            let result = try build(name, with: builder, console: console)
+            reports.append(result)
+        }
+        if format.json {
+            console.print(models.count == 1 ? try JSONOutput.encode(reports[0]) : try JSONOutput.encode(reports))
+        }
+    }
+
+    private func build(_ model: String, with builder: Builder, console: Console) throws -> Report {
         let progress = ProgressLine(console: console)
-        let model = self.model
         let result = try builder.build(model: model, ref: repository.ref) { event in
             switch event {
             case .searching(let candidate, let candidates, let fold, let folds):
@@ -60,14 +78,11 @@ struct BuildCommand: AsyncParsableCommand {
         }
         progress.finish()
         let info = result.info
-        let artifact = result.artifact.path
-        if format.json {
-            console.print(try JSONOutput.encode(Report(
-                model: info.model, digest: result.digest, version: VersionDigest.short(result.digest), reused: result.reused,
-                source: info.source, algorithm: info.algorithm, parameters: info.parameters, metrics: result.metrics.holdout,
-                timings: info.timings, artifact: artifact)))
-            return
-        }
+        let report = Report(
+            model: info.model, digest: result.digest, version: VersionDigest.short(result.digest), reused: result.reused,
+            source: info.source, algorithm: info.algorithm, parameters: info.parameters, metrics: result.metrics.holdout,
+            timings: info.timings, artifact: result.artifact.path)
+        guard !format.json else { return report }
         let parameters = info.parameters.keys.sorted().map { "\($0)=\(info.parameters[$0]!)" }.joined(separator: ", ")
         let version = console.styled(VersionDigest.short(result.digest), .bold)
         if result.reused {
@@ -77,7 +92,8 @@ struct BuildCommand: AsyncParsableCommand {
             console.print(console.styled("✓", .green) + " \(info.model) \(version) built from \(String(info.source.prefix(12))) in \(seconds) s (\(info.algorithm)\(parameters.isEmpty ? "" : ", \(parameters)"))")
         }
         console.print("  holdout: " + formatMetrics(result.metrics.holdout))
-        console.print("  artifact: \(artifact)")
+        console.print("  artifact: \(result.artifact.path)")
+        return report
     }
 }
 
