@@ -76,16 +76,11 @@ private struct HistoryWalk {
 
     private mutating func load(_ id: ObjectID) throws(GitError) -> Node {
         if let node = nodes[id] { return node }
-        var oid = id.oid
-        var commit: OpaquePointer?
-        try LibGit2.check("git_commit_lookup", "no commit \(id.short) in \(repositoryName)", ref: id.hex) {
-            git_commit_lookup(&commit, repo, &oid)
-        }
+        let commit = try Repository.lookupCommit(id, in: repo, repositoryName: repositoryName)
         defer { git_commit_free(commit) }
-        var tree: OpaquePointer?
-        try LibGit2.check("git_commit_tree", "cannot read the tree of commit \(id.short)", ref: id.hex) { git_commit_tree(&tree, commit) }
+        let tree = try Repository.tree(of: commit, id: id)
         defer { git_tree_free(tree) }
-        let entry: git_oid? = path.isEmpty ? git_tree_id(tree).pointee : try Repository.entry(at: path, inTree: tree!)?.oid
+        let entry: git_oid? = path.isEmpty ? git_tree_id(tree).pointee : try Repository.entry(at: path, inTree: tree)?.oid
         let node = Node(
             time: Int64(git_commit_time(commit)),
             parents: (0..<git_commit_parentcount(commit)).map { git_commit_parent_id(commit, $0).pointee.objectID },

@@ -100,14 +100,21 @@ extension Repository {
     /// The refspecs that mirror a remote's branches, tags and notes into a bare cache.
     public static let mirrorRefspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/notes/*:refs/notes/*"]
 
-    /// Fetches `refspecs` from `url` (a path, `file://`, `git://`, or ssh with `credentials`).
-    public func fetch(from url: String, refspecs: [String] = Repository.mirrorRefspecs, credentials: SSHCredentials? = nil) throws(GitError) {
+    /// Runs `body` with an anonymous remote for `url`, holding the repository.
+    private func withRemote(_ url: String, _ body: (OpaquePointer?) throws(GitError) -> Void) throws(GitError) {
         try withHandle { (repo) throws(GitError) in
             var remote: OpaquePointer?
             try LibGit2.check("git_remote_create_anonymous", "cannot use '\(url)' as a remote", ref: url) {
                 git_remote_create_anonymous(&remote, repo, url)
             }
             defer { git_remote_free(remote) }
+            try body(remote)
+        }
+    }
+
+    /// Fetches `refspecs` from `url` (a path, `file://`, `git://`, or ssh with `credentials`).
+    public func fetch(from url: String, refspecs: [String] = Repository.mirrorRefspecs, credentials: SSHCredentials? = nil) throws(GitError) {
+        try withRemote(url) { (remote) throws(GitError) in
             let session = RemoteSession(credentials: credentials)
             var options = git_fetch_options()
             git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
@@ -138,12 +145,7 @@ extension Repository {
     /// Pushes `refspecs` (such as `refs/heads/main:refs/heads/main`) to `url`.
     /// - Throws: ``GitError/Code/conflict`` when the remote refuses an update that is not a fast-forward.
     public func push(to url: String, refspecs: [String], credentials: SSHCredentials? = nil) throws(GitError) {
-        try withHandle { (repo) throws(GitError) in
-            var remote: OpaquePointer?
-            try LibGit2.check("git_remote_create_anonymous", "cannot use '\(url)' as a remote", ref: url) {
-                git_remote_create_anonymous(&remote, repo, url)
-            }
-            defer { git_remote_free(remote) }
+        try withRemote(url) { (remote) throws(GitError) in
             let session = RemoteSession(credentials: credentials)
             var options = git_push_options()
             git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))

@@ -116,12 +116,25 @@ public final class Repository: Sendable {
         try withHandle { (repo) throws(GitError) in try Self.commit(id, in: repo, repositoryName: displayName) }
     }
 
-    static func commit(_ id: ObjectID, in repo: OpaquePointer, repositoryName: String) throws(GitError) -> Commit {
+    /// The libgit2 commit `id`; the caller frees it with `git_commit_free`.
+    static func lookupCommit(_ id: ObjectID, in repo: OpaquePointer, repositoryName: String) throws(GitError) -> OpaquePointer {
         var oid = id.oid
         var commit: OpaquePointer?
         try LibGit2.check("git_commit_lookup", "no commit \(id.short) in \(repositoryName)", ref: id.hex) {
             git_commit_lookup(&commit, repo, &oid)
         }
+        return commit!
+    }
+
+    /// The root tree of a libgit2 commit; the caller frees it with `git_tree_free`.
+    static func tree(of commit: OpaquePointer, id: ObjectID) throws(GitError) -> OpaquePointer {
+        var tree: OpaquePointer?
+        try LibGit2.check("git_commit_tree", "cannot read the tree of commit \(id.short)", ref: id.hex) { git_commit_tree(&tree, commit) }
+        return tree!
+    }
+
+    static func commit(_ id: ObjectID, in repo: OpaquePointer, repositoryName: String) throws(GitError) -> Commit {
+        let commit = try lookupCommit(id, in: repo, repositoryName: repositoryName)
         defer { git_commit_free(commit) }
         let parents = (0..<git_commit_parentcount(commit)).map { git_commit_parent_id(commit, $0).pointee.objectID }
         return Commit(
@@ -206,17 +219,9 @@ public final class Repository: Sendable {
     }
 
     static func rootTree(of commit: ObjectID, repo: OpaquePointer, repositoryName: String) throws(GitError) -> OpaquePointer {
-        var oid = commit.oid
-        var commitObject: OpaquePointer?
-        try LibGit2.check("git_commit_lookup", "no commit \(commit.short) in \(repositoryName)", ref: commit.hex) {
-            git_commit_lookup(&commitObject, repo, &oid)
-        }
+        let commitObject = try lookupCommit(commit, in: repo, repositoryName: repositoryName)
         defer { git_commit_free(commitObject) }
-        var tree: OpaquePointer?
-        try LibGit2.check("git_commit_tree", "cannot read the tree of commit \(commit.short)", ref: commit.hex) {
-            git_commit_tree(&tree, commitObject)
-        }
-        return tree!
+        return try tree(of: commitObject, id: commit)
     }
 
     /// The object at `path` (already normalized, not empty) in `commit`, or nil when nothing is there.

@@ -62,23 +62,11 @@ public struct EnvironmentManifest: Hashable, Sendable {
 
     /// Decodes and checks one environment file; returns the environment when it is usable, and every problem found.
     public static func decode(_ text: String, file: String) -> (EnvironmentManifest?, [Diagnostic]) {
-        let reader = YAMLReader(file: file)
-        let environment = reader.parse(text).flatMap { decode($0, reader: reader) }
-        return (reader.diagnostics.isEmpty ? environment : nil, reader.diagnostics)
+        YAMLReader.decode(text, file: file) { node, reader in decode(node, reader: reader) }
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> EnvironmentManifest? {
-        guard let root = reader.mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
-        let header = reader.header(root, kind: "Environment")
-        if let header {
-            if !ModelManifest.isValidName(header.name) {
-                reader.report(header.node, "invalid environment name '\(header.name)' (expected 1 to 63 lowercase letters, digits or '-')")
-            } else if let stem = reader.file.split(separator: "/").last?.split(separator: ".").first, String(stem) != header.name {
-                reader.report(header.node, "metadata.name '\(header.name)' does not match the file name (expected '\(stem)')")
-            }
-        }
-        guard let specNode = reader.required(root, "spec", "a mapping with server and models"),
-              let spec = reader.mapping(specNode, "spec", allowed: ["upstream", "track", "server", "gates", "models"]) else { return nil }
+        guard let (header, spec) = reader.document(node, kind: "Environment", spec: "a mapping with server and models", specKeys: ["upstream", "track", "server", "gates", "models"]) else { return nil }
         let upstreamNode = spec["upstream"].flatMap { YAMLReader.isNull($0) ? nil : $0 }
         let upstream = upstreamNode.flatMap { reader.string($0, "spec.upstream") }
         let track = spec["track"].map { reader.bool($0, "spec.track") } ?? false
@@ -152,18 +140,17 @@ public struct EnvironmentManifest: Hashable, Sendable {
     }
 
     private static func digest(_ node: Node, _ path: String, reader: YAMLReader) -> String? {
-        guard let text = reader.string(node, path) else { return nil }
-        guard text.count >= 12, text.count <= 64, text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
-            reader.report(node, "'\(path)' must be a version digest of 12 to 64 lowercase hex digits, found '\(text)'")
-            return nil
-        }
-        return text
+        hex(node, path, digits: 12...64, what: "a version digest", reader: reader)
     }
 
     private static func commitID(_ node: Node, _ path: String, reader: YAMLReader) -> String? {
+        hex(node, path, digits: 7...40, what: "a commit hash", reader: reader)
+    }
+
+    private static func hex(_ node: Node, _ path: String, digits: ClosedRange<Int>, what: String, reader: YAMLReader) -> String? {
         guard let text = reader.string(node, path) else { return nil }
-        guard text.count >= 7, text.count <= 40, text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
-            reader.report(node, "'\(path)' must be a commit hash of 7 to 40 lowercase hex digits, found '\(text)'")
+        guard digits.contains(text.count), text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
+            reader.report(node, "'\(path)' must be \(what) of \(digits.lowerBound) to \(digits.upperBound) lowercase hex digits, found '\(text)'")
             return nil
         }
         return text

@@ -122,17 +122,11 @@ public struct ModelManifest: Hashable, Sendable {
 
     /// Decodes and checks one manifest file; returns the manifest when it is usable, and every problem found.
     public static func decode(_ text: String, file: String) -> (ModelManifest?, [Diagnostic]) {
-        let reader = YAMLReader(file: file)
-        let manifest = reader.parse(text).flatMap { decode($0, reader: reader) }
-        return (reader.diagnostics.isEmpty ? manifest : nil, reader.diagnostics)
+        YAMLReader.decode(text, file: file) { node, reader in decode(node, reader: reader) }
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> ModelManifest? {
-        guard let root = reader.mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
-        let header = reader.header(root, kind: "Model")
-        if let header { checkName(header.name, header.node, file: reader.file, reader: reader) }
-        guard let specNode = reader.required(root, "spec", "a mapping with task, data and trainer"),
-              let spec = reader.mapping(specNode, "spec", allowed: ["task", "data", "features", "trainer"]) else { return nil }
+        guard let (header, spec) = reader.document(node, kind: "Model", spec: "a mapping with task, data and trainer", specKeys: ["task", "data", "features", "trainer"]) else { return nil }
 
         let task: Task? = reader.required(spec, "task", "one of: \(Task.allCases.map(\.rawValue).joined(separator: ", "))")
             .flatMap { reader.choice($0, "spec.task", "task") }
@@ -142,15 +136,7 @@ public struct ModelManifest: Hashable, Sendable {
 
         guard let header, let task, let data, let trainer else { return nil }
         return ModelManifest(name: header.name, file: reader.file, task: task, data: data.data, features: features,
-                             trainer: trainer, spec: JSONValue(specNode), dataLocations: data.locations)
-    }
-
-    private static func checkName(_ name: String, _ node: Node, file: String, reader: YAMLReader) {
-        if !isValidName(name) {
-            reader.report(node, "invalid model name '\(name)' (expected 1 to 63 lowercase letters, digits or '-')")
-        } else if let stem = file.split(separator: "/").last?.split(separator: ".").first, String(stem) != name {
-            reader.report(node, "metadata.name '\(name)' does not match the file name (expected '\(stem)')")
-        }
+                             trainer: trainer, spec: JSONValue(spec.node), dataLocations: data.locations)
     }
 
     private static func decodeData(_ node: Node, reader: YAMLReader) -> (data: DataSpec, locations: [String: SourceLocation])? {

@@ -190,6 +190,32 @@ final class YAMLReader {
         return Array(sequence)
     }
 
+    /// Decodes `text` with `body`; the value is kept only when no problem was reported.
+    static func decode<T>(_ text: String, file: String, _ body: (Node, YAMLReader) -> T?) -> (T?, [Diagnostic]) {
+        let reader = YAMLReader(file: file)
+        let value = reader.parse(text).flatMap { body($0, reader) }
+        return (reader.diagnostics.isEmpty ? value : nil, reader.diagnostics)
+    }
+
+    /// The top of a Model or Environment document: `apiVersion`, `kind`, a checked `metadata.name`, and the
+    /// `spec` mapping with its allowed keys. The header is nil when the name is missing.
+    func document(_ node: Node, kind: String, spec expected: String, specKeys: [String]) -> (header: (name: String, node: Node)?, spec: Mapping)? {
+        guard let root = mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
+        let header = self.header(root, kind: kind)
+        if let header { checkName(header.name, header.node, what: kind.lowercased()) }
+        guard let specNode = required(root, "spec", expected), let spec = mapping(specNode, "spec", allowed: specKeys) else { return nil }
+        return (header, spec)
+    }
+
+    /// Checks a model or environment name: 1 to 63 of a-z, 0-9, '-', and equal to the file name.
+    func checkName(_ name: String, _ node: Node, what: String) {
+        if !ModelManifest.isValidName(name) {
+            report(node, "invalid \(what) name '\(name)' (expected 1 to 63 lowercase letters, digits or '-')")
+        } else if let stem = file.split(separator: "/").last?.split(separator: ".").first, String(stem) != name {
+            report(node, "metadata.name '\(name)' does not match the file name (expected '\(stem)')")
+        }
+    }
+
     /// Checks `apiVersion` and `kind`, and reads `metadata.name`.
     func header(_ root: Mapping, kind: String) -> (name: String, node: Node)? {
         if let version = required(root, "apiVersion", "expected 'stagecraft/v1'"), let text = string(version, "apiVersion"),
