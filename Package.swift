@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -52,6 +53,12 @@ let package = Package(
             dependencies: ["Learning", "Manifests", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // The inference server: Open Inference Protocol (KServe V2) over Hummingbird.
+        .target(
+            name: "Serving",
+            dependencies: ["Learning", "Registry", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
         // The GitOps logic: a project read from git at a ref, builds; later plan/reconcile/promote.
         .target(
             name: "Reconciler",
@@ -62,7 +69,7 @@ let package = Package(
         .target(
             name: "StagecraftCommands",
             dependencies: [
-                "GitStore", "Manifests", "Learning", "Registry", "Reconciler",
+                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -104,6 +111,11 @@ let package = Package(
         .testTarget(
             name: "RegistryTests",
             dependencies: ["Registry", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ServingTests",
+            dependencies: ["Serving", "StagecraftTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

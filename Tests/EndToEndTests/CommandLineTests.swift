@@ -70,3 +70,43 @@ import Testing
         #expect(list.allSatisfy { ($0["source"] as? String) == (try? scratch.gitLine(["rev-parse", "HEAD"])) })
     }
 }
+
+/// `serve` through the real binary: build, pin the version in an environment, serve, call it with curl, stop it.
+@Suite struct ServeEndToEndTests {
+    let binary = Fixtures.stagecraftBinary
+
+    @Test func serveAPinnedVersionAndStopOnSIGTERM() throws {
+        let scratch = try ScratchRepository.example()
+        let built = try ProcessRunner.run(binary, ["build", "penguins", "--output", "json"], in: scratch.path)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])
+        let digest = try #require(report["digest"] as? String)
+        let dev = try scratch.directory.read("environments/dev.yaml")
+        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(of: """
+                penguins:
+                  version: ~
+                  source: ~
+            """, with: """
+                penguins:
+                  version: \(digest.prefix(12))
+                  source: \(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"]))
+            """)], message: "pin penguins in dev")
+
+        let port = try Loopback.freePort()
+        let server = try BackgroundProcess(binary, ["serve", "--env", "dev", "--port", "\(port)"], in: scratch.path)
+        defer { server.stop() }
+        try Loopback.waitForListener(port: port)
+        let body = #"{"id": "e2e", "inputs": [{"name": "island", "shape": [1], "datatype": "BYTES", "data": ["Biscoe"]}, {"name": "bill_length_mm", "shape": [1], "datatype": "FP64", "data": [47.5]}, {"name": "bill_depth_mm", "shape": [1], "datatype": "FP64", "data": [14.2]}, {"name": "flipper_length_mm", "shape": [1], "datatype": "FP64", "data": [217]}, {"name": "body_mass_g", "shape": [1], "datatype": "FP64", "data": [4875]}, {"name": "sex", "shape": [1], "datatype": "BYTES", "data": ["female"]}]}"#
+        let reply = try ProcessRunner.run("curl", ["-s", "-X", "POST", "http://127.0.0.1:\(port)/v2/models/penguins/infer", "--data-binary", body])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(reply.stdout.utf8)) as? [String: Any])
+        #expect(json["id"] as? String == "e2e")
+        #expect(json["model_version"] as? String == digest)
+        let outputs = try #require(json["outputs"] as? [[String: Any]])
+        #expect(outputs.first?["data"] as? [String] == ["Gentoo"])
+        // The server's start line is a JSON log record.
+        #expect(server.log.contains(#""environment":"dev""#))
+
+        server.process.terminate()
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+    }
+}

@@ -1,0 +1,233 @@
+public import Foundation
+public import Learning
+
+/// A request the server cannot answer, with the HTTP status it stands for (decided at the edge, in the server).
+public struct InferenceError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// The request is wrong: a 400.
+        case badRequest
+        /// No such model or version: a 404.
+        case notFound
+        /// The body is over the limit: a 413.
+        case tooLarge
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// An Open Inference Protocol (KServe V2) infer request, decoded and checked against a model's features.
+public struct InferenceRequest: Sendable {
+    /// The request id, echoed in the response (generated when absent).
+    public var id: String?
+    /// The rows, as the model's raw feature columns.
+    public var rows: Dataset
+    /// The outputs asked for (`predict`, `predict_proba`); nil means all.
+    public var outputs: [String]?
+
+    /// Decodes a request body for `model`. Inputs are either one tensor per feature (shape `[N]` or `[N,1]`) or,
+    /// when every feature is numeric, one `[N,F]` tensor with the features in the model's order.
+    public static func decode(_ body: Data, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
+        guard let json = JSON.parse(body) else {
+            throw InferenceError(.badRequest, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})")
+        }
+        guard case .object = json else {
+            throw InferenceError(.badRequest, "the body must be a JSON object with \"inputs\"")
+        }
+        var id: String?
+        if let value = json["id"] {
+            guard case .string(let text) = value else { throw InferenceError(.badRequest, "\"id\" must be a string") }
+            id = text
+        }
+        var outputs: [String]?
+        if let value = json["outputs"] {
+            guard case .array(let list) = value else {
+                throw InferenceError(.badRequest, "\"outputs\" must be a list of {\"name\": ...}")
+            }
+            let known = model.classes == nil ? ["predict"] : ["predict", "predict_proba"]
+            outputs = try list.map { (item) throws(InferenceError) -> String in
+                guard case .string(let name)? = item["name"], known.contains(name) else {
+                    let shown: String
+                    if case .string(let name)? = item["name"] { shown = "'\(name)'" } else { shown = "without a name" }
+                    throw InferenceError(.badRequest, "unknown output \(shown) (expected one of: \(known.joined(separator: ", ")))")
+                }
+                return name
+            }
+        }
+        guard case .array(let inputs)? = json["inputs"], !inputs.isEmpty else {
+            throw InferenceError(.badRequest, "\"inputs\" must be a non-empty list of tensors")
+        }
+        let tensors = try inputs.enumerated().map { (index, input) throws(InferenceError) in try Tensor(input, index: index) }
+        let rows = try dataset(tensors, model: model)
+        return InferenceRequest(id: id, rows: rows, outputs: outputs)
+    }
+
+    /// One input tensor, with its data flattened.
+    struct Tensor {
+        var name: String
+        var shape: [Int]
+        var datatype: String
+        var values: [JSON]
+
+        static let numericTypes: Set<String> = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
+
+        init(_ input: JSON, index: Int) throws(InferenceError) {
+            guard case .string(let name)? = input["name"] else { throw InferenceError(.badRequest, "input \(index) has no \"name\"") }
+            var dimensions: [Int] = []
+            if case .array(let shape)? = input["shape"] {
+                for item in shape {
+                    guard case .number(let value) = item, value >= 0, value == value.rounded(), value < 1e9 else { dimensions = []; break }
+                    dimensions.append(Int(value))
+                }
+                if dimensions.count != shape.count { dimensions = [] }
+            }
+            guard !dimensions.isEmpty else {
+                throw InferenceError(.badRequest, "input '\(name)': \"shape\" must be a list of non-negative integers, such as [2] or [2, 1]")
+            }
+            guard case .string(let datatype)? = input["datatype"], Self.numericTypes.contains(datatype) || datatype == "BYTES" else {
+                throw InferenceError(.badRequest, "input '\(name)': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES")
+            }
+            guard let data = input["data"] else { throw InferenceError(.badRequest, "input '\(name)' has no \"data\"") }
+            var flat: [JSON] = []
+            func flatten(_ value: JSON) { if case .array(let list) = value { list.forEach(flatten) } else { flat.append(value) } }
+            flatten(data)
+            let expected = dimensions.reduce(1, *)
+            guard flat.count == expected else {
+                throw InferenceError(.badRequest, "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has \(flat.count)")
+            }
+            self.name = name
+            self.shape = dimensions
+            self.datatype = datatype
+            self.values = flat
+        }
+
+        /// The values as numbers (NaN for null; true and false are 1 and 0); anything else is an error.
+        func numbers(feature: String) throws(InferenceError) -> [Double] {
+            guard datatype != "BYTES" else {
+                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
+            }
+            return try values.enumerated().map { (index, value) throws(InferenceError) -> Double in
+                switch value {
+                case .null: return .nan
+                case .number(let number):
+                    guard number.isFinite else { throw InferenceError(.badRequest, "input '\(name)': value \(index) is not finite") }
+                    return number
+                case .bool(let flag): return flag ? 1 : 0
+                default: throw InferenceError(.badRequest, "input '\(name)': value \(index) is not a number")
+                }
+            }
+        }
+
+        /// The values as category labels (numbers written as Stagecraft writes them; nil for null).
+        func labels() throws(InferenceError) -> [String?] {
+            try values.enumerated().map { (index, value) throws(InferenceError) -> String? in
+                switch value {
+                case .null: return nil
+                case .string(let text): return text
+                case .number(let number): return formatNumber(number)
+                default: throw InferenceError(.badRequest, "input '\(name)': value \(index) is not a string")
+                }
+            }
+        }
+    }
+
+    static func dataset(_ tensors: [Tensor], model: ModelFile) throws(InferenceError) -> Dataset {
+        let features = model.pipeline.features
+        // One [N, F] numeric tensor for an all-numeric model.
+        if tensors.count == 1, tensors[0].shape.count == 2, !features.contains(where: { $0.name == tensors[0].name }) {
+            let tensor = tensors[0]
+            guard features.allSatisfy({ $0.kind == .numeric }) else {
+                throw InferenceError(.badRequest, "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all numeric; send one tensor per feature (\(features.map(\.name).joined(separator: ", ")))")
+            }
+            guard tensor.shape[1] == features.count else {
+                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(features.count)], one column per feature (\(features.map(\.name).joined(separator: ", ")))")
+            }
+            let numbers = try tensor.numbers(feature: features[0].name)
+            let rows = tensor.shape[0], width = features.count
+            let columns = (0..<width).map { column in Column.numeric((0..<rows).map { numbers[$0 * width + column] }) }
+            return Dataset(names: features.map(\.name), columns: columns, source: "request")
+        }
+        var byName: [String: Tensor] = [:]
+        for tensor in tensors {
+            guard features.contains(where: { $0.name == tensor.name }) else {
+                throw InferenceError(.badRequest, "unknown input '\(tensor.name)' (expected one of: \(features.map(\.name).joined(separator: ", ")))")
+            }
+            guard byName[tensor.name] == nil else { throw InferenceError(.badRequest, "input '\(tensor.name)' is given twice") }
+            guard tensor.shape.count == 1 || (tensor.shape.count == 2 && tensor.shape[1] == 1) else {
+                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N] or [N, 1]")
+            }
+            byName[tensor.name] = tensor
+        }
+        let missing = features.filter { byName[$0.name] == nil }.map(\.name)
+        guard missing.isEmpty else {
+            throw InferenceError(.badRequest, "missing input\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model needs one tensor per feature: \(features.map(\.name).joined(separator: ", ")))")
+        }
+        let rows = byName[features[0].name]!.shape[0]
+        var columns: [Column] = []
+        for feature in features {
+            let tensor = byName[feature.name]!
+            guard tensor.shape[0] == rows else {
+                throw InferenceError(.badRequest, "input '\(tensor.name)' has \(tensor.shape[0]) rows, input '\(features[0].name)' has \(rows)")
+            }
+            switch feature.kind {
+            case .numeric:
+                columns.append(.numeric(try tensor.numbers(feature: feature.name)))
+            case .categorical:
+                let labels = try tensor.labels()
+                let levels = Array(Set(labels.compactMap { $0 })).sorted()
+                var index: [String: Int32] = [:]
+                for (code, level) in levels.enumerated() { index[level] = Int32(code) }
+                columns.append(.categorical(codes: labels.map { $0.map { index[$0]! } ?? -1 }, levels: levels))
+            }
+        }
+        return Dataset(names: features.map(\.name), columns: columns, source: "request")
+    }
+}
+
+/// The JSON body of an infer response.
+public enum InferenceResponse {
+    public static func encode(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?) -> Data {
+        let wanted = outputs ?? (classes == nil ? ["predict"] : ["predict", "predict_proba"])
+        let rows = predictions.labels?.count ?? predictions.values?.count ?? 0
+        var json = JSONWriter(capacity: 128 + rows * 48)
+        json.raw("{\"id\":")
+        json.string(id)
+        json.raw(",\"model_name\":")
+        json.string(model)
+        json.raw(",\"model_version\":")
+        json.string(version)
+        json.raw(",\"outputs\":[")
+        var first = true
+        for name in wanted {
+            if name == "predict" {
+                if !first { json.raw(",") }
+                first = false
+                if let labels = predictions.labels {
+                    json.raw("{\"name\":\"predict\",\"datatype\":\"BYTES\",\"shape\":[\(rows)],\"data\":")
+                    json.strings(labels)
+                } else {
+                    json.raw("{\"name\":\"predict\",\"datatype\":\"FP64\",\"shape\":[\(rows)],\"data\":")
+                    json.numbers(predictions.values ?? [])
+                }
+                json.raw("}")
+            } else if name == "predict_proba", let probabilities = predictions.probabilities, let classes {
+                if !first { json.raw(",") }
+                first = false
+                json.raw("{\"name\":\"predict_proba\",\"datatype\":\"FP64\",\"shape\":[\(rows),\(classes.count)],\"parameters\":{\"classes\":")
+                json.strings(classes)
+                json.raw("},\"data\":")
+                json.numbers(probabilities)
+                json.raw("}")
+            }
+        }
+        json.raw("]}")
+        return Data(json.text.utf8)
+    }
+}

@@ -1,0 +1,144 @@
+public import Foundation
+public import Hummingbird
+import Learning
+import Logging
+import NIOCore
+import HTTPTypes
+import UnixSignals
+
+/// One environment's inference server: the Open Inference Protocol (KServe V2) over HTTP/1.1.
+public struct InferenceServer: Sendable {
+    public let environment: String
+    public let repository: ModelRepository
+    public var host: String
+    public var port: Int
+    /// Request bodies above this many bytes get a 413.
+    public var bodyLimit: Int
+
+    public init(environment: String, repository: ModelRepository, host: String = "127.0.0.1", port: Int, bodyLimit: Int = 8 << 20) {
+        self.environment = environment
+        self.repository = repository
+        self.host = host
+        self.port = port
+        self.bodyLimit = bodyLimit
+    }
+
+    /// The server's routes.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let repository = self.repository, bodyLimit = self.bodyLimit
+        router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
+        router.get("/v2/health/ready") { _, _ in
+            Self.json(["ready": true])
+        }
+        router.get("/v2") { _, _ in
+            Self.json(["name": "stagecraft", "version": InferenceServer.version, "extensions": ["model_repository"]])
+        }
+        router.get("/v2/models/:model") { _, context in try Self.metadata(repository, context, version: nil) }
+        router.get("/v2/models/:model/versions/:version") { _, context in
+            try Self.metadata(repository, context, version: context.parameters.get("version"))
+        }
+        router.get("/v2/models/:model/ready") { _, context in try Self.ready(repository, context, version: nil) }
+        router.get("/v2/models/:model/versions/:version/ready") { _, context in
+            try Self.ready(repository, context, version: context.parameters.get("version"))
+        }
+        router.post("/v2/models/:model/infer") { request, context in
+            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit)
+        }
+        router.post("/v2/models/:model/versions/:version/infer") { request, context in
+            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit)
+        }
+        return router
+    }
+
+    /// Runs until the task is cancelled or, with `handleSignals`, the process gets SIGTERM/SIGINT (in-flight requests
+    /// finish first).
+    /// - Parameter onRunning: called once the port is open.
+    public func run(handleSignals: Bool = true, onRunning: @escaping @Sendable () async -> Void = {}) async throws {
+        var logger = Logger(label: "stagecraft.serve.\(environment)")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "stagecraft"),
+            onServerRunning: { _ in await onRunning() },
+            logger: logger)
+        try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
+    }
+
+    public static let version = "0.1.0"
+
+    // MARK: Handlers
+
+    static func metadata(_ repository: ModelRepository, _ context: BasicRequestContext, version: String?) throws -> Response {
+        let name = try context.parameters.require("model")
+        guard let loaded = repository.resolve(model: name, version: version) else { return notFound(name, version, repository) }
+        let file = loaded.file
+        let inputs: [[String: Any]] = file.pipeline.features.map {
+            ["name": $0.name, "datatype": $0.kind == .numeric ? "FP64" : "BYTES", "shape": [-1]]
+        }
+        var outputs: [[String: Any]] = [["name": "predict", "datatype": file.classes == nil ? "FP64" : "BYTES", "shape": [-1]]]
+        if let classes = file.classes {
+            outputs.append(["name": "predict_proba", "datatype": "FP64", "shape": [-1, classes.count]])
+        }
+        return json([
+            "name": name, "versions": repository.versions(of: name) ?? [], "platform": "stagecraft",
+            "parameters": ["version": loaded.version, "source": loaded.source, "task": file.task.rawValue, "algorithm": file.estimator.algorithm],
+            "inputs": inputs, "outputs": outputs,
+        ])
+    }
+
+    static func ready(_ repository: ModelRepository, _ context: BasicRequestContext, version: String?) throws -> Response {
+        let name = try context.parameters.require("model")
+        guard let loaded = repository.resolve(model: name, version: version) else { return notFound(name, version, repository) }
+        return json(["name": name, "version": loaded.version, "ready": true])
+    }
+
+    static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int) async -> Response {
+        guard let name = context.parameters.get("model") else { return error(.badRequest, "no model in the path") }
+        guard let loaded = repository.resolve(model: name, version: version) else { return notFound(name, version, repository) }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: bodyLimit)
+        } catch is NIOTooManyBytesError {
+            return error(.contentTooLarge, "the body is over the limit of \(bodyLimit) bytes")
+        } catch {
+            return self.error(.badRequest, "the body could not be read")
+        }
+        do {
+            let decoded = try InferenceRequest.decode(Data(body.readableBytesView), for: loaded.file)
+            let predictions = try loaded.file.predict(decoded.rows)
+            let id = decoded.id ?? UUID().uuidString.lowercased()
+            let data = InferenceResponse.encode(model: name, version: loaded.version, id: id, predictions: predictions,
+                                                classes: loaded.file.classes, outputs: decoded.outputs)
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        } catch let failure as InferenceError {
+            return error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)
+        } catch let failure as LearningError {
+            return error(.badRequest, failure.message)
+        } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+    }
+
+    static func notFound(_ model: String, _ version: String?, _ repository: ModelRepository) -> Response {
+        if let version, let versions = repository.versions(of: model) {
+            return error(.notFound, "model '\(model)' has no version '\(version)' (loaded: \(versions.map { String($0.prefix(12)) }.joined(separator: ", ")))")
+        }
+        let models = repository.models
+        return error(.notFound, "no model '\(model)' (loaded: \(models.isEmpty ? "none" : models.joined(separator: ", ")))")
+    }
+
+    static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(["error": message], status: status)
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import GitStore
+import Learning
+import Manifests
+import Reconciler
+import Registry
+import Serving
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve an environment's models over the Open Inference Protocol (KServe V2).",
+        discussion: """
+            Reads environments/<env>.yaml at --ref, loads each pinned version from
+            the artifact store by digest (build them first with 'stagecraft build'),
+            and serves them on the environment's host and port until SIGTERM or
+            SIGINT, which let in-flight requests finish.
+
+            Examples:
+              stagecraft serve --env dev
+              stagecraft serve --env qa --port 9000
+              curl -s localhost:8101/v2/models/penguins
+            """
+    )
+
+    @Option(name: .long, help: "The environment to serve.")
+    var env: String
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .long, help: "Listen on this port instead of the environment's.")
+    var port: Int?
+
+    func run() async throws {
+        let console = Console.current
+        let repo = try repository.open()
+        let source = try GitProjectSource(repository: repo, ref: repository.ref)
+        let (project, diagnostics) = try Project.check(source)
+        guard let environment = project.environments[env] else {
+            let known = project.environmentOrder
+            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision) (environments: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        }
+        let relevant = diagnostics.filter { $0.location.file == environment.file }
+        guard relevant.isEmpty else { throw InvalidProject(relevant) }
+        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project)
+        let models = ModelRepository()
+        for deployment in environment.models {
+            guard let pinned = deployment.version else { continue }
+            let versions = [pinned] + (deployment.traffic ?? []).map(\.version).filter { $0 != pinned }
+            for version in versions {
+                guard let digest = store.resolve(version) else {
+                    throw CommandFailure(.failure, "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); build it from its source commit: stagecraft build \(deployment.model) --ref \(deployment.source ?? "<source>")")
+                }
+                let info = try store.buildInfo(digest)
+                models.load(LoadedVersion(model: deployment.model, version: digest, source: info.source, file: try store.model(digest)),
+                            makeDefault: version == pinned)
+            }
+        }
+        let server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
+        let loaded = models.models.map { "\($0)@\(String(models.resolve(model: $0)!.version.prefix(12)))" }
+        let address = "\(server.host):\(server.port)"
+        try await server.run {
+            let line: [String: Any] = ["level": "info", "message": "serving", "environment": env, "address": address, "models": loaded]
+            if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
+                console.print(String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+}

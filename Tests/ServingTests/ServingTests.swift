@@ -1,0 +1,228 @@
+import Foundation
+import Learning
+import Serving
+import StagecraftTesting
+import Testing
+
+/// Models trained on the example data, and a live server on 127.0.0.1 for the tests.
+enum Models {
+    static func train(_ name: String, target: String, task: LearningTask, algorithm: AlgorithmName) throws -> (ModelFile, Dataset) {
+        let folder = Fixtures.packageRoot + "/data/\(name)"
+        let train = try CSVReader.read(Data(contentsOf: URL(fileURLWithPath: folder + "/train.csv")), source: "train.csv")
+        let test = try CSVReader.read(Data(contentsOf: URL(fileURLWithPath: folder + "/test.csv")), source: "test.csv")
+        let outcome = try Training.run(TrainingRequest(task: task, target: target, algorithm: algorithm), train: train, test: test)
+        let record = BuildRecord(digest: String(repeating: "a", count: 64), model: name, data: [:], parameters: [:], tool: "test")
+        return (outcome.modelFile(task: task, target: target, build: record), test)
+    }
+
+    static let penguins = try! train("penguins", target: "species", task: .multiclassClassification, algorithm: .gradientBoosting)
+    static let breastCancer = try! train("breast-cancer", target: "diagnosis", task: .binaryClassification, algorithm: .logisticRegression)
+}
+
+/// Per-feature tensors for rows of `data`, as a client sends them.
+func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: String? = nil) -> Data {
+    let inputs: [[String: Any]] = model.pipeline.features.map { feature in
+        let column = data.column(feature.name)!
+        let values: [Any] = rows.map { row in
+            switch column {
+            case .numeric(let values): return values[row].isNaN ? NSNull() : values[row] as Any
+            case .categorical(let codes, let levels): return codes[row] < 0 ? NSNull() : levels[Int(codes[row])] as Any
+            }
+        }
+        return ["name": feature.name, "shape": [rows.count], "datatype": feature.kind == .numeric ? "FP64" : "BYTES", "data": values]
+    }
+    var body: [String: Any] = ["inputs": inputs]
+    if let id { body["id"] = id }
+    return try! JSONSerialization.data(withJSONObject: body)
+}
+
+@Suite struct InferenceRequestTests {
+    @Test func bothLayoutsGiveTheSamePredictions() throws {
+        let (model, test) = Models.breastCancer
+        let perFeature = try InferenceRequest.decode(perFeatureBody(model, test, rows: 0..<5), for: model)
+        // The same rows as one [5, 30] tensor, nested.
+        let matrix: [[Double]] = (0..<5).map { row in
+            model.pipeline.features.map { feature in if case .numeric(let values) = test.column(feature.name)! { return values[row] } else { return 0 } }
+        }
+        let body = try JSONSerialization.data(withJSONObject: ["inputs": [["name": "input-0", "shape": [5, 30], "datatype": "FP32", "data": matrix]]])
+        let single = try InferenceRequest.decode(body, for: model)
+        #expect(try model.predict(perFeature.rows) == model.predict(single.rows))
+        #expect(try model.predict(perFeature.rows) == model.predict(test.rows(Array(0..<5))))
+    }
+
+    static let badRequests: [(String, String)] = [
+        ("{", "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})"),
+        ("[]", "the body must be a JSON object with \"inputs\""),
+        (#"{"inputs": []}"#, "\"inputs\" must be a non-empty list of tensors"),
+        (#"{"id": 7, "inputs": []}"#, "\"id\" must be a string"),
+        (#"{"inputs": [{"shape": [1], "datatype": "FP64", "data": [1]}]}"#, "input 0 has no \"name\""),
+        (#"{"inputs": [{"name": "x", "shape": "1", "datatype": "FP64", "data": [1]}]}"#, "input 'x': \"shape\" must be a list of non-negative integers, such as [2] or [2, 1]"),
+        (#"{"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT", "data": [1]}]}"#, "input 'x': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES"),
+        (#"{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64"}]}"#, "input 'x' has no \"data\""),
+        (#"{"inputs": [{"name": "island", "shape": [2], "datatype": "BYTES", "data": ["Dream"]}]}"#, "input 'island': shape [2] needs 2 values, \"data\" has 1"),
+        (#"{"inputs": [{"name": "wings", "shape": [1], "datatype": "FP64", "data": [2]}]}"#, "unknown input 'wings' (expected one of: island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)"),
+        (#"{"inputs": [{"name": "island", "shape": [1], "datatype": "BYTES", "data": ["Dream"]}]}"#, "missing inputs 'bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'sex', 'year' (the model needs one tensor per feature: island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)"),
+        (#"{"inputs": [{"name": "island", "shape": [1, 2], "datatype": "BYTES", "data": [["Dream", "Biscoe"]]}]}"#, "input 'island': shape [1, 2] must be [N] or [N, 1]"),
+        (#"{"inputs": [{"name": "x", "shape": [1, 7], "datatype": "FP64", "data": [1, 2, 3, 4, 5, 6, 7]}]}"#, "input 'x': a single [N, F] tensor needs a model whose features are all numeric; send one tensor per feature (island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)"),
+        (#"{"inputs": [{"name": "island", "shape": [1], "datatype": "BYTES", "data": ["Dream"]}], "outputs": [{"name": "logits"}]}"#, "unknown output 'logits' (expected one of: predict, predict_proba)"),
+    ]
+
+    @Test(arguments: badRequests.indices)
+    func badRequestsSayWhatIsWrong(_ index: Int) {
+        let (body, message) = Self.badRequests[index]
+        let error = #expect(throws: InferenceError.self) { try InferenceRequest.decode(Data(body.utf8), for: Models.penguins.0) }
+        #expect(error?.message == message)
+        #expect(error?.kind == .badRequest)
+    }
+
+    @Test func numbersAreReadExactly() throws {
+        // Values that Foundation's parser on Linux reads as a neighbouring double, in one [1, 30] row.
+        let tricky = [1.3842117956158007e-06, 4.0288542599541655e-07, 0.9813214368903036, 39.1, 1e-300, -0.0]
+        let values = (0..<30).map { tricky[$0 % tricky.count] }
+        let body = #"{"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": ["# + values.map { "\($0)" }.joined(separator: ",") + "]}]}"
+        let model = Models.breastCancer.0
+        let decoded = try InferenceRequest.decode(Data(body.utf8), for: model)
+        #expect(decoded.rows.columns == values.map { Column.numeric([$0]) })
+        let infinite = #expect(throws: InferenceError.self) {
+            try InferenceRequest.decode(Data(body.replacingOccurrences(of: "39.1", with: "1e999").utf8), for: model)
+        }
+        #expect(infinite?.message == "input 'x': value 3 is not finite")
+    }
+
+    @Test func wrongValuesInAFeature() throws {
+        let (model, _) = Models.penguins
+        func body(_ overrides: [String: (String, Any)]) throws -> Data {
+            let inputs: [[String: Any]] = model.pipeline.features.map { feature in
+                let (datatype, value) = overrides[feature.name] ?? (feature.kind == .numeric ? "FP64" : "BYTES", feature.kind == .numeric ? 1.0 : "Dream")
+                return ["name": feature.name, "shape": [1], "datatype": datatype, "data": [value]]
+            }
+            return try JSONSerialization.data(withJSONObject: ["inputs": inputs])
+        }
+        let text = #expect(throws: InferenceError.self) { try InferenceRequest.decode(try body(["bill_length_mm": ("FP64", "long")]), for: model) }
+        #expect(text?.message == "input 'bill_length_mm': value 0 is not a number")
+        let bytes = #expect(throws: InferenceError.self) { try InferenceRequest.decode(try body(["bill_length_mm": ("BYTES", "41.2")]), for: model) }
+        #expect(bytes?.message == "input 'bill_length_mm': feature 'bill_length_mm' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
+        // null is a missing value (imputed), and an unknown category is answered.
+        let decoded = try InferenceRequest.decode(try body(["sex": ("BYTES", NSNull()), "island": ("BYTES", "Atlantis")]), for: model)
+        #expect(try model.predict(decoded.rows).labels?.count == 1)
+    }
+}
+
+/// The real server on 127.0.0.1, called with curl.
+@Suite(.serialized) struct LiveServerTests {
+    func withServer(bodyLimit: Int = 8 << 20, _ body: (Int, ModelRepository) async throws -> Void) async throws {
+        let repository = ModelRepository()
+        let source = String(repeating: "1", count: 40)
+        repository.load(LoadedVersion(model: "penguins", version: String(repeating: "ab", count: 32), source: source, file: Models.penguins.0))
+        repository.load(LoadedVersion(model: "breast-cancer", version: String(repeating: "cd", count: 32), source: source, file: Models.breastCancer.0))
+        let port = try Loopback.freePort()
+        let server = InferenceServer(environment: "test", repository: repository, port: port, bodyLimit: bodyLimit)
+        let task = Task { try await server.run(handleSignals: false) }
+        defer { task.cancel() }
+        try Loopback.waitForListener(port: port)
+        try await body(port, repository)
+    }
+
+    struct Reply {
+        var status: Int
+        var headers: String
+        var json: [String: Any]
+        var raw: String
+
+        /// The numbers of the output tensor `name`, read exactly from the text (Foundation's JSON parser on
+        /// Linux rounds some doubles to a neighbour).
+        func exactData(of name: String) -> [Double]? {
+            guard let marker = raw.range(of: "\"name\":\"\(name)\""),
+                  let open = raw.range(of: "\"data\":[", range: marker.upperBound..<raw.endIndex),
+                  let close = raw.range(of: "]", range: open.upperBound..<raw.endIndex) else { return nil }
+            return raw[open.upperBound..<close.lowerBound].split(separator: ",").compactMap { Double($0) }
+        }
+    }
+
+    func curl(_ port: Int, _ path: String, post body: Data? = nil) throws -> Reply {
+        let scratch = try ScratchDirectory()
+        var arguments = ["-s", "-D", scratch.appending("headers"), "-o", scratch.appending("body"), "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"]
+        if let body {
+            try body.write(to: URL(fileURLWithPath: scratch.appending("request")))
+            arguments += ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + scratch.appending("request")]
+        }
+        let output = try ProcessRunner.run("curl", arguments)
+        let data = (try? Data(contentsOf: URL(fileURLWithPath: scratch.appending("body")))) ?? Data()
+        return Reply(status: Int(output.stdout) ?? 0, headers: (try? scratch.read("headers")) ?? "",
+                     json: (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:], raw: String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func everyEndpoint() async throws {
+        try await withServer { port, _ in
+            #expect(try curl(port, "/v2/health/live").status == 200)
+            #expect(try curl(port, "/v2/health/ready").status == 200)
+            let server = try curl(port, "/v2")
+            #expect(server.json["name"] as? String == "stagecraft")
+            let metadata = try curl(port, "/v2/models/penguins")
+            #expect(metadata.status == 200)
+            #expect((metadata.json["inputs"] as? [[String: Any]])?.map { $0["name"] as? String } == Models.penguins.0.pipeline.features.map(\.name))
+            #expect((metadata.json["inputs"] as? [[String: Any]])?.first?["datatype"] as? String == "BYTES")
+            let version = String(repeating: "ab", count: 32)
+            #expect(try curl(port, "/v2/models/penguins/versions/\(version.prefix(12))").status == 200)
+            #expect(try curl(port, "/v2/models/penguins/ready").json["ready"] as? Bool == true)
+            #expect(try curl(port, "/v2/models/penguins/versions/\(version)/ready").status == 200)
+            let unknown = try curl(port, "/v2/models/whales")
+            #expect(unknown.status == 404)
+            #expect(unknown.json["error"] as? String == "no model 'whales' (loaded: breast-cancer, penguins)")
+            let badVersion = try curl(port, "/v2/models/penguins/versions/ffffffffffff")
+            #expect(badVersion.status == 404)
+            #expect(badVersion.json["error"] as? String == "model 'penguins' has no version 'ffffffffffff' (loaded: abababababab)")
+        }
+    }
+
+    @Test func predictionsOverHTTPEqualTheModels() async throws {
+        try await withServer { port, _ in
+            for (name, (model, test)) in [("penguins", Models.penguins), ("breast-cancer", Models.breastCancer)] {
+                let reply = try curl(port, "/v2/models/\(name)/infer", post: perFeatureBody(model, test, rows: 0..<test.rowCount, id: "req-1"))
+                #expect(reply.status == 200)
+                #expect(reply.headers.lowercased().contains("stagecraft-source: \(String(repeating: "1", count: 40))"))
+                #expect(reply.json["id"] as? String == "req-1")
+                #expect((reply.json["model_version"] as? String)?.count == 64)
+                let outputs = try #require(reply.json["outputs"] as? [[String: Any]])
+                let expected = try model.predict(test)
+                #expect(outputs.first { $0["name"] as? String == "predict" }?["data"] as? [String] == expected.labels)
+                #expect(outputs.map { $0["name"] as? String } == ["predict", "predict_proba"])
+                #expect(reply.exactData(of: "predict_proba") == expected.probabilities)
+            }
+            // Only the outputs asked for; an id is generated when none is sent.
+            var body = try JSONSerialization.jsonObject(with: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<2)) as! [String: Any]
+            body["outputs"] = [["name": "predict"]]
+            let reply = try curl(port, "/v2/models/penguins/versions/abababababab/infer", post: try JSONSerialization.data(withJSONObject: body))
+            #expect((reply.json["outputs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["predict"])
+            #expect((reply.json["id"] as? String)?.isEmpty == false)
+        }
+    }
+
+    @Test func badRequestsAre400And404And413NeverA500() async throws {
+        try await withServer(bodyLimit: 4096) { port, _ in
+            let bad = try curl(port, "/v2/models/penguins/infer", post: Data("{".utf8))
+            #expect(bad.status == 400)
+            #expect((bad.json["error"] as? String)?.hasPrefix("the body is not valid JSON") == true)
+            let missing = try curl(port, "/v2/models/nope/infer", post: Data("{}".utf8))
+            #expect(missing.status == 404)
+            let big = try curl(port, "/v2/models/penguins/infer", post: Data(repeating: 32, count: 10_000))
+            #expect(big.status == 413)
+            #expect(big.json["error"] as? String == "the body is over the limit of 4096 bytes")
+            // The server still answers afterwards.
+            #expect(try curl(port, "/v2/health/live").status == 200)
+        }
+    }
+
+    @Test func aSwitchOfTheDefaultVersionIsImmediate() async throws {
+        try await withServer { port, repository in
+            let other = String(repeating: "ef", count: 32)
+            repository.load(LoadedVersion(model: "penguins", version: other, source: String(repeating: "2", count: 40), file: Models.penguins.0))
+            let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1)
+            let switched = try curl(port, "/v2/models/penguins/infer", post: body)
+            #expect(switched.json["model_version"] as? String == other)
+            #expect(repository.unload(model: "penguins", version: String(other.prefix(12))))
+            let back = try curl(port, "/v2/models/penguins/infer", post: body)
+            #expect(back.json["model_version"] as? String == String(repeating: "ab", count: 32))
+        }
+    }
+}
