@@ -35,17 +35,29 @@ public struct InferenceRequest: Sendable {
     /// Decodes a request body for `model`. Inputs are either one tensor per feature (shape `[N]` or `[N,1]`) or,
     /// when every feature is numeric, one `[N,F]` tensor with the features in the model's order.
     public static func decode(_ body: Data, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
+        try decode(try parse(body), for: model)
+    }
+
+    /// The body as a JSON object.
+    static func parse(_ body: Data) throws(InferenceError) -> JSON {
         guard let json = JSON.parse(body) else {
             throw InferenceError(.badRequest, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})")
         }
         guard case .object = json else {
             throw InferenceError(.badRequest, "the body must be a JSON object with \"inputs\"")
         }
-        var id: String?
-        if let value = json["id"] {
-            guard case .string(let text) = value else { throw InferenceError(.badRequest, "\"id\" must be a string") }
-            id = text
-        }
+        return json
+    }
+
+    /// The request's `id`, if it has one.
+    static func id(_ json: JSON) throws(InferenceError) -> String? {
+        guard let value = json["id"] else { return nil }
+        guard case .string(let text) = value else { throw InferenceError(.badRequest, "\"id\" must be a string") }
+        return text
+    }
+
+    static func decode(_ json: JSON, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
+        let id = try id(json)
         var outputs: [String]?
         if let value = json["outputs"] {
             guard case .array(let list) = value else {

@@ -24,6 +24,8 @@ public final class ModelRepository: Sendable {
     struct Entry: Sendable {
         var versions: [String: LoadedVersion]
         var defaultVersion: String
+        /// Cumulative weights: a request whose bucket (0..<100) is below `upTo` goes to `version`.
+        var split: [(version: String, upTo: Int)]?
     }
 
     private let entries = Mutex<[String: Entry]>([:])
@@ -33,7 +35,7 @@ public final class ModelRepository: Sendable {
     /// Adds `loaded`; it becomes the default version when `makeDefault` is true or when it is the model's first.
     public func load(_ loaded: LoadedVersion, makeDefault: Bool = true) {
         entries.withLock { entries in
-            var entry = entries[loaded.model] ?? Entry(versions: [:], defaultVersion: loaded.version)
+            var entry = entries[loaded.model] ?? Entry(versions: [:], defaultVersion: loaded.version, split: nil)
             entry.versions[loaded.version] = loaded
             if makeDefault { entry.defaultVersion = loaded.version }
             entries[loaded.model] = entry
@@ -48,6 +50,7 @@ public final class ModelRepository: Sendable {
             guard let version else { entries[model] = nil; return true }
             guard let full = Self.match(version, in: entry.versions.keys) else { return false }
             entry.versions[full] = nil
+            entry.split = nil  // a split that names an unloaded version no longer holds
             if entry.versions.isEmpty {
                 entries[model] = nil
             } else {
@@ -66,13 +69,53 @@ public final class ModelRepository: Sendable {
         entries.withLock { $0[model].map { $0.versions.keys.sorted() } }
     }
 
-    /// The version that answers `model` (by default, or the one whose digest starts with `version`).
-    public func resolve(model: String, version: String? = nil) -> LoadedVersion? {
+    /// Splits `model`'s traffic between loaded versions by weight (percentages summing to 100); nil removes the
+    /// split, so that the default version takes everything.
+    /// - Throws: ``InferenceError`` when a version is not loaded or the weights do not sum to 100.
+    public func setTraffic(model: String, _ weights: [(version: String, weight: Int)]?) throws(InferenceError) {
+        try entries.withLock { (entries) throws(InferenceError) in
+            guard var entry = entries[model] else { throw InferenceError(.notFound, "no model '\(model)'") }
+            guard let weights else { entry.split = nil; entries[model] = entry; return }
+            guard weights.reduce(0, { $0 + $1.weight }) == 100, weights.allSatisfy({ $0.weight >= 0 }) else {
+                throw InferenceError(.badRequest, "traffic weights of '\(model)' must be 0 to 100 and sum to 100")
+            }
+            var split: [(version: String, upTo: Int)] = []
+            var total = 0
+            for (version, weight) in weights {
+                guard let full = Self.match(version, in: entry.versions.keys) else {
+                    throw InferenceError(.notFound, "model '\(model)' has no loaded version '\(version)' to send traffic to")
+                }
+                total += weight
+                split.append((full, total))
+            }
+            entry.split = split
+            entries[model] = entry
+        }
+    }
+
+    /// The version that answers `model`: the one whose digest starts with `version` when given; otherwise, under a
+    /// traffic split, the one whose share holds the request's bucket (the same `requestID` always lands in the same
+    /// bucket; no id, a random one); otherwise the default version.
+    public func resolve(model: String, version: String? = nil, requestID: String? = nil) -> LoadedVersion? {
         entries.withLock { entries in
             guard let entry = entries[model] else { return nil }
-            guard let version else { return entry.versions[entry.defaultVersion] }
-            return Self.match(version, in: entry.versions.keys).flatMap { entry.versions[$0] }
+            if let version { return Self.match(version, in: entry.versions.keys).flatMap { entry.versions[$0] } }
+            if let split = entry.split {
+                let bucket = requestID.map(Self.bucket) ?? Int.random(in: 0..<100)
+                if let chosen = split.first(where: { bucket < $0.upTo }) { return entry.versions[chosen.version] }
+            }
+            return entry.versions[entry.defaultVersion]
         }
+    }
+
+    /// A request id's bucket in 0..<100: FNV-1a of its bytes, the same in every process.
+    static func bucket(_ id: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return Int(hash % 100)
     }
 
     /// The one digest among `digests` that starts with `prefix` (at least 12 hex digits, or the whole digest).

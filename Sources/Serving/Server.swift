@@ -14,6 +14,8 @@ public struct InferenceServer: Sendable {
     public var port: Int
     /// Request bodies above this many bytes get a 413.
     public var bodyLimit: Int
+    /// Requests, errors and latency per model, version and status, for `/metrics`.
+    public let metrics = ServerMetrics()
 
     public init(environment: String, repository: ModelRepository, host: String = "127.0.0.1", port: Int, bodyLimit: Int = 8 << 20) {
         self.environment = environment
@@ -26,7 +28,7 @@ public struct InferenceServer: Sendable {
     /// The server's routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        let repository = self.repository, bodyLimit = self.bodyLimit
+        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics
         router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
@@ -43,10 +45,15 @@ public struct InferenceServer: Sendable {
             try Self.ready(repository, context, version: context.parameters.get("version"))
         }
         router.post("/v2/models/:model/infer") { request, context in
-            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit)
+            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit, metrics: metrics)
         }
         router.post("/v2/models/:model/versions/:version/infer") { request, context in
-            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit)
+            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics)
+        }
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }
         return router
     }
@@ -93,19 +100,29 @@ public struct InferenceServer: Sendable {
         return json(["name": name, "version": loaded.version, "ready": true])
     }
 
-    static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int) async -> Response {
+    static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int,
+                      metrics: ServerMetrics) async -> Response {
+        let started = ContinuousClock.now
         guard let name = context.parameters.get("model") else { return error(.badRequest, "no model in the path") }
-        guard let loaded = repository.resolve(model: name, version: version) else { return notFound(name, version, repository) }
-        let body: ByteBuffer
+        var answered: LoadedVersion?
+        let response: Response
         do {
-            body = try await request.body.collect(upTo: bodyLimit)
-        } catch is NIOTooManyBytesError {
-            return error(.contentTooLarge, "the body is over the limit of \(bodyLimit) bytes")
-        } catch {
-            return self.error(.badRequest, "the body could not be read")
-        }
-        do {
-            let decoded = try InferenceRequest.decode(Data(body.readableBytesView), for: loaded.file)
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: bodyLimit)
+            } catch is NIOTooManyBytesError {
+                throw InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes")
+            } catch {
+                throw InferenceError(.badRequest, "the body could not be read")
+            }
+            guard repository.versions(of: name) != nil else { throw InferenceError(.notFound, notFoundMessage(name, version, repository)) }
+            let json = try InferenceRequest.parse(Data(body.readableBytesView))
+            let requestID = try InferenceRequest.id(json)
+            guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
+                throw InferenceError(.notFound, notFoundMessage(name, version, repository))
+            }
+            answered = loaded
+            let decoded = try InferenceRequest.decode(json, for: loaded.file)
             let predictions = try loaded.file.predict(decoded.rows)
             let id = decoded.id ?? UUID().uuidString.lowercased()
             let data = InferenceResponse.encode(model: name, version: loaded.version, id: id, predictions: predictions,
@@ -113,22 +130,30 @@ public struct InferenceServer: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
         } catch let failure as InferenceError {
-            return error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)
+            response = error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)
         } catch let failure as LearningError {
-            return error(.badRequest, failure.message)
+            response = error(.badRequest, failure.message)
         } catch {
-            return self.error(.badRequest, "\(error)")
+            response = self.error(.badRequest, "\(error)")
         }
+        let elapsed = started.duration(to: .now)
+        metrics.record(model: name, version: answered?.version ?? "", status: Int(response.status.code),
+                       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return response
     }
 
     static func notFound(_ model: String, _ version: String?, _ repository: ModelRepository) -> Response {
+        error(.notFound, notFoundMessage(model, version, repository))
+    }
+
+    static func notFoundMessage(_ model: String, _ version: String?, _ repository: ModelRepository) -> String {
         if let version, let versions = repository.versions(of: model) {
-            return error(.notFound, "model '\(model)' has no version '\(version)' (loaded: \(versions.map { String($0.prefix(12)) }.joined(separator: ", ")))")
+            return "model '\(model)' has no version '\(version)' (loaded: \(versions.map { String($0.prefix(12)) }.joined(separator: ", ")))"
         }
         let models = repository.models
-        return error(.notFound, "no model '\(model)' (loaded: \(models.isEmpty ? "none" : models.joined(separator: ", ")))")
+        return "no model '\(model)' (loaded: \(models.isEmpty ? "none" : models.joined(separator: ", ")))"
     }
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

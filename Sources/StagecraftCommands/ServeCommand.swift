@@ -56,6 +56,13 @@ struct ServeCommand: AsyncParsableCommand {
                 models.load(LoadedVersion(model: deployment.model, version: digest, source: info.source, file: try store.model(digest)),
                             makeDefault: version == pinned)
             }
+            if let traffic = deployment.traffic {
+                do {
+                    try models.setTraffic(model: deployment.model, traffic.map { ($0.version, $0.weight) })
+                } catch {
+                    throw CommandFailure(.failure, "traffic of '\(deployment.model)' in \(environment.file): \(error.message)")
+                }
+            }
         }
         let server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
         let loaded = models.models.map { "\($0)@\(String(models.resolve(model: $0)!.version.prefix(12)))" }

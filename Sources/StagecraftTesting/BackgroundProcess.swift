@@ -88,3 +88,11 @@ public struct LoopbackError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
 }
+
+/// Runs blocking work (a process, a socket loop, a wait) on a Dispatch thread, so that it does not hold one of the
+/// few threads of Swift's concurrency pool that an in-process server needs to answer.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}

@@ -119,11 +119,11 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         let server = InferenceServer(environment: "test", repository: repository, port: port, bodyLimit: bodyLimit)
         let task = Task { try await server.run(handleSignals: false) }
         defer { task.cancel() }
-        try Loopback.waitForListener(port: port)
+        try await offPool { try Loopback.waitForListener(port: port) }
         try await body(port, repository)
     }
 
-    struct Reply {
+    struct Reply: @unchecked Sendable {
         var status: Int
         var headers: String
         var json: [String: Any]
@@ -139,7 +139,11 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
-    func curl(_ port: Int, _ path: String, post body: Data? = nil) throws -> Reply {
+    func curl(_ port: Int, _ path: String, post body: Data? = nil) async throws -> Reply {
+        try await offPool { try Self.curlBlocking(port, path, post: body) }
+    }
+
+    static func curlBlocking(_ port: Int, _ path: String, post body: Data?) throws -> Reply {
         let scratch = try ScratchDirectory()
         var arguments = ["-s", "-D", scratch.appending("headers"), "-o", scratch.appending("body"), "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"]
         if let body {
@@ -154,22 +158,22 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
 
     @Test func everyEndpoint() async throws {
         try await withServer { port, _ in
-            #expect(try curl(port, "/v2/health/live").status == 200)
-            #expect(try curl(port, "/v2/health/ready").status == 200)
-            let server = try curl(port, "/v2")
+            #expect(try await curl(port, "/v2/health/live").status == 200)
+            #expect(try await curl(port, "/v2/health/ready").status == 200)
+            let server = try await curl(port, "/v2")
             #expect(server.json["name"] as? String == "stagecraft")
-            let metadata = try curl(port, "/v2/models/penguins")
+            let metadata = try await curl(port, "/v2/models/penguins")
             #expect(metadata.status == 200)
             #expect((metadata.json["inputs"] as? [[String: Any]])?.map { $0["name"] as? String } == Models.penguins.0.pipeline.features.map(\.name))
             #expect((metadata.json["inputs"] as? [[String: Any]])?.first?["datatype"] as? String == "BYTES")
             let version = String(repeating: "ab", count: 32)
-            #expect(try curl(port, "/v2/models/penguins/versions/\(version.prefix(12))").status == 200)
-            #expect(try curl(port, "/v2/models/penguins/ready").json["ready"] as? Bool == true)
-            #expect(try curl(port, "/v2/models/penguins/versions/\(version)/ready").status == 200)
-            let unknown = try curl(port, "/v2/models/whales")
+            #expect(try await curl(port, "/v2/models/penguins/versions/\(version.prefix(12))").status == 200)
+            #expect(try await curl(port, "/v2/models/penguins/ready").json["ready"] as? Bool == true)
+            #expect(try await curl(port, "/v2/models/penguins/versions/\(version)/ready").status == 200)
+            let unknown = try await curl(port, "/v2/models/whales")
             #expect(unknown.status == 404)
             #expect(unknown.json["error"] as? String == "no model 'whales' (loaded: breast-cancer, penguins)")
-            let badVersion = try curl(port, "/v2/models/penguins/versions/ffffffffffff")
+            let badVersion = try await curl(port, "/v2/models/penguins/versions/ffffffffffff")
             #expect(badVersion.status == 404)
             #expect(badVersion.json["error"] as? String == "model 'penguins' has no version 'ffffffffffff' (loaded: abababababab)")
         }
@@ -178,7 +182,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
     @Test func predictionsOverHTTPEqualTheModels() async throws {
         try await withServer { port, _ in
             for (name, (model, test)) in [("penguins", Models.penguins), ("breast-cancer", Models.breastCancer)] {
-                let reply = try curl(port, "/v2/models/\(name)/infer", post: perFeatureBody(model, test, rows: 0..<test.rowCount, id: "req-1"))
+                let reply = try await curl(port, "/v2/models/\(name)/infer", post: perFeatureBody(model, test, rows: 0..<test.rowCount, id: "req-1"))
                 #expect(reply.status == 200)
                 #expect(reply.headers.lowercased().contains("stagecraft-source: \(String(repeating: "1", count: 40))"))
                 #expect(reply.json["id"] as? String == "req-1")
@@ -192,7 +196,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             // Only the outputs asked for; an id is generated when none is sent.
             var body = try JSONSerialization.jsonObject(with: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<2)) as! [String: Any]
             body["outputs"] = [["name": "predict"]]
-            let reply = try curl(port, "/v2/models/penguins/versions/abababababab/infer", post: try JSONSerialization.data(withJSONObject: body))
+            let reply = try await curl(port, "/v2/models/penguins/versions/abababababab/infer", post: try JSONSerialization.data(withJSONObject: body))
             #expect((reply.json["outputs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["predict"])
             #expect((reply.json["id"] as? String)?.isEmpty == false)
         }
@@ -200,16 +204,16 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
 
     @Test func badRequestsAre400And404And413NeverA500() async throws {
         try await withServer(bodyLimit: 4096) { port, _ in
-            let bad = try curl(port, "/v2/models/penguins/infer", post: Data("{".utf8))
+            let bad = try await curl(port, "/v2/models/penguins/infer", post: Data("{".utf8))
             #expect(bad.status == 400)
             #expect((bad.json["error"] as? String)?.hasPrefix("the body is not valid JSON") == true)
-            let missing = try curl(port, "/v2/models/nope/infer", post: Data("{}".utf8))
+            let missing = try await curl(port, "/v2/models/nope/infer", post: Data("{}".utf8))
             #expect(missing.status == 404)
-            let big = try curl(port, "/v2/models/penguins/infer", post: Data(repeating: 32, count: 10_000))
+            let big = try await curl(port, "/v2/models/penguins/infer", post: Data(repeating: 32, count: 10_000))
             #expect(big.status == 413)
             #expect(big.json["error"] as? String == "the body is over the limit of 4096 bytes")
             // The server still answers afterwards.
-            #expect(try curl(port, "/v2/health/live").status == 200)
+            #expect(try await curl(port, "/v2/health/live").status == 200)
         }
     }
 
@@ -218,11 +222,72 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             let other = String(repeating: "ef", count: 32)
             repository.load(LoadedVersion(model: "penguins", version: other, source: String(repeating: "2", count: 40), file: Models.penguins.0))
             let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1)
-            let switched = try curl(port, "/v2/models/penguins/infer", post: body)
+            let switched = try await curl(port, "/v2/models/penguins/infer", post: body)
             #expect(switched.json["model_version"] as? String == other)
             #expect(repository.unload(model: "penguins", version: String(other.prefix(12))))
-            let back = try curl(port, "/v2/models/penguins/infer", post: body)
+            let back = try await curl(port, "/v2/models/penguins/infer", post: body)
             #expect(back.json["model_version"] as? String == String(repeating: "ab", count: 32))
         }
+    }
+}
+
+/// Traffic splits and metrics, through the real server with many requests on one keep-alive connection.
+@Suite(.serialized) struct TrafficTests {
+    @Test func weightsHoldWithin3PercentOver10000RequestsAndIdsAreSticky() async throws {
+        let repository = ModelRepository()
+        let (model, test) = Models.penguins
+        let stable = String(repeating: "ab", count: 32), canary = String(repeating: "cd", count: 32)
+        repository.load(LoadedVersion(model: "penguins", version: stable, source: String(repeating: "1", count: 40), file: model))
+        repository.load(LoadedVersion(model: "penguins", version: canary, source: String(repeating: "2", count: 40), file: model), makeDefault: false)
+        try repository.setTraffic(model: "penguins", [(String(stable.prefix(12)), 90), (String(canary.prefix(12)), 10)])
+        let port = try Loopback.freePort()
+        let server = InferenceServer(environment: "test", repository: repository, port: port)
+        let task = Task { try await server.run(handleSignals: false) }
+        defer { task.cancel() }
+        try await offPool { try Loopback.waitForListener(port: port) }
+        try await offPool { try Self.drive(port: port, stable: stable, canary: canary) }
+    }
+
+    static func drive(port: Int, stable: String, canary: String) throws {
+        let (model, test) = Models.penguins
+        let client = try LoopbackHTTPClient(port: port)
+        let template = try JSONSerialization.jsonObject(with: perFeatureBody(model, test, rows: 0..<1)) as! [String: Any]
+        var counts: [String: Int] = [:]
+        var firstAnswer: [String: String] = [:]
+        for index in 0..<10_000 {
+            var body = template
+            let id = "request-\(index % 5_000)"  // every id twice: the second answer must match the first
+            body["id"] = id
+            let response = try client.send("POST", "/v2/models/penguins/infer", body: try JSONSerialization.data(withJSONObject: body))
+            #expect(response.status == 200)
+            let version = try #require(response.json["model_version"] as? String)
+            counts[version, default: 0] += 1
+            if let first = firstAnswer[id] { #expect(first == version, "id \(id) moved") } else { firstAnswer[id] = version }
+            #expect(response.headers["stagecraft-source"] == String(repeating: version == stable ? "1" : "2", count: 40))
+        }
+        let canaryShare = Double(counts[canary] ?? 0) / 10_000
+        #expect(abs(canaryShare - 0.10) <= 0.03, "canary share \(canaryShare)")
+        #expect(counts[stable]! + counts[canary]! == 10_000)
+        // An explicit version bypasses the split.
+        let pinned = try client.send("POST", "/v2/models/penguins/versions/\(canary.prefix(12))/infer", body: perFeatureBody(model, test, rows: 0..<1, id: "x"))
+        #expect(pinned.json["model_version"] as? String == canary)
+
+        let metrics = try client.send("GET", "/metrics").text
+        #expect(metrics.contains("stagecraft_requests_total{model=\"penguins\",version=\"\(canary.prefix(12))\",status=\"200\"} \(counts[canary]! + 1)"))
+        #expect(metrics.contains("stagecraft_requests_total{model=\"penguins\",version=\"\(stable.prefix(12))\",status=\"200\"} \(counts[stable]!)"))
+        #expect(metrics.contains("# TYPE stagecraft_request_duration_seconds histogram"))
+        #expect(metrics.contains("stagecraft_request_duration_seconds_count{model=\"penguins\",version=\"\(stable.prefix(12))\",status=\"200\"} \(counts[stable]!)"))
+        // Errors are counted too.
+        _ = try client.send("POST", "/v2/models/penguins/infer", body: Data("{".utf8))
+        #expect(try client.send("GET", "/metrics").text.contains("stagecraft_request_errors_total{model=\"penguins\",version=\"\",status=\"400\"} 1"))
+    }
+
+    @Test func aSplitMustNameLoadedVersionsAndSumTo100() throws {
+        let repository = ModelRepository()
+        repository.load(LoadedVersion(model: "penguins", version: String(repeating: "ab", count: 32), source: "s", file: Models.penguins.0))
+        let sum = #expect(throws: InferenceError.self) { try repository.setTraffic(model: "penguins", [("abababababab", 50)]) }
+        #expect(sum?.message == "traffic weights of 'penguins' must be 0 to 100 and sum to 100")
+        let unknown = #expect(throws: InferenceError.self) { try repository.setTraffic(model: "penguins", [("abababababab", 50), ("ffffffffffff", 50)]) }
+        #expect(unknown?.message == "model 'penguins' has no loaded version 'ffffffffffff' to send traffic to")
     }
 }

@@ -1,0 +1,62 @@
+import Foundation
+import Synchronization
+
+/// Request counts and a latency histogram per model, version and status, in Prometheus text format.
+public final class ServerMetrics: Sendable {
+    struct Key: Hashable { var model: String; var version: String; var status: Int }
+    struct Series {
+        var count = 0
+        var sum = 0.0
+        var buckets = [Int](repeating: 0, count: ServerMetrics.bounds.count)
+    }
+
+    /// Upper bounds of the latency buckets, in seconds.
+    static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+    private let series = Mutex<[Key: Series]>([:])
+
+    public init() {}
+
+    /// Counts one answered request.
+    public func record(model: String, version: String, status: Int, seconds: Double) {
+        series.withLock { all in
+            var entry = all[Key(model: model, version: version, status: status)] ?? Series()
+            entry.count += 1
+            entry.sum += seconds
+            for (index, bound) in Self.bounds.enumerated() where seconds <= bound { entry.buckets[index] += 1 }
+            all[Key(model: model, version: version, status: status)] = entry
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    public func render() -> String {
+        let snapshot = series.withLock { $0 }
+        let keys = snapshot.keys.sorted { ($0.model, $0.version, $0.status) < ($1.model, $1.version, $1.status) }
+        var text = "# HELP stagecraft_requests_total Inference requests answered, by model, version and HTTP status.\n"
+        text += "# TYPE stagecraft_requests_total counter\n"
+        for key in keys { text += "stagecraft_requests_total{\(labels(key))} \(snapshot[key]!.count)\n" }
+        text += "# HELP stagecraft_request_errors_total Inference requests answered with a 4xx or 5xx status.\n"
+        text += "# TYPE stagecraft_request_errors_total counter\n"
+        for key in keys where key.status >= 400 { text += "stagecraft_request_errors_total{\(labels(key))} \(snapshot[key]!.count)\n" }
+        text += "# HELP stagecraft_request_duration_seconds Time from request to response.\n"
+        text += "# TYPE stagecraft_request_duration_seconds histogram\n"
+        for key in keys {
+            let entry = snapshot[key]!
+            for (index, bound) in Self.bounds.enumerated() {
+                text += "stagecraft_request_duration_seconds_bucket{\(labels(key)),le=\"\(bound)\"} \(entry.buckets[index])\n"
+            }
+            text += "stagecraft_request_duration_seconds_bucket{\(labels(key)),le=\"+Inf\"} \(entry.count)\n"
+            text += "stagecraft_request_duration_seconds_sum{\(labels(key))} \(entry.sum)\n"
+            text += "stagecraft_request_duration_seconds_count{\(labels(key))} \(entry.count)\n"
+        }
+        return text
+    }
+
+    private func labels(_ key: Key) -> String {
+        "model=\"\(escape(key.model))\",version=\"\(escape(String(key.version.prefix(12))))\",status=\"\(key.status)\""
+    }
+
+    private func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
