@@ -125,29 +125,38 @@ public struct InferenceRequest: Sendable {
             guard datatype != "BYTES" else {
                 throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
             }
-            return try values.enumerated().map { (index, value) throws(InferenceError) -> Double in
-                switch value {
-                case .null: return .nan
-                case .number(let number):
-                    guard number.isFinite else { throw InferenceError(.badRequest, "input '\(name)': value \(index) is not finite") }
-                    return number
-                case .bool(let flag): return flag ? 1 : 0
-                default: throw InferenceError(.badRequest, "input '\(name)': value \(index) is not a number")
-                }
-            }
+            return try InferenceRequest.numbers(values, input: "input '\(name)'")
         }
+    }
 
-        /// The values as category labels (numbers written as Stagecraft writes them; nil for null).
-        func labels() throws(InferenceError) -> [String?] {
-            try values.enumerated().map { (index, value) throws(InferenceError) -> String? in
-                switch value {
-                case .null: return nil
-                case .string(let text): return text
-                case .number(let number): return formatNumber(number)
-                default: throw InferenceError(.badRequest, "input '\(name)': value \(index) is not a string")
-                }
+    /// JSON values as numbers (NaN for null; true and false are 1 and 0); anything else is an error naming `input`.
+    static func numbers(_ values: [JSON], input: String) throws(InferenceError) -> [Double] {
+        try values.enumerated().map { (index, value) throws(InferenceError) -> Double in
+            switch value {
+            case .null: return .nan
+            case .number(let number):
+                guard number.isFinite else { throw InferenceError(.badRequest, "\(input): value \(index) is not finite") }
+                return number
+            case .bool(let flag): return flag ? 1 : 0
+            default: throw InferenceError(.badRequest, "\(input): value \(index) is not a number")
             }
         }
+    }
+
+    /// JSON values as a categorical column (numbers written as Stagecraft writes them; null is missing).
+    static func categories(_ values: [JSON], input: String) throws(InferenceError) -> Column {
+        let labels = try values.enumerated().map { (index, value) throws(InferenceError) -> String? in
+            switch value {
+            case .null: return nil
+            case .string(let text): return text
+            case .number(let number): return formatNumber(number)
+            default: throw InferenceError(.badRequest, "\(input): value \(index) is not a string")
+            }
+        }
+        let levels = Array(Set(labels.compactMap { $0 })).sorted()
+        var index: [String: Int32] = [:]
+        for (code, level) in levels.enumerated() { index[level] = Int32(code) }
+        return .categorical(codes: labels.map { $0.map { index[$0]! } ?? -1 }, levels: levels)
     }
 
     static func dataset(_ tensors: [Tensor], model: ModelFile) throws(InferenceError) -> Dataset {
@@ -192,11 +201,7 @@ public struct InferenceRequest: Sendable {
             case .numeric:
                 columns.append(.numeric(try tensor.numbers(feature: feature.name)))
             case .categorical:
-                let labels = try tensor.labels()
-                let levels = Array(Set(labels.compactMap { $0 })).sorted()
-                var index: [String: Int32] = [:]
-                for (code, level) in levels.enumerated() { index[level] = Int32(code) }
-                columns.append(.categorical(codes: labels.map { $0.map { index[$0]! } ?? -1 }, levels: levels))
+                columns.append(try categories(tensor.values, input: "input '\(tensor.name)'"))
             }
         }
         return Dataset(names: features.map(\.name), columns: columns, source: "request")

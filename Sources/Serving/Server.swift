@@ -16,6 +16,10 @@ public struct InferenceServer: Sendable {
     public var bodyLimit: Int
     /// Requests, errors and latency per model, version and status, for `/metrics`.
     public let metrics = ServerMetrics()
+    /// The bearer token the model repository API requires; nil turns that API off.
+    public var adminToken: String?
+    /// Loads a version of a model by digest (or a prefix of at least 12 hex digits), for the repository API.
+    public var loader: (@Sendable (_ model: String, _ version: String) throws -> LoadedVersion)?
 
     public init(environment: String, repository: ModelRepository, host: String = "127.0.0.1", port: Int, bodyLimit: Int = 8 << 20) {
         self.environment = environment
@@ -50,6 +54,15 @@ public struct InferenceServer: Sendable {
         router.post("/v2/models/:model/versions/:version/infer") { request, context in
             await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics)
         }
+        router.get("/ping") { _, _ in Self.json(["status": "ok"]) }
+        router.get("/health") { _, _ in Self.json(["status": "ok"]) }
+        router.post("/invocations") { request, context in
+            await MLflowScoring.invocations(repository, request, context, bodyLimit: bodyLimit, metrics: metrics)
+        }
+        let admin = RepositoryAPI(repository: repository, token: adminToken, loader: loader)
+        router.post("/v2/repository/index") { request, _ in admin.index(request) }
+        router.post("/v2/repository/models/:model/load") { request, context in await admin.load(request, context, bodyLimit: bodyLimit) }
+        router.post("/v2/repository/models/:model/unload") { request, context in await admin.unload(request, context, bodyLimit: bodyLimit) }
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"

@@ -64,7 +64,17 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             }
         }
-        let server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
+        var server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
+        let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
+        server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
+        server.loader = { model, version in
+            guard let digest = store.resolve(version) else {
+                throw RegistryError("version \(version) is not in the artifact store (\(store.root.path))")
+            }
+            let info = try store.buildInfo(digest)
+            guard info.model == model else { throw RegistryError("version \(version) is a build of '\(info.model)', not '\(model)'") }
+            return LoadedVersion(model: model, version: digest, source: info.source, file: try store.model(digest))
+        }
         let loaded = models.models.map { "\($0)@\(String(models.resolve(model: $0)!.version.prefix(12)))" }
         let address = "\(server.host):\(server.port)"
         try await server.run {

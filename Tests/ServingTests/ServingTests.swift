@@ -116,8 +116,13 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         repository.load(LoadedVersion(model: "penguins", version: String(repeating: "ab", count: 32), source: source, file: Models.penguins.0))
         repository.load(LoadedVersion(model: "breast-cancer", version: String(repeating: "cd", count: 32), source: source, file: Models.breastCancer.0))
         let port = try Loopback.freePort()
-        let server = InferenceServer(environment: "test", repository: repository, port: port, bodyLimit: bodyLimit)
-        let task = Task { try await server.run(handleSignals: false) }
+        var server = InferenceServer(environment: "test", repository: repository, port: port, bodyLimit: bodyLimit)
+        server.adminToken = "secret"
+        server.loader = { model, version in
+            guard model == "penguins", version.hasPrefix("efefefefefef") else { throw InferenceError(.notFound, "no build \(version)") }
+            return LoadedVersion(model: model, version: String(repeating: "ef", count: 32), source: String(repeating: "3", count: 40), file: Models.penguins.0)
+        }
+        let task = Task { [server] in try await server.run(handleSignals: false) }
         defer { task.cancel() }
         try await offPool { try Loopback.waitForListener(port: port) }
         try await body(port, repository)
@@ -139,17 +144,18 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
-    func curl(_ port: Int, _ path: String, post body: Data? = nil) async throws -> Reply {
-        try await offPool { try Self.curlBlocking(port, path, post: body) }
+    func curl(_ port: Int, _ path: String, post body: Data? = nil, token: String? = nil) async throws -> Reply {
+        try await offPool { try Self.curlBlocking(port, path, post: body, token: token) }
     }
 
-    static func curlBlocking(_ port: Int, _ path: String, post body: Data?) throws -> Reply {
+    static func curlBlocking(_ port: Int, _ path: String, post body: Data?, token: String? = nil) throws -> Reply {
         let scratch = try ScratchDirectory()
         var arguments = ["-s", "-D", scratch.appending("headers"), "-o", scratch.appending("body"), "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"]
         if let body {
             try body.write(to: URL(fileURLWithPath: scratch.appending("request")))
             arguments += ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + scratch.appending("request")]
         }
+        if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
         let output = try ProcessRunner.run("curl", arguments)
         let data = (try? Data(contentsOf: URL(fileURLWithPath: scratch.appending("body")))) ?? Data()
         return Reply(status: Int(output.stdout) ?? 0, headers: (try? scratch.read("headers")) ?? "",
@@ -214,6 +220,57 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             #expect(big.json["error"] as? String == "the body is over the limit of 4096 bytes")
             // The server still answers afterwards.
             #expect(try await curl(port, "/v2/health/live").status == 200)
+        }
+    }
+
+    @Test func mlflowScoringGivesTheSamePredictions() async throws {
+        try await withServer { port, _ in
+            let (model, test) = Models.penguins
+            let names = model.pipeline.features.map(\.name)
+            let rows = (0..<10).map { row in names.map { test.column($0)!.text(at: row) } }
+            func value(_ text: String, _ name: String) -> Any {
+                text.isEmpty ? NSNull() : (model.pipeline.features.first { $0.name == name }!.kind == .numeric ? Double(text)! as Any : text)
+            }
+            let split: [String: Any] = ["dataframe_split": ["columns": names + ["species"], "data": rows.map { row in zip(row, names).map { value($0, $1) } + ["?"] }]]
+            let records: [String: Any] = ["dataframe_records": rows.map { row in Dictionary(uniqueKeysWithValues: zip(names, row).map { ($0, value($1, $0)) }) }]
+            let expected = try model.predict(test.rows(Array(0..<10))).labels
+            for body in [split, records] {
+                let reply = try await curl(port, "/invocations?model=penguins", post: try JSONSerialization.data(withJSONObject: body))
+                #expect(reply.status == 200)
+                #expect(reply.json["predictions"] as? [String] == expected)
+            }
+            let unnamed = try await curl(port, "/invocations", post: try JSONSerialization.data(withJSONObject: split))
+            #expect(unnamed.status == 400)
+            #expect(unnamed.json["error"] as? String == "several models are loaded (breast-cancer, penguins): name one with ?model=NAME")
+            let missing = try await curl(port, "/invocations?model=penguins", post: Data(#"{"dataframe_split": {"columns": ["island"], "data": [["Dream"]]}}"#.utf8))
+            #expect(missing.json["error"] as? String == "missing columns 'bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'sex', 'year' (the model needs: island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)")
+            #expect(try await curl(port, "/ping").status == 200)
+            #expect(try await curl(port, "/health").status == 200)
+        }
+    }
+
+    @Test func theRepositoryAPINeedsTheTokenAndLoadsIntoASlotWithoutTraffic() async throws {
+        try await withServer { port, repository in
+            let noToken = try await curl(port, "/v2/repository/index", post: Data())
+            #expect(noToken.status == 401)
+            #expect(noToken.json["error"] as? String == "the model repository API needs 'Authorization: Bearer <token>' with the token in .stagecraft/admin-token")
+            #expect(try await curl(port, "/v2/repository/index", post: Data(), token: "wrong").status == 401)
+            let index = try await curl(port, "/v2/repository/index", post: Data(), token: "secret")
+            #expect((index.json["models"] as? [[String: Any]])?.count == 2)
+
+            let slot = #"{"parameters": {"version": "efefefefefef", "default": false}}"#
+            let loaded = try await curl(port, "/v2/repository/models/penguins/load", post: Data(slot.utf8), token: "secret")
+            #expect(loaded.status == 200)
+            #expect(repository.versions(of: "penguins")?.count == 2)
+            // The slot takes no traffic, but answers on its own version path.
+            let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1)
+            #expect(try await curl(port, "/v2/models/penguins/infer", post: body).json["model_version"] as? String == String(repeating: "ab", count: 32))
+            #expect(try await curl(port, "/v2/models/penguins/versions/efefefefefef/infer", post: body).json["model_version"] as? String == String(repeating: "ef", count: 32))
+            let unknown = try await curl(port, "/v2/repository/models/penguins/load", post: Data(#"{"parameters": {"version": "999999999999"}}"#.utf8), token: "secret")
+            #expect(unknown.status == 404)
+            let unloaded = try await curl(port, "/v2/repository/models/penguins/unload", post: Data(#"{"parameters": {"version": "efefefefefef"}}"#.utf8), token: "secret")
+            #expect(unloaded.status == 200)
+            #expect(repository.versions(of: "penguins") == [String(repeating: "ab", count: 32)])
         }
     }
 
