@@ -1,3 +1,4 @@
+import StagecraftTesting
 import Foundation
 import Learning
 import Testing
@@ -104,5 +105,29 @@ import Testing
         let data = try CSVReader.read(Data(Self.text(rows: 300_000, blankLine: 150_000).utf8), source: "big.csv")
         #expect(data.rowCount == 300_000)
         #expect(data.columns[0] == .numeric((0..<300_000).map(Double.init)))
+    }
+}
+
+@Suite struct CSVChunksTests {
+    @Test func chunksTogetherAreTheWholeFile() throws {
+        let scratch = try ScratchDirectory()
+        var text = "id,note\n"
+        for row in 0..<95 { text += row == 41 ? "\(row),\"two\nlines, quoted\"\n" : "\(row),n\(row % 4)\n" }
+        try scratch.write(text, to: "big.csv")
+        var chunks = try CSVChunks(url: URL(fileURLWithPath: scratch.appending("big.csv")), rowsPerChunk: 10)
+        var ids: [Double] = [], notes: [String] = [], firstLines: [Int] = []
+        while let chunk = chunks.next() {
+            firstLines.append(chunks.firstLine)
+            let data = try CSVReader.read(chunk, source: "big.csv")
+            guard case .numeric(let values) = data.columns[0] else { Issue.record("id is numeric"); return }
+            ids += values
+            notes += (0..<data.rowCount).map { data.columns[1].text(at: $0) }
+        }
+        #expect(ids == (0..<95).map(Double.init))
+        #expect(notes[41] == "two\nlines, quoted")
+        #expect(firstLines.count == 10)
+        // Rows 40-49 start on line 42; the record with a newline makes later chunks start one line further down.
+        #expect(firstLines[4] == 42)
+        #expect(firstLines[5] == 53)
     }
 }

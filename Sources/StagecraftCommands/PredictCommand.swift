@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import GitStore
+import Learning
+import Manifests
+import Reconciler
+import Registry
+
+struct PredictCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Batch predictions with the version an environment runs, no server needed.",
+        discussion: """
+            Reads FILE.csv a block of rows at a time, predicts with the version
+            pinned for MODEL in environments/<env>.yaml at --ref, and writes the
+            input columns plus 'prediction' (and one 'probability_<class>' column per
+            class for classifiers) to --output, or to standard output.
+
+            Examples:
+              stagecraft predict penguins --env dev --input new.csv --output scored.csv
+              stagecraft predict breast-cancer --env prod --input batch.csv | head
+            """
+    )
+
+    @Argument(help: "The model to predict with.")
+    var model: String
+
+    @Option(name: .long, help: "The environment whose pinned version is used.")
+    var env: String
+
+    @Option(name: .long, help: ArgumentHelp("The CSV file to predict.", valueName: "file"))
+    var input: String
+
+    @Option(name: .long, help: ArgumentHelp("Where to write the scored CSV (standard output when absent).", valueName: "file"))
+    var output: String?
+
+    @OptionGroup var repository: RepositoryOptions
+
+    func run() async throws {
+        let console = Console.current
+        let repo = try repository.open()
+        let source = try GitProjectSource(repository: repo, ref: repository.ref)
+        let (project, _) = try Project.check(source)
+        guard let environment = project.environments[env] else {
+            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision)")
+        }
+        guard let deployment = environment.deployment(model), let version = deployment.version else {
+            throw CommandFailure(.failure, "environment '\(env)' runs no version of '\(model)' at \(source.revision)")
+        }
+        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project)
+        guard let digest = store.resolve(version) else {
+            throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
+        }
+        let file = try store.model(digest)
+        let types = Dictionary(uniqueKeysWithValues: file.pipeline.features.map { ($0.name, $0.kind == .numeric ? ColumnType.numeric : .categorical) })
+        let out: FileHandle
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CommandFailure(.failure, "cannot write \(output)") }
+            out = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        } else {
+            out = FileHandle.standardOutput
+        }
+        defer { if output != nil { try? out.close() } }
+        var chunks = try CSVChunks(url: URL(fileURLWithPath: input))
+        var wroteHeader = false, rows = 0
+        while let chunk = chunks.next() {
+            let data: Dataset
+            do {
+                data = try CSVReader.read(chunk, source: input, types: types)
+            } catch let error as LearningError {
+                throw CommandFailure(.failure, Self.shiftLines(error.message, by: chunks.firstLine - 2, in: input))
+            }
+            let predictions = try file.predict(data)
+            var text = ""
+            if !wroteHeader {
+                text += (data.names + ["prediction"] + (file.classes ?? []).map { "probability_\($0)" }).map(Self.csvField).joined(separator: ",") + "\n"
+                wroteHeader = true
+            }
+            let classCount = file.classes?.count ?? 0
+            for row in 0..<data.rowCount {
+                var fields = data.columns.map { $0.text(at: row) }
+                fields.append(predictions.labels?[row] ?? formatNumber(predictions.values?[row] ?? .nan))
+                for k in 0..<classCount { fields.append(formatNumber(predictions.probabilities![row * classCount + k])) }
+                text += fields.map(Self.csvField).joined(separator: ",") + "\n"
+            }
+            rows += data.rowCount
+            out.write(Data(text.utf8))
+        }
+        if output != nil {
+            console.printError("\(count(rows, "row")) predicted with \(model) \(VersionDigest.short(digest)) (\(env)) → \(output!)")
+        }
+    }
+
+    /// A CSV field, quoted when it holds a comma, a quote or a newline.
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// `file:LINE:…` errors from a chunk, with LINE counted in the whole file.
+    static func shiftLines(_ message: String, by offset: Int, in file: String) -> String {
+        guard message.hasPrefix(file + ":") else { return message }
+        let rest = message.dropFirst(file.count + 1)
+        guard let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) else { return message }
+        return "\(file):\(line + offset)\(rest[colon...])"
+    }
+}
