@@ -16,6 +16,8 @@ public struct InferenceServer: Sendable {
     public var bodyLimit: Int
     /// Requests, errors and latency per model, version and status, for `/metrics`.
     public let metrics = ServerMetrics()
+    /// Where requests and responses are captured; nil captures nothing.
+    public var capture: RequestCapture?
     /// The bearer token the model repository API requires; nil turns that API off.
     public var adminToken: String?
     /// Loads a version of a model by digest (or a prefix of at least 12 hex digits), for the repository API.
@@ -32,7 +34,7 @@ public struct InferenceServer: Sendable {
     /// The server's routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics
+        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics, capture = self.capture
         router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
@@ -49,10 +51,10 @@ public struct InferenceServer: Sendable {
             try Self.ready(repository, context, version: context.parameters.get("version"))
         }
         router.post("/v2/models/:model/infer") { request, context in
-            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit, metrics: metrics)
+            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit, metrics: metrics, capture: capture)
         }
         router.post("/v2/models/:model/versions/:version/infer") { request, context in
-            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics)
+            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics, capture: capture)
         }
         router.get("/ping") { _, _ in Self.json(["status": "ok"]) }
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
@@ -114,7 +116,7 @@ public struct InferenceServer: Sendable {
     }
 
     static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int,
-                      metrics: ServerMetrics) async -> Response {
+                      metrics: ServerMetrics, capture: RequestCapture?) async -> Response {
         let started = ContinuousClock.now
         guard let name = context.parameters.get("model") else { return error(.badRequest, "no model in the path") }
         var answered: LoadedVersion?
@@ -144,6 +146,11 @@ public struct InferenceServer: Sendable {
             headers[.contentType] = "application/json"
             headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
             response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            if let capture {
+                let elapsed = started.duration(to: .now)
+                capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
+                               classes: loaded.file.classes, latency: Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+            }
         } catch let failure as InferenceError {
             response = error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)
         } catch let failure as LearningError {

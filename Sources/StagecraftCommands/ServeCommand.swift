@@ -32,6 +32,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Listen on this port instead of the environment's.")
     var port: Int?
 
+    @Option(name: .long, help: "Percent of requests captured to .stagecraft/capture/<env>/<model>/ (0 to 100).")
+    var capturePercent: Double = 100
+
+    @Option(name: .long, help: "Start a new capture file past this many bytes.")
+    var captureFileBytes: Int = 64 << 20
+
     func run() async throws {
         let console = Console.current
         let repo = try repository.open()
@@ -67,6 +73,10 @@ struct ServeCommand: AsyncParsableCommand {
         var server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
         let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
         server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
+        if capturePercent > 0 {
+            server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
+                                            samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)
+        }
         server.loader = { model, version in
             guard let digest = store.resolve(version) else {
                 throw RegistryError("version \(version) is not in the artifact store (\(store.root.path))")

@@ -86,6 +86,7 @@ public enum Loopback {
 
 public struct LoopbackError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

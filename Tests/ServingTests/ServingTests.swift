@@ -348,3 +348,54 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         #expect(unknown?.message == "model 'penguins' has no loaded version 'ffffffffffff' to send traffic to")
     }
 }
+
+@Suite(.serialized) struct CaptureTests {
+    func serve(_ capture: RequestCapture, _ requests: Int) async throws {
+        let repository = ModelRepository()
+        repository.load(LoadedVersion(model: "penguins", version: String(repeating: "ab", count: 32), source: "s", file: Models.penguins.0))
+        let port = try Loopback.freePort()
+        var server = InferenceServer(environment: "test", repository: repository, port: port)
+        server.capture = capture
+        let task = Task { [server] in try await server.run(handleSignals: false) }
+        defer { task.cancel() }
+        try await offPool { try Loopback.waitForListener(port: port) }
+        try await offPool {
+            let client = try LoopbackHTTPClient(port: port)
+            for index in 0..<requests {
+                let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: (index % 60)..<(index % 60 + 2), id: "c\(index)")
+                guard try client.send("POST", "/v2/models/penguins/infer", body: body).status == 200 else { throw LoopbackError(message: "not 200") }
+            }
+        }
+        capture.flush()
+    }
+
+    @Test func everyRequestIsCapturedAndFilesRotate() async throws {
+        let scratch = try ScratchDirectory()
+        let capture = RequestCapture(directory: URL(fileURLWithPath: scratch.path), samplePercent: 100, maxFileBytes: 4_096)
+        try await serve(capture, 50)
+        let folder = scratch.appending("penguins")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        #expect(files.count > 1)
+        var records: [[String: Any]] = []
+        for file in files {
+            let text = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
+            #expect(text.utf8.count <= 4_096)
+            records += text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        }
+        #expect(records.count == 50)
+        #expect(Set(records.compactMap { $0["id"] as? String }) == Set((0..<50).map { "c\($0)" }))
+        let first = try #require(records.first { $0["id"] as? String == "c0" })
+        #expect(first["version"] as? String == String(repeating: "ab", count: 32))
+        let inputs = try #require(first["inputs"] as? [String: Any])
+        #expect(inputs["island"] as? [String] == [0, 1].map { Models.penguins.1.column("island")!.text(at: $0) })
+        let outputs = try #require(first["outputs"] as? [String: Any])
+        #expect(outputs["predict"] as? [String] == (try Models.penguins.0.predict(Models.penguins.1.rows([0, 1]))).labels)
+        #expect((first["latency_ms"] as? Double).map { $0 >= 0 } == true)
+    }
+
+    @Test func aZeroSampleCapturesNothing() async throws {
+        let scratch = try ScratchDirectory()
+        try await serve(RequestCapture(directory: URL(fileURLWithPath: scratch.path), samplePercent: 0), 20)
+        #expect(!FileManager.default.fileExists(atPath: scratch.appending("penguins")))
+    }
+}
