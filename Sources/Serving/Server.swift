@@ -1,7 +1,7 @@
 public import Foundation
 public import Hummingbird
 import Learning
-import Logging
+public import Logging
 import NIOCore
 import HTTPTypes
 import UnixSignals
@@ -76,13 +76,20 @@ public struct InferenceServer: Sendable {
     /// Runs until the task is cancelled or, with `handleSignals`, the process gets SIGTERM/SIGINT (in-flight requests
     /// finish first).
     /// - Parameter onRunning: called once the port is open.
-    public func run(handleSignals: Bool = true, onRunning: @escaping @Sendable () async -> Void = {}) async throws {
-        var logger = Logger(label: "stagecraft.serve.\(environment)")
-        logger.logLevel = .warning
+    public func run(handleSignals: Bool = true, logger: Logger? = nil, onRunning: @escaping @Sendable () async -> Void = {}) async throws {
+        let logger = logger ?? {
+            var quiet = Logger(label: "stagecraft.serve.\(environment)")
+            quiet.logLevel = .critical
+            return quiet
+        }()
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(host, port: port), serverName: "stagecraft"),
-            onServerRunning: { _ in await onRunning() },
+            onServerRunning: { [environment, repository, host, port] _ in
+                let models = repository.models.compactMap { name in repository.resolve(model: name).map { "\(name)@\($0.version.prefix(12))" } }
+                logger.info("serving", metadata: ["environment": "\(environment)", "address": "\(host):\(port)", "models": "\(models.joined(separator: ","))"])
+                await onRunning()
+            },
             logger: logger)
         try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
     }

@@ -39,7 +39,6 @@ struct ServeCommand: AsyncParsableCommand {
     var captureFileBytes: Int = 64 << 20
 
     func run() async throws {
-        let console = Console.current
         let repo = try repository.open()
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let (project, diagnostics) = try Project.check(source)
@@ -85,13 +84,6 @@ struct ServeCommand: AsyncParsableCommand {
             guard info.model == model else { throw RegistryError("version \(version) is a build of '\(info.model)', not '\(model)'") }
             return LoadedVersion(model: model, version: digest, source: info.source, file: try store.model(digest))
         }
-        let loaded = models.models.map { "\($0)@\(String(models.resolve(model: $0)!.version.prefix(12)))" }
-        let address = "\(server.host):\(server.port)"
-        try await server.run {
-            let line: [String: Any] = ["level": "info", "message": "serving", "environment": env, "address": address, "models": loaded]
-            if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
-                console.print(String(decoding: data, as: UTF8.self))
-            }
-        }
+        try await server.run(logger: JSONLogHandler.logger("stagecraft.serve"))
     }
 }

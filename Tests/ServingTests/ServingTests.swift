@@ -274,6 +274,36 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
+    @Test func everyBadRequestGetsItsStatusAndMessageOverHTTP() async throws {
+        try await withServer(bodyLimit: 64 << 10) { port, _ in
+            var cases = InferenceRequestTests.badRequests.map { ("/v2/models/penguins/infer", $0.0, 400, $0.1, nil as String?) }
+            let row = String(decoding: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1), as: UTF8.self)
+            cases += [
+                ("/v2/models/whales/infer", row, 404, "no model 'whales' (loaded: breast-cancer, penguins)", nil),
+                ("/v2/models/penguins/versions/ffffffffffff/infer", row, 404, "model 'penguins' has no version 'ffffffffffff' (loaded: abababababab)", nil),
+                ("/v2/models/penguins/versions/abab/infer", row, 404, "model 'penguins' has no version 'abab' (loaded: abababababab)", nil),
+                ("/v2/models/penguins/infer", String(repeating: " ", count: 70_000), 413, "the body is over the limit of 65536 bytes", nil),
+                ("/v2/models/penguins/infer", row.replacingOccurrences(of: "\"FP64\"", with: "\"FP99\""), 400, "input 'bill_length_mm': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES", nil),
+                ("/invocations", #"{"dataframe_records": [{"island": "Dream"}]}"#, 400, "several models are loaded (breast-cancer, penguins): name one with ?model=NAME", nil),
+                ("/invocations?model=penguins", #"{"rows": []}"#, 400, "the body must have \"dataframe_split\" or \"dataframe_records\"", nil),
+                ("/invocations?model=penguins", #"{"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}}"#, 400, "\"dataframe_split\": row 0 must be a list of 1 values, one per column", nil),
+                ("/invocations?model=whales", #"{"dataframe_records": []}"#, 404, "no model 'whales' (loaded: breast-cancer, penguins)", nil),
+                ("/v2/repository/index", "", 401, "the model repository API needs 'Authorization: Bearer <token>' with the token in .stagecraft/admin-token", nil),
+                ("/v2/repository/models/penguins/load", "{}", 400, "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally \"default\": false)", "secret"),
+                ("/v2/repository/models/penguins/load", #"{"parameters": {"version": "efefefefefef", "default": "yes"}}"#, 400, "\"default\" must be true or false", "secret"),
+                ("/v2/repository/models/whales/unload", "", 404, "no model 'whales' (loaded: breast-cancer, penguins)", "secret"),
+            ]
+            #expect(cases.count >= 25)
+            for (path, body, status, message, token) in cases {
+                let reply = try await curl(port, path, post: Data(body.utf8), token: token)
+                #expect(reply.status == status, "\(path) \(body.prefix(60))")
+                #expect(reply.json["error"] as? String == message, "\(path) \(body.prefix(60))")
+            }
+            // Nothing a client sent broke the server.
+            #expect(try await curl(port, "/v2/health/live").status == 200)
+        }
+    }
+
     @Test func aSwitchOfTheDefaultVersionIsImmediate() async throws {
         try await withServer { port, repository in
             let other = String(repeating: "ef", count: 32)
