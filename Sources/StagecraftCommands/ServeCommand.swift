@@ -6,6 +6,9 @@ import Manifests
 import Reconciler
 import Registry
 import Serving
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
 
             Examples:
               stagecraft serve --env dev
+              stagecraft serve --env dev --detach     (then: stagecraft stop --env dev)
               stagecraft serve --env qa --port 9000
               curl -s localhost:8101/v2/models/penguins
             """
@@ -37,6 +41,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Start a new capture file past this many bytes.")
     var captureFileBytes: Int = 64 << 20
+
+    @Flag(name: .long, help: "Run in the background: pid and log under .stagecraft/run/; stop it with 'stagecraft stop'.")
+    var detach = false
 
     func run() async throws {
         let repo = try repository.open()
@@ -70,6 +77,10 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         var server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
+        if detach {
+            try start(server: server, root: Builder(repository: repo, toolVersion: Stagecraft.version).localRoot)
+            return
+        }
         let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
         server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
         if capturePercent > 0 {
@@ -84,6 +95,91 @@ struct ServeCommand: AsyncParsableCommand {
             guard info.model == model else { throw RegistryError("version \(version) is a build of '\(info.model)', not '\(model)'") }
             return LoadedVersion(model: model, version: digest, source: info.source, file: try store.model(digest))
         }
+        // A detached server records its own pid (the parent only knows setsid's).
+        let pidFile = ProcessInfo.processInfo.environment["STAGECRAFT_PID_FILE"]
+        if let pidFile { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) }
+        defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
         try await server.run(logger: JSONLogHandler.logger("stagecraft.serve"))
+    }
+
+    /// Starts this same command without --detach in a session of its own, and returns once it listens.
+    private func start(server: InferenceServer, root: URL) throws {
+        let console = Console.current
+        let files = RunFiles(root: root, environment: env)
+        if let pid = files.runningPID() {
+            throw CommandFailure(.failure, "environment '\(env)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(env)")
+        }
+        try FileManager.default.createDirectory(at: files.folder, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: files.logFile)
+        try log.seekToEnd()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        process.arguments = [executable] + CommandLine.arguments.dropFirst().filter { $0 != "--detach" }
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        process.environment = ProcessInfo.processInfo.environment.merging(["STAGECRAFT_PID_FILE": files.pidFile.path]) { $1 }
+        try? FileManager.default.removeItem(at: files.pidFile)
+        try process.run()
+        // Wait until it listens and has written its pid, or report what its log says.
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if let pid = files.runningPID(), Self.listening(host: server.host, port: server.port) {
+                console.print(console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: \(files.logFile.path)")
+                return
+            }
+            if !process.isRunning && files.runningPID() == nil && process.terminationStatus != 0 {
+                let tail = (try? String(contentsOf: files.logFile, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                throw CommandFailure(.failure, "the server for '\(env)' exited at start:\n\(tail)")
+            }
+            usleep(20_000)
+        }
+        throw CommandFailure(.failure, "the server for '\(env)' did not listen on \(server.host):\(server.port) within 15 s; log: \(files.logFile.path)")
+    }
+
+    static func listening(host: String, port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
+
+struct StopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop",
+        abstract: "Stop an environment's detached server, letting in-flight requests finish.",
+        discussion: """
+            Examples:
+              stagecraft stop --env dev
+            """
+    )
+
+    @Option(name: .long, help: "The environment whose server to stop.")
+    var env: String
+
+    @OptionGroup var repository: RepositoryOptions
+
+    func run() async throws {
+        let console = Console.current
+        let repo = try repository.open()
+        let files = RunFiles(root: Builder(repository: repo, toolVersion: Stagecraft.version).localRoot, environment: env)
+        guard let pid = files.runningPID() else {
+            console.print("no server is running for '\(env)'")
+            return
+        }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(30)
+        while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
+        guard kill(pid, 0) != 0 else { throw CommandFailure(.failure, "the server for '\(env)' (pid \(pid)) did not stop within 30 s") }
+        try? FileManager.default.removeItem(at: files.pidFile)
+        console.print(console.styled("✓", .green) + " stopped \(env) (pid \(pid))")
     }
 }

@@ -24,7 +24,7 @@ public struct Stagecraft: AsyncParsableCommand {
               stagecraft validate --ref main~3  check them at an older commit
             """,
         version: version,
-        subcommands: [InitCommand.self, ValidateCommand.self, BuildCommand.self, BuildsCommand.self, ServeCommand.self, PredictCommand.self]
+        subcommands: [InitCommand.self, ValidateCommand.self, BuildCommand.self, BuildsCommand.self, ServeCommand.self, StopCommand.self, PredictCommand.self]
     )
 
     public init() {}

@@ -109,4 +109,26 @@ import Testing
         server.process.waitUntilExit()
         #expect(server.process.terminationStatus == 0)
     }
+
+    @Test func detachThenStop() throws {
+        let scratch = try ScratchRepository.example()
+        let port = try Loopback.freePort()
+        let started = try ProcessRunner.run(binary, ["serve", "--env", "dev", "--port", "\(port)", "--detach"], in: scratch.path)
+        #expect(started.status == 0, "\(started.stderr)")
+        let pid = try scratch.directory.read(".stagecraft/run/dev.pid").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(started.stdout.contains("serving dev at http://127.0.0.1:\(port) (pid \(pid))"))
+        #expect(try ProcessRunner.run("curl", ["-s", "http://127.0.0.1:\(port)/v2/health/live"]).stdout == #"{"live":true}"#)
+        #expect(try scratch.directory.read(".stagecraft/run/dev.log").contains(#""message":"serving""#))
+
+        let again = try ProcessRunner.run(binary, ["serve", "--env", "dev", "--port", "\(port)", "--detach"], in: scratch.path)
+        #expect(again.status == 1)
+        #expect(again.stderr == "error: environment 'dev' is already served (pid \(pid)); stop it first: stagecraft stop --env dev\n")
+
+        let stopped = try ProcessRunner.run(binary, ["stop", "--env", "dev"], in: scratch.path)
+        #expect(stopped.status == 0)
+        #expect(stopped.stdout == "✓ stopped dev (pid \(pid))\n")
+        #expect(try ProcessRunner.run("curl", ["-s", "http://127.0.0.1:\(port)/v2/health/live"]).status != 0)
+        #expect(!FileManager.default.fileExists(atPath: scratch.directory.appending(".stagecraft/run/dev.pid")))
+        #expect(try ProcessRunner.run(binary, ["stop", "--env", "dev"], in: scratch.path).stdout == "no server is running for 'dev'\n")
+    }
 }
