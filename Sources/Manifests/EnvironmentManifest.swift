@@ -27,6 +27,8 @@ public struct ModelDeployment: Hashable, Sendable {
     public var gates: [Gate]
     /// A canary or A/B split; nil means all traffic to `version`.
     public var traffic: [TrafficSplit]?
+    /// A version that receives a copy of every request; its answers are only recorded (captured).
+    public var shadow: TrafficSplit?
     /// Where the model's entry is written.
     public var location: SourceLocation
     /// Where the `version` and `source` values are written (a promotion rewrites exactly these bytes).
@@ -100,9 +102,9 @@ public struct EnvironmentManifest: Hashable, Sendable {
             reader.report(keyNode, "invalid model name '\(name)' (expected 1 to 63 lowercase letters, digits or '-')")
         }
         if YAMLReader.isNull(node) {
-            return ModelDeployment(model: name, version: nil, source: nil, gates: [], traffic: nil, location: reader.location(keyNode))
+            return ModelDeployment(model: name, version: nil, source: nil, gates: [], traffic: nil, shadow: nil, location: reader.location(keyNode))
         }
-        guard let mapping = reader.mapping(node, path, allowed: ["version", "source", "gates", "traffic"]) else { return nil }
+        guard let mapping = reader.mapping(node, path, allowed: ["version", "source", "gates", "traffic", "shadow"]) else { return nil }
         let versionNode = mapping["version"], sourceNode = mapping["source"]
         let version = versionNode.flatMap { YAMLReader.isNull($0) ? nil : digest($0, "\(path).version", reader: reader) }
         let source = sourceNode.flatMap { YAMLReader.isNull($0) ? nil : commitID($0, "\(path).source", reader: reader) }
@@ -111,8 +113,20 @@ public struct EnvironmentManifest: Hashable, Sendable {
         }
         let gates = mapping["gates"].map { reader.gates($0, "\(path).gates") } ?? []
         let traffic = mapping["traffic"].flatMap { decodeTraffic($0, "\(path).traffic", reader: reader) }
+        var shadow: TrafficSplit?
+        if let shadowNode = mapping["shadow"], let shadowMapping = reader.mapping(shadowNode, "\(path).shadow", allowed: ["version", "source"]) {
+            let shadowVersion = reader.required(shadowMapping, "version", "a version digest").flatMap { digest($0, "\(path).shadow.version", reader: reader) }
+            let shadowSource = shadowMapping["source"].flatMap { commitID($0, "\(path).shadow.source", reader: reader) }
+            if let shadowVersion {
+                if shadowVersion == version {
+                    reader.report(shadowMapping["version"]!, "'\(path).shadow.version' is the version that serves; a shadow must be another version")
+                } else {
+                    shadow = TrafficSplit(version: shadowVersion, source: shadowSource, weight: 0)
+                }
+            }
+        }
         return ModelDeployment(
-            model: name, version: version, source: source, gates: gates, traffic: traffic, location: reader.location(keyNode),
+            model: name, version: version, source: source, gates: gates, traffic: traffic, shadow: shadow, location: reader.location(keyNode),
             versionLocation: versionNode.map(reader.location), sourceLocation: sourceNode.map(reader.location))
     }
 

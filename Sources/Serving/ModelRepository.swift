@@ -26,6 +26,8 @@ public final class ModelRepository: Sendable {
         var defaultVersion: String
         /// Cumulative weights: a request whose bucket (0..<100) is below `upTo` goes to `version`.
         var split: [(version: String, upTo: Int)]?
+        /// A version that gets a copy of each request answered by the split or the default.
+        var shadow: String?
     }
 
     private let entries = Mutex<[String: Entry]>([:])
@@ -35,7 +37,7 @@ public final class ModelRepository: Sendable {
     /// Adds `loaded`; it becomes the default version when `makeDefault` is true or when it is the model's first.
     public func load(_ loaded: LoadedVersion, makeDefault: Bool = true) {
         entries.withLock { entries in
-            var entry = entries[loaded.model] ?? Entry(versions: [:], defaultVersion: loaded.version, split: nil)
+            var entry = entries[loaded.model] ?? Entry(versions: [:], defaultVersion: loaded.version, split: nil, shadow: nil)
             entry.versions[loaded.version] = loaded
             if makeDefault { entry.defaultVersion = loaded.version }
             entries[loaded.model] = entry
@@ -51,6 +53,7 @@ public final class ModelRepository: Sendable {
             guard let full = Self.match(version, in: entry.versions.keys) else { return false }
             entry.versions[full] = nil
             entry.split = nil  // a split that names an unloaded version no longer holds
+            if entry.shadow == full { entry.shadow = nil }
             if entry.versions.isEmpty {
                 entries[model] = nil
             } else {
@@ -91,6 +94,27 @@ public final class ModelRepository: Sendable {
             entry.split = split
             entries[model] = entry
         }
+    }
+
+    /// Makes a loaded version the shadow of `model` (nil: no shadow).
+    public func setShadow(model: String, version: String?) throws(InferenceError) {
+        try entries.withLock { (entries) throws(InferenceError) in
+            guard var entry = entries[model] else { throw InferenceError(.notFound, "no model '\(model)'") }
+            if let version {
+                guard let full = Self.match(version, in: entry.versions.keys) else {
+                    throw InferenceError(.notFound, "model '\(model)' has no loaded version '\(version)' to shadow with")
+                }
+                entry.shadow = full
+            } else {
+                entry.shadow = nil
+            }
+            entries[model] = entry
+        }
+    }
+
+    /// The shadow version of `model`, if it has one.
+    public func shadow(of model: String) -> LoadedVersion? {
+        entries.withLock { entries in entries[model].flatMap { entry in entry.shadow.flatMap { entry.versions[$0] } } }
     }
 
     /// The version that answers `model`: the one whose digest starts with `version` when given; otherwise, under a

@@ -20,44 +20,56 @@ public final class RequestCapture: @unchecked Sendable {
     }
 
     /// Captures one answered request, if it falls in the sample.
-    func record(id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?, latency: Double) {
+    func record(id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?, latency: Double,
+                shadow: LoadedVersion? = nil) {
         guard samplePercent >= 100 || Double.random(in: 0..<100) < samplePercent else { return }
         let time = Date()
         queue.async { [self] in
-            var json = JSONWriter(capacity: 256)
-            json.raw("{\"time\":")
-            json.string(ISO8601DateFormatter.string(from: time, timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
-            json.raw(",\"id\":"); json.string(id)
-            json.raw(",\"model\":"); json.string(model)
-            json.raw(",\"version\":"); json.string(version)
-            json.raw(",\"latency_ms\":"); json.number((latency * 1e6).rounded() / 1e3)
-            json.raw(",\"inputs\":{")
-            for (index, name) in rows.names.enumerated() {
-                if index > 0 { json.raw(",") }
-                json.string(name)
-                json.raw(":")
-                switch rows.columns[index] {
-                case .numeric(let values): json.numbers(values)
-                case .categorical(let codes, let levels):
-                    json.raw("[")
-                    for (row, code) in codes.enumerated() {
-                        if row > 0 { json.raw(",") }
-                        if code < 0 { json.raw("null") } else { json.string(levels[Int(code)]) }
-                    }
-                    json.raw("]")
-                }
+            encode(time: time, id: id, model: model, version: version, rows: rows, predictions: predictions, classes: classes, latency: latency, shadow: false)
+            // The shadow answers the same rows here, off the request path; its answer is only recorded.
+            if let shadow, let answer = try? shadow.file.predict(rows) {
+                encode(time: time, id: id, model: model, version: shadow.version, rows: rows, predictions: answer, classes: shadow.file.classes,
+                       latency: 0, shadow: true)
             }
-            json.raw("},\"outputs\":{\"predict\":")
-            if let labels = predictions.labels { json.strings(labels) } else { json.numbers(predictions.values ?? []) }
-            if let probabilities = predictions.probabilities, let classes {
-                json.raw(",\"predict_proba\":")
-                json.numbers(probabilities)
-                json.raw(",\"classes\":")
-                json.strings(classes)
-            }
-            json.raw("}}\n")
-            write(json.text, model: model)
         }
+    }
+
+    private func encode(time: Date, id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?,
+                        latency: Double, shadow: Bool) {
+        var json = JSONWriter(capacity: 256)
+        json.raw("{\"time\":")
+        json.string(ISO8601DateFormatter.string(from: time, timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
+        json.raw(",\"id\":"); json.string(id)
+        json.raw(",\"model\":"); json.string(model)
+        json.raw(",\"version\":"); json.string(version)
+        if shadow { json.raw(",\"shadow\":true") }
+        json.raw(",\"latency_ms\":"); json.number((latency * 1e6).rounded() / 1e3)
+        json.raw(",\"inputs\":{")
+        for (index, name) in rows.names.enumerated() {
+            if index > 0 { json.raw(",") }
+            json.string(name)
+            json.raw(":")
+            switch rows.columns[index] {
+            case .numeric(let values): json.numbers(values)
+            case .categorical(let codes, let levels):
+                json.raw("[")
+                for (row, code) in codes.enumerated() {
+                    if row > 0 { json.raw(",") }
+                    if code < 0 { json.raw("null") } else { json.string(levels[Int(code)]) }
+                }
+                json.raw("]")
+            }
+        }
+        json.raw("},\"outputs\":{\"predict\":")
+        if let labels = predictions.labels { json.strings(labels) } else { json.numbers(predictions.values ?? []) }
+        if let probabilities = predictions.probabilities, let classes {
+            json.raw(",\"predict_proba\":")
+            json.numbers(probabilities)
+            json.raw(",\"classes\":")
+            json.strings(classes)
+        }
+        json.raw("}}\n")
+        write(json.text, model: model)
     }
 
     /// Waits until every record given so far is written.

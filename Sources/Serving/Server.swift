@@ -155,8 +155,10 @@ public struct InferenceServer: Sendable {
             response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
             if let capture {
                 let elapsed = started.duration(to: .now)
+                let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
                 capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
-                               classes: loaded.file.classes, latency: Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+                               classes: loaded.file.classes, latency: Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds),
+                               shadow: shadow)
             }
         } catch let failure as InferenceError {
             response = error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)

@@ -59,7 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
         let models = ModelRepository()
         for deployment in environment.models {
             guard let pinned = deployment.version else { continue }
-            let versions = [pinned] + (deployment.traffic ?? []).map(\.version).filter { $0 != pinned }
+            let versions = [pinned] + ((deployment.traffic ?? []) + [deployment.shadow].compactMap { $0 }).map(\.version).filter { $0 != pinned }
             for version in versions {
                 guard let digest = store.resolve(version) else {
                     throw CommandFailure(.failure, "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); build it from its source commit: stagecraft build \(deployment.model) --ref \(deployment.source ?? "<source>")")
@@ -67,6 +67,13 @@ struct ServeCommand: AsyncParsableCommand {
                 let info = try store.buildInfo(digest)
                 models.load(LoadedVersion(model: deployment.model, version: digest, source: info.source, file: try store.model(digest)),
                             makeDefault: version == pinned)
+            }
+            if let shadow = deployment.shadow {
+                do {
+                    try models.setShadow(model: deployment.model, version: shadow.version)
+                } catch {
+                    throw CommandFailure(.failure, "shadow of '\(deployment.model)' in \(environment.file): \(error.message)")
+                }
             }
             if let traffic = deployment.traffic {
                 do {

@@ -127,6 +127,8 @@ struct BadCase: CustomTestStringConvertible, Sendable {
                 expected: ["environments/qa.yaml:7:10: expected true or false for 'spec.track', found 'yes please'"]),
         BadCase(name: "missing server", old: "  server: {host: 127.0.0.1, port: 8102}\n", new: "",
                 expected: ["environments/qa.yaml:6:3: missing required field 'spec.server' (a mapping with port, and optionally host)"]),
+        BadCase(name: "a shadow that is the serving version", old: "      gates: {auc: \">= 0.97\"}\n", new: "      gates: {auc: \">= 0.97\"}\n      shadow: {version: 3f2a9c1e5b7d}\n",
+                expected: ["environments/qa.yaml:16:25: 'spec.models.churn.shadow.version' is the version that serves; a shadow must be another version"]),
         BadCase(name: "invalid model name as a key", old: "    churn:\n", new: "    Churn:\n",
                 expected: ["environments/qa.yaml:12:5: invalid model name 'Churn' (expected 1 to 63 lowercase letters, digits or '-')"]),
     ]
@@ -152,6 +154,9 @@ struct BadCase: CustomTestStringConvertible, Sendable {
         #expect(churn.traffic == [TrafficSplit(version: "3f2a9c1e5b7d", source: nil, weight: 90),
                                   TrafficSplit(version: "7b21e0d44a10", source: "1f0e2d3c4b5a", weight: 10)])
         #expect(churn.versionLocation?.description == "environments/qa.yaml:13:16")
+        #expect(churn.shadow == nil)
+        let shadowed = EnvironmentManifest.decode(replacing("      gates: {auc: \">= 0.97\"}\n", with: "      gates: {auc: \">= 0.97\"}\n      shadow: {version: 7b21e0d44a10, source: 1f0e2d3c4b5a}\n", in: validEnvironment), file: "environments/qa.yaml")
+        #expect(shadowed.0?.deployment("churn")?.shadow == TrafficSplit(version: "7b21e0d44a10", source: "1f0e2d3c4b5a", weight: 0))
         // The model's own auc gate is added; the environment's accuracy and latency gates stay.
         #expect(environment.gates(for: "churn").map(\.description) == ["accuracy >= 0.9", "latencyP99Ms <= 25", "auc >= 0.97"])
     }

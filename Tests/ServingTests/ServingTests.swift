@@ -380,9 +380,14 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
 }
 
 @Suite(.serialized) struct CaptureTests {
-    func serve(_ capture: RequestCapture, _ requests: Int) async throws {
+    func serve(_ capture: RequestCapture, _ requests: Int, shadow: Bool = false) async throws {
         let repository = ModelRepository()
         repository.load(LoadedVersion(model: "penguins", version: String(repeating: "ab", count: 32), source: "s", file: Models.penguins.0))
+        if shadow {
+            let other = try Models.train("penguins", target: "species", task: .multiclassClassification, algorithm: .logisticRegression).0
+            repository.load(LoadedVersion(model: "penguins", version: String(repeating: "cd", count: 32), source: "t", file: other), makeDefault: false)
+            try repository.setShadow(model: "penguins", version: "cdcdcdcdcdcd")
+        }
         let port = try Loopback.freePort()
         var server = InferenceServer(environment: "test", repository: repository, port: port)
         server.capture = capture
@@ -421,6 +426,20 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         let outputs = try #require(first["outputs"] as? [String: Any])
         #expect(outputs["predict"] as? [String] == (try Models.penguins.0.predict(Models.penguins.1.rows([0, 1]))).labels)
         #expect((first["latency_ms"] as? Double).map { $0 >= 0 } == true)
+    }
+
+    @Test func aShadowGetsACopyOfEachRequestAndOnlyItsAnswerIsRecorded() async throws {
+        let scratch = try ScratchDirectory()
+        let capture = RequestCapture(directory: URL(fileURLWithPath: scratch.path))
+        try await serve(capture, 30, shadow: true)
+        let text = try String(contentsOfFile: scratch.appending("penguins/capture-0.jsonl"), encoding: .utf8)
+        let records = text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let primary = records.filter { $0["shadow"] == nil }, shadows = records.filter { $0["shadow"] as? Bool == true }
+        #expect(primary.count == 30)
+        #expect(shadows.count == 30)
+        #expect(Set(primary.compactMap { $0["version"] as? String }) == [String(repeating: "ab", count: 32)])
+        #expect(Set(shadows.compactMap { $0["version"] as? String }) == [String(repeating: "cd", count: 32)])
+        #expect(Set(shadows.compactMap { $0["id"] as? String }) == Set(primary.compactMap { $0["id"] as? String }))
     }
 
     @Test func aZeroSampleCapturesNothing() async throws {
