@@ -131,4 +131,44 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.directory.appending(".stagecraft/run/dev.pid")))
         #expect(try ProcessRunner.run(binary, ["stop", "--env", "dev"], in: scratch.path).stdout == "no server is running for 'dev'\n")
     }
+
+    @Test func httpAnswersEqualStagecraftPredict() throws {
+        let scratch = try ScratchRepository.example()
+        let built = try ProcessRunner.run(binary, ["build", "penguins", "--output", "json"], in: scratch.path)
+        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])?["digest"] as? String)
+        let dev = try scratch.directory.read("environments/dev.yaml")
+        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(
+            of: "    penguins:\n      version: ~\n      source: ~",
+            with: "    penguins:\n      version: \(digest.prefix(12))\n      source: \(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"]))")])
+        let scored = scratch.directory.appending("scored.csv")
+        #expect(try ProcessRunner.run(binary, ["predict", "penguins", "--env", "dev", "--input", "data/penguins/test.csv", "--output", scored], in: scratch.path).status == 0)
+
+        // The same rows as one request: the CSV's own text for numbers, so both paths read the same decimals.
+        let lines = try String(contentsOfFile: scored, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let header = lines[0], rows = Array(lines.dropFirst())
+        let features = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
+        let inputs = features.map { feature -> String in
+            let column = header.firstIndex(of: feature)!
+            let categorical = feature == "island" || feature == "sex"
+            let values = rows.map { row -> String in row[column].isEmpty ? "null" : categorical ? "\"\(row[column])\"" : row[column] }
+            return #"{"name": "\#(feature)", "shape": [\#(rows.count)], "datatype": "\#(categorical ? "BYTES" : "FP64")", "data": [\#(values.joined(separator: ","))]}"#
+        }
+        let body = #"{"inputs": ["# + inputs.joined(separator: ",") + "]}"
+
+        let port = try Loopback.freePort()
+        let server = try BackgroundProcess(binary, ["serve", "--env", "dev", "--port", "\(port)"], in: scratch.path)
+        defer { server.stop() }
+        try Loopback.waitForListener(port: port)
+        let reply = try LoopbackHTTPClient(port: port).send("POST", "/v2/models/penguins/infer", body: Data(body.utf8))
+        #expect(reply.status == 200, "\(reply.text)")
+        let outputs = try #require(reply.json["outputs"] as? [[String: Any]])
+        #expect(outputs.first?["data"] as? [String] == rows.map { $0[header.firstIndex(of: "prediction")!] })
+        // Probabilities, read exactly from both texts.
+        let text = reply.text
+        let start = text.range(of: "\"data\":[", range: text.range(of: "predict_proba")!.upperBound..<text.endIndex)!.upperBound
+        let http = text[start..<text[start...].firstIndex(of: "]")!].split(separator: ",").map { Double($0)! }
+        let probabilityColumns = ["probability_Adelie", "probability_Chinstrap", "probability_Gentoo"].map { header.firstIndex(of: $0)! }
+        let batch = rows.flatMap { row in probabilityColumns.map { Double(row[$0])! } }
+        #expect(http == batch)
+    }
 }

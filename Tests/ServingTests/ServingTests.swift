@@ -199,6 +199,13 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
                 #expect(outputs.map { $0["name"] as? String } == ["predict", "predict_proba"])
                 #expect(reply.exactData(of: "predict_proba") == expected.probabilities)
             }
+            // The [N, F] layout over HTTP answers the same as one tensor per feature.
+            let (bc, bcTest) = Models.breastCancer
+            let matrix = (0..<5).flatMap { row in bc.pipeline.features.map { feature -> Double in
+                if case .numeric(let values) = bcTest.column(feature.name)! { return values[row] } else { return 0 } } }
+            let single = try await curl(port, "/v2/models/breast-cancer/infer",
+                                        post: Data((#"{"inputs": [{"name": "x", "shape": [5, 30], "datatype": "FP64", "data": ["# + matrix.map { "\($0)" }.joined(separator: ",") + "]}]}").utf8))
+            #expect(single.exactData(of: "predict_proba") == (try bc.predict(bcTest.rows(Array(0..<5)))).probabilities)
             // Only the outputs asked for; an id is generated when none is sent.
             var body = try JSONSerialization.jsonObject(with: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<2)) as! [String: Any]
             body["outputs"] = [["name": "predict"]]
