@@ -97,3 +97,15 @@ public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) asy
         DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }
+
+/// A task executor on Dispatch threads: tests run in-process servers on it, so that synchronous tests blocking
+/// the few threads of Swift's concurrency pool (running `git`, waiting on processes) cannot starve them.
+public final class ServerExecutor: TaskExecutor, @unchecked Sendable {
+    public static let shared = ServerExecutor()
+    private let queue = DispatchQueue(label: "stagecraft.test-server", attributes: .concurrent)
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}

@@ -122,7 +122,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             guard model == "penguins", version.hasPrefix("efefefefefef") else { throw InferenceError(.notFound, "no build \(version)") }
             return LoadedVersion(model: model, version: String(repeating: "ef", count: 32), source: String(repeating: "3", count: 40), file: Models.penguins.0)
         }
-        let task = Task { [server] in try await server.run(handleSignals: false) }
+        let task = Task(executorPreference: ServerExecutor.shared) { [server] in try await server.run(handleSignals: false) }
         defer { task.cancel() }
         try await offPool { try Loopback.waitForListener(port: port) }
         try await body(port, repository)
@@ -336,7 +336,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         try repository.setTraffic(model: "penguins", [(String(stable.prefix(12)), 90), (String(canary.prefix(12)), 10)])
         let port = try Loopback.freePort()
         let server = InferenceServer(environment: "test", repository: repository, port: port)
-        let task = Task { try await server.run(handleSignals: false) }
+        let task = Task(executorPreference: ServerExecutor.shared) { try await server.run(handleSignals: false) }
         defer { task.cancel() }
         try await offPool { try Loopback.waitForListener(port: port) }
         try await offPool { try Self.drive(port: port, stable: stable, canary: canary) }
@@ -398,7 +398,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         let port = try Loopback.freePort()
         var server = InferenceServer(environment: "test", repository: repository, port: port)
         server.capture = capture
-        let task = Task { [server] in try await server.run(handleSignals: false) }
+        let task = Task(executorPreference: ServerExecutor.shared) { [server] in try await server.run(handleSignals: false) }
         defer { task.cancel() }
         try await offPool { try Loopback.waitForListener(port: port) }
         try await offPool {
