@@ -41,16 +41,10 @@ enum MLflowScoring {
             headers[.contentType] = "application/json"
             headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
             response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: writer.text)))
-        } catch let failure as InferenceError {
-            response = InferenceServer.error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)
-        } catch let failure as LearningError {
-            response = InferenceServer.error(.badRequest, failure.message)
         } catch {
-            response = InferenceServer.error(.badRequest, "\(error)")
+            response = InferenceServer.response(for: error)
         }
-        let elapsed = started.duration(to: .now)
-        metrics.record(model: model, version: version, status: Int(response.status.code),
-                       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        metrics.record(model: model, version: version, status: Int(response.status.code), seconds: seconds(since: started))
         return response
     }
 

@@ -154,23 +154,33 @@ public struct InferenceServer: Sendable {
             headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
             response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
             if let capture {
-                let elapsed = started.duration(to: .now)
                 let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
                 capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
-                               classes: loaded.file.classes, latency: Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds),
-                               shadow: shadow)
+                               classes: loaded.file.classes, latency: seconds(since: started), shadow: shadow)
             }
-        } catch let failure as InferenceError {
-            response = error(failure.kind == .notFound ? .notFound : failure.kind == .tooLarge ? .contentTooLarge : .badRequest, failure.message)
-        } catch let failure as LearningError {
-            response = error(.badRequest, failure.message)
         } catch {
-            response = self.error(.badRequest, "\(error)")
+            response = Self.response(for: error)
         }
-        let elapsed = started.duration(to: .now)
-        metrics.record(model: name, version: answered?.version ?? "", status: Int(response.status.code),
-                       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        metrics.record(model: name, version: answered?.version ?? "", status: Int(response.status.code), seconds: seconds(since: started))
         return response
+    }
+
+    /// The response to a request that failed: an ``InferenceError``'s own status, a 400 for anything else a client sent.
+    static func response(for failure: any Error) -> Response {
+        switch failure {
+        case let failure as InferenceError:
+            let status: HTTPResponse.Status
+            switch failure.kind {
+            case .badRequest: status = .badRequest
+            case .notFound: status = .notFound
+            case .tooLarge: status = .contentTooLarge
+            }
+            return error(status, failure.message)
+        case let failure as LearningError:
+            return error(.badRequest, failure.message)
+        default:
+            return error(.badRequest, "\(failure)")
+        }
     }
 
     static func notFound(_ model: String, _ version: String?, _ repository: ModelRepository) -> Response {
@@ -195,4 +205,10 @@ public struct InferenceServer: Sendable {
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         json(["error": message], status: status)
     }
+}
+
+/// Seconds from `start` to now.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = start.duration(to: .now)
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
