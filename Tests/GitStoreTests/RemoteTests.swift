@@ -91,4 +91,33 @@ import Testing
         }
         #expect(error?.code == .conflict)
     }
+
+    @Test(.enabled(if: SSHServer.available, "needs OpenSSH's sshd (scripts/setup installs it) and root"))
+    func fetchOverSSHWithAKeyAndAPinnedHostKey() throws {
+        let source = try makeSource()
+        let server = try SSHServer()
+        let url = "ssh://root@127.0.0.1:\(server.port)\(source.path)"
+        let key = SSHCredentials(username: "root", privateKeyPath: server.clientKey, publicKeyPath: server.clientPublicKey,
+                                 hostKeyFingerprint: server.hostKeyFingerprint)
+        let caches = try ScratchDirectory()
+        _ = try Repository.mirror(url, into: caches.appending("cache.git"), credentials: key)
+        #expect(try objects(in: caches.appending("cache.git")) == objects(in: source.path))
+        #expect(try refs(in: caches.appending("cache.git")) == refs(in: source.path))
+
+        // Another host key is refused before any credential is sent.
+        var pinnedElsewhere = key
+        pinnedElsewhere.hostKeyFingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        let wrongHost = #expect(throws: GitError.self) { _ = try Repository.mirror(url, into: caches.appending("other.git"), credentials: pinnedElsewhere) }
+        #expect(wrongHost?.code == .remote)
+        #expect(wrongHost?.message == "cannot fetch from \(url): the host key of 127.0.0.1 is \(server.hostKeyFingerprint), expected SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+
+        // A key the server does not know is refused, once, with the key named.
+        let stranger = try ScratchDirectory()
+        try ProcessRunner.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger.appending("key")])
+        let unknown = SSHCredentials(username: "root", privateKeyPath: stranger.appending("key"), publicKeyPath: stranger.appending("key.pub"),
+                                     hostKeyFingerprint: server.hostKeyFingerprint)
+        let refused = #expect(throws: GitError.self) { _ = try Repository.mirror(url, into: caches.appending("third.git"), credentials: unknown) }
+        #expect(refused?.code == .remote)
+        #expect(refused?.message.hasPrefix("cannot fetch from \(url): ") == true)
+    }
 }
