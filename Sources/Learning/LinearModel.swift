@@ -14,25 +14,25 @@ public struct LinearModel: Sendable, Codable, Equatable {
         let offsets = matrix.oneHotOffsets
         for row in 0..<matrix.rowCount {
             for k in 0..<outputs {
-                scores[row * outputs + k] = LinearModel.score(matrix, row: row, weights: weights[k], offset: 0, offsets: offsets) + intercepts[k]
+                scores[row * outputs + k] = LinearModel.score(matrix, row: row, weights: weights[k], offsets: offsets) + intercepts[k]
             }
         }
         return scores
     }
 
     @inline(__always)
-    static func score(_ matrix: FeatureMatrix, row: Int, weights: [Double], offset: Int, offsets: [Int]) -> Double {
+    static func score(_ matrix: FeatureMatrix, row: Int, weights: [Double], offsets: [Int]) -> Double {
         var z = 0.0
         let p = matrix.numericCount, c = matrix.categoricalCount
         matrix.numeric.withUnsafeBufferPointer { x in
             weights.withUnsafeBufferPointer { w in
                 let base = row * p
-                for j in 0..<p { z += x[base + j] * w[offset + j] }
+                for j in 0..<p { z += x[base + j] * w[j] }
             }
         }
         for j in 0..<c {
             let code = matrix.codes[row * c + j]
-            if code >= 0 { z += weights[offset + offsets[j] + Int(code)] }
+            if code >= 0 { z += weights[offsets[j] + Int(code)] }
         }
         return z
     }

@@ -29,8 +29,8 @@ public struct Builder: Sendable {
     public var localRoot: URL { URL(fileURLWithPath: repository.workingDirectory ?? repository.gitDirectory) }
 
     /// The artifact store named by the project's settings.
-    public func store(for project: Project) -> ArtifactStore {
-        ArtifactStore(root: localRoot.appendingPathComponent(project.settings.artifacts))
+    public func store(for settings: ProjectSettings) -> ArtifactStore {
+        ArtifactStore(root: localRoot.appendingPathComponent(settings.artifacts))
     }
 
     /// The inputs of one version: the manifest, its data and their digest.
@@ -69,7 +69,7 @@ public struct Builder: Sendable {
     public func build(model: String, ref: String, progress: Training.Progress? = nil) throws -> BuildResult {
         let started = Date()
         let inputs = try inputs(model: model, ref: ref)
-        let store = store(for: inputs.project)
+        let store = store(for: inputs.project.settings)
         if store.contains(inputs.digest) {
             return BuildResult(digest: inputs.digest, reused: true, info: try store.buildInfo(inputs.digest),
                                metrics: try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))

@@ -124,8 +124,7 @@ struct BuildsCommand: AsyncParsableCommand {
         let repo = try repository.open()
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let settings = (try? Project.check(source).0.settings) ?? ProjectSettings()
-        let root = URL(fileURLWithPath: repo.workingDirectory ?? repo.gitDirectory)
-        let store = ArtifactStore(root: root.appendingPathComponent(settings.artifacts))
+        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: settings)
         let builds = store.builds().filter { model == nil || $0.model == model }
         if format.json {
             console.print(try JSONOutput.encode(builds))

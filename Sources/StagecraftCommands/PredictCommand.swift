@@ -47,7 +47,7 @@ struct PredictCommand: AsyncParsableCommand {
         guard let deployment = environment.deployment(model), let version = deployment.version else {
             throw CommandFailure(.failure, "environment '\(env)' runs no version of '\(model)' at \(source.revision)")
         }
-        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project)
+        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project.settings)
         guard let digest = store.resolve(version) else {
             throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
         }

@@ -55,7 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let relevant = diagnostics.filter { $0.location.file == environment.file }
         guard relevant.isEmpty else { throw InvalidProject(relevant) }
-        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project)
+        let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
+        let store = builder.store(for: project.settings)
         let models = ModelRepository()
         for deployment in environment.models {
             guard let pinned = deployment.version else { continue }
@@ -85,10 +86,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
         if detach {
-            try start(server: server, root: Builder(repository: repo, toolVersion: Stagecraft.version).localRoot)
+            try start(server: server, root: builder.localRoot)
             return
         }
-        let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
         server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
         if capturePercent > 0 {
             server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
