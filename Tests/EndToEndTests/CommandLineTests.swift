@@ -80,16 +80,7 @@ import Testing
         let built = try ProcessRunner.run(binary, ["build", "penguins", "--output", "json"], in: scratch.path)
         let report = try #require(try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])
         let digest = try #require(report["digest"] as? String)
-        let dev = try scratch.directory.read("environments/dev.yaml")
-        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(of: """
-                penguins:
-                  version: ~
-                  source: ~
-            """, with: """
-                penguins:
-                  version: \(digest.prefix(12))
-                  source: \(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"]))
-            """)], message: "pin penguins in dev")
+        try scratch.pin("penguins", version: digest)
 
         let port = try Loopback.freePort()
         let server = try BackgroundProcess(binary, ["serve", "--env", "dev", "--port", "\(port)"], in: scratch.path)
@@ -136,10 +127,7 @@ import Testing
         let scratch = try ScratchRepository.example()
         let built = try ProcessRunner.run(binary, ["build", "penguins", "--output", "json"], in: scratch.path)
         let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])?["digest"] as? String)
-        let dev = try scratch.directory.read("environments/dev.yaml")
-        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(
-            of: "    penguins:\n      version: ~\n      source: ~",
-            with: "    penguins:\n      version: \(digest.prefix(12))\n      source: \(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"]))")])
+        try scratch.pin("penguins", version: digest)
         let scored = scratch.directory.appending("scored.csv")
         #expect(try ProcessRunner.run(binary, ["predict", "penguins", "--env", "dev", "--input", "data/penguins/test.csv", "--output", scored], in: scratch.path).status == 0)
 

@@ -11,10 +11,7 @@ import Testing
         let scratch = try ScratchRepository.example()
         let built = await Stagecraft.execute(["build", "penguins", "--repo", scratch.path, "--output", "json"])
         let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
-        let dev = try scratch.directory.read("environments/dev.yaml")
-        let head = try scratch.gitLine(["rev-parse", "--short=12", "HEAD"])
-        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(
-            of: "    penguins:\n      version: ~\n      source: ~", with: "    penguins:\n      version: \(digest.prefix(12))\n      source: \(head)")])
+        try scratch.pin("penguins", version: digest)
         return (scratch, digest)
     }
 
