@@ -181,6 +181,15 @@ public final class Repository: Sendable {
         }
     }
 
+    /// Whether a file (not a folder) is at `path` in `commit`; its contents are not read.
+    public func fileExists(at path: String, in commit: ObjectID) throws(GitError) -> Bool {
+        let path = try normalizedPath(path)
+        guard !path.isEmpty else { return false }
+        return try withHandle { (repo) throws(GitError) -> Bool in
+            try Self.entry(at: path, in: commit, repo: repo, repositoryName: displayName)?.type == GIT_OBJECT_BLOB
+        }
+    }
+
     /// The entries of the folder at `path` (empty string: the root) in `commit`, sorted by name;
     /// nil when there is no folder there.
     public func directory(at path: String, in commit: ObjectID) throws(GitError) -> [TreeEntry]? {

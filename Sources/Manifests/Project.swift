@@ -8,6 +8,12 @@ public protocol ProjectSource {
     func file(_ path: String) throws -> Data?
     /// The names of the files directly in a folder, or nil when there is no such folder.
     func fileNames(in directory: String) throws -> [String]?
+    /// Whether a file is at `path`, without reading it.
+    func exists(_ path: String) throws -> Bool
+}
+
+extension ProjectSource {
+    public func exists(_ path: String) throws -> Bool { try file(path) != nil }
 }
 
 /// A whole GitOps repository as of one revision: settings, model manifests and environments, checked together.
@@ -88,7 +94,7 @@ public struct Project: Sendable {
         var diagnostics: [Diagnostic] = []
         for (key, path) in [("train", manifest.data.train), ("test", manifest.data.test)] {
             guard let location = manifest.dataLocations[key] else { continue }
-            if try source.file(path) == nil {
+            if try !source.exists(path) {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision)"))
             }
         }

@@ -22,6 +22,10 @@ public struct GitProjectSource: ProjectSource, Sendable {
         try repository.fileIfPresent(at: path, in: commit)
     }
 
+    public func exists(_ path: String) throws -> Bool {
+        try repository.fileExists(at: path, in: commit)
+    }
+
     public func fileNames(in directory: String) throws -> [String]? {
         try repository.directory(at: directory, in: commit)?.filter { $0.kind == .file || $0.kind == .executable }.map(\.name)
     }

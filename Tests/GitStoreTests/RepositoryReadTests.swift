@@ -17,6 +17,9 @@ import Testing
         #expect(String(decoding: try repository.file(at: "manifests/a.yaml", in: firstID), as: UTF8.self) == "a: 1\n")
         #expect(String(decoding: try repository.file(at: "/manifests//a.yaml", in: head), as: UTF8.self) == "a: 2\n")
         #expect(try repository.fileIfPresent(at: "manifests/b.yaml", in: firstID) == nil)
+        #expect(try repository.fileExists(at: "manifests/a.yaml", in: firstID))
+        #expect(try !repository.fileExists(at: "manifests/b.yaml", in: firstID))
+        #expect(try !repository.fileExists(at: "manifests", in: firstID))  // a folder is not a file
 
         let listing = try #require(try repository.directory(at: "manifests", in: head))
         #expect(listing.map(\.name) == ["a.yaml", "b.yaml"])
