@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -47,10 +48,14 @@ let package = Package(
             name: "Learning",
             swiftSettings: swiftSettings
         ),
-        // The artifact store (content-addressed builds); later the state store.
+        // The artifact store (content-addressed builds) and the state store (SQLite): what serves, every deployment.
         .target(
             name: "Registry",
-            dependencies: ["Learning", "Manifests", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "Learning", "Manifests",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The inference server: Open Inference Protocol (KServe V2) over Hummingbird.
@@ -59,17 +64,22 @@ let package = Package(
             dependencies: ["Learning", "Registry", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
-        // The GitOps logic: a project read from git at a ref, builds; later plan/reconcile/promote.
+        // A minimal HTTP/1.1 client for servers on this machine: the reconciler drives servers with it, tests too.
+        .target(
+            name: "LoopbackHTTP",
+            swiftSettings: swiftSettings
+        ),
+        // The GitOps logic: a project read from git at a ref; build, plan, reconcile, promote, rollback, history.
         .target(
             name: "Reconciler",
-            dependencies: ["GitStore", "Manifests", "Learning", "Registry", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // The command-line commands, as a library tested in-process.
         .target(
             name: "StagecraftCommands",
             dependencies: [
-                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler",
+                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -90,7 +100,7 @@ let package = Package(
         // Test support shared by every test target: scratch git repositories, processes, fixtures.
         .target(
             name: "StagecraftTesting",
-            dependencies: ["GitStore"],
+            dependencies: ["GitStore", "LoopbackHTTP"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -115,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingTests",
-            dependencies: ["Serving", "StagecraftTesting"],
+            dependencies: ["Serving", "StagecraftTesting", "LoopbackHTTP"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -130,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["StagecraftTesting"],
+            dependencies: ["StagecraftTesting", "LoopbackHTTP"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -7,10 +7,21 @@ extension Repository {
     /// simplification: a merge whose `path` equals one parent's is skipped and only that parent is followed.
     /// - Parameter limit: stop after this many commits.
     public func history(of path: String, from start: ObjectID, limit: Int? = nil) throws(GitError) -> [ObjectID] {
+        try history(of: path, from: start, until: nil, limit: limit).commits
+    }
+
+    /// The same walk, not going past `stop` (a commit already seen, such as a cached tip): the commits that
+    /// changed `path` after it, and whether the walk met it (false: `stop` is not an ancestor of `start`).
+    public func history(of path: String, from start: ObjectID, until stop: ObjectID?, limit: Int? = nil) throws(GitError) -> (commits: [ObjectID], reachedStop: Bool) {
         let path = try normalizedPath(path)
-        return try withHandle { (repo) throws(GitError) -> [ObjectID] in
+        return try withHandle { (repo) throws(GitError) -> ([ObjectID], Bool) in
             var walk = HistoryWalk(repo: repo, path: path, repositoryName: displayName)
-            return try walk.run(from: start, limit: limit)
+            if let stop {
+                if stop == start { return ([], true) }
+                walk.stop = stop
+            }
+            let commits = try walk.run(from: start, limit: limit)
+            return (commits, walk.reachedStop)
         }
     }
 }
@@ -29,6 +40,9 @@ private struct HistoryWalk {
     var nodes: [ObjectID: Node] = [:]
     var queue = DateQueue()
     var queued: Set<ObjectID> = []
+    /// A commit whose ancestry is not walked.
+    var stop: ObjectID?
+    var reachedStop = false
 
     init(repo: OpaquePointer, path: String, repositoryName: String) {
         self.repo = repo
@@ -70,6 +84,7 @@ private struct HistoryWalk {
     }
 
     private mutating func enqueue(_ id: ObjectID) throws(GitError) {
+        if id == stop { reachedStop = true; return }
         guard queued.insert(id).inserted else { return }
         queue.push(id, time: try load(id).time)
     }

@@ -164,3 +164,49 @@ extension Repository {
         }
     }
 }
+
+extension Repository {
+    /// The URL of the configured remote `name`, or nil when there is none.
+    public func remoteURL(_ name: String) throws(GitError) -> String? {
+        try withHandle { (repo) throws(GitError) -> String? in
+            var remote: OpaquePointer?
+            let code = git_remote_lookup(&remote, repo, name)
+            if code == GIT_ENOTFOUND.rawValue || code == GIT_EINVALIDSPEC.rawValue { return nil }
+            try LibGit2.check("git_remote_lookup", "cannot read remote '\(name)' in \(displayName)", ref: name) { code }
+            defer { git_remote_free(remote) }
+            return git_remote_url(remote).map { String(cString: $0) }
+        }
+    }
+
+    /// The commit `revision` names, or nil when it names nothing.
+    public func resolveIfPresent(_ revision: String) throws(GitError) -> ObjectID? {
+        do { return try resolve(revision) } catch where error.code == .notFound { return nil }
+    }
+
+    /// Moves `branch` to `commit`. When the branch is checked out, the working tree and index follow, file by file,
+    /// only where they still match the old tip (uncommitted edits are kept, or the move is refused).
+    public func resetBranch(_ branch: String, to commit: ObjectID) throws(GitError) {
+        let checkedOut = isBare ? false : try currentBranch() == branch
+        let oldTip = try branchTip(branch)
+        try withHandle { (repo) throws(GitError) in
+            var oid = commit.oid
+            var reference: OpaquePointer?
+            try LibGit2.check("git_reference_create", "cannot move branch '\(branch)' in \(displayName)", ref: branch) {
+                git_reference_create(&reference, repo, "refs/heads/\(branch)", &oid, 1, "stagecraft: reset \(branch)")
+            }
+            git_reference_free(reference)
+            guard checkedOut, let oldTip else { return }
+            let old = try Self.lookupCommit(oldTip, in: repo, repositoryName: displayName)
+            defer { git_commit_free(old) }
+            let baseline = try Self.tree(of: old, id: oldTip)
+            defer { git_tree_free(baseline) }
+            var options = git_checkout_options()
+            git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION))
+            options.checkout_strategy = GIT_CHECKOUT_SAFE.rawValue
+            options.baseline = baseline
+            try LibGit2.check("git_checkout_head", "cannot update the working tree of \(displayName) to \(commit.short)", ref: branch) {
+                git_checkout_head(repo, &options)
+            }
+        }
+    }
+}

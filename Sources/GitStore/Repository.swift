@@ -96,6 +96,18 @@ public final class Repository: Sendable {
         }
     }
 
+    /// Creates branch `name` at `commit`; fails when it exists.
+    public func createBranch(_ name: String, at commit: ObjectID) throws(GitError) {
+        try withHandle { (repo) throws(GitError) in
+            var oid = commit.oid
+            var reference: OpaquePointer?
+            try LibGit2.check("git_reference_create", "cannot create branch '\(name)' in \(displayName)", ref: name) {
+                git_reference_create(&reference, repo, "refs/heads/\(name)", &oid, 0, "stagecraft: branch \(name)")
+            }
+            git_reference_free(reference)
+        }
+    }
+
     /// The branch HEAD points to (also when it has no commit yet), or nil when HEAD is detached.
     public func currentBranch() throws(GitError) -> String? {
         try withHandle { (repo) throws(GitError) in

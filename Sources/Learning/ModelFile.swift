@@ -109,6 +109,11 @@ public struct ModelFile: Sendable, Codable, Equatable {
     }
 
     /// Predicts every row of `data` (which needs the feature columns; the target column is ignored).
+    /// The type of each feature column, by name: what a CSV of raw rows is read with.
+    public var columnTypes: [String: ColumnType] {
+        Dictionary(uniqueKeysWithValues: pipeline.features.map { ($0.name, $0.kind == .numeric ? ColumnType.numeric : .categorical) })
+    }
+
     public func predict(_ data: Dataset) throws -> Predictions {
         predict(try pipeline.transform(data))
     }

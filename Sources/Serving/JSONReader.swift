@@ -10,6 +10,11 @@ enum JSON {
     case array([JSON])
     case object([(String, JSON)])
 
+    var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
     subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1

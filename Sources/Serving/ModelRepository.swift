@@ -78,22 +78,25 @@ public final class ModelRepository: Sendable {
     public func setTraffic(model: String, _ weights: [(version: String, weight: Int)]?) throws(InferenceError) {
         try entries.withLock { (entries) throws(InferenceError) in
             guard var entry = entries[model] else { throw InferenceError(.notFound, "no model '\(model)'") }
-            guard let weights else { entry.split = nil; entries[model] = entry; return }
-            guard weights.reduce(0, { $0 + $1.weight }) == 100, weights.allSatisfy({ $0.weight >= 0 }) else {
-                throw InferenceError(.badRequest, "traffic weights of '\(model)' must be 0 to 100 and sum to 100")
-            }
-            var split: [(version: String, upTo: Int)] = []
-            var total = 0
-            for (version, weight) in weights {
-                guard let full = Self.match(version, in: entry.versions.keys) else {
-                    throw InferenceError(.notFound, "model '\(model)' has no loaded version '\(version)' to send traffic to")
-                }
-                total += weight
-                split.append((full, total))
-            }
-            entry.split = split
+            entry.split = try weights.map { (weights) throws(InferenceError) in try Self.split(model, weights, entry) }
             entries[model] = entry
         }
+    }
+
+    private static func split(_ model: String, _ weights: [(version: String, weight: Int)], _ entry: Entry) throws(InferenceError) -> [(version: String, upTo: Int)] {
+        guard weights.reduce(0, { $0 + $1.weight }) == 100, weights.allSatisfy({ $0.weight >= 0 }) else {
+            throw InferenceError(.badRequest, "traffic weights of '\(model)' must be 0 to 100 and sum to 100")
+        }
+        var split: [(version: String, upTo: Int)] = []
+        var total = 0
+        for (version, weight) in weights {
+            guard let full = match(version, in: entry.versions.keys) else {
+                throw InferenceError(.notFound, "model '\(model)' has no loaded version '\(version)' to send traffic to")
+            }
+            total += weight
+            split.append((full, total))
+        }
+        return split
     }
 
     /// Makes a loaded version the shadow of `model` (nil: no shadow).
@@ -109,6 +112,44 @@ public final class ModelRepository: Sendable {
                 entry.shadow = nil
             }
             entries[model] = entry
+        }
+    }
+
+    /// Sets in one step which loaded version of `model` answers by default, its traffic split and its shadow, so
+    /// that a request sees either the old routing or the new one, whole.
+    /// - Throws: ``InferenceError`` when a version is not loaded or the weights do not sum to 100.
+    public func route(model: String, defaultVersion: String, traffic: [(version: String, weight: Int)]?, shadow: String?) throws(InferenceError) {
+        try entries.withLock { (entries) throws(InferenceError) in
+            guard var entry = entries[model] else { throw InferenceError(.notFound, "no model '\(model)'") }
+            guard let full = Self.match(defaultVersion, in: entry.versions.keys) else {
+                throw InferenceError(.notFound, "model '\(model)' has no loaded version '\(defaultVersion)'")
+            }
+            entry.defaultVersion = full
+            entry.split = try traffic.map { (weights) throws(InferenceError) in try Self.split(model, weights, entry) }
+            if let shadow {
+                guard let version = Self.match(shadow, in: entry.versions.keys) else {
+                    throw InferenceError(.notFound, "model '\(model)' has no loaded version '\(shadow)' to shadow with")
+                }
+                entry.shadow = version
+            } else {
+                entry.shadow = nil
+            }
+            entries[model] = entry
+        }
+    }
+
+    /// How `model` is routed: its default version, split and shadow (full digests), or nil when it is not loaded.
+    public func routing(of model: String) -> (defaultVersion: String, traffic: [(version: String, weight: Int)]?, shadow: String?)? {
+        entries.withLock { entries in
+            guard let entry = entries[model] else { return nil }
+            var previous = 0
+            let traffic = entry.split.map { split in
+                split.map { share in
+                    defer { previous = share.upTo }
+                    return (share.version, share.upTo - previous)
+                }
+            }
+            return (entry.defaultVersion, traffic, entry.shadow)
         }
     }
 

@@ -23,13 +23,52 @@ struct RepositoryAPI: Sendable {
     func index(_ request: Request) -> Response {
         if let refusal = authorized(request) { return refusal }
         var models: [[String: Any]] = []
+        var routes: [String: Any] = [:]
         for name in repository.models {
-            let answering = repository.resolve(model: name)?.version
+            guard let routing = repository.routing(of: name) else { continue }
             for version in repository.versions(of: name) ?? [] {
-                models.append(["name": name, "version": version, "state": "READY", "default": version == answering])
+                let source = repository.resolve(model: name, version: version)?.source ?? ""
+                models.append(["name": name, "version": version, "source": source, "state": "READY", "default": version == routing.defaultVersion])
+            }
+            var route: [String: Any] = ["default": routing.defaultVersion]
+            if let traffic = routing.traffic { route["traffic"] = traffic.map { ["version": $0.version, "weight": $0.weight] } }
+            if let shadow = routing.shadow { route["shadow"] = shadow }
+            routes[name] = route
+        }
+        return InferenceServer.json(["models": models, "routes": routes])
+    }
+
+    /// `{"parameters": {"default": "<digest>", "traffic": [{"version": "<digest>", "weight": 90}, …], "shadow": "<digest>"}}`:
+    /// switches, in one step, which loaded versions answer (traffic and shadow optional; absent means none).
+    func route(_ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
+        if let refusal = authorized(request) { return refusal }
+        guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
+        let usage = "the body must be {\"parameters\": {\"default\": \"<digest>\", \"traffic\": [{\"version\": \"<digest>\", \"weight\": 90}], \"shadow\": \"<digest>\"}} (traffic and shadow optional)"
+        let parameters: JSON?
+        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch { return InferenceServer.error(.badRequest, error.message) }
+        guard case .string(let defaultVersion)? = parameters?["default"] else { return InferenceServer.error(.badRequest, usage) }
+        var traffic: [(version: String, weight: Int)]?
+        if let value = parameters?["traffic"], !value.isNull {
+            guard case .array(let items) = value else { return InferenceServer.error(.badRequest, usage) }
+            traffic = []
+            for item in items {
+                guard case .string(let version)? = item["version"], case .number(let weight)? = item["weight"], weight == weight.rounded() else {
+                    return InferenceServer.error(.badRequest, usage)
+                }
+                traffic?.append((version, Int(weight)))
             }
         }
-        return InferenceServer.json(["models": models])
+        var shadow: String?
+        if let value = parameters?["shadow"], !value.isNull {
+            guard case .string(let version) = value else { return InferenceServer.error(.badRequest, usage) }
+            shadow = version
+        }
+        do {
+            try repository.route(model: name, defaultVersion: defaultVersion, traffic: traffic, shadow: shadow)
+        } catch {
+            return InferenceServer.response(for: error)
+        }
+        return InferenceServer.json(["name": name, "default": defaultVersion, "state": "ROUTED"])
     }
 
     /// `{"parameters": {"version": "<digest>", "default": true}}`: loads (and warms) the version; with

@@ -65,6 +65,7 @@ public struct InferenceServer: Sendable {
         router.post("/v2/repository/index") { request, _ in admin.index(request) }
         router.post("/v2/repository/models/:model/load") { request, context in await admin.load(request, context, bodyLimit: bodyLimit) }
         router.post("/v2/repository/models/:model/unload") { request, context in await admin.unload(request, context, bodyLimit: bodyLimit) }
+        router.post("/v2/repository/models/:model/route") { request, context in await admin.route(request, context, bodyLimit: bodyLimit) }
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"

@@ -74,7 +74,7 @@ enum ExampleProject {
             let spend = 20 + next() * 100
             let calls = Int(next() * next() * 10)
             let plan = plans[Int(next() * 3)]
-            let logit = -0.2 - 0.05 * Double(tenure) + 0.025 * (spend - 60) + 0.45 * Double(calls) + plan.1
+            let logit = 2 * (-0.2 - 0.05 * Double(tenure) + 0.025 * (spend - 60) + 0.45 * Double(calls) + plan.1)
             let churned = next() < 1 / (1 + exp(-logit))
             let spendText = next() < 0.05 ? "" : String(format: "%.2f", spend)
             let line = "\(tenure),\(spendText),\(calls),\(plan.0),\(churned ? "yes" : "no")\n"

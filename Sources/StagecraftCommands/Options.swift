@@ -13,6 +13,17 @@ struct RepositoryOptions: ParsableArguments {
     func open() throws -> Repository {
         try Repository.open(at: repo)
     }
+
+    /// Whether `--repo` names a remote (`https://…`, `ssh://…`, `file://…`, `git@host:…`) rather than a folder.
+    var isURL: Bool { repo.contains("://") || (repo.contains("@") && repo.contains(":")) }
+
+    /// Opens `--repo`; a URL is first fetched into a bare cache under `.stagecraft/repos/` of the current folder.
+    func openOrFetch() throws -> Repository {
+        guard isURL else { return try open() }
+        let name = repo.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map { String($0) } ?? "repository"
+        let cache = FileManager.default.currentDirectoryPath + "/.stagecraft/repos/" + (name.hasSuffix(".git") ? name : name + ".git")
+        return try Repository.mirror(repo, into: cache)
+    }
 }
 
 /// `--output text|json`.

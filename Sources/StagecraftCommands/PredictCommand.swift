@@ -52,7 +52,7 @@ struct PredictCommand: AsyncParsableCommand {
             throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
         }
         let file = try store.model(digest)
-        let types = Dictionary(uniqueKeysWithValues: file.pipeline.features.map { ($0.name, $0.kind == .numeric ? ColumnType.numeric : .categorical) })
+        let types = file.columnTypes
         let out: FileHandle
         if let output {
             guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CommandFailure(.failure, "cannot write \(output)") }

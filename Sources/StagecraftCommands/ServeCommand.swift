@@ -45,6 +45,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run in the background: pid and log under .stagecraft/run/; stop it with 'stagecraft stop'.")
     var detach = false
 
+    @Flag(name: .long, help: "Load what the state store records as deployed (what reconcile verified) instead of the environment file's pins.")
+    var deployed = false
+
     func run() async throws {
         let repo = try repository.open()
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
@@ -58,7 +61,10 @@ struct ServeCommand: AsyncParsableCommand {
         let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
         let store = builder.store(for: project.settings)
         let models = ModelRepository()
-        for deployment in environment.models {
+        if deployed {
+            try loadDeployed(into: models, store: store, workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
+        }
+        for deployment in environment.models where !deployed {
             guard let pinned = deployment.version else { continue }
             let versions = [pinned] + ((deployment.traffic ?? []) + [deployment.shadow].compactMap { $0 }).map(\.version).filter { $0 != pinned }
             for version in versions {
@@ -109,53 +115,28 @@ struct ServeCommand: AsyncParsableCommand {
         try await server.run(logger: JSONLogHandler.logger("stagecraft.serve"))
     }
 
+    /// Loads, with their routes, the versions the state store records as serving in this environment.
+    private func loadDeployed(into models: ModelRepository, store: ArtifactStore, workspace: Workspace) throws {
+        for (name, served) in try workspace.openState().served(environment: env) {
+            for version in served.versions.sorted() {
+                let info = try store.buildInfo(version)
+                models.load(LoadedVersion(model: name, version: version, source: info.source, file: try store.model(version)), makeDefault: version == served.version)
+            }
+            do {
+                try models.route(model: name, defaultVersion: served.version, traffic: served.traffic.map { $0.map { ($0.version, $0.weight) } }, shadow: served.shadow)
+            } catch {
+                throw CommandFailure(.failure, "the state store's route of '\(name)': \(error.message)")
+            }
+        }
+    }
+
     /// Starts this same command without --detach in a session of its own, and returns once it listens.
     private func start(server: InferenceServer, root: URL) throws {
         let console = Console.current
         let files = RunFiles(root: root, environment: env)
-        if let pid = files.runningPID() {
-            throw CommandFailure(.failure, "environment '\(env)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(env)")
-        }
-        try FileManager.default.createDirectory(at: files.folder, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
-        let log = try FileHandle(forWritingTo: files.logFile)
-        try log.seekToEnd()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        process.arguments = [executable] + CommandLine.arguments.dropFirst().filter { $0 != "--detach" }
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        process.environment = ProcessInfo.processInfo.environment.merging(["STAGECRAFT_PID_FILE": files.pidFile.path]) { $1 }
-        try? FileManager.default.removeItem(at: files.pidFile)
-        try process.run()
-        // Wait until it listens and has written its pid, or report what its log says.
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if let pid = files.runningPID(), Self.listening(host: server.host, port: server.port) {
-                console.print(console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: \(files.logFile.path)")
-                return
-            }
-            if !process.isRunning && files.runningPID() == nil && process.terminationStatus != 0 {
-                let tail = (try? String(contentsOf: files.logFile, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
-                throw CommandFailure(.failure, "the server for '\(env)' exited at start:\n\(tail)")
-            }
-            usleep(20_000)
-        }
-        throw CommandFailure(.failure, "the server for '\(env)' did not listen on \(server.host):\(server.port) within 15 s; log: \(files.logFile.path)")
-    }
-
-    static func listening(host: String, port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+        let pid = try ServerLauncher.start(CommandLine.arguments.dropFirst().filter { $0 != "--detach" }, files: files,
+                                           host: server.host, port: server.port)
+        console.print(console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: \(files.logFile.path)")
     }
 }
 

@@ -22,9 +22,16 @@ public struct Stagecraft: AsyncParsableCommand {
               stagecraft init my-models         new repository with an example
               stagecraft validate               check every file at HEAD
               stagecraft validate --ref main~3  check them at an older commit
+              stagecraft reconcile --env dev    build, verify and serve dev
+              stagecraft promote penguins --to qa
+              stagecraft history --env prod
             """,
         version: version,
-        subcommands: [InitCommand.self, ValidateCommand.self, BuildCommand.self, BuildsCommand.self, ServeCommand.self, StopCommand.self, PredictCommand.self]
+        subcommands: [
+            InitCommand.self, ValidateCommand.self, BuildCommand.self, BuildsCommand.self,
+            PlanCommand.self, ReconcileCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, StatusCommand.self,
+            ServeCommand.self, StopCommand.self, PredictCommand.self,
+        ]
     )
 
     public init() {}
@@ -77,7 +84,10 @@ extension Stagecraft {
         case let invalid as InvalidProject:
             console.printError(invalid.description)
             return ExitStatus.failure.rawValue
-        case is GitError, is LearningError, is RegistryError, is BuildError:
+        case let failure as ReconcileError:
+            console.printError(console.styled("error: ", .red) + failure.description)
+            return (failure.code == .locked ? ExitStatus.lockHeld : ExitStatus.failure).rawValue
+        case is GitError, is LearningError, is RegistryError, is BuildError, is StateStoreError:
             console.printError(console.styled("error: ", .red) + String(describing: error))
             return ExitStatus.failure.rawValue
         default:

@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackHTTP
 import StagecraftTesting
 import Testing
 
@@ -147,7 +148,7 @@ import Testing
         let server = try BackgroundProcess(binary, ["serve", "--env", "dev", "--port", "\(port)"], in: scratch.path)
         defer { server.stop() }
         try Loopback.waitForListener(port: port)
-        let reply = try LoopbackHTTPClient(port: port).send("POST", "/v2/models/penguins/infer", body: Data(body.utf8))
+        let reply = try HTTPConnection(port: port).send("POST", "/v2/models/penguins/infer", body: Data(body.utf8))
         #expect(reply.status == 200, "\(reply.text)")
         let outputs = try #require(reply.json["outputs"] as? [[String: Any]])
         #expect(outputs.first?["data"] as? [String] == rows.map { $0[header.firstIndex(of: "prediction")!] })

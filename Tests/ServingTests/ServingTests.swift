@@ -1,6 +1,7 @@
 import Foundation
 import Learning
 import Serving
+import LoopbackHTTP
 import StagecraftTesting
 import Testing
 
@@ -344,7 +345,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
 
     static func drive(port: Int, stable: String, canary: String) throws {
         let (model, test) = Models.penguins
-        let client = try LoopbackHTTPClient(port: port)
+        let client = try HTTPConnection(port: port)
         let template = try JSONSerialization.jsonObject(with: perFeatureBody(model, test, rows: 0..<1)) as! [String: Any]
         var counts: [String: Int] = [:]
         var firstAnswer: [String: String] = [:]
@@ -402,7 +403,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         defer { task.cancel() }
         try await offPool { try Loopback.waitForListener(port: port) }
         try await offPool {
-            let client = try LoopbackHTTPClient(port: port)
+            let client = try HTTPConnection(port: port)
             for index in 0..<requests {
                 let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: (index % 60)..<(index % 60 + 2), id: "c\(index)")
                 guard try client.send("POST", "/v2/models/penguins/infer", body: body).status == 200 else { throw LoopbackError(message: "not 200") }

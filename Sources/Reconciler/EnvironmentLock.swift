@@ -1,0 +1,37 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The lock that lets one reconcile at a time apply to an environment: `flock` on `.stagecraft/run/<env>.lock`.
+/// The kernel releases it when its holder exits, killed or not, so a crash never leaves it stuck.
+public final class EnvironmentLock {
+    private let fd: Int32
+    public let path: String
+
+    /// Takes the lock of `environment` under `root`, waiting for it unless `wait` is false.
+    /// - Throws: ``ReconcileError`` with code `locked` when it is held and `wait` is false.
+    public init(root: URL, environment: String, wait: Bool) throws(ReconcileError) {
+        let folder = root.appendingPathComponent(".stagecraft/run")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        path = folder.appendingPathComponent("\(environment).lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ReconcileError(.state, "cannot open the lock file \(path)") }
+        while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+            if errno == EINTR { continue }
+            close(fd)
+            if errno == EWOULDBLOCK {
+                throw ReconcileError(.locked, "another reconcile of '\(environment)' is running (lock \(path))")
+            }
+            throw ReconcileError(.state, "cannot lock \(path)")
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,190 @@
+public import Foundation
+public import GitStore
+public import Manifests
+public import Registry
+
+/// What a promotion or rollback committed.
+public struct PromotionResult: Sendable, Codable {
+    public var commit: String
+    public var branch: String
+    public var model: String
+    public var environment: String
+    public var version: String
+    public var source: String
+    /// The environment the version comes from (the upstream; the environment itself for a rollback).
+    public var from: String
+    public var evidence: String
+    public var forced: Bool
+}
+
+/// Promotions and rollbacks: commits that change only the `version` and `source` scalars of one model in one
+/// environment file (every other byte, comment and key order stays), with trailers carrying the evidence.
+public struct Promotion {
+    public let workspace: Workspace
+    public let state: any StateStore
+
+    public init(workspace: Workspace, state: any StateStore) {
+        self.workspace = workspace
+        self.state = state
+    }
+
+    /// Promotes `version` (default: what the upstream serves, verified) of `model` into `environment`.
+    /// - Parameters:
+    ///   - force: promote even when the upstream has no passed verification of the version (recorded in a trailer).
+    ///   - branch: commit on this branch (created from the project branch) instead, for a pull request.
+    ///   - author: who promotes.
+    public func promote(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
+                        author: Signature) throws -> PromotionResult {
+        let base = workspace.settings.branch
+        let tip = try tip(of: branch ?? base, fallback: base)
+        let target = try workspace.environment(environment, at: tip)
+        guard let upstream = target.upstream else {
+            throw ReconcileError(.refused, "'\(environment)' has no upstream to promote from; versions reach it by its own reconcile (track) or by editing \(target.file)")
+        }
+        let records = try state.records(environment: upstream, model: model)
+        let served = try state.served(environment: upstream)[model]
+        let version: String
+        if let requested {
+            guard let full = workspace.artifacts.resolve(requested) ?? records.last(where: { $0.version.hasPrefix(requested) })?.version else {
+                throw ReconcileError(.refused, "no version '\(requested)' of '\(model)' is known here (not in the artifact store nor in \(upstream)'s records)")
+            }
+            version = full
+        } else {
+            guard let served else {
+                throw ReconcileError(.refused, "'\(upstream)' serves no version of '\(model)' yet; reconcile it first (stagecraft reconcile --env \(upstream)) or name one with --version")
+            }
+            version = served.version
+        }
+        let passed = records.last { $0.version == version && $0.outcome == .succeeded }
+        var forcedReason: String?
+        if passed == nil {
+            let failed = records.last { $0.version == version && $0.outcome == .failed }
+            let why = failed.map { "its verification in '\(upstream)' failed (\($0.reason ?? "gates"))" } ?? "it has not passed verification in '\(upstream)'"
+            guard force else {
+                throw ReconcileError(.refused, "will not promote \(VersionDigest.short(version)) of '\(model)' to '\(environment)': \(why); --force promotes it anyway and records that")
+            }
+            forcedReason = why
+        }
+        let source = passed?.source ?? (try? workspace.artifacts.buildInfo(version).source) ?? served?.source
+        guard let source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(version)) is unknown; build it first") }
+        let evidence = passed.map { Self.evidence($0) } ?? "none"
+        var trailers = [
+            Trailer(key: "Stagecraft-Model", value: model), Trailer(key: "Stagecraft-Version", value: version),
+            Trailer(key: "Stagecraft-Source", value: source), Trailer(key: "Stagecraft-From", value: upstream),
+            Trailer(key: "Stagecraft-To", value: environment), Trailer(key: "Stagecraft-Evidence", value: evidence),
+        ]
+        if let forcedReason { trailers.append(Trailer(key: "Stagecraft-Forced", value: forcedReason)) }
+        let message = Trailers.append(trailers, to: "Promote \(model) \(VersionDigest.short(version)) from \(upstream) to \(environment)")
+        let commit = try commitPin(model: model, environment: target, version: version, source: source, at: tip,
+                                   branch: branch ?? base, message: message, author: author)
+        return PromotionResult(commit: commit.hex, branch: branch ?? base, model: model, environment: environment, version: version,
+                               source: source, from: upstream, evidence: evidence, forced: forcedReason != nil)
+    }
+
+    /// Pins, in `environment`, the version of `model` that passed there before the one it serves now.
+    public func rollback(model: String, environment: String, branch: String?, author: Signature) throws -> PromotionResult {
+        let base = workspace.settings.branch
+        let tip = try tip(of: branch ?? base, fallback: base)
+        let target = try workspace.environment(environment, at: tip)
+        let current = try state.served(environment: environment)[model]?.version ?? target.deployment(model)?.version.flatMap(workspace.digest)
+        guard let current else { throw ReconcileError(.refused, "'\(environment)' serves no version of '\(model)'; there is nothing to roll back") }
+        let passed = try state.records(environment: environment, model: model).filter { $0.outcome == .succeeded }
+        guard let previous = passed.last(where: { $0.version != current }) else {
+            throw ReconcileError(.refused, "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in '\(environment)'; there is nothing to roll back to")
+        }
+        guard let source = previous.source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(previous.version)) is unknown") }
+        let evidence = Self.evidence(previous)
+        let trailers = [
+            Trailer(key: "Stagecraft-Model", value: model), Trailer(key: "Stagecraft-Version", value: previous.version),
+            Trailer(key: "Stagecraft-Source", value: source), Trailer(key: "Stagecraft-From", value: environment),
+            Trailer(key: "Stagecraft-To", value: environment), Trailer(key: "Stagecraft-Evidence", value: evidence),
+            Trailer(key: "Stagecraft-Rollback-Of", value: current),
+        ]
+        let message = Trailers.append(trailers, to: "Roll back \(model) in \(environment) to \(VersionDigest.short(previous.version))")
+        let commit = try commitPin(model: model, environment: target, version: previous.version, source: source, at: tip,
+                                   branch: branch ?? base, message: message, author: author)
+        return PromotionResult(commit: commit.hex, branch: branch ?? base, model: model, environment: environment, version: previous.version,
+                               source: source, from: environment, evidence: evidence, forced: false)
+    }
+
+    /// Commits the new pin of `model` in `environment`'s file as read at `tip`.
+    func commitPin(model: String, environment: EnvironmentManifest, version: String, source: String, at tip: ObjectID, branch: String,
+                   message: String, author: Signature) throws -> ObjectID {
+        guard let deployment = environment.deployment(model) else {
+            throw ReconcileError(.refused, "'\(model)' has no entry in \(environment.file); add one (with version: ~ and source: ~) first")
+        }
+        let text = String(decoding: try workspace.repository.file(at: environment.file, in: tip), as: UTF8.self)
+        let edited = try Self.pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12)))
+        // A new branch (for a pull request) starts at the tip that was read.
+        if try workspace.repository.branchTip(branch) == nil { try workspace.repository.createBranch(branch, at: tip) }
+        return try workspace.repository.commit([.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch,
+                                               message: message, author: author)
+    }
+
+    private func tip(of branch: String, fallback: String) throws -> ObjectID {
+        if let tip = try workspace.repository.branchTip(branch) { return tip }
+        guard let tip = try workspace.repository.branchTip(fallback) else {
+            throw ReconcileError(.invalid, "no branch '\(fallback)' in \(workspace.repository.gitDirectory) (stagecraft.yaml's spec.branch)")
+        }
+        return tip
+    }
+
+    /// The gate values of a passed verification and when they were measured, for a trailer.
+    static func evidence(_ record: DeploymentRecord) -> String {
+        let values = record.gates.map { gate in "\(gate.gate) (\(gate.valueText))" }.joined(separator: ", ")
+        return "\(record.environment) passed \(values) at \(Timestamp.string(record.finishedAt ?? record.startedAt)) (record \(record.id))"
+    }
+
+    /// `text` with the `version` and `source` scalars of `deployment` replaced, every other byte unchanged.
+    public static func pin(_ text: String, deployment: ModelDeployment, version: String, source: String) throws -> String {
+        guard let versionAt = deployment.versionLocation, let sourceAt = deployment.sourceLocation else {
+            throw ReconcileError(.refused, "'\(deployment.model)' in \(deployment.location.file) needs both 'version:' and 'source:' keys (they may be ~) for a promotion to set")
+        }
+        // Replace the later scalar first so the earlier one's position still holds.
+        var edited = text
+        for (location, value) in [(versionAt, version), (sourceAt, source)].sorted(by: { ($0.0.line, $0.0.column) > ($1.0.line, $1.0.column) }) {
+            edited = try ScalarEdit.replace(in: edited, at: location, with: value)
+        }
+        return edited
+    }
+}
+
+/// Replaces one YAML scalar, found by the line and column its node starts at, keeping every other byte.
+enum ScalarEdit {
+    static func replace(in text: String, at location: SourceLocation, with value: String) throws -> String {
+        var scalars = Array(text.unicodeScalars)
+        var line = 1, column = 1, index = 0
+        while index < scalars.count && (line, column) < (location.line, location.column) {
+            if scalars[index] == "\n" { line += 1; column = 1 } else { column += 1 }
+            index += 1
+        }
+        guard line == location.line, column == location.column, index < scalars.count else {
+            throw ReconcileError(.refused, "\(location): cannot find the value to change")
+        }
+        var end = index
+        switch scalars[index] {
+        case "\"", "'":
+            let quote = scalars[index]
+            end += 1
+            while end < scalars.count {
+                if scalars[end] == "\\" && quote == "\"" { end += 2; continue }
+                if scalars[end] == quote {
+                    if quote == "'" && end + 1 < scalars.count && scalars[end + 1] == "'" { end += 2; continue }
+                    end += 1
+                    break
+                }
+                end += 1
+            }
+        default:
+            while end < scalars.count, !["\n", "\r", ",", "}", "]"].contains(scalars[end]),
+                  !(scalars[end] == "#" && end > index && scalars[end - 1] == " ") {
+                end += 1
+            }
+            while end > index && (scalars[end - 1] == " " || scalars[end - 1] == "\t") { end -= 1 }
+        }
+        scalars.replaceSubrange(index..<end, with: Array(value.unicodeScalars))
+        var result = String.UnicodeScalarView()
+        result.append(contentsOf: scalars)
+        return String(result)
+    }
+}

@@ -1,0 +1,121 @@
+public import Foundation
+import LoopbackHTTP
+public import Registry
+
+/// What an environment's server says it has loaded and how it routes each model.
+public struct ServerState: Sendable, Hashable {
+    public struct Route: Sendable, Hashable {
+        public var defaultVersion: String
+        public var traffic: [VersionShare]?
+        public var shadow: String?
+
+        public init(defaultVersion: String, traffic: [VersionShare]?, shadow: String?) {
+            self.defaultVersion = defaultVersion
+            self.traffic = traffic
+            self.shadow = shadow
+        }
+    }
+
+    /// Loaded versions (full digests) by model.
+    public var versions: [String: Set<String>]
+    public var sources: [String: String]
+    public var routes: [String: Route]
+
+    /// True when both load and route the same versions (sources aside).
+    public func serves(same other: ServerState) -> Bool { versions == other.versions && routes == other.routes }
+}
+
+/// Drives one environment's server through the model repository API (with the admin token).
+public final class ServerClient {
+    public let host: String
+    public let port: Int
+    private let token: String
+    private var connection: HTTPConnection?
+
+    public init(host: String, port: Int, token: String) {
+        self.host = host
+        self.port = port
+        self.token = token
+    }
+
+    /// True when the server accepts connections and answers `/v2/health/live`.
+    public func isLive() -> Bool {
+        guard let response = try? request("GET", "/v2/health/live", admin: false, retry: false) else { return false }
+        return response.status == 200
+    }
+
+    /// The server's loaded versions and routes.
+    public func state() throws(ReconcileError) -> ServerState {
+        let response = try adminCall("/v2/repository/index", [:])
+        let body = response.json
+        var versions: [String: Set<String>] = [:], sources: [String: String] = [:]
+        for item in body["models"] as? [[String: Any]] ?? [] {
+            guard let name = item["name"] as? String, let version = item["version"] as? String else { continue }
+            versions[name, default: []].insert(version)
+            sources[version] = item["source"] as? String
+        }
+        var routes: [String: ServerState.Route] = [:]
+        for (name, value) in body["routes"] as? [String: Any] ?? [:] {
+            guard let route = value as? [String: Any], let version = route["default"] as? String else { continue }
+            let traffic = (route["traffic"] as? [[String: Any]])?.compactMap { share -> VersionShare? in
+                guard let version = share["version"] as? String, let weight = share["weight"] as? Int else { return nil }
+                return VersionShare(version: version, weight: weight)
+            }
+            routes[name] = ServerState.Route(defaultVersion: version, traffic: traffic, shadow: route["shadow"] as? String)
+        }
+        return ServerState(versions: versions, sources: sources, routes: routes)
+    }
+
+    /// Loads (and warms) a version in a slot that takes no traffic until ``route(model:defaultVersion:traffic:shadow:)``.
+    public func load(model: String, version: String) throws(ReconcileError) {
+        _ = try adminCall("/v2/repository/models/\(model)/load", ["version": version, "default": false])
+    }
+
+    /// Switches, atomically, which loaded versions of `model` answer.
+    public func route(model: String, defaultVersion: String, traffic: [VersionShare]?, shadow: String?) throws(ReconcileError) {
+        var parameters: [String: Any] = ["default": defaultVersion]
+        if let traffic { parameters["traffic"] = traffic.map { ["version": $0.version, "weight": $0.weight] } }
+        if let shadow { parameters["shadow"] = shadow }
+        _ = try adminCall("/v2/repository/models/\(model)/route", parameters)
+    }
+
+    /// Unloads one version (or the whole model when `version` is nil).
+    public func unload(model: String, version: String?) throws(ReconcileError) {
+        _ = try adminCall("/v2/repository/models/\(model)/unload", version.map { ["version": $0] } ?? [:])
+    }
+
+    /// Sends one infer request to a version and returns the answer and the time it took.
+    public func infer(model: String, version: String, body: Data) throws(ReconcileError) -> (status: Int, json: [String: Any], seconds: Double) {
+        let start = ContinuousClock.now
+        let response = try request("POST", "/v2/models/\(model)/versions/\(version)/infer", body: body, admin: false, retry: false)
+        let elapsed = start.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (response.status, response.json, seconds)
+    }
+
+    private func adminCall(_ path: String, _ parameters: [String: Any]) throws(ReconcileError) -> HTTPConnection.Response {
+        let body = (try? JSONSerialization.data(withJSONObject: ["parameters": parameters])) ?? Data()
+        let response = try request("POST", path, body: body, admin: true, retry: true)
+        guard response.status == 200 else {
+            let message = (response.json["error"] as? String) ?? response.text
+            throw ReconcileError(.server, "the server at \(host):\(port) refused \(path): \(response.status) \(message)")
+        }
+        return response
+    }
+
+    private func request(_ method: String, _ path: String, body: Data? = nil, admin: Bool, retry: Bool) throws(ReconcileError) -> HTTPConnection.Response {
+        let headers = admin ? ["Authorization": "Bearer \(token)"] : [:]
+        for attempt in 0..<2 {
+            do {
+                if connection == nil { connection = try HTTPConnection(host: host, port: port, timeout: 30) }
+                return try connection!.send(method, path, body: body, headers: headers)
+            } catch {
+                connection = nil  // a closed keep-alive connection: open a new one once
+                if attempt == 1 || !retry {
+                    throw ReconcileError(.server, "no answer from the server at \(host):\(port) to \(method) \(path)", cause: error)
+                }
+            }
+        }
+        throw ReconcileError(.server, "no answer from the server at \(host):\(port)")
+    }
+}

@@ -1,0 +1,92 @@
+public import Foundation
+import Learning
+public import Manifests
+public import Registry
+
+/// Checks a version against an environment's gates: offline on the holdout metrics its build measured, online
+/// by sending the holdout rows, one request each, to the version loaded in a slot of the real server that takes
+/// no traffic: its answers must equal the model's own predictions, and latency and errors are measured.
+public struct Verifier {
+    public let workspace: Workspace
+    /// At most this many holdout rows are sent over HTTP.
+    public var probeRows = 200
+
+    public init(workspace: Workspace) {
+        self.workspace = workspace
+    }
+
+    /// What the probe measured.
+    public struct Probe: Sendable {
+        public var requests: Int
+        public var errors: Int
+        public var mismatches: Int
+        public var latencyP99Ms: Double
+        public var errorRate: Double { requests == 0 ? 0 : Double(errors) / Double(requests) }
+    }
+
+    /// Every gate's result for `version` of `model` (loaded in `server` under its digest).
+    public func verify(model: String, version: String, gates: [Gate], server: ServerClient) throws -> [GateResult] {
+        let metrics = try workspace.artifacts.metrics(version).holdout
+        var results: [GateResult] = []
+        for gate in gates where gate.metric.isOffline {
+            let value = metrics[gate.metric.rawValue]
+            results.append(GateResult(gate: gate.description, metric: gate.metric.rawValue, value: value,
+                                      passed: value.map(gate.passes) ?? false, stage: "offline"))
+        }
+        let probe = try self.probe(model: model, version: version, server: server)
+        results.append(GateResult(gate: "predictions match the build's", metric: "predictionMismatches", value: Double(probe.mismatches),
+                                  passed: probe.mismatches == 0 && probe.requests > 0, stage: "online"))
+        for gate in gates where !gate.metric.isOffline {
+            let value = gate.metric == .latencyP99Ms ? probe.latencyP99Ms : probe.errorRate
+            results.append(GateResult(gate: gate.description, metric: gate.metric.rawValue, value: value, passed: gate.passes(value), stage: "online"))
+        }
+        return results
+    }
+
+    /// Sends holdout rows to the version's own route and compares each answer with the model file's prediction.
+    public func probe(model: String, version: String, server: ServerClient) throws -> Probe {
+        let file = try workspace.artifacts.model(version)
+        let info = try workspace.artifacts.buildInfo(version)
+        let inputs = try workspace.builder.inputs(model: model, ref: info.source)
+        let test = inputs.manifest.data.test
+        let holdout = try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes)
+        let expected = try file.predict(holdout)
+        let features = file.pipeline.features
+        let columns = features.map { feature in holdout.names.firstIndex(of: feature.name).map { holdout.columns[$0] } }
+        var latencies: [Double] = []
+        var probe = Probe(requests: 0, errors: 0, mismatches: 0, latencyP99Ms: 0)
+        for row in 0..<holdout.rowCount where probe.requests < probeRows {
+            var inputs: [[String: Any]] = []
+            var complete = true
+            for (feature, column) in zip(features, columns) {
+                guard let column else { complete = false; break }
+                switch column {
+                case .numeric(let values):
+                    guard values[row].isFinite else { complete = false; break }
+                    inputs.append(["name": feature.name, "datatype": "FP64", "shape": [1], "data": [values[row]]])
+                case .categorical(let codes, let levels):
+                    guard codes[row] >= 0 else { complete = false; break }
+                    inputs.append(["name": feature.name, "datatype": "BYTES", "shape": [1], "data": [levels[Int(codes[row])]]])
+                }
+            }
+            guard complete else { continue }  // rows with missing values cannot be sent as JSON numbers
+            let body = try JSONSerialization.data(withJSONObject: ["id": "verify-\(row)", "inputs": inputs, "outputs": [["name": "predict"]]])
+            let answer = try server.infer(model: model, version: version, body: body)
+            probe.requests += 1
+            latencies.append(answer.seconds * 1000)
+            guard answer.status == 200 else { probe.errors += 1; continue }
+            let output = (answer.json["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "predict" }
+            let data = output?["data"] as? [Any]
+            if let labels = expected.labels {
+                if (data?.first as? String) != labels[row] { probe.mismatches += 1 }
+            } else if let values = expected.values {
+                let value = (data?.first as? Double) ?? (data?.first as? Int).map(Double.init)
+                // JSON carries the shortest round-trip text; allow for the last bit of a parser's rounding.
+                if value.map({ abs($0 - values[row]) <= 1e-12 * max(1, abs(values[row])) }) != true { probe.mismatches += 1 }
+            }
+        }
+        latencies.sort()
+        if !latencies.isEmpty { probe.latencyP99Ms = latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)] }
+        return probe
+    }
+}

@@ -1,0 +1,84 @@
+public import Foundation
+public import GitStore
+public import Manifests
+public import Registry
+
+/// One repository as Stagecraft works on it: the git objects, the project settings, the artifact store, the
+/// state store and the local folder (`.stagecraft/`) that holds them.
+public struct Workspace: Sendable {
+    public let repository: Repository
+    public let builder: Builder
+    public let settings: ProjectSettings
+    public let artifacts: ArtifactStore
+    /// Who acts: the git identity of the user running the command.
+    public let actor: Signature
+    /// The folder that holds `.stagecraft/`.
+    public var root: URL { builder.localRoot }
+
+    /// Opens the workspace of `repository`, reading `stagecraft.yaml` at `ref` (defaults when absent).
+    public init(repository: Repository, toolVersion: String, ref: String = "HEAD") throws {
+        self.repository = repository
+        builder = Builder(repository: repository, toolVersion: toolVersion)
+        let commit = try repository.resolve(ref)
+        if let data = try repository.fileIfPresent(at: ProjectSettings.file, in: commit) {
+            let (settings, diagnostics) = ProjectSettings.decode(String(decoding: data, as: UTF8.self))
+            guard let settings else { throw InvalidProject(diagnostics) }
+            self.settings = settings
+        } else {
+            settings = ProjectSettings()
+        }
+        artifacts = builder.store(for: settings)
+        actor = repository.defaultSignature()
+    }
+
+    /// The state store file.
+    public var statePath: String { root.appendingPathComponent(settings.stateStore).path }
+
+    /// Opens the state store; when its file is missing (deleted, or a new clone), its deployment records are
+    /// rebuilt from the git notes first, so that nothing recorded is lost.
+    public func openState() throws -> SQLiteStateStore {
+        let existed = FileManager.default.fileExists(atPath: statePath)
+        let store = try SQLiteStateStore(path: statePath)
+        if !existed { try store.importRecords(try notedRecords()) }
+        return store
+    }
+
+    /// Every deployment record in `refs/notes/stagecraft`, oldest first.
+    public func notedRecords() throws -> [DeploymentRecord] {
+        try repository.allNotes().values.flatMap(DeploymentRecord.parseNote).sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }
+    }
+
+    /// Writes every finished record not yet in the git notes onto its environment-file commit. A record already in
+    /// its note (a run killed between the two writes) is not written twice.
+    public func writeNotes(_ state: any StateStore) throws {
+        let records = try state.unnoted()
+        guard !records.isEmpty else { return }
+        let author = Signature(name: "stagecraft", email: "stagecraft@localhost")
+        for record in records {
+            guard let commit = ObjectID(hex: record.environmentCommit) else { continue }
+            let existing = try repository.note(for: commit) ?? ""
+            if !DeploymentRecord.parseNote(existing).contains(where: { $0.id == record.id }) {
+                try repository.appendNoteLine(record.jsonLine(), to: commit, author: author)
+            }
+        }
+        try state.markNoted(records.map(\.id))
+    }
+
+    /// The environment file of `environment` at `commit`, decoded and checked on its own.
+    public func environment(_ environment: String, at commit: ObjectID) throws -> EnvironmentManifest {
+        let path = Self.environmentFile(environment)
+        guard let data = try repository.fileIfPresent(at: path, in: commit) else {
+            let names = (try repository.directory(at: Project.environmentsFolder, in: commit) ?? [])
+                .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
+            throw ReconcileError(.invalid, "no environment '\(environment)' at \(commit.short) (expected \(path); environments: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+        }
+        let (manifest, diagnostics) = EnvironmentManifest.decode(String(decoding: data, as: UTF8.self), file: path)
+        guard let manifest, diagnostics.isEmpty else { throw InvalidProject(diagnostics) }
+        return manifest
+    }
+
+    public static func environmentFile(_ environment: String) -> String { "\(Project.environmentsFolder)/\(environment).yaml" }
+
+    /// The full digest of a pinned version when it is in the artifact store.
+    public func digest(_ pin: String) -> String? { artifacts.resolve(pin) }
+}

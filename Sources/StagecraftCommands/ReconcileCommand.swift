@@ -1,0 +1,229 @@
+import ArgumentParser
+import Foundation
+import GitStore
+import Manifests
+import Reconciler
+import Registry
+
+/// `--repo`, `--ref` and `--env` for the commands that act on one environment, and how they open the workspace.
+struct EnvironmentOptions: ParsableArguments {
+    @Option(name: .long, help: "The environment (environments/<env>.yaml).")
+    var env: String
+
+    @OptionGroup var repository: RepositoryOptions
+
+    /// The workspace, its state store, and a reconciler for the environment that starts servers in the background.
+    func reconciler(progress: @escaping (String) -> Void = { _ in }) throws -> EnvironmentReconciler {
+        let repo = try repository.openOrFetch()
+        let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
+        let state = try workspace.openState()
+        let root = workspace.root
+        let repoPath = repo.workingDirectory ?? repo.gitDirectory
+        let reconciler = EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) { manifest, commit in
+            try ServerLauncher.start(["serve", "--env", manifest.name, "--repo", repoPath, "--ref", commit.hex, "--deployed"],
+                                     files: RunFiles(root: root, environment: manifest.name), host: manifest.host, port: manifest.port)
+        }
+        reconciler.progress = progress
+        return reconciler
+    }
+}
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what reconcile would do to make an environment match git.",
+        discussion: """
+            Compares the environment file at --ref (read from git objects) with what
+            the environment's server has loaded and the state store records, and
+            prints the ordered actions. Changes nothing.
+            Exit status: 0 in sync, 2 out of sync, 1 error.
+
+            Examples:
+              stagecraft plan --env qa
+              stagecraft plan --env prod --ref origin/main --output json
+              stagecraft plan --env dev --repo https://example.com/models.git
+            """
+    )
+
+    @OptionGroup var environment: EnvironmentOptions
+    @OptionGroup var format: OutputOptions
+
+    func run() async throws {
+        let console = Console.current
+        let plan = try environment.reconciler().plan()
+        if format.json {
+            struct Output: Encodable { var plan: Plan; var inSync: Bool }
+            console.print(try JSONOutput.encode(Output(plan: plan, inSync: plan.inSync)))
+        } else {
+            let server = plan.serverRunning ? plan.server : "\(plan.server), not running"
+            console.print("Plan for \(console.styled(plan.environment, .bold)) at \(plan.commit.prefix(12)) (server \(server))")
+            if plan.inSync {
+                console.print(console.styled("✓", .green) + " in sync: nothing to do")
+            } else {
+                for action in plan.actions { console.print("  " + Self.symbol(action.kind, console) + " " + action.description) }
+                console.print("\(count(plan.actions.count, "action")); apply with: stagecraft reconcile --env \(plan.environment)")
+            }
+        }
+        if !plan.inSync { throw CommandFailure(.outOfSync) }
+    }
+
+    static func symbol(_ kind: PlannedAction.Kind, _ console: Console) -> String {
+        switch kind {
+        case .startServer, .build, .promote: return console.styled("+", .green)
+        case .verify, .switch: return console.styled("~", .yellow)
+        case .unload, .remove: return console.styled("-", .red)
+        }
+    }
+}
+
+struct ReconcileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Make an environment serve what git says: build, verify gates, switch traffic, record.",
+        discussion: """
+            Plans (see 'stagecraft plan'), then applies: starts the environment's
+            server if it is not running, builds missing versions, verifies gates
+            (offline on the holdout set, online in a slot of the real server that
+            takes no traffic), switches traffic atomically, unloads what is no longer
+            pinned, and records every deployment in .stagecraft/state.db and in
+            refs/notes/stagecraft. A track environment (dev) first builds each model
+            at the branch head and promotes it by commit.
+            A failing gate leaves the old version serving and exits 1.
+            Exit status: 0 done, 1 failed, 3 lock held (--no-wait).
+
+            Examples:
+              stagecraft reconcile --env dev
+              stagecraft reconcile --env qa --junit gates.xml
+              stagecraft reconcile --env prod --watch --interval 30s
+            """
+    )
+
+    @OptionGroup var environment: EnvironmentOptions
+    @OptionGroup var format: OutputOptions
+
+    @Flag(name: .long, help: "Keep going: poll the ref and reconcile when its commit changes or the server died.")
+    var watch = false
+
+    @Option(name: .long, help: "How often --watch polls (e.g. 500ms, 30s, 5m).")
+    var interval: String = "30s"
+
+    @Flag(name: .long, help: "Exit 3 at once when another reconcile of the environment is running, instead of waiting.")
+    var noWait = false
+
+    @Option(name: .long, help: ArgumentHelp("Write the gate results as a JUnit XML report.", valueName: "file"))
+    var junit: String?
+
+    func validate() throws {
+        guard Self.seconds(interval) != nil else { throw ValidationError("--interval: '\(interval)' is not a duration such as 500ms, 30s or 5m") }
+    }
+
+    func run() async throws {
+        let console = Console.current
+        let line = ProgressLine(console: console)
+        let reconciler = try environment.reconciler { message in
+            if console.isTerminal { line.update(message) }
+        }
+        guard watch else {
+            let report = try once(reconciler, line: line)
+            if report.failed { throw CommandFailure(.failure) }
+            return
+        }
+        let pause = Self.seconds(interval)!
+        var last: String?
+        while !_Concurrency.Task.isCancelled {
+            let commit = try? reconciler.workspace.repository.resolve(environment.repository.ref).hex
+            let live = (try? reconciler.plan().serverRunning) ?? false
+            if commit != last || !live {
+                do {
+                    let report = try once(reconciler, line: line)
+                    last = report.failed ? commit : report.commit
+                } catch let error as ReconcileError where error.code == .locked {
+                    console.printError("\(error.message); trying again in \(interval)")
+                } catch {
+                    console.printError(console.styled("error: ", .red) + String(describing: error))
+                }
+            }
+            try await _Concurrency.Task.sleep(for: .seconds(pause))
+        }
+    }
+
+    private func once(_ reconciler: EnvironmentReconciler, line: ProgressLine) throws -> ReconcileReport {
+        let console = Console.current
+        let report = try reconciler.reconcile(wait: !noWait)
+        line.finish()
+        if let junit { try JUnitReport.write(report, to: junit) }
+        if format.json {
+            console.print(try JSONOutput.encode(report))
+            return report
+        }
+        for promotion in report.promotions {
+            console.print("promoted \(promotion.model) \(VersionDigest.short(promotion.version)) to \(promotion.environment) (commit \(promotion.commit.prefix(12)))")
+        }
+        for record in report.records {
+            let mark = record.outcome == .succeeded ? console.styled("✓", .green) : record.outcome == .failed ? console.styled("✗", .red) : console.styled("•", .yellow)
+            var text = "\(mark) \(record.model) \(VersionDigest.short(record.version)) \(record.outcome.rawValue) in \(record.environment)"
+            if !record.gates.isEmpty {
+                text += " — " + record.gates.map { "\($0.gate) [\($0.valueText)]\($0.passed ? "" : " FAILED")" }.joined(separator: ", ")
+            }
+            if let reason = record.reason, record.outcome != .succeeded { text += "\n  \(reason)" }
+            console.print(text)
+        }
+        if report.wasInSync {
+            console.print(console.styled("✓", .green) + " \(report.environment) is in sync at \(report.commit.prefix(12))")
+        } else if !report.failed {
+            console.print(console.styled("✓", .green) + " \(report.environment) reconciled at \(report.commit.prefix(12)) (\(count(report.actions.count, "action")))")
+        }
+        return report
+    }
+
+    /// `500ms`, `30s`, `5m`, `1h` or plain seconds.
+    static func seconds(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            if let value = Double(text.dropLast(suffix.count)), value > 0 { return value * scale }
+        }
+        return Double(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+}
+
+/// A reconcile's gate results as JUnit XML: one test suite, one test case per gate of each record.
+enum JUnitReport {
+    static func write(_ report: ReconcileReport, to path: String) throws {
+        var cases: [String] = []
+        var failures = 0
+        for record in report.records {
+            let prefix = "\(record.model) \(VersionDigest.short(record.version))"
+            if record.gates.isEmpty {
+                let failed = record.outcome == .failed
+                if failed { failures += 1 }
+                cases.append("    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): deploy\">"
+                              + (failed ? "<failure message=\"\(escape(record.reason ?? "failed"))\"/>" : "") + "</testcase>")
+            }
+            for gate in record.gates {
+                let value = gate.valueText
+                var line = "    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): \(escape(gate.gate))\">"
+                line += "<system-out>measured \(escape(value)) (\(gate.stage))</system-out>"
+                if !gate.passed {
+                    failures += 1
+                    line += "<failure message=\"\(escape(gate.gate)) not met: measured \(escape(value))\"/>"
+                }
+                cases.append(line + "</testcase>")
+            }
+        }
+        let xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <testsuites>
+              <testsuite name="stagecraft reconcile \(escape(report.environment))" tests="\(cases.count)" failures="\(failures)">
+            \(cases.joined(separator: "\n"))
+              </testsuite>
+            </testsuites>
+
+            """
+        try Data(xml.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}

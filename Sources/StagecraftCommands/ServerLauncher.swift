@@ -1,0 +1,46 @@
+import Foundation
+import LoopbackHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts `stagecraft serve` for an environment in the background, in a session of its own (so it outlives the
+/// command that started it, killed or not), with its pid and log under `.stagecraft/run/`.
+enum ServerLauncher {
+    /// The `stagecraft` executable: `STAGECRAFT_EXECUTABLE` when set (tests that run commands in-process), else this process's.
+    static var executable: String {
+        ProcessInfo.processInfo.environment["STAGECRAFT_EXECUTABLE"]
+            ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    }
+
+    /// Runs `stagecraft <arguments>` detached and returns once it listens on `host:port` and has written its pid.
+    @discardableResult
+    static func start(_ arguments: [String], files: RunFiles, host: String, port: Int, timeout: Double = 15) throws -> Int32 {
+        if let pid = files.runningPID() {
+            throw CommandFailure(.failure, "environment '\(files.environment)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(files.environment)")
+        }
+        try FileManager.default.createDirectory(at: files.folder, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: files.logFile)
+        try log.seekToEnd()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = [executable] + arguments
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        process.environment = ProcessInfo.processInfo.environment.merging(["STAGECRAFT_PID_FILE": files.pidFile.path]) { $1 }
+        try? FileManager.default.removeItem(at: files.pidFile)
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let pid = files.runningPID(), HTTPConnection.isListening(host: host, port: port) { return pid }
+            if !process.isRunning && files.runningPID() == nil && process.terminationStatus != 0 {
+                let tail = (try? String(contentsOf: files.logFile, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                throw CommandFailure(.failure, "the server for '\(files.environment)' exited at start:\n\(tail)")
+            }
+            usleep(20_000)
+        }
+        throw CommandFailure(.failure, "the server for '\(files.environment)' did not listen on \(host):\(port) within \(Int(timeout)) s; log: \(files.logFile.path)")
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import GitStore
+import Manifests
+import Reconciler
+import Registry
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Environment × model: desired and serving versions, sync, health, last outcome.",
+        discussion: """
+            Sync: Synced when the server routes exactly what the environment file
+            pins, else OutOfSync. Health: Healthy (serving the pin), Progressing (a
+            reconcile is applying), Degraded (serving, but the last attempt failed
+            or the server holds another version), Missing (nothing serves).
+            --check exits 2 when anything is out of sync.
+
+            Examples:
+              stagecraft status
+              stagecraft status --env prod --check
+              stagecraft status --output json
+            """
+    )
+
+    @Option(name: .long, help: "Only this environment.")
+    var env: String?
+
+    @Flag(name: .long, help: "Exit 2 when anything is out of sync.")
+    var check = false
+
+    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var format: OutputOptions
+
+    struct Row: Encodable {
+        var environment: String
+        var model: String
+        var desired: String?
+        var serving: [VersionShare]
+        var sync: String
+        var health: String
+        var lastOutcome: String?
+        var lastChange: Date?
+    }
+
+    func run() async throws {
+        let console = Console.current
+        let repo = try repository.openOrFetch()
+        let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
+        let state = try workspace.openState()
+        let commit = try repo.resolve(repository.ref)
+        let names = try env.map { [$0] } ?? (repo.directory(at: Project.environmentsFolder, in: commit) ?? [])
+            .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+        var rows: [Row] = []
+        for name in names {
+            let manifest = try workspace.environment(name, at: commit)
+            let client = ServerClient(host: manifest.host, port: manifest.port, token: try AdminToken.loadOrCreate(root: workspace.root))
+            let actual = client.isLive() ? try client.state() : nil
+            let records = try state.records(environment: name, model: nil)
+            let models = manifest.models.map(\.model) + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
+            for model in models {
+                let deployment = manifest.deployment(model)
+                let desired = deployment?.version.map { workspace.digest($0) ?? $0 }
+                let route = actual?.routes[model]
+                var serving: [VersionShare] = []
+                if let route { serving = route.traffic ?? [VersionShare(version: route.defaultVersion, weight: 100)] }
+                let last = records.last { $0.model == model }
+                let wanted = deployment.flatMap { deployment -> ServerState.Route? in
+                    guard let pin = deployment.version, let full = workspace.digest(pin) else { return nil }
+                    let traffic = deployment.traffic.map { $0.map { VersionShare(version: workspace.digest($0.version) ?? $0.version, weight: $0.weight) } }
+                    return ServerState.Route(defaultVersion: full, traffic: traffic, shadow: deployment.shadow.map { workspace.digest($0.version) ?? $0.version })
+                }
+                let synced = desired == nil ? route == nil : (wanted != nil && wanted == route)
+                let health: String
+                if last?.outcome == .inProgress {
+                    health = "Progressing"
+                } else if route == nil {
+                    health = desired == nil ? "Healthy" : "Missing"
+                } else if synced && last?.outcome != .failed {
+                    health = "Healthy"
+                } else {
+                    health = "Degraded"
+                }
+                rows.append(Row(environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
+                                health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt))
+            }
+        }
+        if format.json {
+            console.print(try JSONOutput.encode(rows))
+        } else {
+            var table = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST"]]
+            for row in rows {
+                let serving = row.serving.map { $0.weight == 100 ? VersionDigest.short($0.version) : "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: " ")
+                table.append([row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
+                              row.sync, row.health, row.lastOutcome ?? "-"])
+            }
+            let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
+            for (index, line) in table.enumerated() {
+                let text = zip(line, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                console.print(index == 0 ? console.styled(text, .bold) : text)
+            }
+        }
+        if check && rows.contains(where: { $0.sync != "Synced" }) { throw CommandFailure(.outOfSync) }
+    }
+}
