@@ -322,6 +322,7 @@ public final class EnvironmentReconciler {
         var record = DeploymentRecord(environment: environment, model: model, version: workspace.digest(pins[0].version) ?? pins[0].version,
                                       source: pins[0].source, environmentCommit: try environmentCommit().hex, actor: actor)
         try state.begin(record)
+        Failpoint.hit("after-begin")
         var loadedHere: [String] = []
         func fail(_ reason: String) throws -> DeploymentRecord {
             for version in loadedHere { try? client.unload(model: model, version: version) }
@@ -360,6 +361,7 @@ public final class EnvironmentReconciler {
                 if !(actual.versions[model] ?? []).contains(version) {
                     try client.load(model: model, version: version)
                     loadedHere.append(version)
+                    Failpoint.hit("after-load")
                 }
                 let checked = try Verifier(workspace: workspace).verify(model: model, version: version, gates: gates, server: client)
                 results += checked.map { result in
@@ -384,6 +386,7 @@ public final class EnvironmentReconciler {
         } catch {
             return try fail("the switch failed: \(error)")
         }
+        Failpoint.hit("after-switch")
         for version in (try client.state().versions[model] ?? []).subtracting(Self.versions(of: desired)).sorted() {
             try client.unload(model: model, version: version)
         }
@@ -392,6 +395,7 @@ public final class EnvironmentReconciler {
         let served = ServedModel(environment: environment, model: model, version: desired.defaultVersion, source: record.source,
                                  traffic: desired.traffic, shadow: desired.shadow, recordID: record.id, since: record.finishedAt!)
         try state.finish(record, served: served, removed: nil)
+        Failpoint.hit("after-finish")
         progress("✓ \(model) \(VersionDigest.short(desired.defaultVersion)) serves in \(environment)")
         return record
     }
@@ -424,6 +428,7 @@ public final class EnvironmentReconciler {
             let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")
             let made = try promotion.commitPin(model: deployment.model, environment: current, version: built.digest, source: head.hex,
                                                at: head, branch: branch, message: message, author: automation)
+            Failpoint.hit("after-promotion")
             progress("promoted \(deployment.model) \(VersionDigest.short(built.digest)) to \(environment) (commit \(made.short))")
             results.append(PromotionResult(commit: made.hex, branch: branch, model: deployment.model, environment: environment, version: built.digest,
                                            source: head.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false))

@@ -53,20 +53,21 @@ public struct History {
     public func entries(environments: [String], model: String?, since: Date?, ref: String) throws -> [HistoryEntry] {
         let tip = try workspace.repository.resolve(ref)
         let records = Dictionary(grouping: try state.records(environment: nil, model: model)) { "\($0.environment) \($0.environmentCommit)" }
-        var entries: [HistoryEntry] = []
+        var entries: [(entry: HistoryEntry, order: Int)] = []
         for environment in environments {
             for commit in try commits(of: Workspace.environmentFile(environment), from: tip) {
                 if let since, commit.date < since { break }
                 let attached = records["\(environment) \(commit.commit)"] ?? []
                 if let model, attached.isEmpty, !commit.trailers.contains(where: { $0.key == "Stagecraft-Model" && $0.value == model }) { continue }
                 let served = attached.first { $0.outcome == .succeeded }?.finishedAt
-                entries.append(HistoryEntry(
+                entries.append((HistoryEntry(
                     environment: environment, commit: commit.commit, author: commit.author, authorEmail: commit.email, date: commit.date,
                     summary: commit.summary, trailers: commit.trailers, records: attached,
-                    commitToServingSeconds: served.map { $0.timeIntervalSince(commit.date) }))
+                    commitToServingSeconds: served.map { $0.timeIntervalSince(commit.date) }), entries.count))
             }
         }
-        return entries.sorted { ($0.date, $0.commit) > ($1.date, $1.commit) }
+        // Newest first; commits of one file keep git's order, which settles commits made in the same second.
+        return entries.sorted { $0.entry.date != $1.entry.date ? $0.entry.date > $1.entry.date : $0.order < $1.order }.map(\.entry)
     }
 
     /// The commits that changed `path`, newest first, from the cache plus a walk of what is new.

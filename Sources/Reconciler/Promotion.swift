@@ -81,15 +81,20 @@ public struct Promotion {
                                source: source, from: upstream, evidence: evidence, forced: forcedReason != nil)
     }
 
-    /// Pins, in `environment`, the version of `model` that passed there before the one it serves now.
+    /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
+    /// before it, or, after a promotion whose gates failed, the one still serving.
     public func rollback(model: String, environment: String, branch: String?, author: Signature) throws -> PromotionResult {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
-        let current = try state.served(environment: environment)[model]?.version ?? target.deployment(model)?.version.flatMap(workspace.digest)
-        guard let current else { throw ReconcileError(.refused, "'\(environment)' serves no version of '\(model)'; there is nothing to roll back") }
+        // The pin is what is taken out: normally the serving version; after a failed promotion, the one that failed.
+        let pinned = target.deployment(model)?.version
+        let served = try state.served(environment: environment)[model]?.version
+        guard let current = pinned.map({ workspace.digest($0) ?? $0 }) ?? served else {
+            throw ReconcileError(.refused, "'\(environment)' pins no version of '\(model)'; there is nothing to roll back")
+        }
         let passed = try state.records(environment: environment, model: model).filter { $0.outcome == .succeeded }
-        guard let previous = passed.last(where: { $0.version != current }) else {
+        guard let previous = passed.last(where: { !$0.version.hasPrefix(current) && !current.hasPrefix($0.version) }) else {
             throw ReconcileError(.refused, "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in '\(environment)'; there is nothing to roll back to")
         }
         guard let source = previous.source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(previous.version)) is unknown") }

@@ -145,8 +145,13 @@ public enum Timestamp {
 
     private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
-    /// `2026-11-23T22:14:51.123Z`.
-    public static func string(_ date: Date) -> String { style.format(date) }
+    /// `2026-11-23T22:14:51.123Z`: whole milliseconds, rounded (never truncated, so text → date → text is stable).
+    public static func string(_ date: Date) -> String {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle())
+        return String(whole.dropLast()) + String(format: ".%03dZ", Int(milliseconds - seconds * 1000))
+    }
 
     public static func date(_ text: String) -> Date? { try? style.parse(text) }
 

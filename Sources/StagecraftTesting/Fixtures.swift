@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Paths of the package under test.
 public enum Fixtures {
@@ -53,5 +56,56 @@ extension ScratchRepository {
         lines[entry + 1] = "      version: \(version.prefix(12))"
         lines[entry + 2] = "      source: \(try gitLine(["rev-parse", "--short=12", "HEAD"]))"
         try commit([path: lines.joined(separator: "\n")], message: "pin \(model) in \(environment)")
+    }
+}
+
+extension ScratchRepository {
+    /// Gives every environment a free port on 127.0.0.1 (tests run side by side), by a commit; returns them by environment.
+    @discardableResult
+    public func useFreePorts() throws -> [String: Int] {
+        var ports: [String: Int] = [:]
+        var files: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.appending("environments")) where name.hasSuffix(".yaml") {
+            let path = "environments/\(name)"
+            let port = try Loopback.freePort()
+            let text = try directory.read(path)
+            guard let range = text.range(of: #"port: \d+"#, options: .regularExpression) else { continue }
+            files[path] = text.replacingCharacters(in: range, with: "port: \(port)")
+            ports[String(name.dropLast(5))] = port
+        }
+        try commit(files, message: "use free ports")
+        return ports
+    }
+
+    /// Sets the `version` and `source` lines of `model` in `environments/<environment>.yaml` by a commit.
+    public func setPin(_ model: String, version: String, source: String, in environment: String) throws {
+        let path = "environments/\(environment).yaml"
+        var lines = try directory.read(path).components(separatedBy: "\n")
+        guard let entry = lines.firstIndex(of: "    \(model):"), entry + 2 < lines.count,
+              lines[entry + 1].hasPrefix("      version:"), lines[entry + 2].hasPrefix("      source:") else {
+            throw LoopbackError(message: "\(path) has no entry for '\(model)' with version and source lines")
+        }
+        lines[entry + 1] = "      version: \(version.prefix(12))"
+        lines[entry + 2] = "      source: \(source.prefix(12))"
+        try commit([path: lines.joined(separator: "\n")], message: "pin \(model) \(version.prefix(12)) in \(environment)")
+    }
+
+    /// Runs the `stagecraft` binary in the repository.
+    @discardableResult
+    public func stagecraft(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {
+        try ProcessRunner.run(Fixtures.stagecraftBinary, arguments, in: path, environment: environment)
+    }
+
+    /// Stops every server a test started in this repository (their pid files under `.stagecraft/run/`).
+    public func stopServers() {
+        let folder = directory.appending(".stagecraft/run")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".pid") {
+            guard let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8),
+                  let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while kill(pid, 0) == 0 && Date() < deadline { usleep(10_000) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
     }
 }

@@ -34,6 +34,8 @@ public final class ScratchRepository: @unchecked Sendable {
     public let directory: ScratchDirectory
     public var path: String { directory.path }
 
+    deinit { stopServers() }
+
     /// Creates a repository (`git init -b main`) with a fixed identity, optionally bare.
     public init(bare: Bool = false, label: String = "repo") throws {
         directory = try ScratchDirectory(label)
