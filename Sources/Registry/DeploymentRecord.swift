@@ -139,8 +139,9 @@ public enum Timestamp {
     /// Now, rounded to the millisecond.
     public static func now() -> Date { rounded(Date()) }
 
+    /// `date` to the whole millisecond; the same value a date read back from its text has.
     public static func rounded(_ date: Date) -> Date {
-        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded() / 1000)
+        Date(timeIntervalSince1970: Double(Int64((date.timeIntervalSince1970 * 1000).rounded())) / 1000)
     }
 
     private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
@@ -153,7 +154,7 @@ public enum Timestamp {
         return String(whole.dropLast()) + String(format: ".%03dZ", Int(milliseconds - seconds * 1000))
     }
 
-    public static func date(_ text: String) -> Date? { try? style.parse(text) }
+    public static func date(_ text: String) -> Date? { (try? style.parse(text)).map(rounded) }
 
     /// JSON with sorted keys and these timestamps.
     public static let encoder: JSONEncoder = {

@@ -1,5 +1,8 @@
 public import Foundation
 import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where Stagecraft keeps what each environment serves and every deployment attempt. The local store is
 /// SQLite; a shared one (PostgreSQL) for reconcilers on several hosts would implement the same protocol.
@@ -45,6 +48,11 @@ public final class SQLiteStateStore: StateStore {
         self.path = path
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            // Two processes opening a new store at once would both create its schema and switch it to WAL: one
+            // at a time, under a file lock that the kernel drops with its holder.
+            let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            defer { if lock >= 0 { flock(lock, LOCK_UN); close(lock) } }
+            if lock >= 0 { while flock(lock, LOCK_EX) != 0 && errno == EINTR {} }
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             configuration.label = "stagecraft.state"
