@@ -46,17 +46,22 @@ enum LibGit2 {
 
 extension git_oid {
     var objectID: ObjectID {
-        var copy = self
-        var buffer = [CChar](repeating: 0, count: 41)
-        git_oid_fmt(&buffer, &copy)
-        return ObjectID(validHex: String(decoding: buffer.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        withUnsafeBytes(of: id) { bytes in
+            ObjectID(high: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                     middle: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                     low: UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        }
     }
 }
 
 extension ObjectID {
     var oid: git_oid {
         var oid = git_oid()
-        _ = git_oid_fromstr(&oid, hex)
+        withUnsafeMutableBytes(of: &oid.id) { bytes in
+            bytes.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            bytes.storeBytes(of: middle.bigEndian, toByteOffset: 8, as: UInt64.self)
+            bytes.storeBytes(of: low.bigEndian, toByteOffset: 16, as: UInt32.self)
+        }
         return oid
     }
 }

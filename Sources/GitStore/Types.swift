@@ -1,24 +1,54 @@
 public import Foundation
 
-/// The SHA-1 name of a git object, as 40 lowercase hex digits.
+/// The SHA-1 name of a git object. Kept as its 20 bytes (cheap to hash and compare in long history walks);
+/// written as 40 lowercase hex digits.
 public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
-    /// The full 40-digit hex name.
-    public let hex: String
+    /// Bytes 0–7, 8–15 and 16–19, big-endian, so that comparing them compares the hex names.
+    let high: UInt64
+    let middle: UInt64
+    let low: UInt32
 
-    /// Wraps a full 40-digit hex name; returns nil for anything else.
-    public init?(hex: String) {
-        let lower = hex.lowercased()
-        guard lower.utf8.count == 40, lower.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
-        else { return nil }
-        self.hex = lower
+    init(high: UInt64, middle: UInt64, low: UInt32) {
+        self.high = high
+        self.middle = middle
+        self.low = low
     }
 
-    init(validHex: String) { self.hex = validHex }
+    /// Wraps a full 40-digit hex name (either case); returns nil for anything else.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 40 else { return nil }
+        var words: [UInt64] = [0, 0, 0]
+        for (index, digit) in digits.enumerated() {
+            let value: UInt8
+            switch digit {
+            case 48...57: value = digit - 48
+            case 97...102: value = digit - 87
+            case 65...70: value = digit - 55
+            default: return nil
+            }
+            words[index / 16] = words[index / 16] << 4 | UInt64(value)
+        }
+        self.init(high: words[0], middle: words[1], low: UInt32(words[2]))
+    }
+
+    /// The full 40-digit hex name.
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 40) { buffer in
+            for index in 0..<16 {
+                buffer[index] = digits[Int(high >> (60 - 4 * UInt64(index)) & 0xF)]
+                buffer[16 + index] = digits[Int(middle >> (60 - 4 * UInt64(index)) & 0xF)]
+            }
+            for index in 0..<8 { buffer[32 + index] = digits[Int(low >> (28 - 4 * UInt32(index)) & 0xF)] }
+            return 40
+        }
+    }
 
     /// The first 12 hex digits, as Stagecraft prints commits.
     public var short: String { String(hex.prefix(12)) }
     public var description: String { hex }
-    public static func < (lhs: ObjectID, rhs: ObjectID) -> Bool { lhs.hex < rhs.hex }
+    public static func < (lhs: ObjectID, rhs: ObjectID) -> Bool { (lhs.high, lhs.middle, lhs.low) < (rhs.high, rhs.middle, rhs.low) }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)

@@ -46,29 +46,40 @@ public struct Builder: Sendable {
     /// Reads `model`'s manifest and data at `ref` and computes the digest, without training.
     /// - Throws: ``InvalidProject`` when the manifest (or the settings) has problems; ``GitError`` when the ref or a file cannot be read.
     public func inputs(model: String, ref: String) throws -> Inputs {
+        try inputs(models: [model], ref: ref)[0]
+    }
+
+    /// The inputs of several models at one ref, reading and checking the project once.
+    public func inputs(models: [String], ref: String) throws -> [Inputs] {
         let source = try GitProjectSource(repository: repository, ref: ref)
         let (project, diagnostics) = try Project.check(source)
-        let file = "\(Project.manifestsFolder)/\(model).yaml"
-        let relevant = diagnostics.filter { $0.location.file == file || $0.location.file == ProjectSettings.file || $0.location.file == "." }
-        guard relevant.isEmpty else { throw InvalidProject(relevant) }
-        guard let manifest = project.models[model] else {
-            let known = project.models.keys.sorted()
-            throw BuildError("no model '\(model)' at \(source.revision) (expected \(file); models: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        return try models.map { model in
+            let file = "\(Project.manifestsFolder)/\(model).yaml"
+            let relevant = diagnostics.filter { $0.location.file == file || $0.location.file == ProjectSettings.file || $0.location.file == "." }
+            guard relevant.isEmpty else { throw InvalidProject(relevant) }
+            guard let manifest = project.models[model] else {
+                let known = project.models.keys.sorted()
+                throw BuildError("no model '\(model)' at \(source.revision) (expected \(file); models: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+            }
+            var data: [String: Data] = [:], hashes: [String: String] = [:]
+            for path in [manifest.data.train, manifest.data.test] where data[path] == nil {
+                let bytes = try repository.file(at: path, in: source.commit)
+                data[path] = bytes
+                hashes[path] = VersionDigest.sha256(bytes)
+            }
+            let digest = VersionDigest.compute(canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion)
+            return Inputs(manifest: manifest, source: source, project: project, data: data, dataHashes: hashes, digest: digest)
         }
-        var data: [String: Data] = [:], hashes: [String: String] = [:]
-        for path in [manifest.data.train, manifest.data.test] where data[path] == nil {
-            let bytes = try repository.file(at: path, in: source.commit)
-            data[path] = bytes
-            hashes[path] = VersionDigest.sha256(bytes)
-        }
-        let digest = VersionDigest.compute(canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion)
-        return Inputs(manifest: manifest, source: source, project: project, data: data, dataHashes: hashes, digest: digest)
     }
 
     /// Builds `model` at `ref`, or reuses the stored version with the same digest.
     public func build(model: String, ref: String, progress: Training.Progress? = nil) throws -> BuildResult {
+        try build(try inputs(model: model, ref: ref), ref: ref, progress: progress)
+    }
+
+    /// Builds the version `inputs` describe, or reuses the stored one with the same digest.
+    public func build(_ inputs: Inputs, ref: String, progress: Training.Progress? = nil) throws -> BuildResult {
         let started = Date()
-        let inputs = try inputs(model: model, ref: ref)
         let store = store(for: inputs.project.settings)
         if store.contains(inputs.digest) {
             return BuildResult(digest: inputs.digest, reused: true, info: try store.buildInfo(inputs.digest),

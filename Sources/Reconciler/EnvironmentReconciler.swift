@@ -107,8 +107,8 @@ public final class EnvironmentReconciler {
         }
         var desired = manifest
         if manifest.track {
-            for deployment in manifest.models {
-                let digest = try workspace.builder.inputs(model: deployment.model, ref: commit.hex).digest
+            let digests = try workspace.builder.inputs(models: manifest.models.map(\.model), ref: commit.hex).map(\.digest)
+            for (deployment, digest) in zip(manifest.models, digests) {
                 guard deployment.version.map({ !digest.hasPrefix($0) }) ?? true, try !declined(model: deployment.model, digest: digest, commit: commit) else { continue }
                 actions.append(PlannedAction(kind: .promote, model: deployment.model, version: digest, detail: "build of \(commit.short) replaces the pin in \(manifest.file)"))
                 if let index = desired.models.firstIndex(where: { $0.model == deployment.model }) {
@@ -409,29 +409,31 @@ public final class EnvironmentReconciler {
         var results: [PromotionResult] = []
         let promotion = Promotion(workspace: workspace, state: state)
         let branch = workspace.settings.branch
-        for deployment in manifest.models {
-            let head = try repository.resolve(branch)
-            let inputs = try workspace.builder.inputs(model: deployment.model, ref: head.hex)
+        let start = try repository.resolve(branch)
+        let all = try workspace.builder.inputs(models: manifest.models.map(\.model), ref: start.hex)
+        for (deployment, inputs) in zip(manifest.models, all) {
             if let pin = deployment.version, inputs.digest.hasPrefix(pin) { continue }
-            if try declined(model: deployment.model, digest: inputs.digest, commit: head) { continue }
-            progress("building \(deployment.model) at \(branch) (\(head.short))")
-            let built = try workspace.builder.build(model: deployment.model, ref: head.hex)
+            if try declined(model: deployment.model, digest: inputs.digest, commit: start) { continue }
+            // Each promotion is a commit on the branch: the next one starts from it (same manifests and data).
+            let head = try repository.resolve(branch)
+            progress("building \(deployment.model) at \(branch) (\(start.short))")
+            let built = try workspace.builder.build(inputs, ref: start.hex)
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
             let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map { "\($0.key) \(GateResult.format($0.value))" }.joined(separator: ", ")
             let trailers = [
                 Trailer(key: "Stagecraft-Model", value: deployment.model), Trailer(key: "Stagecraft-Version", value: built.digest),
-                Trailer(key: "Stagecraft-Source", value: head.hex), Trailer(key: "Stagecraft-From", value: branch),
+                Trailer(key: "Stagecraft-Source", value: start.hex), Trailer(key: "Stagecraft-From", value: branch),
                 Trailer(key: "Stagecraft-To", value: environment), Trailer(key: "Stagecraft-Evidence", value: "build holdout: \(metrics)"),
             ]
             let message = Trailers.append(trailers, to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from \(branch) to \(environment)")
             let current = try workspace.environment(environment, at: head)
             let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")
-            let made = try promotion.commitPin(model: deployment.model, environment: current, version: built.digest, source: head.hex,
+            let made = try promotion.commitPin(model: deployment.model, environment: current, version: built.digest, source: start.hex,
                                                at: head, branch: branch, message: message, author: automation)
             Failpoint.hit("after-promotion")
             progress("promoted \(deployment.model) \(VersionDigest.short(built.digest)) to \(environment) (commit \(made.short))")
             results.append(PromotionResult(commit: made.hex, branch: branch, model: deployment.model, environment: environment, version: built.digest,
-                                           source: head.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false))
+                                           source: start.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false))
         }
         return results
     }

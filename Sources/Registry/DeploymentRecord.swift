@@ -144,17 +144,82 @@ public enum Timestamp {
         Date(timeIntervalSince1970: Double(Int64((date.timeIntervalSince1970 * 1000).rounded())) / 1000)
     }
 
-    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
-    /// `2026-11-23T22:14:51.123Z`: whole milliseconds, rounded (never truncated, so text → date → text is stable).
+    /// `2026-11-23T22:14:51.123Z`: UTC, whole milliseconds, rounded (never truncated, so text → date → text is stable).
     public static func string(_ date: Date) -> String {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
-        let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle())
-        return String(whole.dropLast()) + String(format: ".%03dZ", Int(milliseconds - seconds * 1000))
+        let (days, dayMilliseconds) = floorDivide(milliseconds, 86_400_000)
+        let (year, month, day) = civil(fromDays: days)
+        let seconds = dayMilliseconds / 1000
+        var text = ""
+        text.reserveCapacity(24)
+        func append(_ value: Int64, width: Int) {
+            let digits = String(value)
+            if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
+            text += digits
+        }
+        append(year, width: 4); text += "-"; append(month, width: 2); text += "-"; append(day, width: 2)
+        text += "T"; append(seconds / 3600, width: 2); text += ":"; append(seconds / 60 % 60, width: 2); text += ":"; append(seconds % 60, width: 2)
+        text += "."; append(dayMilliseconds % 1000, width: 3); text += "Z"
+        return text
     }
 
-    public static func date(_ text: String) -> Date? { (try? style.parse(text)).map(rounded) }
+    /// Reads `YYYY-MM-DDTHH:MM:SS[.fff]Z` (the form ``string(_:)`` writes); nil for anything else.
+    public static func date(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z"), bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+              bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":") else { return nil }
+        func number(_ range: Range<Int>) -> Int64? {
+            var value: Int64 = 0
+            for index in range {
+                let digit = Int64(bytes[index]) - 48
+                guard (0...9).contains(digit) else { return nil }
+                value = value * 10 + digit
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+              let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day),
+              hour < 24, minute < 60, second < 61 else { return nil }
+        var milliseconds: Int64 = 0
+        if bytes.count > 20 {
+            guard bytes[19] == UInt8(ascii: "."), bytes.count - 21 <= 9, let fraction = number(20..<(bytes.count - 1)) else { return nil }
+            let digits = bytes.count - 21
+            var scaled = Double(fraction)
+            for _ in 0..<digits { scaled /= 10 }
+            milliseconds = Int64((scaled * 1000).rounded())
+        } else if bytes.count != 20 {
+            return nil
+        }
+        let total = (days(fromCivil: year, month, day) * 86_400 + hour * 3600 + minute * 60 + second) * 1000 + milliseconds
+        return Date(timeIntervalSince1970: Double(total) / 1000)
+    }
+
+    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        let quotient = value >= 0 ? value / divisor : (value - divisor + 1) / divisor
+        return (quotient, value - quotient * divisor)
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
 
     /// JSON with sorted keys and these timestamps.
     public static let encoder: JSONEncoder = {

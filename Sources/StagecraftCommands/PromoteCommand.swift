@@ -197,19 +197,22 @@ struct HistoryCommand: AsyncParsableCommand {
             console.print(try JSONOutput.encode(entries))
             return
         }
+        // One write for the whole listing: thousands of entries print in one system call.
+        var text = ""
         for entry in entries {
-            console.print(console.styled(String(entry.commit.prefix(12)), .yellow) + " \(entry.environment)  \(Timestamp.string(entry.date))  \(entry.author) <\(entry.authorEmail)>")
-            console.print("    \(entry.summary)")
-            for trailer in entry.trailers where trailer.key.hasPrefix("Stagecraft-") && ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of"].contains(trailer.key) {
-                console.print("    \(trailer.key): \(trailer.value)")
+            text += console.styled(String(entry.commit.prefix(12)), .yellow) + " \(entry.environment)  \(Timestamp.string(entry.date))  \(entry.author) <\(entry.authorEmail)>\n"
+            text += "    \(entry.summary)\n"
+            for trailer in entry.trailers where ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of"].contains(trailer.key) {
+                text += "    \(trailer.key): \(trailer.value)\n"
             }
             for record in entry.records {
                 let gates = record.gates.map { "\($0.gate) [\($0.valueText)]\($0.passed ? "" : " FAILED")" }.joined(separator: ", ")
-                console.print("    → \(record.outcome.rawValue) \(record.model) \(VersionDigest.short(record.version)) by \(record.actor) at \(Timestamp.string(record.finishedAt ?? record.startedAt))" + (gates.isEmpty ? "" : ": \(gates)"))
-                if let reason = record.reason, record.outcome != .succeeded { console.print("      \(reason)") }
+                text += "    → \(record.outcome.rawValue) \(record.model) \(VersionDigest.short(record.version)) by \(record.actor) at \(Timestamp.string(record.finishedAt ?? record.startedAt))" + (gates.isEmpty ? "" : ": \(gates)") + "\n"
+                if let reason = record.reason, record.outcome != .succeeded { text += "      \(reason)\n" }
             }
-            if let seconds = entry.commitToServingSeconds { console.print("    commit to serving: \(String(format: "%.1f", seconds)) s") }
+            if let seconds = entry.commitToServingSeconds { text += "    commit to serving: \(String(format: "%.1f", seconds)) s\n" }
         }
+        if !text.isEmpty { console.write(text, error: false) }
         if entries.isEmpty { console.print("no changes to \(environments.map { "environments/\($0).yaml" }.joined(separator: ", ")) at \(repository.ref)") }
     }
 }

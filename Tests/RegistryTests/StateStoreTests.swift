@@ -87,3 +87,22 @@ import Testing
         #expect(try store.syncedCommit(environment: "qa") == nil)
     }
 }
+
+@Suite struct TimestampTests {
+    @Test func theTextIsWhatFoundationsISO8601Writes() throws {
+        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let milliseconds = Int64.random(in: -5_000_000_000_000...10_000_000_000_000, using: &generator)
+            let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            let text = Timestamp.string(date)
+            #expect(abs(try style.parse(text).timeIntervalSince1970 - Timestamp.date(text)!.timeIntervalSince1970) < 1e-4)
+            #expect(Timestamp.date(text).map(Timestamp.string) == text)
+            #expect(abs(try style.parse(text).timeIntervalSince1970 * 1000 - Double(milliseconds)) < 0.5)
+        }
+        #expect(Timestamp.date("2026-11-23T22:14:51Z") == Date(timeIntervalSince1970: 1_795_472_091))
+        for bad in ["", "2026-11-23", "2026-13-01T00:00:00Z", "2026-11-23T22:14:51", "2026-11-23T22:14:51.12xZ"] {
+            #expect(Timestamp.date(bad) == nil, "\(bad)")
+        }
+    }
+}
