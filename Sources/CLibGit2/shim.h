@@ -17,4 +17,9 @@ static inline int stagecraft_git_set_owner_validation(int enabled) {
     return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, enabled);
 }
 
+/// Sets the largest object of `type` that libgit2 keeps in its object cache (0: none of that type).
+static inline int stagecraft_git_set_cache_object_limit(git_object_t type, size_t size) {
+    return git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, type, size);
+}
+
 #endif

@@ -4,6 +4,11 @@ import Foundation
 /// libgit2 is started once per process, on first use.
 private let libgit2Started: Void = {
     git_libgit2_init()
+    // Objects come from local repositories that git itself checks (fsck, transfer); hashing every object again on
+    // each read costs a SHA-1 per commit and tree in long history walks.
+    _ = stagecraft_git_set_strict_hash_verification(0)
+    // Commits are read once per walk and kept by the walker; caching them only costs memory and a long free at the end.
+    _ = stagecraft_git_set_cache_object_limit(GIT_OBJECT_COMMIT, 0)
 }()
 
 enum LibGit2 {
