@@ -36,22 +36,15 @@ struct PromoteCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Promote even without a passed verification upstream (recorded in a Stagecraft-Forced trailer).")
     var force = false
 
-    @Option(name: .long, help: "Commit on this branch (created from the project branch) instead, for a pull request.")
-    var branch: String?
-
-    @Flag(name: .long, help: "Push the branch to its remote (origin) afterwards, retrying on a concurrent promotion.")
-    var push = false
-
-    @OptionGroup var repository: RepositoryOptions
-    @OptionGroup var format: OutputOptions
+    @OptionGroup var publishing: PublishingOptions
 
     func run() async throws {
-        let repo = try repository.open()
-        let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
-        let promotion = Promotion(workspace: workspace, state: try workspace.openState())
-        let result = try promotion.promote(model: model, to: to, version: version, force: force, branch: branch, author: workspace.actor)
-        if push { try Publisher(workspace: workspace).push(result) { try promotion.promote(model: model, to: to, version: result.version, force: force, branch: branch, author: workspace.actor) } }
-        try PromotionOutput.print(result, json: format.json, verb: "promoted")
+        var pinned = version
+        try publishing.commit(verb: "promoted") { promotion, author in
+            let result = try promotion.promote(model: model, to: to, version: pinned, force: force, branch: publishing.branch, author: author)
+            pinned = result.version  // a retry after a lost push race promotes the same version
+            return result
+        }
     }
 }
 
@@ -77,26 +70,36 @@ struct RollbackCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The environment.")
     var env: String
 
-    @Option(name: .long, help: "Commit on this branch (created from the project branch) instead.")
+    @OptionGroup var publishing: PublishingOptions
+
+    func run() async throws {
+        try publishing.commit(verb: "rolled back") { promotion, author in
+            try promotion.rollback(model: model, environment: env, branch: publishing.branch, author: author)
+        }
+    }
+}
+
+/// `--branch`, `--push`, `--repo`, `--ref` and `--output` of the commands that change pins by a commit, and how they
+/// run: make the commit, push it (making it again on top of the remote when the push lost a race), print it.
+struct PublishingOptions: ParsableArguments {
+    @Option(name: .long, help: "Commit on this branch (created from the project branch) instead, for a pull request.")
     var branch: String?
 
-    @Flag(name: .long, help: "Push the branch to its remote (origin) afterwards, retrying on a concurrent change.")
+    @Flag(name: .long, help: "Push the branch to its remote (origin) afterwards, retrying when someone else pushed first.")
     var push = false
 
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var format: OutputOptions
 
-    func run() async throws {
+    func commit(verb: String, _ change: (Promotion, Signature) throws -> PromotionResult) throws {
         let repo = try repository.open()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
         let promotion = Promotion(workspace: workspace, state: try workspace.openState())
-        let result = try promotion.rollback(model: model, environment: env, branch: branch, author: workspace.actor)
-        if push { try Publisher(workspace: workspace).push(result) { try promotion.rollback(model: model, environment: env, branch: branch, author: workspace.actor) } }
-        try PromotionOutput.print(result, json: format.json, verb: "rolled back")
+        var result = try change(promotion, workspace.actor)
+        if push { result = try Publisher(workspace: workspace).push(result) { try change(promotion, workspace.actor) } }
+        try Self.print(result, json: format.json, verb: verb)
     }
-}
 
-enum PromotionOutput {
     static func print(_ result: PromotionResult, json: Bool, verb: String) throws {
         let console = Console.current
         if json {
@@ -115,18 +118,20 @@ enum PromotionOutput {
 struct Publisher {
     let workspace: Workspace
 
-    func push(_ result: PromotionResult, reapply: () throws -> PromotionResult) throws {
+    /// Returns the promotion as it landed on the remote.
+    func push(_ result: PromotionResult, reapply: () throws -> PromotionResult) throws -> PromotionResult {
         let repository = workspace.repository
         guard let url = try repository.remoteURL("origin") else {
             throw CommandFailure(.failure, "--push: the repository has no remote 'origin'")
         }
         let branch = result.branch
+        var landed = result
         var attempt = 1
         while true {
             let refused: GitError
             do {
                 try repository.push(to: url, refspecs: ["refs/heads/\(branch):refs/heads/\(branch)"])
-                return
+                return landed
             } catch {
                 refused = error
             }
@@ -136,7 +141,7 @@ struct Publisher {
             try repository.fetch(from: url, refspecs: ["+refs/heads/\(branch):refs/remotes/origin/\(branch)"])
             guard let theirs = try repository.resolveIfPresent("refs/remotes/origin/\(branch)") else { throw refused }
             try repository.resetBranch(branch, to: theirs)
-            _ = try reapply()
+            landed = try reapply()
         }
     }
 }

@@ -48,14 +48,10 @@ extension ScratchRepository {
     /// source, by a commit. The entry must be an unpinned one (`version: ~` then `source: ~`), as in the example.
     public func pin(_ model: String, version: String, in environment: String = "dev") throws {
         let path = "environments/\(environment).yaml"
-        var lines = try directory.read(path).components(separatedBy: "\n")
-        guard let entry = lines.firstIndex(of: "    \(model):"), entry + 2 < lines.count,
-              lines[entry + 1].hasPrefix("      version: ~"), lines[entry + 2].hasPrefix("      source: ~") else {
+        guard try directory.read(path).contains("    \(model):\n      version: ~") else {
             throw LoopbackError(message: "\(path) has no unpinned entry for '\(model)'")
         }
-        lines[entry + 1] = "      version: \(version.prefix(12))"
-        lines[entry + 2] = "      source: \(try gitLine(["rev-parse", "--short=12", "HEAD"]))"
-        try commit([path: lines.joined(separator: "\n")], message: "pin \(model) in \(environment)")
+        try setPin(model, version: version, source: try gitLine(["rev-parse", "HEAD"]), in: environment)
     }
 }
 
