@@ -87,7 +87,8 @@ public final class ServerClient {
     /// Sends one infer request to a version and returns the answer and the time it took.
     public func infer(model: String, version: String, body: Data) throws(ReconcileError) -> (status: Int, json: [String: Any], seconds: Double) {
         let start = ContinuousClock.now
-        let response = try request("POST", "/v2/models/\(model)/versions/\(version)/infer", body: body, admin: false, retry: false)
+        let response = try request("POST", "/v2/models/\(model)/versions/\(version)/infer", body: body, admin: false, retry: false,
+                                   headers: ["Stagecraft-Probe": "verify"])
         let elapsed = start.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return (response.status, response.json, seconds)
@@ -103,8 +104,9 @@ public final class ServerClient {
         return response
     }
 
-    private func request(_ method: String, _ path: String, body: Data? = nil, admin: Bool, retry: Bool) throws(ReconcileError) -> HTTPConnection.Response {
-        let headers = admin ? ["Authorization": "Bearer \(token)"] : [:]
+    private func request(_ method: String, _ path: String, body: Data? = nil, admin: Bool, retry: Bool,
+                         headers extra: [String: String] = [:]) throws(ReconcileError) -> HTTPConnection.Response {
+        let headers = (admin ? ["Authorization": "Bearer \(token)"] : [:]).merging(extra) { $1 }
         for attempt in 0..<2 {
             do {
                 if connection == nil { connection = try HTTPConnection(host: host, port: port, timeout: 30) }

@@ -123,6 +123,9 @@ public struct InferenceServer: Sendable {
         return json(["name": name, "version": loaded.version, "ready": true])
     }
 
+    /// A request that carries this header is a verification probe: answered and counted, never captured.
+    public static let probeHeader = HTTPField.Name("Stagecraft-Probe")!
+
     static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int,
                       metrics: ServerMetrics, capture: RequestCapture?) async -> Response {
         let started = ContinuousClock.now
@@ -154,7 +157,8 @@ public struct InferenceServer: Sendable {
             headers[.contentType] = "application/json"
             headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
             response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-            if let capture {
+            // Verification probes (reconcile's online gates, header `Stagecraft-Probe`) are not live traffic.
+            if let capture, request.headers[InferenceServer.probeHeader] == nil {
                 let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
                 capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
                                classes: loaded.file.classes, latency: seconds(since: started), shadow: shadow)

@@ -388,7 +388,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
 }
 
 @Suite(.serialized) struct CaptureTests {
-    func serve(_ capture: RequestCapture, _ requests: Int, shadow: Bool = false) async throws {
+    func serve(_ capture: RequestCapture, _ requests: Int, shadow: Bool = false, probes: Int = 0) async throws {
         let repository = ModelRepository()
         repository.load(LoadedVersion(model: "penguins", version: String(repeating: "ab", count: 32), source: "s", file: Models.penguins.0))
         if shadow {
@@ -407,6 +407,11 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             for index in 0..<requests {
                 let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: (index % 60)..<(index % 60 + 2), id: "c\(index)")
                 guard try client.send("POST", "/v2/models/penguins/infer", body: body).status == 200 else { throw LoopbackError(message: "not 200") }
+            }
+            for index in 0..<probes {
+                let body = perFeatureBody(Models.penguins.0, Models.penguins.1, rows: index..<(index + 1), id: "verify-\(index)")
+                let answer = try client.send("POST", "/v2/models/penguins/versions/abababababab/infer", body: body, headers: ["Stagecraft-Probe": "verify"])
+                guard answer.status == 200 else { throw LoopbackError(message: "not 200") }
             }
         }
         capture.flush()
@@ -434,6 +439,15 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         let outputs = try #require(first["outputs"] as? [String: Any])
         #expect(outputs["predict"] as? [String] == (try Models.penguins.0.predict(Models.penguins.1.rows([0, 1]))).labels)
         #expect((first["latency_ms"] as? Double).map { $0 >= 0 } == true)
+    }
+
+    @Test func verificationProbesAreAnsweredButNotCaptured() async throws {
+        let scratch = try ScratchDirectory()
+        let capture = RequestCapture(directory: URL(fileURLWithPath: scratch.path))
+        try await serve(capture, 5, probes: 20)
+        let text = try String(contentsOfFile: scratch.appending("penguins/capture-0.jsonl"), encoding: .utf8)
+        let ids = text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String }
+        #expect(ids.sorted() == (0..<5).map { "c\($0)" }.sorted())
     }
 
     @Test func aShadowGetsACopyOfEachRequestAndOnlyItsAnswerIsRecorded() async throws {
