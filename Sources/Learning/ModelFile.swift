@@ -79,6 +79,12 @@ public struct Predictions: Sendable, Equatable {
     public var probabilities: [Double]?
     /// Regression: the predicted values.
     public var values: [Double]?
+
+    public init(labels: [String]? = nil, probabilities: [Double]? = nil, values: [Double]? = nil) {
+        self.labels = labels
+        self.probabilities = probabilities
+        self.values = values
+    }
 }
 
 /// A model file (`model.json`): format version, task, classes, the fitted feature pipeline, the estimator and the
@@ -87,7 +93,7 @@ public struct ModelFile: Sendable, Codable, Equatable {
     /// The version of the ML core's output: the model file layout *and* what training produces from given inputs.
     /// It is part of every version digest, so bump it whenever a change would make the same inputs build different
     /// bytes (a new default, a different solver or binning); otherwise old artifacts are reused under new code.
-    public static let currentFormatVersion = 1
+    public static let currentFormatVersion = 2
 
     public var format = "stagecraft-model"
     public var formatVersion = ModelFile.currentFormatVersion
@@ -98,6 +104,8 @@ public struct ModelFile: Sendable, Codable, Equatable {
     public var pipeline: FeaturePipeline
     public var estimator: Estimator
     public var build: BuildRecord
+    /// What the training features and the holdout predictions looked like (format 2 on), for drift monitoring.
+    public var reference: ReferenceProfile?
 
     public init(task: LearningTask, target: String, classes: [String]?, pipeline: FeaturePipeline, estimator: Estimator, build: BuildRecord) {
         self.task = task

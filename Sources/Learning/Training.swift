@@ -68,10 +68,14 @@ public struct TrainingOutcome: Sendable {
     public var search: [SearchCandidate]
     /// Seconds spent in each stage: read is the caller's; search, fit, evaluate are here.
     public var timings: [String: Double]
+    /// The training features' and the holdout predictions' distributions, for drift monitoring.
+    public var reference: ReferenceProfile
 
     /// The model file for this outcome.
     public func modelFile(task: LearningTask, target: String, build: BuildRecord) -> ModelFile {
-        ModelFile(task: task, target: target, classes: classes, pipeline: pipeline, estimator: estimator, build: build)
+        var file = ModelFile(task: task, target: target, classes: classes, pipeline: pipeline, estimator: estimator, build: build)
+        file.reference = reference
+        return file
     }
 }
 
@@ -112,8 +116,10 @@ public enum Training {
                               estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
         let metrics = evaluate(model, testMatrix, targets: testTargets)
         timings["evaluate"] = Date().timeIntervalSince(start)
+        let reference = ReferenceProfile(training: train.keeping(trainTargets.rows), features: pipeline.features.map(\.name),
+                                         predictions: model.predict(testMatrix))
         return TrainingOutcome(pipeline: pipeline, estimator: estimator, classes: trainTargets.classes, parameters: parameters,
-                               holdoutMetrics: metrics, search: candidates, timings: timings)
+                               holdoutMetrics: metrics, search: candidates, timings: timings, reference: reference)
     }
 
     /// Metrics of `model` on transformed rows with known targets.

@@ -101,6 +101,6 @@ import Testing
         let other = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"onnx"}"#.utf8)) }
         #expect(other?.message == "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
         let newer = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"stagecraft-model","formatVersion":9}"#.utf8)) }
-        #expect(newer?.message == "model file format version 9 is not supported (expected 1)")
+        #expect(newer?.message == "model file format version 9 is not supported (expected \(ModelFile.currentFormatVersion))")
     }
 }
