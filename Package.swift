@@ -64,6 +64,11 @@ let package = Package(
             dependencies: ["Learning", "Registry", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
+        // A queue of files in a folder, shared by worker processes: atomic claims, leases, retries, a dead-letter folder.
+        .target(
+            name: "FileQueue",
+            swiftSettings: swiftSettings
+        ),
         // A minimal HTTP/1.1 client for servers on this machine: the reconciler drives servers with it, tests too.
         .target(
             name: "LoopbackHTTP",
@@ -79,7 +84,7 @@ let package = Package(
         .target(
             name: "StagecraftCommands",
             dependencies: [
-                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP",
+                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP", "FileQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -136,6 +141,11 @@ let package = Package(
         .testTarget(
             name: "StagecraftCommandsTests",
             dependencies: ["StagecraftCommands", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FileQueueTests",
+            dependencies: ["FileQueue", "StagecraftTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

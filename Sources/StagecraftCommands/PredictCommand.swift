@@ -38,20 +38,7 @@ struct PredictCommand: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console.current
-        let repo = try repository.open()
-        let source = try GitProjectSource(repository: repo, ref: repository.ref)
-        let (project, _) = try Project.check(source)
-        guard let environment = project.environments[env] else {
-            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision)")
-        }
-        guard let deployment = environment.deployment(model), let version = deployment.version else {
-            throw CommandFailure(.failure, "environment '\(env)' runs no version of '\(model)' at \(source.revision)")
-        }
-        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project.settings)
-        guard let digest = store.resolve(version) else {
-            throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
-        }
-        let file = try store.model(digest)
+        let (file, digest) = try ScoredCSV.pinnedModel(model, environment: env, repository: repository)
         let types = file.columnTypes
         let out: FileHandle
         if let output {
@@ -70,19 +57,12 @@ struct PredictCommand: AsyncParsableCommand {
             } catch let error as LearningError {
                 throw CommandFailure(.failure, Self.shiftLines(error.message, by: chunks.firstLine - 2, in: input))
             }
-            let predictions = try file.predict(data)
             var text = ""
             if !wroteHeader {
-                text += (data.names + ["prediction"] + (file.classes ?? []).map { "probability_\($0)" }).map(Self.csvField).joined(separator: ",") + "\n"
+                text += ScoredCSV.header(data, file)
                 wroteHeader = true
             }
-            let classCount = file.classes?.count ?? 0
-            for row in 0..<data.rowCount {
-                var fields = data.columns.map { $0.text(at: row) }
-                fields.append(predictions.labels?[row] ?? formatNumber(predictions.values?[row] ?? .nan))
-                for k in 0..<classCount { fields.append(formatNumber(predictions.probabilities![row * classCount + k])) }
-                text += fields.map(Self.csvField).joined(separator: ",") + "\n"
-            }
+            text += try ScoredCSV.rows(data, file)
             rows += data.rowCount
             out.write(Data(text.utf8))
         }
@@ -91,17 +71,58 @@ struct PredictCommand: AsyncParsableCommand {
         }
     }
 
-    /// A CSV field, quoted when it holds a comma, a quote or a newline.
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
     /// `file:LINE:…` errors from a chunk, with LINE counted in the whole file.
     static func shiftLines(_ message: String, by offset: Int, in file: String) -> String {
         guard message.hasPrefix(file + ":") else { return message }
         let rest = message.dropFirst(file.count + 1)
         guard let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) else { return message }
         return "\(file):\(line + offset)\(rest[colon...])"
+    }
+}
+
+/// Scored rows as `predict` and `queue` write them: the input columns, `prediction`, and one `probability_<class>`
+/// column per class for classifiers (and `model_version` when asked).
+enum ScoredCSV {
+    /// The model file and full digest of the version `environment` pins for `model` at the ref.
+    static func pinnedModel(_ model: String, environment env: String, repository: RepositoryOptions) throws -> (ModelFile, String) {
+        let repo = try repository.open()
+        let source = try GitProjectSource(repository: repo, ref: repository.ref)
+        let (project, _) = try Project.check(source)
+        guard let environment = project.environments[env] else {
+            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision)")
+        }
+        guard let deployment = environment.deployment(model), let version = deployment.version else {
+            throw CommandFailure(.failure, "environment '\(env)' runs no version of '\(model)' at \(source.revision)")
+        }
+        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project.settings)
+        guard let digest = store.resolve(version) else {
+            throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
+        }
+        return (try store.model(digest), digest)
+    }
+
+    static func header(_ data: Dataset, _ file: ModelFile, version: String? = nil) -> String {
+        let names = data.names + ["prediction"] + (file.classes ?? []).map { "probability_\($0)" } + (version == nil ? [] : ["model_version"])
+        return names.map(field).joined(separator: ",") + "\n"
+    }
+
+    static func rows(_ data: Dataset, _ file: ModelFile, version: String? = nil) throws -> String {
+        let predictions = try file.predict(data)
+        let classCount = file.classes?.count ?? 0
+        var text = ""
+        for row in 0..<data.rowCount {
+            var fields = data.columns.map { $0.text(at: row) }
+            fields.append(predictions.labels?[row] ?? formatNumber(predictions.values?[row] ?? .nan))
+            for k in 0..<classCount { fields.append(formatNumber(predictions.probabilities![row * classCount + k])) }
+            if let version { fields.append(version) }
+            text += fields.map(field).joined(separator: ",") + "\n"
+        }
+        return text
+    }
+
+    /// A CSV field, quoted when it holds a comma, a quote or a newline.
+    static func field(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
