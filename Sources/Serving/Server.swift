@@ -18,6 +18,8 @@ public struct InferenceServer: Sendable {
     public let metrics = ServerMetrics()
     /// Where requests and responses are captured; nil captures nothing.
     public var capture: RequestCapture?
+    /// Predictions waiting for true labels, and the live metrics they give.
+    public var feedback = LiveFeedback()
     /// The bearer token the model repository API requires; nil turns that API off.
     public var adminToken: String?
     /// Loads a version of a model by digest (or a prefix of at least 12 hex digits), for the repository API.
@@ -34,7 +36,7 @@ public struct InferenceServer: Sendable {
     /// The server's routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics, capture = self.capture
+        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics, capture = self.capture, feedback = self.feedback
         router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
@@ -51,11 +53,14 @@ public struct InferenceServer: Sendable {
             try Self.ready(repository, context, version: context.parameters.get("version"))
         }
         router.post("/v2/models/:model/infer") { request, context in
-            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit, metrics: metrics, capture: capture)
+            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit, metrics: metrics, capture: capture, feedback: feedback)
         }
         router.post("/v2/models/:model/versions/:version/infer") { request, context in
-            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics, capture: capture)
+            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics,
+                             capture: capture, feedback: feedback)
         }
+        router.post("/v2/models/:model/feedback") { request, context in await feedback.post(repository, request, context, bodyLimit: bodyLimit) }
+        router.get("/v2/models/:model/feedback") { _, context in feedback.get(repository, context) }
         router.get("/ping") { _, _ in Self.json(["status": "ok"]) }
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
         router.post("/invocations") { request, context in
@@ -69,7 +74,7 @@ public struct InferenceServer: Sendable {
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render() + feedback.render())))
         }
         return router
     }
@@ -127,7 +132,7 @@ public struct InferenceServer: Sendable {
     public static let probeHeader = HTTPField.Name("Stagecraft-Probe")!
 
     static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int,
-                      metrics: ServerMetrics, capture: RequestCapture?) async -> Response {
+                      metrics: ServerMetrics, capture: RequestCapture?, feedback: LiveFeedback? = nil) async -> Response {
         let started = ContinuousClock.now
         guard let name = context.parameters.get("model") else { return error(.badRequest, "no model in the path") }
         var answered: LoadedVersion?
@@ -158,7 +163,11 @@ public struct InferenceServer: Sendable {
             headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
             response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
             // Verification probes (reconcile's online gates, header `Stagecraft-Probe`) are not live traffic.
-            if let capture, request.headers[InferenceServer.probeHeader] == nil {
+            let live = request.headers[InferenceServer.probeHeader] == nil
+            if live {
+                feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: loaded.file.classes, rows: decoded.rows.rowCount)
+            }
+            if let capture, live {
                 let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
                 capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
                                classes: loaded.file.classes, latency: seconds(since: started), shadow: shadow)

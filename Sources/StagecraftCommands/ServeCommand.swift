@@ -100,6 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
             server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
                                             samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)
         }
+        server.feedback = LiveFeedback(directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))
         server.loader = { model, version in
             guard let digest = store.resolve(version) else {
                 throw RegistryError("version \(version) is not in the artifact store (\(store.root.path))")

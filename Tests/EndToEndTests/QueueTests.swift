@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackHTTP
 import StagecraftTesting
 import Testing
 
@@ -66,5 +67,41 @@ struct QueueTests {
         #expect(result.count == 4)
         #expect(result[0].hasSuffix(",prediction,probability_Adelie,probability_Chinstrap,probability_Gentoo,model_version"))
         #expect(result[1].hasSuffix("," + digest))
+    }
+}
+
+/// `stagecraft feedback` against a server that reconcile started.
+@Suite(.serialized)
+struct FeedbackCommandTests {
+    @Test func labelsFromACSVGiveLiveMetrics() throws {
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
+        let test = try String(contentsOfFile: Fixtures.packageRoot + "/data/penguins/test.csv", encoding: .utf8).split(separator: "\n")
+        let names = test[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let client = try HTTPConnection(port: ports["dev"]!)
+        var labels = "id,label\n"
+        for row in 1...10 {
+            let values = test[row].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let inputs = zip(names, values).filter { $0.0 != "species" && $0.0 != "year" && !$0.1.isEmpty }.map { name, value in
+                Double(value).map { #"{"name":"\#(name)","datatype":"FP64","shape":[1],"data":[\#($0)]}"# } ?? #"{"name":"\#(name)","datatype":"BYTES","shape":[1],"data":["\#(value)"]}"#
+            }
+            let answer = try client.send("POST", "/v2/models/penguins/infer", body: Data(#"{"id":"p\#(row)","inputs":[\#(inputs.joined(separator: ","))]}"#.utf8))
+            #expect(answer.status == 200, "\(answer.text)")
+            labels += "p\(row),\(values[0])\n"
+        }
+        labels += "unknown-id,Adelie\n"
+        try scratch.directory.write(labels, to: "labels.csv")
+        let result = try scratch.stagecraft(["feedback", "--env", "dev", "--model", "penguins", "--file", "labels.csv"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("10 rows labelled; 1 ids matched no prediction"))
+        #expect(result.stdout.contains("accuracy 1") && result.stdout.contains("labels 10"))
+        var kept = 0  // the server appends them off the request path
+        for _ in 0..<100 where kept < 10 {
+            kept = ((try? scratch.directory.read(".stagecraft/feedback/dev/penguins.jsonl")) ?? "").split(separator: "\n").count
+            usleep(10_000)
+        }
+        #expect(kept == 10)
     }
 }

@@ -470,3 +470,61 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         #expect(!FileManager.default.fileExists(atPath: scratch.appending("penguins")))
     }
 }
+
+@Suite(.serialized) struct FeedbackTests {
+    @Test func labelsJoinPredictionsByIDAndGiveLiveMetricsPerVersion() async throws {
+        let (model, test) = Models.breastCancer
+        let repository = ModelRepository()
+        let version = String(repeating: "ab", count: 32)
+        repository.load(LoadedVersion(model: "breast-cancer", version: version, source: "s", file: model))
+        let scratch = try ScratchDirectory()
+        let port = try Loopback.freePort()
+        var server = InferenceServer(environment: "test", repository: repository, port: port)
+        server.feedback = LiveFeedback(directory: URL(fileURLWithPath: scratch.path))
+        let task = Task(executorPreference: ServerExecutor.shared) { [server] in try await server.run(handleSignals: false) }
+        defer { task.cancel() }
+        try await offPool { try Loopback.waitForListener(port: port) }
+        let truth = test.column("diagnosis")!
+        let predicted = try model.predict(test).labels!
+        try await offPool {
+            let client = try HTTPConnection(port: port)
+            for row in 0..<40 {
+                guard try client.send("POST", "/v2/models/breast-cancer/infer", body: perFeatureBody(model, test, rows: row..<(row + 1), id: "r\(row)")).status == 200 else {
+                    throw LoopbackError(message: "infer failed")
+                }
+            }
+            // The truth for rows 0..<30, except rows 0..<5 labelled wrong on purpose; one unknown id.
+            var items: [[String: Any]] = (0..<30).map { row in
+                let label = truth.text(at: row)
+                let wrong = model.classes!.first { $0 != label }!
+                return ["id": "r\(row)", "label": row < 5 ? wrong : label]
+            }
+            items.append(["id": "nobody", "label": "M"])
+            let answer = try client.send("POST", "/v2/models/breast-cancer/feedback", body: try JSONSerialization.data(withJSONObject: ["feedback": items]))
+            #expect(answer.status == 200, "\(answer.text)")
+            #expect(answer.json["accepted"] as? Int == 30)
+            #expect(answer.json["unmatched"] as? [String] == ["nobody"])
+            let expected = Double((0..<30).filter { row in (row < 5 ? model.classes!.first { $0 != truth.text(at: row) }! : truth.text(at: row)) == predicted[row] }.count) / 30
+            let live = (answer.json["live"] as? [String: Any])?[version] as? [String: Any]
+            #expect(live?["labels"] as? Double == 30)
+            #expect(abs((live?["accuracy"] as? Double ?? -1) - expected) < 1e-12)
+            // A label for the same id again matches nothing: each prediction is labelled once.
+            let again = try client.send("POST", "/v2/models/breast-cancer/feedback", body: Data(#"{"id": "r7", "label": "B"}"#.utf8))
+            #expect(again.json["accepted"] as? Int == 0)
+            let metrics = try client.send("GET", "/metrics").text
+            #expect(metrics.contains("stagecraft_live_metric{model=\"breast-cancer\",version=\"abababababab\",metric=\"accuracy\"} \(expected)"))
+            #expect(metrics.contains("stagecraft_feedback_labels_total{model=\"breast-cancer\",version=\"abababababab\"} 30"))
+            // Bad feedback is a 400 that says what is wrong; an unknown model a 404.
+            #expect(try client.send("POST", "/v2/models/breast-cancer/feedback", body: Data(#"{"label": "B"}"#.utf8)).text.contains("no \\\"id\\\" string"))
+            #expect(try client.send("POST", "/v2/models/breast-cancer/feedback", body: Data(#"{"id": "r1", "label": null}"#.utf8)).status == 400)
+            #expect(try client.send("POST", "/v2/models/nope/feedback", body: Data(#"{"id": "r1", "label": "B"}"#.utf8)).status == 404)
+        }
+        // The labels are also kept as JSON Lines for monitoring.
+        var lines: [Substring] = []
+        for _ in 0..<100 where lines.count < 30 {
+            lines = ((try? String(contentsOfFile: scratch.appending("breast-cancer.jsonl"), encoding: .utf8)) ?? "").split(separator: "\n")
+            usleep(10_000)
+        }
+        #expect(lines.count == 30)
+    }
+}
