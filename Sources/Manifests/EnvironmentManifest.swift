@@ -52,6 +52,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
     public var gates: [Gate]
     /// The models, in the order written.
     public var models: [ModelDeployment]
+    /// What served models must keep showing (drift, live metrics) and when to retrain; nil when not monitored.
+    public var monitor: MonitorSpec?
 
     /// The gates that apply to `model`: the environment's, with the model's own replacing those of the same metric.
     public func gates(for model: String) -> [Gate] {
@@ -68,7 +70,7 @@ public struct EnvironmentManifest: Hashable, Sendable {
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> EnvironmentManifest? {
-        guard let (header, spec) = reader.document(node, kind: "Environment", spec: "a mapping with server and models", specKeys: ["upstream", "track", "server", "gates", "models"]) else { return nil }
+        guard let (header, spec) = reader.document(node, kind: "Environment", spec: "a mapping with server and models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor"]) else { return nil }
         let upstreamNode = spec["upstream"].flatMap { YAMLReader.isNull($0) ? nil : $0 }
         let upstream = upstreamNode.flatMap { reader.string($0, "spec.upstream") }
         let track = spec["track"].map { reader.bool($0, "spec.track") } ?? false
@@ -90,10 +92,11 @@ public struct EnvironmentManifest: Hashable, Sendable {
                 if let deployment = decodeDeployment(name, keyNode, value, reader: reader) { models.append(deployment) }
             }
         }
+        let monitor = spec["monitor"].flatMap { reader.monitor($0, "spec.monitor") }
         guard let header, let track, let port else { return nil }
         return EnvironmentManifest(
             name: header.name, file: reader.file, upstream: upstream, upstreamLocation: upstreamNode.map(reader.location),
-            track: track, host: host, port: port.0, portLocation: port.1, gates: gates, models: models)
+            track: track, host: host, port: port.0, portLocation: port.1, gates: gates, models: models, monitor: monitor)
     }
 
     private static func decodeDeployment(_ name: String, _ keyNode: Node, _ node: Node, reader: YAMLReader) -> ModelDeployment? {

@@ -420,11 +420,16 @@ public final class EnvironmentReconciler {
             let built = try workspace.builder.build(inputs, ref: start.hex)
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
             let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map { "\($0.key) \(GateResult.format($0.value))" }.joined(separator: ", ")
-            let trailers = [
+            var trailers = [
                 Trailer(key: "Stagecraft-Model", value: deployment.model), Trailer(key: "Stagecraft-Version", value: built.digest),
                 Trailer(key: "Stagecraft-Source", value: start.hex), Trailer(key: "Stagecraft-From", value: branch),
                 Trailer(key: "Stagecraft-To", value: environment), Trailer(key: "Stagecraft-Evidence", value: "build holdout: \(metrics)"),
             ]
+            // A retrain commit's trigger travels with the promotion, so that history shows why the version came.
+            if let change = try repository.history(of: "\(Project.manifestsFolder)/\(deployment.model).yaml", from: start, limit: 1).first,
+               let trigger = try repository.commit(change).trailer("Stagecraft-Trigger") {
+                trailers.append(Trailer(key: "Stagecraft-Trigger", value: trigger))
+            }
             let message = Trailers.append(trailers, to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from \(branch) to \(environment)")
             let current = try workspace.environment(environment, at: head)
             let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")

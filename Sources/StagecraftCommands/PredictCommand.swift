@@ -103,7 +103,7 @@ enum ScoredCSV {
 
     static func header(_ data: Dataset, _ file: ModelFile, version: String? = nil) -> String {
         let names = data.names + ["prediction"] + (file.classes ?? []).map { "probability_\($0)" } + (version == nil ? [] : ["model_version"])
-        return names.map(field).joined(separator: ",") + "\n"
+        return CSVWriter.line(names)
     }
 
     static func rows(_ data: Dataset, _ file: ModelFile, version: String? = nil) throws -> String {
@@ -115,14 +115,8 @@ enum ScoredCSV {
             fields.append(predictions.labels?[row] ?? formatNumber(predictions.values?[row] ?? .nan))
             for k in 0..<classCount { fields.append(formatNumber(predictions.probabilities![row * classCount + k])) }
             if let version { fields.append(version) }
-            text += fields.map(field).joined(separator: ",") + "\n"
+            text += CSVWriter.line(fields)
         }
         return text
-    }
-
-    /// A CSV field, quoted when it holds a comma, a quote or a newline.
-    static func field(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

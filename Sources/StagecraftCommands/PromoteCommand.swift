@@ -207,7 +207,7 @@ struct HistoryCommand: AsyncParsableCommand {
         for entry in entries {
             text += console.styled(String(entry.commit.prefix(12)), .yellow) + " \(entry.environment)  \(Timestamp.string(entry.date))  \(entry.author) <\(entry.authorEmail)>\n"
             text += "    \(entry.summary)\n"
-            for trailer in entry.trailers where ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of"].contains(trailer.key) {
+            for trailer in entry.trailers where ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of", "Stagecraft-Trigger"].contains(trailer.key) {
                 text += "    \(trailer.key): \(trailer.value)\n"
             }
             for record in entry.records {

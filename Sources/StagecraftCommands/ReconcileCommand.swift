@@ -176,14 +176,8 @@ struct ReconcileCommand: AsyncParsableCommand {
         return report
     }
 
-    /// `500ms`, `30s`, `5m`, `1h` or plain seconds.
-    static func seconds(_ text: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            if let value = Double(text.dropLast(suffix.count)), value > 0 { return value * scale }
-        }
-        return Double(text).flatMap { $0 > 0 ? $0 : nil }
-    }
+    /// `500ms`, `30s`, `5m`, `1h`, `7d` or plain seconds.
+    static func seconds(_ text: String) -> Double? { DurationText.seconds(text) }
 }
 
 /// A reconcile's gate results as JUnit XML: one test suite, one test case per gate of each record.

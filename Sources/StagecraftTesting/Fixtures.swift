@@ -57,8 +57,10 @@ extension ScratchRepository {
 
 extension ScratchRepository {
     /// Gives every environment a free port on 127.0.0.1 (tests run side by side), by a commit; returns them by environment.
+    /// With `relaxingLatencyGates`, `latencyP99Ms` gates become `<= 5000`: the tests share two cores, where a p99 of a
+    /// few milliseconds can reach tens, and a test about something else must not fail on that.
     @discardableResult
-    public func useFreePorts() throws -> [String: Int] {
+    public func useFreePorts(relaxingLatencyGates: Bool = true) throws -> [String: Int] {
         var ports: [String: Int] = [:]
         var files: [String: String] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: directory.appending("environments")) where name.hasSuffix(".yaml") {
@@ -66,7 +68,11 @@ extension ScratchRepository {
             let port = try Loopback.freePort()
             let text = try directory.read(path)
             guard let range = text.range(of: #"port: \d+"#, options: .regularExpression) else { continue }
-            files[path] = text.replacingCharacters(in: range, with: "port: \(port)")
+            var edited = text.replacingCharacters(in: range, with: "port: \(port)")
+            if relaxingLatencyGates {
+                edited = edited.replacingOccurrences(of: #"latencyP99Ms: "<= \d+""#, with: #"latencyP99Ms: "<= 5000""#, options: .regularExpression)
+            }
+            files[path] = edited
             ports[String(name.dropLast(5))] = port
         }
         try commit(files, message: "use free ports")

@@ -49,6 +49,22 @@ import Testing
         #expect(none.output.hasPrefix("no changes to environments/qa.yaml"))
     }
 
+    @Test func anOnlineGateMeasuredOnTheRealServerCanFail() async throws {
+        let scratch = try ScratchRepository.example()
+        try scratch.useFreePorts(relaxingLatencyGates: false)
+        defer { scratch.stopServers() }
+        let dev = try scratch.directory.read("environments/dev.yaml")
+        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(of: #"latencyP99Ms: "<= 50""#, with: #"latencyP99Ms: "<= 0.001""#)],
+                           message: "dev: an impossible latency gate")
+        let result = await Stagecraft.execute(["reconcile", "--env", "dev", "--output", "json", "--repo", scratch.path])
+        #expect(result.exitCode == 1)
+        let records = (json(result.output) as? [String: Any])?["records"] as? [[String: Any]] ?? []
+        #expect(records.count == 2 && records.allSatisfy { $0["outcome"] as? String == "failed" })
+        let latency = records.first?["gates"].flatMap { ($0 as? [[String: Any]])?.first { $0["metric"] as? String == "latencyP99Ms" } }
+        #expect(latency?["passed"] as? Bool == false && (latency?["value"] as? Double ?? 0) > 0.001 && latency?["stage"] as? String == "online")
+        #expect((records.first?["reason"] as? String)?.contains("gate failed: latencyP99Ms <= 0.001 (measured ") == true)
+    }
+
     @Test func theLockHeldMeansExit3WithNoWait() async throws {
         let scratch = try ScratchRepository.example()
         try FileManager.default.createDirectory(atPath: scratch.directory.appending(".stagecraft/run"), withIntermediateDirectories: true)
