@@ -16,7 +16,7 @@ public struct Threshold: Hashable, Sendable, Codable, CustomStringConvertible {
 /// An environment's `monitor:` section: what served models must keep showing, and what triggers a retrain.
 ///
 ///     monitor:
-///       window: 1000            # the last N captured rows of the serving version
+///       window: 1000            # the last N captured rows of the serving version, or a time such as 24h
 ///       psi: "<= 0.2"           # every feature's (and the predictions') population stability index
 ///       pValue: ">= 0.001"      # every feature's Kolmogorov–Smirnov / chi-squared p-value
 ///       accuracy: ">= 0.9"      # any gate metric, on the rows that received true labels (feedback)
@@ -25,7 +25,10 @@ public struct Threshold: Hashable, Sendable, Codable, CustomStringConvertible {
 ///       schedule: 7d            # how often `monitor --watch` evaluates
 ///       webhook: http://127.0.0.1:9000/alerts
 public struct MonitorSpec: Hashable, Sendable {
+    /// The last this many captured rows…
     public var window: Int = 1_000
+    /// …or, when set, the rows captured in the last this many seconds.
+    public var windowSeconds: Double?
     public var psi: Threshold?
     public var pValue: Threshold?
     /// Gates on live metrics.
@@ -52,7 +55,13 @@ extension YAMLReader {
             }
             return Threshold(comparison: comparison, value: number)
         }
-        if let node = mapping["window"], let value = int(node, "\(path).window", range: 1...10_000_000) { spec.window = value }
+        if let node = mapping["window"] {
+            if case .scalar(let scalar) = node, Int(scalar.string) == nil, let seconds = DurationText.seconds(scalar.string) {
+                spec.windowSeconds = seconds
+            } else if let value = int(node, "\(path).window (a row count, or a duration such as 24h)", range: 1...10_000_000) {
+                spec.window = value
+            }
+        }
         if let node = mapping["minLabels"], let value = int(node, "\(path).minLabels", range: 1...10_000_000) { spec.minLabels = value }
         spec.psi = threshold("psi")
         spec.pValue = threshold("pValue")

@@ -75,7 +75,14 @@ public struct Monitor {
         let file = try workspace.artifacts.model(version)
         let built = try workspace.artifacts.buildInfo(version).createdAt
         let captured = captured(environment: environment, model: model)
-        let window = Array(captured.filter { $0.version == version }.suffix(spec.window))
+        let ofVersion = captured.filter { $0.version == version }
+        let window: [CapturedRow]
+        if let seconds = spec.windowSeconds {
+            let since = Timestamp.string(Date().addingTimeInterval(-seconds))
+            window = ofVersion.filter { $0.time >= since }
+        } else {
+            window = Array(ofVersion.suffix(spec.window))
+        }
         let labels = labels(environment: environment, model: model)
 
         var report = ModelMonitorReport(environment: environment, model: model, version: version, rows: window.count, drift: [],

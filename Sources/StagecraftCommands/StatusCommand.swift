@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GitStore
+import LoopbackHTTP
 import Manifests
 import Reconciler
 import Registry
@@ -13,7 +14,9 @@ struct StatusCommand: AsyncParsableCommand {
             Sync: Synced when the server routes exactly what the environment file
             pins, else OutOfSync. Health: Healthy (serving the pin), Progressing (a
             reconcile is applying), Degraded (serving, but the last attempt failed
-            or the server holds another version), Missing (nothing serves).
+            or the server holds another version), Missing (nothing serves). LIVE:
+            the serving version's live metric over the predictions that received
+            true labels (stagecraft feedback).
             --check exits 2 when anything is out of sync.
 
             Examples:
@@ -41,6 +44,21 @@ struct StatusCommand: AsyncParsableCommand {
         var health: String
         var lastOutcome: String?
         var lastChange: Date?
+        /// Live metrics of the default serving version over the predictions that received true labels (feedback).
+        var live: [String: Double]?
+    }
+
+    /// The live metrics the server reports for `version` of `model`, when it has labels.
+    static func live(_ connection: HTTPConnection?, model: String, version: String?) -> [String: Double]? {
+        guard let connection, let version, let response = try? connection.send("GET", "/v2/models/\(model)/feedback"), response.status == 200 else { return nil }
+        return ((response.json["live"] as? [String: Any])?[version] as? [String: Any])?.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+    }
+
+    /// `accuracy 0.92 (60 labels)`, or `rmse …` for regression; `-` without labels.
+    static func liveText(_ live: [String: Double]?) -> String {
+        guard let live, let labels = live["labels"], labels > 0 else { return "-" }
+        let metric = live["accuracy"] != nil ? "accuracy" : "rmse"
+        return "\(metric) \(live[metric].map(GateResult.format) ?? "n/a") (\(Int(labels)) labels)"
     }
 
     func run() async throws {
@@ -56,6 +74,7 @@ struct StatusCommand: AsyncParsableCommand {
             let manifest = try workspace.environment(name, at: commit)
             let client = ServerClient(host: manifest.host, port: manifest.port, token: try AdminToken.loadOrCreate(root: workspace.root))
             let actual = client.isLive() ? try client.state() : nil
+            let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
             let records = try state.records(environment: name, model: nil)
             let models = manifest.models.map(\.model) + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
             for model in models {
@@ -82,17 +101,18 @@ struct StatusCommand: AsyncParsableCommand {
                     health = "Degraded"
                 }
                 rows.append(Row(environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
-                                health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt))
+                                health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
+                                live: Self.live(connection, model: model, version: route?.defaultVersion)))
             }
         }
         if format.json {
             console.print(try JSONOutput.encode(rows))
         } else {
-            var table = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST"]]
+            var table = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"]]
             for row in rows {
                 let serving = row.serving.map { $0.weight == 100 ? VersionDigest.short($0.version) : "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: " ")
                 table.append([row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
-                              row.sync, row.health, row.lastOutcome ?? "-"])
+                              row.sync, row.health, row.lastOutcome ?? "-", Self.liveText(row.live)])
             }
             let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
             for (index, line) in table.enumerated() {

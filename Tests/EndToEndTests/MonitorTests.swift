@@ -31,6 +31,7 @@ struct MonitorTests {
                 psi: "<= 0.25"
                 accuracy: ">= 0.9"
                 minLabels: 20
+                newRows: ">= 50"
                 webhook: http://127.0.0.1:\(hookPort)/alerts
               models:
 
@@ -70,6 +71,7 @@ struct MonitorTests {
         #expect(Set(triggers.filter { $0["kind"] as? String == "psi" }.compactMap { $0["subject"] as? String }).isSubset(of: ["bill_length_mm", "prediction"]))
         #expect(triggers.contains { $0["kind"] as? String == "psi" && $0["subject"] as? String == "bill_length_mm" })
         #expect(triggers.contains { $0["kind"] as? String == "accuracy" && ($0["measured"] as? Double ?? 1) < 0.9 })
+        #expect(triggers.contains { $0["kind"] as? String == "newRows" && $0["measured"] as? Double == 60 })
         #expect(report.stderr.contains(#""message":"monitor alarm""#))
         #expect(try scratch.directory.read("webhook.jsonl").contains("psi(bill_length_mm)"))
         #expect(try scratch.directory.read(".stagecraft/monitor/dev.prom").contains("stagecraft_monitor_alarm{environment=\"dev\",model=\"penguins\""))

@@ -97,6 +97,8 @@ struct FeedbackCommandTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("10 rows labelled; 1 ids matched no prediction"))
         #expect(result.stdout.contains("accuracy 1") && result.stdout.contains("labels 10"))
+        let status = try scratch.stagecraft(["status", "--env", "dev"])
+        #expect(status.stdout.contains("accuracy 1 (10 labels)"), "\(status.stdout)")
         var kept = 0  // the server appends them off the request path
         for _ in 0..<100 where kept < 10 {
             kept = ((try? scratch.directory.read(".stagecraft/feedback/dev/penguins.jsonl")) ?? "").split(separator: "\n").count

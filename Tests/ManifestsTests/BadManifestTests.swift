@@ -117,6 +117,12 @@ struct BadCase: CustomTestStringConvertible, Sendable {
                 expected: ["environments/qa.yaml:17:9: traffic weights in 'spec.models.churn.traffic' sum to 110 (expected 100)"]),
         BadCase(name: "version that is not a digest", old: "version: 3f2a9c1e5b7d\n", new: "version: 3f2a\n",
                 expected: ["environments/qa.yaml:13:16: 'spec.models.churn.version' must be a version digest of 12 to 64 lowercase hex digits, found '3f2a'"]),
+        BadCase(name: "monitor threshold that is not <op> <number>", old: "  models:\n", new: "  monitor: {psi: \"0.2\", accuracy: \">= 0.9\"}\n  models:\n",
+                expected: [#"environments/qa.yaml:11:18: 'spec.monitor.psi' must be '<op> <number>' with op one of >=, <=, >, < (such as "<= 0.2"), found '0.2'"#]),
+        BadCase(name: "monitor with an unknown key", old: "  models:\n", new: "  monitor: {psl: \"<= 0.2\"}\n  models:\n",
+                expected: ["environments/qa.yaml:11:13: unknown key 'psl' in spec.monitor; did you mean 'psi'? (expected one of: window, psi, pValue, minLabels, newRows, schedule, webhook, accuracy, precision, recall, f1, auc, logLoss, rmse, mae, r2)"]),
+        BadCase(name: "monitor schedule that is not a duration", old: "  models:\n", new: "  monitor:\n    schedule: weekly\n  models:\n",
+                expected: ["environments/qa.yaml:12:15: 'spec.monitor.schedule' must be a duration such as 30m, 12h or 7d, found 'weekly'"]),
         BadCase(name: "port out of range", old: "port: 8102", new: "port: 99999",
                 expected: ["environments/qa.yaml:7:35: 'spec.server.port' must be between 1 and 65535, found 99999"]),
         BadCase(name: "version without a source", old: "      source: 8c1d2e4f0a9b\n", new: "",
@@ -159,5 +165,13 @@ struct BadCase: CustomTestStringConvertible, Sendable {
         #expect(shadowed.0?.deployment("churn")?.shadow == TrafficSplit(version: "7b21e0d44a10", source: "1f0e2d3c4b5a", weight: 0))
         // The model's own auc gate is added; the environment's accuracy and latency gates stay.
         #expect(environment.gates(for: "churn").map(\.description) == ["accuracy >= 0.9", "latencyP99Ms <= 25", "auc >= 0.97"])
+        #expect(environment.monitor == nil)
+        let monitored = replacing("  models:\n", with: "  monitor:\n    window: 24h\n    psi: \"<= 0.2\"\n    accuracy: \">= 0.9\"\n    minLabels: 50\n    newRows: \">= 1000\"\n    schedule: 7d\n    webhook: http://127.0.0.1:9000/alerts\n  models:\n", in: validEnvironment)
+        let (withMonitor, problems) = EnvironmentManifest.decode(monitored, file: "environments/qa.yaml")
+        #expect(problems.isEmpty, "\(problems)")
+        let monitor = try #require(withMonitor?.monitor)
+        #expect(monitor.windowSeconds == 86_400 && monitor.psi?.description == "<= 0.2" && monitor.newRows?.holds(1000) == true)
+        #expect(monitor.live.map(\.description) == ["accuracy >= 0.9"] && monitor.minLabels == 50 && monitor.schedule == "7d")
+        #expect(monitor.webhook == "http://127.0.0.1:9000/alerts")
     }
 }
