@@ -216,6 +216,11 @@ enum JUnitReport {
         try Data(xml.utf8).write(to: URL(fileURLWithPath: path))
     }
 
+    static func escape(_ text: String) -> String { Markup.escape(text) }
+}
+
+/// Text inside XML or HTML markup and attribute values.
+enum Markup {
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
