@@ -101,5 +101,22 @@ struct MonitorTests {
         let trailers = newest["trailers"] as? [[String: String]] ?? []
         #expect(trailers.contains { $0["key"] == "Stagecraft-Trigger" && ($0["value"] ?? "").contains("psi(bill_length_mm)") })
         #expect((newest["records"] as? [[String: Any]])?.first?["outcome"] as? String == "succeeded")
+
+        // --watch evaluates again and again (here every 200 ms), rewriting the alarm metric each time.
+        let metricFile = scratch.directory.appending(".stagecraft/monitor/dev.prom")
+        try FileManager.default.removeItem(atPath: metricFile)
+        let watcher = try BackgroundProcess(Fixtures.stagecraftBinary, ["monitor", "--env", "dev", "--watch", "--interval", "200ms"], in: scratch.path)
+        defer { watcher.stop() }
+        var evaluations = 0
+        var seen: Date?
+        let deadline = Date().addingTimeInterval(30)
+        while evaluations < 3 && Date() < deadline {
+            if let modified = (try? FileManager.default.attributesOfItem(atPath: metricFile))?[.modificationDate] as? Date, modified != seen {
+                seen = modified
+                evaluations += 1
+            }
+            usleep(20_000)
+        }
+        #expect(evaluations == 3, "monitor --watch did not keep evaluating: \(watcher.log)")
     }
 }
