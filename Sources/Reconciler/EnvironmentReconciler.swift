@@ -443,10 +443,13 @@ public final class EnvironmentReconciler {
         return results
     }
 
-    /// True when `digest` of `model` should not be promoted into this environment automatically: it failed here,
-    /// or the latest change to the environment file rolled it back.
+    /// True when `digest` of `model` should not be promoted into this environment automatically: it failed a gate
+    /// here, or the latest change to the environment file rolled it back.
     func declined(model: String, digest: String, commit: ObjectID) throws -> Bool {
-        if try state.records(environment: environment, model: model).contains(where: { $0.version == digest && $0.outcome == .failed }) { return true }
+        // Only a failed gate declines a version: a build or server error is worth another try on the next reconcile.
+        if try state.records(environment: environment, model: model).contains(where: { record in
+            record.version == digest && record.outcome == .failed && record.gates.contains { !$0.passed }
+        }) { return true }
         guard let last = try repository.history(of: Workspace.environmentFile(environment), from: commit, limit: 1).first else { return false }
         let message = try repository.commit(last)
         return message.trailer("Stagecraft-Rollback-Of") == digest

@@ -63,6 +63,13 @@ import Testing
         let latency = records.first?["gates"].flatMap { ($0 as? [[String: Any]])?.first { $0["metric"] as? String == "latencyP99Ms" } }
         #expect(latency?["passed"] as? Bool == false && (latency?["value"] as? Double ?? 0) > 0.001 && latency?["stage"] as? String == "online")
         #expect((records.first?["reason"] as? String)?.contains("gate failed: latencyP99Ms <= 0.001 (measured ") == true)
+        // Nothing serves; the next reconcile tries again (and fails again) without promoting anything new.
+        let commits = try scratch.gitLine(["rev-list", "--count", "HEAD"])
+        let again = await Stagecraft.execute(["reconcile", "--env", "dev", "--repo", scratch.path])
+        #expect(again.exitCode == 1)
+        #expect(try scratch.gitLine(["rev-list", "--count", "HEAD"]) == commits)
+        let status = await Stagecraft.execute(["status", "--env", "dev", "--check", "--repo", scratch.path])
+        #expect(status.exitCode == 2 && status.output.contains("Missing"))
     }
 
     @Test func theLockHeldMeansExit3WithNoWait() async throws {
