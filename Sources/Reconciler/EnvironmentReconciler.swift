@@ -387,8 +387,9 @@ public final class EnvironmentReconciler {
             return try fail("the switch failed: \(error)")
         }
         Failpoint.hit("after-switch")
-        for version in (try client.state().versions[model] ?? []).subtracting(Self.versions(of: desired)).sorted() {
-            try client.unload(model: model, version: version)
+        // Unloading is clean-up: the switch has happened, and a version left loaded is unloaded by the next reconcile.
+        for version in ((try? client.state().versions[model]) ?? []).subtracting(Self.versions(of: desired)).sorted() {
+            do { try client.unload(model: model, version: version) } catch { progress("could not unload \(VersionDigest.short(version)) of \(model): \(error)") }
         }
         record.outcome = .succeeded
         record.finishedAt = Timestamp.now()
