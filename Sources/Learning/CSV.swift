@@ -74,7 +74,7 @@ public enum CSVReader {
     }
 
     static func read(bytes: UnsafeBufferPointer<UInt8>, source: String, types: [String: ColumnType]) throws -> Dataset {
-        var tokens = try tokenize(bytes, source: source)
+        let tokens = try tokenize(bytes, source: source)
         let width = tokens.width
         guard width > 0 else { throw LearningError(.malformedData, "\(source):1:1: the file is empty (expected a header row)") }
         let names = (0..<width).map { tokens.string(row: 0, column: $0, bytes) }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Yams
 
 /// A JSON value, used for the canonical form of a manifest's `spec` (the input of a version's digest) and for

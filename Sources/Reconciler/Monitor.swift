@@ -1,7 +1,7 @@
-public import Foundation
+import Foundation
 public import GitStore
 public import Learning
-public import Manifests
+import Manifests
 public import Registry
 
 /// One threshold of an environment's `monitor:` section that served traffic crossed (or, for `newRows`, reached).

@@ -1,5 +1,5 @@
 public import Foundation
-public import GitStore
+import GitStore
 import Learning
 import Manifests
 import Registry

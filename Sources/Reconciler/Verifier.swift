@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Learning
 public import Manifests
 public import Registry

@@ -114,7 +114,7 @@ public final class LiveFeedback: Sendable {
             let file = directory.appendingPathComponent("\(model).jsonl")
             queue.async {
                 try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                if !FileManager.default.fileExists(atPath: file.path) { FileManager.default.createFile(atPath: file.path, contents: nil) }
+                if !FileManager.default.fileExists(atPath: file.path) { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
                 guard let handle = try? FileHandle(forWritingTo: file) else { return }
                 defer { try? handle.close() }
                 _ = try? handle.seekToEnd()

@@ -101,7 +101,7 @@ public final class RequestCapture: @unchecked Sendable {
 
     private func open(_ folder: URL, index: Int, model: String) {
         let url = folder.appendingPathComponent("capture-\(index).jsonl")
-        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         guard let handle = try? FileHandle(forWritingTo: url) else { files[model] = nil; return }
         let size = Int((try? handle.seekToEnd()) ?? 0)
         files[model] = (handle, index, size)

@@ -1,4 +1,4 @@
-public import ArgumentParser
+import ArgumentParser
 
 /// Exit codes of the command-line tool, as DESIGN.md lists them.
 public enum ExitStatus: Int32, Sendable {

@@ -20,7 +20,7 @@ enum ServerLauncher {
             throw CommandFailure(.failure, "environment '\(files.environment)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(files.environment)")
         }
         try FileManager.default.createDirectory(at: files.folder, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: files.logFile)
         try log.seekToEnd()
         let process = Process()

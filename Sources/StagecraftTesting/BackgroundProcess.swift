@@ -16,7 +16,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         logFile = NSTemporaryDirectory() + "/stagecraft-bg-\(UUID().uuidString.prefix(8)).log"
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let handle = FileHandle(forWritingAtPath: logFile)
         process.standardOutput = handle
         process.standardError = handle

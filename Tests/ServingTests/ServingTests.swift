@@ -330,7 +330,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
 @Suite(.serialized) struct TrafficTests {
     @Test func weightsHoldWithin3PercentOver10000RequestsAndIdsAreSticky() async throws {
         let repository = ModelRepository()
-        let (model, test) = Models.penguins
+        let (model, _) = Models.penguins
         let stable = String(repeating: "ab", count: 32), canary = String(repeating: "cd", count: 32)
         repository.load(LoadedVersion(model: "penguins", version: stable, source: String(repeating: "1", count: 40), file: model))
         repository.load(LoadedVersion(model: "penguins", version: canary, source: String(repeating: "2", count: 40), file: model), makeDefault: false)
