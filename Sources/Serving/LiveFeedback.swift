@@ -38,20 +38,21 @@ public final class LiveFeedback: Sendable {
         var outcomes: [String: [String: Outcomes]] = [:]
     }
 
-    /// How many recent predictions wait for labels (older ones are forgotten first).
+    /// How many recent predictions wait for labels (older ones are forgotten first). Each costs a few hundred bytes.
     public let capacity: Int
-    /// Where labels are appended as JSON Lines (`<model>.jsonl`), for monitoring; nil keeps them in memory only.
+    /// Where every label received is appended as JSON Lines (`<model>.jsonl`), for monitoring; nil keeps none.
     public let directory: URL?
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "stagecraft.feedback")
 
-    public init(capacity: Int = 200_000, directory: URL? = nil) {
+    public init(capacity: Int = 2_000, directory: URL? = nil) {
         self.capacity = capacity
         self.directory = directory
     }
 
     /// Remembers a prediction under its request id.
     public func remember(id: String, model: String, version: String, predictions: Predictions, classes: [String]?, rows: Int) {
+        guard capacity > 0 else { return }
         let pending = Pending(model: model, version: version, classes: classes, probabilities: predictions.probabilities,
                               values: predictions.values, rows: rows)
         state.withLock { state in
@@ -108,7 +109,8 @@ public final class LiveFeedback: Sendable {
             }
         }
         if let directory, !labels.isEmpty {
-            let lines = labels.filter { !unmatched.contains($0.id) }.map { label in
+            // Every label is kept, matched or not: `monitor` joins them with the capture files, which reach further back.
+            let lines = labels.map { label in
                 String(decoding: (try? JSONSerialization.data(withJSONObject: ["id": label.id, "labels": label.values, "time": Date().timeIntervalSince1970])) ?? Data(), as: UTF8.self)
             }
             let file = directory.appendingPathComponent("\(model).jsonl")

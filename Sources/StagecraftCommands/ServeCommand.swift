@@ -42,6 +42,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Start a new capture file past this many bytes.")
     var captureFileBytes: Int = 64 << 20
 
+    @Option(name: .long, help: "How many recent predictions wait for true labels (feedback); 0 turns live metrics off.")
+    var feedbackWindow: Int = 2_000
+
     @Flag(name: .long, help: "Run in the background: pid and log under .stagecraft/run/; stop it with 'stagecraft stop'.")
     var detach = false
 
@@ -100,7 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
             server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
                                             samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)
         }
-        server.feedback = LiveFeedback(directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))
+        server.feedback = LiveFeedback(capacity: feedbackWindow, directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))
         server.loader = { model, version in
             guard let digest = store.resolve(version) else {
                 throw RegistryError("version \(version) is not in the artifact store (\(store.root.path))")
