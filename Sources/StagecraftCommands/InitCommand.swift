@@ -51,6 +51,6 @@ struct InitCommand: AsyncParsableCommand {
                                            author: repository.defaultSignature())
         console.print(console.styled("✓", .green) + " initialized a Stagecraft repository in \(root) (commit \(commit.short) on \(branch))")
         for file in files.keys.sorted() { console.print("  \(file)") }
-        console.print("\nNext: stagecraft validate --repo \(directory)")
+        console.print("\nNext: stagecraft validate --repo \(directory), then build, verify and serve dev: stagecraft reconcile --env dev --repo \(directory)")
     }
 }

@@ -32,6 +32,10 @@ import Testing
         let report = try #require(try JSONSerialization.jsonObject(with: Data(valid.stdout.utf8)) as? [String: Any])
         #expect(report["valid"] as? Bool == true)
         #expect(report["models"] as? [String] == ["example"])
+        // The example passes the gates it ships with (dev: accuracy >= 0.70; qa and prod: accuracy >= 0.75, auc >= 0.80).
+        let built = try ProcessRunner.run(binary, ["build", "example", "--output", "json"], in: repo)
+        let metrics = (try JSONSerialization.jsonObject(with: Data(built.stdout.utf8)) as? [String: Any])?["metrics"] as? [String: Double]
+        #expect((metrics?["accuracy"] ?? 0) >= 0.75 && (metrics?["auc"] ?? 0) >= 0.80, "\(metrics ?? [:])")
 
         // An edit committed with git is what validate reads.
         let manifest = try String(contentsOfFile: repo + "/manifests/example.yaml", encoding: .utf8)
