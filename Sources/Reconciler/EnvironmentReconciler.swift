@@ -91,6 +91,12 @@ public final class EnvironmentReconciler {
     /// The commit to read: the ref, which for a `track` environment is the project branch unless given.
     private func resolveRef() throws -> ObjectID { try repository.resolve(ref) }
 
+    /// Whether the environment's server answers, at the address the environment file names at the ref: a cheap
+    /// check for `--watch` (one file read, one request).
+    public func serverIsLive() throws -> Bool {
+        try client(for: try workspace.environment(environment, at: try resolveRef())).isLive()
+    }
+
     // MARK: Plan
 
     /// Desired versus actual, without changing anything. For a `track` environment it computes each manifest's

@@ -80,8 +80,9 @@ public final class ServerClient {
     }
 
     /// Unloads one version (or the whole model when `version` is nil).
+    /// A version that is already gone (a retried call whose first attempt did unload it) is not an error.
     public func unload(model: String, version: String?) throws(ReconcileError) {
-        _ = try adminCall("/v2/repository/models/\(model)/unload", version.map { ["version": $0] } ?? [:])
+        _ = try adminCall("/v2/repository/models/\(model)/unload", version.map { ["version": $0] } ?? [:], accepting: [404])
     }
 
     /// Sends one infer request to a version and returns the answer and the time it took.
@@ -94,10 +95,10 @@ public final class ServerClient {
         return (response.status, response.json, seconds)
     }
 
-    private func adminCall(_ path: String, _ parameters: [String: Any]) throws(ReconcileError) -> HTTPConnection.Response {
+    private func adminCall(_ path: String, _ parameters: [String: Any], accepting: Set<Int> = []) throws(ReconcileError) -> HTTPConnection.Response {
         let body = (try? JSONSerialization.data(withJSONObject: ["parameters": parameters])) ?? Data()
         let response = try request("POST", path, body: body, admin: true, retry: true)
-        guard response.status == 200 else {
+        guard response.status == 200 || accepting.contains(response.status) else {
             let message = (response.json["error"] as? String) ?? response.text
             throw ReconcileError(.server, "the server at \(host):\(port) refused \(path): \(response.status) \(message)")
         }

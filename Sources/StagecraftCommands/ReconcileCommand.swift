@@ -132,7 +132,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         var last: String?
         while !_Concurrency.Task.isCancelled {
             let commit = try? reconciler.workspace.repository.resolve(environment.repository.ref).hex
-            let live = (try? reconciler.plan().serverRunning) ?? false
+            let live = (try? reconciler.serverIsLive()) ?? false  // cheap: no plan unless something changed
             if commit != last || !live {
                 do {
                     let report = try once(reconciler, line: line)
