@@ -60,7 +60,18 @@ struct MonitorTests {
         }
         try scratch.directory.write(labels, to: "labels.csv")
         #expect(try scratch.stagecraft(["feedback", "--env", "dev", "--model", "penguins", "--file", "labels.csv"]).status == 0)
-        usleep(200_000)  // capture and feedback files are written off the request path
+        // Capture and feedback files are written off the request path: wait until they hold everything.
+        func lines(_ relative: String) -> Int {
+            let folder = scratch.directory.appending(relative)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) else { return 0 }
+            let files = isFolder.boolValue ? ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } : [folder]
+            return files.reduce(0) { $0 + (((try? String(contentsOfFile: $1, encoding: .utf8)) ?? "").split(separator: "\n").count) }
+        }
+        let settled = Date().addingTimeInterval(10)
+        while (lines(".stagecraft/capture/dev/penguins") < 120 || lines(".stagecraft/feedback/dev/penguins.jsonl") < 60) && Date() < settled {
+            usleep(20_000)
+        }
 
         // monitor: an alarm on exactly the shifted feature and on live accuracy; the webhook hears of it.
         let report = try scratch.stagecraft(["monitor", "--env", "dev", "--output", "json", "--html", "report.html"])
