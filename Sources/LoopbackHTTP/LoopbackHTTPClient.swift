@@ -7,6 +7,8 @@ import Glibc
 /// reconciler uses to drive an environment's server, and what tests use to send many requests cheaply.
 /// Not safe to share between tasks; open one per task.
 public final class HTTPConnection {
+    /// The socket; -1 once closed. (A class whose initializer throws after every property is set is deinitialized,
+    /// so the socket is closed in one place only, `deinit`: closing it twice could close another thread's file.)
     private let fd: Int32
     private var buffer: [UInt8] = []
     public let host: String
@@ -42,13 +44,10 @@ public final class HTTPConnection {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else {
-            close(fd)
-            throw HTTPConnectionError("cannot connect to \(host):\(port)")
-        }
+        guard connected == 0 else { throw HTTPConnectionError("cannot connect to \(host):\(port)") }  // deinit closes fd
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     /// True when something accepts TCP connections on `host:port`.
     public static func isListening(host: String = "127.0.0.1", port: Int) -> Bool {

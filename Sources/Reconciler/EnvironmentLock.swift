@@ -17,9 +17,9 @@ public final class EnvironmentLock {
         path = folder.appendingPathComponent("\(environment).lock").path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ReconcileError(.state, "cannot open the lock file \(path)") }
+        // On a throw below, deinit runs (every property is set) and closes fd: it must not be closed here too.
         while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
             if errno == EINTR { continue }
-            close(fd)
             if errno == EWOULDBLOCK {
                 throw ReconcileError(.locked, "another reconcile of '\(environment)' is running (lock \(path))")
             }
@@ -31,6 +31,7 @@ public final class EnvironmentLock {
     }
 
     deinit {
+        guard fd >= 0 else { return }
         flock(fd, LOCK_UN)
         close(fd)
     }
