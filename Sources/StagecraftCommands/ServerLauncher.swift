@@ -22,6 +22,7 @@ enum ServerLauncher {
         try FileManager.default.createDirectory(at: files.folder, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: files.logFile)
+        defer { try? log.close() }  // the child has its own copy; a long `reconcile --watch` must not collect them
         try log.seekToEnd()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
