@@ -84,17 +84,13 @@ public final class EnvironmentReconciler {
 
     private var repository: Repository { workspace.repository }
 
-    private func client(for manifest: EnvironmentManifest) throws -> ServerClient {
-        ServerClient(host: manifest.host, port: manifest.port, token: try AdminToken.loadOrCreate(root: workspace.root))
-    }
-
     /// The commit to read: the ref, which for a `track` environment is the project branch unless given.
     private func resolveRef() throws -> ObjectID { try repository.resolve(ref) }
 
     /// Whether the environment's server answers, at the address the environment file names at the ref: a cheap
     /// check for `--watch` (one file read, one request).
     public func serverIsLive() throws -> Bool {
-        try client(for: try workspace.environment(environment, at: try resolveRef())).isLive()
+        try workspace.serverClient(for: try workspace.environment(environment, at: try resolveRef())).isLive()
     }
 
     // MARK: Plan
@@ -104,7 +100,7 @@ public final class EnvironmentReconciler {
     public func plan() throws -> Plan {
         let commit = try resolveRef()
         let manifest = try workspace.environment(environment, at: commit)
-        let client = try client(for: manifest)
+        let client = try workspace.serverClient(for: manifest)
         let running = client.isLive()
         let actual = running ? try client.state() : try expectedAfterStart()
         var actions: [PlannedAction] = []
@@ -155,25 +151,6 @@ public final class EnvironmentReconciler {
         return pins
     }
 
-    /// The route a deployment asks for, with full digests; nil when a pinned version is not in the artifact store.
-    func route(_ deployment: ModelDeployment) -> ServerState.Route? {
-        guard let pin = deployment.version, let version = workspace.digest(pin) else { return nil }
-        var traffic: [VersionShare]?
-        if let split = deployment.traffic {
-            traffic = []
-            for share in split {
-                guard let full = workspace.digest(share.version) else { return nil }
-                traffic?.append(VersionShare(version: full, weight: share.weight))
-            }
-        }
-        var shadow: String?
-        if let pinned = deployment.shadow {
-            guard let full = workspace.digest(pinned.version) else { return nil }
-            shadow = full
-        }
-        return ServerState.Route(defaultVersion: version, traffic: traffic, shadow: shadow)
-    }
-
     static func versions(of route: ServerState.Route) -> Set<String> {
         Set([route.defaultVersion] + (route.traffic ?? []).map(\.version) + [route.shadow].compactMap { $0 })
     }
@@ -189,7 +166,7 @@ public final class EnvironmentReconciler {
             }
             let current = actual.routes[model]
             let routed = current.map(Self.versions) ?? []
-            if let desired = route(deployment), desired == current {
+            if let desired = workspace.route(deployment), desired == current {
                 let extra = (actual.versions[model] ?? []).subtracting(Self.versions(of: desired))
                 for version in extra.sorted() { actions.append(PlannedAction(kind: .unload, model: model, version: version, detail: "not pinned")) }
                 continue
@@ -226,7 +203,7 @@ public final class EnvironmentReconciler {
         defer { withExtendedLifetime(lock) {} }
         var commit = try resolveRef()
         var manifest = try workspace.environment(environment, at: commit)
-        var client = try client(for: manifest)
+        var client = try workspace.serverClient(for: manifest)
 
         // Fast path: nothing changed in git since the last reconcile that ended in sync, and the server holds it.
         let live = client.isLive()
@@ -249,7 +226,7 @@ public final class EnvironmentReconciler {
             if !promotions.isEmpty {
                 commit = try repository.resolve(workspace.settings.branch)
                 manifest = try workspace.environment(environment, at: commit)
-                client = try self.client(for: manifest)
+                client = try workspace.serverClient(for: manifest)
                 applied += promotions.map { PlannedAction(kind: .promote, model: $0.model, version: $0.version, detail: "commit \($0.commit.prefix(12))") }
             }
         }
@@ -319,7 +296,7 @@ public final class EnvironmentReconciler {
         let model = deployment.model
         let pins = Self.pins(deployment)
         let current = actual.routes[model]
-        if let desired = route(deployment), desired == current {
+        if let desired = workspace.route(deployment), desired == current {
             for version in (actual.versions[model] ?? []).subtracting(Self.versions(of: desired)).sorted() {
                 try client.unload(model: model, version: version)
             }
@@ -355,7 +332,7 @@ public final class EnvironmentReconciler {
             }
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
         }
-        guard let desired = route(deployment) else { return try fail("a pinned version is not in the artifact store") }
+        guard let desired = workspace.route(deployment) else { return try fail("a pinned version is not in the artifact store") }
         record.version = desired.defaultVersion
         // Verify each version that does not take traffic yet, in a slot of the real server.
         let routed = current.map(Self.versions) ?? []

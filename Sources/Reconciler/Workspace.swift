@@ -68,8 +68,7 @@ public struct Workspace: Sendable {
     public func environment(_ environment: String, at commit: ObjectID) throws -> EnvironmentManifest {
         let path = Self.environmentFile(environment)
         guard let data = try repository.fileIfPresent(at: path, in: commit) else {
-            let names = (try repository.directory(at: Project.environmentsFolder, in: commit) ?? [])
-                .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
+            let names = try environmentNames(at: commit)
             throw ReconcileError(.invalid, "no environment '\(environment)' at \(commit.short) (expected \(path); environments: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
         }
         let (manifest, diagnostics) = EnvironmentManifest.decode(String(decoding: data, as: UTF8.self), file: path)
@@ -78,6 +77,37 @@ public struct Workspace: Sendable {
     }
 
     public static func environmentFile(_ environment: String) -> String { "\(Project.environmentsFolder)/\(environment).yaml" }
+
+    /// The environments at `commit`: the names of `environments/*.yaml`, sorted.
+    public func environmentNames(at commit: ObjectID) throws -> [String] {
+        (try repository.directory(at: Project.environmentsFolder, in: commit) ?? [])
+            .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// A client for `environment`'s server, with the admin token of this workspace.
+    public func serverClient(for environment: EnvironmentManifest) throws -> ServerClient {
+        ServerClient(host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root))
+    }
+
+    /// The route a deployment asks for (default, split, shadow), with full digests; nil when it pins no version or
+    /// a pinned version is not in the artifact store.
+    public func route(_ deployment: ModelDeployment) -> ServerState.Route? {
+        guard let pin = deployment.version, let version = digest(pin) else { return nil }
+        var traffic: [VersionShare]?
+        if let split = deployment.traffic {
+            traffic = []
+            for share in split {
+                guard let full = digest(share.version) else { return nil }
+                traffic?.append(VersionShare(version: full, weight: share.weight))
+            }
+        }
+        var shadow: String?
+        if let pinned = deployment.shadow {
+            guard let full = digest(pinned.version) else { return nil }
+            shadow = full
+        }
+        return ServerState.Route(defaultVersion: version, traffic: traffic, shadow: shadow)
+    }
 
     /// The full digest of a pinned version when it is in the artifact store.
     public func digest(_ pin: String) -> String? { artifacts.resolve(pin) }

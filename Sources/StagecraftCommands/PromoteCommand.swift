@@ -193,8 +193,7 @@ struct HistoryCommand: AsyncParsableCommand {
         if let env {
             environments = [env]
         } else {
-            let commit = try repo.resolve(repository.ref)
-            environments = (try repo.directory(at: "environments", in: commit) ?? []).map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+            environments = try workspace.environmentNames(at: try repo.resolve(repository.ref))
         }
         let history = History(workspace: workspace, state: try workspace.openState())
         let entries = try history.entries(environments: environments, model: model, since: since.flatMap(Self.date), ref: repository.ref)

@@ -2,6 +2,7 @@ import ArgumentParser
 import FileQueue
 import Foundation
 import Learning
+import Manifests
 import Registry
 #if canImport(Glibc)
 import Glibc
@@ -55,7 +56,7 @@ struct QueueCommand: AsyncParsableCommand {
     @OptionGroup var repository: RepositoryOptions
 
     func validate() throws {
-        for (name, value) in [("--backoff", backoff), ("--lease", lease), ("--poll", poll)] where ReconcileCommand.seconds(value) == nil {
+        for (name, value) in [("--backoff", backoff), ("--lease", lease), ("--poll", poll)] where DurationText.seconds(value) == nil {
             throw ValidationError("\(name): '\(value)' is not a duration such as 500ms, 30s or 5m")
         }
         guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
@@ -64,10 +65,10 @@ struct QueueCommand: AsyncParsableCommand {
     func run() async throws {
         let console = Console.current
         let (file, digest) = try ScoredCSV.pinnedModel(model, environment: env, repository: repository)
-        let queue = FileQueue(root: URL(fileURLWithPath: dir), maxAttempts: retries, backoff: ReconcileCommand.seconds(backoff)!,
-                              lease: ReconcileCommand.seconds(lease)!)
+        let queue = FileQueue(root: URL(fileURLWithPath: dir), maxAttempts: retries, backoff: DurationText.seconds(backoff)!,
+                              lease: DurationText.seconds(lease)!)
         try queue.prepare()
-        let pause = ReconcileCommand.seconds(poll)!
+        let pause = DurationText.seconds(poll)!
         console.printError("queue: \(model) \(VersionDigest.short(digest)) (\(env)) on \(queue.inbox.path)")
         while true {
             guard let name = queue.claim() else {

@@ -114,7 +114,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     var junit: String?
 
     func validate() throws {
-        guard Self.seconds(interval) != nil else { throw ValidationError("--interval: '\(interval)' is not a duration such as 500ms, 30s or 5m") }
+        guard DurationText.seconds(interval) != nil else { throw ValidationError("--interval: '\(interval)' is not a duration such as 500ms, 30s or 5m") }
     }
 
     func run() async throws {
@@ -128,7 +128,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             if report.failed { throw CommandFailure(.failure) }
             return
         }
-        let pause = Self.seconds(interval)!
+        let pause = DurationText.seconds(interval)!
         var last: String?
         while !_Concurrency.Task.isCancelled {
             let commit = try? reconciler.workspace.repository.resolve(environment.repository.ref).hex
@@ -176,8 +176,6 @@ struct ReconcileCommand: AsyncParsableCommand {
         return report
     }
 
-    /// `500ms`, `30s`, `5m`, `1h`, `7d` or plain seconds.
-    static func seconds(_ text: String) -> Double? { DurationText.seconds(text) }
 }
 
 /// A reconcile's gate results as JUnit XML: one test suite, one test case per gate of each record.

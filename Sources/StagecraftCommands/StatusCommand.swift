@@ -67,12 +67,11 @@ struct StatusCommand: AsyncParsableCommand {
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
         let state = try workspace.openState()
         let commit = try repo.resolve(repository.ref)
-        let names = try env.map { [$0] } ?? (repo.directory(at: Project.environmentsFolder, in: commit) ?? [])
-            .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+        let names = try env.map { [$0] } ?? workspace.environmentNames(at: commit)
         var rows: [Row] = []
         for name in names {
             let manifest = try workspace.environment(name, at: commit)
-            let client = ServerClient(host: manifest.host, port: manifest.port, token: try AdminToken.loadOrCreate(root: workspace.root))
+            let client = try workspace.serverClient(for: manifest)
             let actual = client.isLive() ? try client.state() : nil
             let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
             let records = try state.records(environment: name, model: nil)
@@ -84,11 +83,7 @@ struct StatusCommand: AsyncParsableCommand {
                 var serving: [VersionShare] = []
                 if let route { serving = route.traffic ?? [VersionShare(version: route.defaultVersion, weight: 100)] }
                 let last = records.last { $0.model == model }
-                let wanted = deployment.flatMap { deployment -> ServerState.Route? in
-                    guard let pin = deployment.version, let full = workspace.digest(pin) else { return nil }
-                    let traffic = deployment.traffic.map { $0.map { VersionShare(version: workspace.digest($0.version) ?? $0.version, weight: $0.weight) } }
-                    return ServerState.Route(defaultVersion: full, traffic: traffic, shadow: deployment.shadow.map { workspace.digest($0.version) ?? $0.version })
-                }
+                let wanted = deployment.flatMap(workspace.route)
                 let synced = desired == nil ? route == nil : (wanted != nil && wanted == route)
                 let health: String
                 if last?.outcome == .inProgress {

@@ -1,4 +1,5 @@
 public import Foundation
+import LoopbackHTTP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,16 +69,7 @@ public enum Loopback {
     public static func waitForListener(port: Int, timeout: TimeInterval = 10) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            close(fd)
-            if connected == 0 { return }
+            if HTTPConnection.isListening(port: port) { return }
             usleep(20_000)
         }
         throw LoopbackError(message: "nothing listened on 127.0.0.1:\(port) within \(timeout) s")
