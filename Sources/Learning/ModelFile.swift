@@ -122,6 +122,42 @@ public struct ModelFile: Sendable, Codable, Equatable {
         Dictionary(uniqueKeysWithValues: pipeline.features.map { ($0.name, $0.kind == .numeric ? ColumnType.numeric : .categorical) })
     }
 
+    /// The model's raw feature columns from records of feature values as JSON gives them: a number, or null (or
+    /// absent) for missing, for a numeric feature; a string or null for a categorical one.
+    /// - Parameter lines: each record's line in `source`, for messages (default 1, 2, …).
+    /// - Throws: ``LearningError`` naming `source:line` and the feature when a value has another type.
+    public func dataset(records: [[String: Any]], lines: [Int]? = nil, source: String) throws -> Dataset {
+        let features = pipeline.features
+        var numeric = [[Double]](repeating: [], count: features.count)
+        var text = [[String?]](repeating: [], count: features.count)
+        for (index, record) in records.enumerated() {
+            let line = lines?[index] ?? index + 1
+            for (position, feature) in features.enumerated() {
+                let value = record[feature.name]
+                if feature.kind == .numeric {
+                    switch value {
+                    case let number as NSNumber where !(value is Bool): numeric[position].append(number.doubleValue)
+                    case nil, is NSNull: numeric[position].append(.nan)
+                    default: throw LearningError(.malformedData, "\(source):\(line): '\(feature.name)' must be a number or null")
+                    }
+                } else {
+                    switch value {
+                    case let string as String: text[position].append(string)
+                    case nil, is NSNull: text[position].append(nil)
+                    default: throw LearningError(.malformedData, "\(source):\(line): '\(feature.name)' must be a string or null")
+                    }
+                }
+            }
+        }
+        let columns: [Column] = features.enumerated().map { position, feature in
+            if feature.kind == .numeric { return .numeric(numeric[position]) }
+            let levels = Array(Set(text[position].compactMap { $0 })).sorted()
+            let index = Dictionary(uniqueKeysWithValues: levels.enumerated().map { ($1, Int32($0)) })
+            return .categorical(codes: text[position].map { $0.flatMap { index[$0] } ?? -1 }, levels: levels)
+        }
+        return Dataset(names: features.map(\.name), columns: columns, source: source)
+    }
+
     public func predict(_ data: Dataset) throws -> Predictions {
         predict(try pipeline.transform(data))
     }

@@ -88,7 +88,7 @@ public struct Monitor {
         var report = ModelMonitorReport(environment: environment, model: model, version: version, rows: window.count, drift: [],
                                         predictionDrift: nil, live: [:], labels: 0, newRows: 0, triggers: [])
         if let reference = file.reference, !window.isEmpty {
-            let (dataset, predictions) = Self.dataset(window, file: file)
+            let (dataset, predictions) = try Self.dataset(window, file: file)
             let (drift, predicted) = reference.compare(dataset, predictions: predictions)
             report.drift = drift
             report.predictionDrift = predicted
@@ -164,22 +164,11 @@ public struct Monitor {
     }
 
     /// The captured rows as the model's raw feature columns, and their predictions.
-    static func dataset(_ rows: [CapturedRow], file: ModelFile) -> (Dataset, Predictions) {
-        let features = file.pipeline.features
-        let columns: [Column] = features.map { feature in
-            let values = rows.map { $0.inputs[feature.name] }
-            if feature.kind == .numeric {
-                return .numeric(values.map { ($0 as? NSNumber)?.doubleValue ?? .nan })
-            }
-            let texts = values.map { $0 as? String }
-            let levels = Array(Set(texts.compactMap { $0 })).sorted()
-            let index = Dictionary(uniqueKeysWithValues: levels.enumerated().map { ($1, Int32($0)) })
-            return .categorical(codes: texts.map { $0.flatMap { index[$0] } ?? -1 }, levels: levels)
-        }
+    static func dataset(_ rows: [CapturedRow], file: ModelFile) throws -> (Dataset, Predictions) {
         let predictions = file.classes == nil
             ? Predictions(values: rows.map { ($0.prediction as? NSNumber)?.doubleValue ?? .nan })
             : Predictions(labels: rows.map { "\($0.prediction)" })
-        return (Dataset(names: features.map(\.name), columns: columns, source: "capture"), predictions)
+        return (try file.dataset(records: rows.map(\.inputs), source: "capture"), predictions)
     }
 
     /// Metrics of the labelled rows, named as gates name them.

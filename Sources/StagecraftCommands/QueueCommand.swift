@@ -109,36 +109,15 @@ struct QueueCommand: AsyncParsableCommand {
 
     /// JSON Lines (one object of feature values per line) as the model's raw feature columns.
     static func jsonLines(_ input: Data, name: String, file: ModelFile) throws -> Dataset {
-        let features = file.pipeline.features
-        var numeric = [[Double]](repeating: [], count: features.count)
-        var text = [[String?]](repeating: [], count: features.count)
-        for (index, line) in input.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
+        var records: [[String: Any]] = [], lines: [Int] = []
+        for (index, line) in input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+        where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
                 throw LearningError(.malformedData, "\(name):\(index + 1): not a JSON object")
             }
-            for (position, feature) in features.enumerated() {
-                let value = object[feature.name]
-                if feature.kind == .numeric {
-                    switch value {
-                    case let number as NSNumber where !(value is Bool): numeric[position].append(number.doubleValue)
-                    case nil, is NSNull: numeric[position].append(.nan)
-                    default: throw LearningError(.malformedData, "\(name):\(index + 1): '\(feature.name)' must be a number or null")
-                    }
-                } else {
-                    switch value {
-                    case let string as String: text[position].append(string)
-                    case nil, is NSNull: text[position].append(nil)
-                    default: throw LearningError(.malformedData, "\(name):\(index + 1): '\(feature.name)' must be a string or null")
-                    }
-                }
-            }
+            records.append(object)
+            lines.append(index + 1)
         }
-        let columns: [Column] = features.enumerated().map { position, feature in
-            if feature.kind == .numeric { return .numeric(numeric[position]) }
-            let levels = Array(Set(text[position].compactMap { $0 })).sorted()
-            let index = Dictionary(uniqueKeysWithValues: levels.enumerated().map { ($1, Int32($0)) })
-            return .categorical(codes: text[position].map { $0.flatMap { index[$0] } ?? -1 }, levels: levels)
-        }
-        return Dataset(names: features.map(\.name), columns: columns, source: name)
+        return try file.dataset(records: records, lines: lines, source: name)
     }
 }

@@ -113,3 +113,21 @@ import Testing
         #expect(decoded.reference?.prediction.kind == .categorical)
     }
 }
+
+@Suite struct RecordsTests {
+    @Test func recordsOfJSONValuesBecomeTheModelsColumns() throws {
+        let data = try CSVReader.read(Data("x,c,y\n1,a,p\n2,b,q\n3,a,p\n4,b,q\n".utf8), source: "t.csv")
+        let outcome = try Training.run(TrainingRequest(task: .binaryClassification, target: "y", algorithm: .logisticRegression), train: data, test: data)
+        let file = outcome.modelFile(task: .binaryClassification, target: "y", build: BuildRecord(digest: "d", model: "m", data: [:], parameters: [:], tool: "t"))
+        let records: [[String: Any]] = [["x": 1.5, "c": "b"], ["x": NSNull(), "c": NSNull()], ["c": "z"]]
+        let dataset = try file.dataset(records: records, source: "in.jsonl")
+        #expect(dataset.names == ["x", "c"])
+        guard case .numeric(let x) = dataset.columns[0], case .categorical(let codes, let levels) = dataset.columns[1] else {
+            Issue.record("wrong column kinds"); return
+        }
+        #expect(x[0] == 1.5 && x[1].isNaN && x[2].isNaN)
+        #expect(levels == ["b", "z"] && codes == [0, -1, 1])
+        let wrong = #expect(throws: LearningError.self) { try file.dataset(records: [["x": "one"]], lines: [7], source: "in.jsonl") }
+        #expect(wrong?.message == "in.jsonl:7: 'x' must be a number or null")
+    }
+}
