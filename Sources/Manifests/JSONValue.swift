@@ -50,7 +50,8 @@ public enum JSONValue: Hashable, Sendable, Codable {
         return "\(value)"
     }
 
-    static func quote(_ text: String, into out: inout String) {
+    /// Appends `text` to `out` as a JSON string literal.
+    public static func quote(_ text: String, into out: inout String) {
         out += "\""
         for scalar in text.unicodeScalars {
             switch scalar {

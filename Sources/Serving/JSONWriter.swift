@@ -1,4 +1,5 @@
 import Learning
+import Manifests
 
 /// Writes JSON text directly: numbers in Swift's shortest round-trip form (so a client reads back exactly the
 /// value computed), keys in the order given.
@@ -9,27 +10,9 @@ struct JSONWriter {
 
     mutating func raw(_ fragment: String) { text += fragment }
 
-    mutating func string(_ value: String) {
-        text += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: text.unicodeScalars.append(scalar)
-            }
-        }
-        text += "\""
-    }
+    mutating func string(_ value: String) { JSONValue.quote(value, into: &text) }
 
-    mutating func number(_ value: Double) {
-        text += value.isFinite ? (value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : value.description) : "null"
-    }
+    mutating func number(_ value: Double) { text += value.isFinite ? formatNumber(value) : "null" }
 
     mutating func numbers(_ values: [Double]) {
         text += "["
