@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -61,7 +64,13 @@ let package = Package(
         // The inference server: Open Inference Protocol (KServe V2) over Hummingbird.
         .target(
             name: "Serving",
-            dependencies: ["Learning", "Registry", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "Learning", "Registry",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: swiftSettings
         ),
         // A queue of files in a folder, shared by worker processes: atomic claims, leases, retries, a dead-letter folder.

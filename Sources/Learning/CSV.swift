@@ -40,6 +40,13 @@ public struct Dataset: Sendable {
         names.firstIndex(of: name).map { columns[$0] }
     }
 
+    /// The column named `name`, looked for at `position` first: data sets made for a model (a request's rows) keep
+    /// its features' order, so a lookup per feature does not compare every name.
+    func column(_ name: String, expectedAt position: Int) -> Column? {
+        if position < names.count, names[position] == name { return columns[position] }
+        return column(name)
+    }
+
     /// The rows at `indices` (ascending); the data set itself when that is every row.
     func keeping(_ indices: [Int]) -> Dataset {
         indices.count == rowCount ? self : rows(indices)
@@ -460,7 +467,7 @@ public enum CSVReader {
 
     /// Parses a decimal number (`-12.5e3`, `.5`, `1e-4`, `inf` is not accepted); nil when it is not one.
     /// Up to 19 significant digits and a small exponent take a fast exact path; anything else goes to `strtod`.
-    static func parseDouble(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
+    public static func parseDouble(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
         var position = start
         // Trim spaces.
         var stop = end

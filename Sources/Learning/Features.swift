@@ -124,15 +124,17 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// level codes (an unknown level is -1, the unknown bucket).
     public func transform(_ data: Dataset) throws -> FeatureMatrix {
         let rows = data.rowCount
-        let numeric = numericFeatures, categorical = categoricalFeatures
-        var numericValues = [Double](repeating: 0, count: rows * numeric.count)
-        var codes = [Int32](repeating: -1, count: rows * categorical.count)
-        for (slot, feature) in numeric.enumerated() {
-            guard let column = data.column(feature.name) else {
+        let numericCount = features.count { $0.kind == .numeric }, categoricalCount = features.count - numericCount
+        var numericValues = [Double](repeating: 0, count: rows * numericCount)
+        var codes = [Int32](repeating: -1, count: rows * categoricalCount)
+        var slot = 0
+        for (position, feature) in features.enumerated() where feature.kind == .numeric {
+            defer { slot += 1 }
+            guard let column = data.column(feature.name, expectedAt: position) else {
                 throw LearningError(.missingColumn, "\(data.source): no column '\(feature.name)' that the model needs")
             }
             let fill = feature.fill!, mean = feature.mean!, scale = feature.scale!
-            let width = numeric.count
+            let width = numericCount
             switch column {
             case .numeric(let values):
                 if feature.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
@@ -142,8 +144,8 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
                     values.withUnsafeBufferPointer { input in
                         let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
                         let chunks = RowChunks(rows: rows)
-                        DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
-                            for row in chunks.range(chunk) {
+                        chunks.forEach { range in
+                            for row in range {
                                 let value = input.base[row]
                                 out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
                             }
@@ -158,18 +160,25 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
                 for row in 0..<rows { numericValues[row * width + slot] = (fill - mean) / scale }
             }
         }
-        for (slot, feature) in categorical.enumerated() {
-            guard let column = data.column(feature.name) else {
+        slot = 0
+        for (position, feature) in features.enumerated() where feature.kind == .categorical {
+            defer { slot += 1 }
+            guard let column = data.column(feature.name, expectedAt: position) else {
                 throw LearningError(.missingColumn, "\(data.source): no column '\(feature.name)' that the model needs")
             }
             let known = feature.levels!
             let (columnCodes, columnLevels) = Self.categorical(column)
-            // Map this data's levels onto the fitted ones; unseen levels become -1.
-            var index: [String: Int32] = [:]
-            for (code, level) in known.enumerated() { index[level] = Int32(code) }
-            let remap = columnLevels.map { index[$0] ?? -1 }
+            // Map this data's levels onto the fitted ones (sorted, so found by bisection); unseen levels become -1.
+            let remap = columnLevels.map { level -> Int32 in
+                var low = 0, high = known.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if known[middle] < level { low = middle + 1 } else { high = middle }
+                }
+                return low < known.count && known[low] == level ? Int32(low) : -1
+            }
             let fill = Int32(feature.fillLevel!)
-            let width = categorical.count
+            let width = categoricalCount
             if feature.imputation == .error, let row = columnCodes.firstIndex(of: -1) {
                 throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): missing value in '\(feature.name)', whose missing-value policy is 'error'")
             }
@@ -179,8 +188,8 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             }
         }
         return FeatureMatrix(
-            rowCount: rows, numeric: numericValues, numericCount: numeric.count, codes: codes,
-            levelCounts: categorical.map { $0.levels!.count })
+            rowCount: rows, numeric: numericValues, numericCount: numericCount, codes: codes,
+            levelCounts: features.compactMap { $0.kind == .categorical ? $0.levels!.count : nil })
     }
 
     /// A column read as categories (numbers become their text).

@@ -19,9 +19,9 @@ public struct Binning: Sendable, Codable, Equatable {
             let shared = SharedPointer(base: buffer.baseAddress!)
             let thresholds = self.thresholds, levelBins = self.levelBins
             let chunks = RowChunks(rows: rows)
-            DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+            chunks.forEach { range in
                 matrix.numeric.withUnsafeBufferPointer { x in
-                    for row in chunks.range(chunk) {
+                    for row in range {
                         for j in 0..<p {
                             shared[row * features + j] = UInt8(Binning.search(thresholds[j], x[row * p + j]))
                         }
@@ -248,16 +248,16 @@ public struct GradientBoostingTrainer: Sendable {
                 raw.withUnsafeMutableBufferPointer { buffer in
                     let out = SharedPointer(base: buffer.baseAddress!)
                     let chunks = RowChunks(rows: n)
-                    DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
-                        for row in chunks.range(chunk) { out[row * outputs + k] += tree.value[Int(leafOfRow[row])] }
+                    chunks.forEach { range in
+                        for row in range { out[row * outputs + k] += tree.value[Int(leafOfRow[row])] }
                     }
                 }
                 validationBins.withUnsafeBufferPointer { b in
                     validationRaw.withUnsafeMutableBufferPointer { buffer in
                         let out = SharedPointer(base: buffer.baseAddress!), bins = SharedConstPointer(base: b.baseAddress!)
                         let chunks = RowChunks(rows: validationRows.count)
-                        DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
-                            for row in chunks.range(chunk) { out[row * outputs + k] += tree.predict(bins.base + row * features) }
+                        chunks.forEach { range in
+                            for row in range { out[row * outputs + k] += tree.predict(bins.base + row * features) }
                         }
                     }
                 }
@@ -312,9 +312,9 @@ public struct GradientBoostingTrainer: Sendable {
         gradients.withUnsafeMutableBufferPointer { gradientBuffer in
             raw.withUnsafeBufferPointer { rawBuffer in
                 let g = SharedPointer(base: gradientBuffer.baseAddress!), r = SharedConstPointer(base: rawBuffer.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                chunks.forEach { range in
                     let r = r.base
-                    for row in chunks.range(chunk) {
+                    for row in range {
                         switch task {
                         case .binaryClassification:
                             let p = 1 / (1 + exp(-r[row]))

@@ -38,3 +38,9 @@ struct SharedPointer<Element>: @unchecked Sendable {
         nonmutating set { base[index] = newValue }
     }
 }
+
+/// A value (such as a closure) handed to the tasks of one parallel loop that only read it.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -8,6 +8,19 @@ struct RowChunks {
     var count: Int { (rows + Self.size - 1) / Self.size }
     func range(_ chunk: Int) -> Range<Int> { chunk * Self.size ..< min(rows, (chunk + 1) * Self.size) }
 
+    /// Runs `body` for every chunk's rows, on all cores; a single chunk (a small request) runs on the calling thread.
+    func forEach(_ body: (Range<Int>) -> Void) {
+        let chunks = count
+        if chunks <= 1 {
+            if rows > 0 { body(0..<rows) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in shared.value(range(chunk)) }
+        }
+    }
+
     /// Runs `body` for every chunk, on all cores; each chunk writes `width` doubles of its own, which are then
     /// summed chunk by chunk, in order.
     func sum(width: Int, _ body: @Sendable (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
@@ -15,8 +28,12 @@ struct RowChunks {
         var partials = [Double](repeating: 0, count: max(chunks, 1) * width)
         partials.withUnsafeMutableBufferPointer { buffer in
             let shared = SharedPointer(base: buffer.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                body(range(chunk), shared.base + chunk * width)
+            if chunks == 1 {
+                body(range(0), shared.base)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                    body(range(chunk), shared.base + chunk * width)
+                }
             }
         }
         var total = [Double](repeating: 0, count: width)

@@ -53,6 +53,12 @@ public enum JSONValue: Hashable, Sendable, Codable {
     /// Appends `text` to `out` as a JSON string literal.
     public static func quote(_ text: String, into out: inout String) {
         out += "\""
+        // Most text needs no escape: append it whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out += text
+            out += "\""
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

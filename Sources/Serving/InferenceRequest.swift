@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 public import Learning
 
 /// A request the server cannot answer, with the HTTP status it stands for (decided at the edge, in the server).
@@ -35,11 +36,12 @@ public struct InferenceRequest: Sendable {
     /// Decodes a request body for `model`. Inputs are either one tensor per feature (shape `[N]` or `[N,1]`) or,
     /// when every feature is numeric, one `[N,F]` tensor with the features in the model's order.
     public static func decode(_ body: Data, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
-        try decode(try parse(body), for: model)
+        let json = body.withUnsafeBytes { bytes in Result { () throws(InferenceError) in try parse(bytes) } }
+        return try decode(try json.get(), for: model)
     }
 
     /// The body as a JSON object.
-    static func parse(_ body: Data) throws(InferenceError) -> JSON {
+    static func parse(_ body: UnsafeRawBufferPointer) throws(InferenceError) -> JSON {
         guard let json = JSON.parse(body) else {
             throw InferenceError(.badRequest, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})")
         }
@@ -48,6 +50,26 @@ public struct InferenceRequest: Sendable {
         }
         return json
     }
+
+    /// A new request id, in the form of a version 4 UUID (lowercase): 64 random bits drawn once per process, then a
+    /// counter; unique in the process, and across processes but for a 2⁻⁶⁰ chance. No system call per request.
+    static func newID() -> String {
+        let high = idPrefix, low = idCounter.wrappingAdd(1, ordering: .relaxed).newValue & 0x3fff_ffff_ffff_ffff | 0x8000_0000_0000_0000
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { text in
+            var position = 0
+            for (index, shift) in stride(from: 124, through: 0, by: -4).enumerated() {
+                if index == 8 || index == 12 || index == 16 || index == 20 { text[position] = 45; position += 1 }
+                let nibble = shift >= 64 ? high >> UInt64(shift - 64) : low >> UInt64(shift)
+                text[position] = digits[Int(nibble & 15)]
+                position += 1
+            }
+            return position
+        }
+    }
+
+    private static let idPrefix = UInt64.random(in: .min ... .max) & 0xffff_ffff_ffff_0fff | 0x4000
+    private static let idCounter = Atomic<UInt64>(UInt64.random(in: 0 ..< 1 << 32))
 
     /// The request's `id`, if it has one.
     static func id(_ json: JSON) throws(InferenceError) -> String? {
@@ -210,7 +232,8 @@ public struct InferenceRequest: Sendable {
 
 /// The JSON body of an infer response.
 public enum InferenceResponse {
-    public static func encode(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?) -> Data {
+    /// The body of the answer to a request for `outputs` (nil: all).
+    static func text(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?) -> String {
         let wanted = outputs ?? (classes == nil ? ["predict"] : ["predict", "predict_proba"])
         let rows = predictions.labels?.count ?? predictions.values?.count ?? 0
         var json = JSONWriter(capacity: 128 + rows * 48)
@@ -245,6 +268,6 @@ public enum InferenceResponse {
             }
         }
         json.raw("]}")
-        return Data(json.text.utf8)
+        return json.text
     }
 }

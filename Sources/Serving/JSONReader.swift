@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 
 /// A parsed JSON value. Numbers keep their exact value (Foundation's JSONSerialization on Linux rounds some
 /// doubles to a neighbour, which would change a model's inputs).
@@ -22,12 +23,15 @@ enum JSON {
 
     /// Parses a complete JSON text; nil when it is not one.
     static func parse(_ data: Data) -> JSON? {
-        data.withUnsafeBytes { raw -> JSON? in
-            var parser = Parser(bytes: raw.bindMemory(to: UInt8.self))
-            guard let value = parser.value(depth: 0) else { return nil }
-            parser.skipSpace()
-            return parser.position == parser.bytes.count ? value : nil
-        }
+        data.withUnsafeBytes { parse($0) }
+    }
+
+    /// Parses a complete JSON text; nil when it is not one.
+    static func parse(_ raw: UnsafeRawBufferPointer) -> JSON? {
+        var parser = Parser(bytes: raw.bindMemory(to: UInt8.self))
+        guard let value = parser.value(depth: 0) else { return nil }
+        parser.skipSpace()
+        return parser.position == parser.bytes.count ? value : nil
     }
 
     private struct Parser {
@@ -82,9 +86,10 @@ enum JSON {
                 while position < bytes.count, bytes[position] &- 48 < 10 { position += 1 }
                 guard position > exponent else { return nil }
             }
-            // Swift's Double(String) rounds correctly.
-            guard let value = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)) else { return nil }
-            return .number(value)
+            // The CSV reader's conversion rounds correctly (an exact fast path, strtod otherwise).
+            // It refuses what overflows, which JSON allows and the request decoder reports as not finite.
+            if let value = CSVReader.parseDouble(bytes, start, position) { return .number(value) }
+            return Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)).map(JSON.number)
         }
 
         mutating func string() -> String? {

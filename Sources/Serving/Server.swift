@@ -33,10 +33,15 @@ public struct InferenceServer: Sendable {
         self.bodyLimit = bodyLimit
     }
 
+    /// What answers infer requests, on the event loop (``InferenceChannelHandler``) or through the router.
+    var inferenceEndpoint: InferenceEndpoint {
+        InferenceEndpoint(repository: repository, metrics: metrics, capture: capture, feedback: feedback, bodyLimit: bodyLimit)
+    }
+
     /// The server's routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics, capture = self.capture, feedback = self.feedback
+        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics, feedback = self.feedback
         router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
@@ -52,12 +57,12 @@ public struct InferenceServer: Sendable {
         router.get("/v2/models/:model/versions/:version/ready") { _, context in
             try Self.ready(repository, context, version: context.parameters.get("version"))
         }
+        let endpoint = inferenceEndpoint
         router.post("/v2/models/:model/infer") { request, context in
-            await Self.infer(repository, request, context, version: nil, bodyLimit: bodyLimit, metrics: metrics, capture: capture, feedback: feedback)
+            await endpoint.answer(request, model: context.parameters.get("model"), version: nil)
         }
         router.post("/v2/models/:model/versions/:version/infer") { request, context in
-            await Self.infer(repository, request, context, version: context.parameters.get("version"), bodyLimit: bodyLimit, metrics: metrics,
-                             capture: capture, feedback: feedback)
+            await endpoint.answer(request, model: context.parameters.get("model"), version: context.parameters.get("version"))
         }
         router.post("/v2/models/:model/feedback") { request, context in await feedback.post(repository, request, context, bodyLimit: bodyLimit) }
         router.get("/v2/models/:model/feedback") { _, context in feedback.get(repository, context) }
@@ -88,9 +93,12 @@ public struct InferenceServer: Sendable {
             quiet.logLevel = .critical
             return quiet
         }()
+        let endpoint = inferenceEndpoint, serverName = "stagecraft"
         let app = Application(
             router: router(),
-            configuration: .init(address: .hostname(host, port: port), serverName: "stagecraft"),
+            // Infer requests are answered on the event loop; everything else goes through the router.
+            server: .http1(configuration: .init(additionalChannelHandlers: [InferenceChannelHandler(endpoint: endpoint, serverName: serverName)])),
+            configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { [environment, repository, host, port] _ in
                 let models = repository.models.compactMap { name in repository.resolve(model: name).map { "\(name)@\($0.version.prefix(12))" } }
                 logger.info("serving", metadata: ["environment": "\(environment)", "address": "\(host):\(port)", "models": "\(models.joined(separator: ","))"])
@@ -131,56 +139,14 @@ public struct InferenceServer: Sendable {
     /// A request that carries this header is a verification probe: answered and counted, never captured.
     public static let probeHeader = HTTPField.Name("Stagecraft-Probe")!
 
-    static func infer(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, version: String?, bodyLimit: Int,
-                      metrics: ServerMetrics, capture: RequestCapture?, feedback: LiveFeedback? = nil) async -> Response {
-        let started = ContinuousClock.now
-        guard let name = context.parameters.get("model") else { return error(.badRequest, "no model in the path") }
-        var answered: LoadedVersion?
-        let response: Response
-        do {
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: bodyLimit)
-            } catch is NIOTooManyBytesError {
-                throw InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes")
-            } catch {
-                throw InferenceError(.badRequest, "the body could not be read")
-            }
-            guard repository.versions(of: name) != nil else { throw InferenceError(.notFound, notFoundMessage(name, version, repository)) }
-            let json = try InferenceRequest.parse(Data(body.readableBytesView))
-            let requestID = try InferenceRequest.id(json)
-            guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
-                throw InferenceError(.notFound, notFoundMessage(name, version, repository))
-            }
-            answered = loaded
-            let decoded = try InferenceRequest.decode(json, for: loaded.file)
-            let predictions = try loaded.file.predict(decoded.rows)
-            let id = decoded.id ?? UUID().uuidString.lowercased()
-            let data = InferenceResponse.encode(model: name, version: loaded.version, id: id, predictions: predictions,
-                                                classes: loaded.file.classes, outputs: decoded.outputs)
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
-            response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-            // Verification probes (reconcile's online gates, header `Stagecraft-Probe`) are not live traffic.
-            let live = request.headers[InferenceServer.probeHeader] == nil
-            if live {
-                feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: loaded.file.classes, rows: decoded.rows.rowCount)
-            }
-            if let capture, live {
-                let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
-                capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
-                               classes: loaded.file.classes, latency: seconds(since: started), shadow: shadow)
-            }
-        } catch {
-            response = Self.response(for: error)
-        }
-        metrics.record(model: name, version: answered?.version ?? "", status: Int(response.status.code), seconds: seconds(since: started))
-        return response
-    }
+    /// The header that names the commit an answering version was built from.
+    static let sourceHeader = HTTPField.Name("Stagecraft-Source")!
 
     /// The response to a request that failed: an ``InferenceError``'s own status, a 400 for anything else a client sent.
-    static func response(for failure: any Error) -> Response {
+    static func response(for failure: any Error) -> Response { reply(for: failure).response }
+
+    /// The reply to a request that failed, as ``response(for:)`` says.
+    static func reply(for failure: any Error) -> Reply {
         switch failure {
         case let failure as InferenceError:
             let status: HTTPResponse.Status
@@ -189,11 +155,11 @@ public struct InferenceServer: Sendable {
             case .notFound: status = .notFound
             case .tooLarge: status = .contentTooLarge
             }
-            return error(status, failure.message)
+            return errorReply(status, failure.message)
         case let failure as LearningError:
-            return error(.badRequest, failure.message)
+            return errorReply(.badRequest, failure.message)
         default:
-            return error(.badRequest, "\(failure)")
+            return errorReply(.badRequest, "\(failure)")
         }
     }
 
@@ -210,14 +176,21 @@ public struct InferenceServer: Sendable {
     }
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        jsonReply(object, status: status).response
+    }
+
+    static func jsonReply(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Reply {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return .json(ByteBuffer(bytes: data), status: status)
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        json(["error": message], status: status)
+        errorReply(status, message).response
+    }
+
+    /// `{"error": message}` with `status`.
+    static func errorReply(_ status: HTTPResponse.Status, _ message: String) -> Reply {
+        jsonReply(["error": message], status: status)
     }
 }
 

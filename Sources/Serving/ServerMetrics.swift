@@ -8,6 +8,12 @@ public final class ServerMetrics: Sendable {
         var count = 0
         var sum = 0.0
         var buckets = [Int](repeating: 0, count: ServerMetrics.bounds.count)
+
+        mutating func add(_ seconds: Double) {
+            count += 1
+            sum += seconds
+            for (index, bound) in ServerMetrics.bounds.enumerated() where seconds <= bound { buckets[index] += 1 }
+        }
     }
 
     /// Upper bounds of the latency buckets, in seconds.
@@ -19,13 +25,7 @@ public final class ServerMetrics: Sendable {
 
     /// Counts one answered request.
     public func record(model: String, version: String, status: Int, seconds: Double) {
-        series.withLock { all in
-            var entry = all[Key(model: model, version: version, status: status)] ?? Series()
-            entry.count += 1
-            entry.sum += seconds
-            for (index, bound) in Self.bounds.enumerated() where seconds <= bound { entry.buckets[index] += 1 }
-            all[Key(model: model, version: version, status: status)] = entry
-        }
+        series.withLock { all in all[Key(model: model, version: version, status: status), default: Series()].add(seconds) }
     }
 
     /// The Prometheus text exposition of every series.

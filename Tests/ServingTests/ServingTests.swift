@@ -312,6 +312,52 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
+    /// Infer requests are answered on the event loop, others by the router: pipelined on one connection (written in
+    /// one go by Python's socket module), the answers still come back in request order; a chunked body, a body over
+    /// the limit and `Connection: close` work on that path too.
+    @Test func pipelinedRequestsAreAnsweredInOrderAcrossBothPaths() async throws {
+        try await withServer(bodyLimit: 4096) { port, _ in
+            let row = String(decoding: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1, id: "pipelined"), as: UTF8.self)
+            let script = #"""
+            import socket, sys
+            port, row = int(sys.argv[1]), sys.argv[2].encode()
+            def post(path, body, extra=b""):
+                return b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            chunked = b"POST /v2/models/penguins/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            for i in range(0, len(row), 100):
+                piece = row[i:i + 100]
+                chunked += b"%x\r\n" % len(piece) + piece + b"\r\n"
+            chunked += b"0\r\n\r\n"
+            wire = (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n" + post(b"/v2/models/penguins/infer", row)
+                    + b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n" + chunked + post(b"/v2/models/penguins/infer", b" " * 5000)
+                    + post(b"/v2/models/breast-cancer/infer", b"{", b"Connection: close\r\n"))
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(wire)
+            data = b""
+            while True:
+                part = s.recv(65536)
+                if not part: break
+                data += part
+            while data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                length = int([l.split(b":")[1] for l in lines if l.lower().startswith(b"content-length")][0])
+                print(lines[0].split(b" ")[1].decode(), rest[:length].decode())
+                data = rest[length:]
+            """#
+            let output = try await offPool { try ProcessRunner.run("python3", ["-c", script, String(port), row]) }
+            let answers = output.stdout.split(separator: "\n").map { line in (status: line.prefix(3), body: line.dropFirst(4)) }
+            #expect(answers.map(\.status) == ["200", "200", "200", "200", "413", "400"], "\(output.stdout)")
+            guard answers.count == 6 else { return }
+            #expect(answers[0].body.contains("\"live\""))
+            #expect(answers[1].body.contains("\"id\":\"pipelined\""))
+            #expect(answers[2].body.contains("\"name\":\"stagecraft\""))
+            #expect(answers[3].body.contains("\"id\":\"pipelined\""))
+            #expect(answers[4].body.contains("the body is over the limit of 4096 bytes"))
+            #expect(answers[5].body.contains("the body is not valid JSON"))
+        }
+    }
+
     @Test func aSwitchOfTheDefaultVersionIsImmediate() async throws {
         try await withServer { port, repository in
             let other = String(repeating: "ef", count: 32)

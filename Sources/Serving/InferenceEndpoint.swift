@@ -1,0 +1,95 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Learning
+import NIOCore
+
+/// An HTTP reply, built without Hummingbird so that the event-loop fast path can write it as it is.
+struct Reply {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: ByteBuffer
+
+    /// The same reply as a Hummingbird response.
+    var response: Response { Response(status: status, headers: headers, body: .init(byteBuffer: body)) }
+
+    /// A JSON body with `Content-Type: application/json`.
+    static func json(_ body: ByteBuffer, status: HTTPResponse.Status = .ok, source: String? = nil) -> Reply {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if let source { headers[InferenceServer.sourceHeader] = source }
+        return Reply(status: status, headers: headers, body: body)
+    }
+}
+
+/// Answers `POST /v2/models/{model}[/versions/{version}]/infer` once the body has been read: decode, route (version,
+/// split), predict, encode; records metrics, live feedback and capture. The Hummingbird route and the event-loop
+/// fast path (``InferenceChannelHandler``) both answer through it.
+struct InferenceEndpoint: Sendable {
+    let repository: ModelRepository
+    let metrics: ServerMetrics
+    let capture: RequestCapture?
+    let feedback: LiveFeedback?
+    let bodyLimit: Int
+
+    /// The reply to an infer request for `model` (and `version`, when the path names one).
+    /// - Parameters:
+    ///   - body: the request body, or why it could not be read (too large, broken).
+    ///   - probe: the request is a verification probe (header `Stagecraft-Probe`): answered and counted, not captured.
+    ///   - started: when the request arrived, for the latency metric.
+    func answer(model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, probe: Bool,
+                started: ContinuousClock.Instant) -> Reply {
+        var answered: LoadedVersion?
+        let reply: Reply
+        do {
+            let body = try body.get()
+            guard repository.versions(of: name) != nil else {
+                throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
+            }
+            let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) } }.get()
+            let requestID = try InferenceRequest.id(json)
+            guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
+                throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
+            }
+            answered = loaded
+            let decoded = try InferenceRequest.decode(json, for: loaded.file)
+            let predictions = try loaded.file.predict(decoded.rows)
+            let id = decoded.id ?? InferenceRequest.newID()
+            let text = InferenceResponse.text(model: name, version: loaded.version, id: id, predictions: predictions,
+                                              classes: loaded.file.classes, outputs: decoded.outputs)
+            reply = .json(ByteBuffer(string: text), source: loaded.source)
+            // Verification probes (reconcile's online gates) are not live traffic.
+            if !probe {
+                feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: loaded.file.classes,
+                                   rows: decoded.rows.rowCount)
+                if let capture {
+                    let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
+                    capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
+                                   classes: loaded.file.classes, latency: seconds(since: started), shadow: shadow)
+                }
+            }
+        } catch {
+            reply = InferenceServer.reply(for: error)
+        }
+        metrics.record(model: name, version: answered?.version ?? "", status: Int(reply.status.code), seconds: seconds(since: started))
+        return reply
+    }
+
+    /// The Hummingbird route's answer: reads the body, then answers as above.
+    func answer(_ request: Request, model: String?, version: String?) async -> Response {
+        let started = ContinuousClock.now
+        guard let model else { return InferenceServer.error(.badRequest, "no model in the path") }
+        let body: Result<ByteBuffer, InferenceError>
+        do {
+            body = .success(try await request.body.collect(upTo: bodyLimit))
+        } catch is NIOTooManyBytesError {
+            body = .failure(tooLarge)
+        } catch {
+            body = .failure(InferenceError(.badRequest, "the body could not be read"))
+        }
+        return answer(model: model, version: version, body: body, probe: request.headers[InferenceServer.probeHeader] != nil,
+                      started: started).response
+    }
+
+    var tooLarge: InferenceError { InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes") }
+}
