@@ -412,7 +412,8 @@ struct TreeBuilder {
         var split: Split?
     }
 
-    /// Builds the histogram of rows order[start..<end]: the node's gradients are first gathered in order, then
+    /// Builds the histogram of rows order[start..<end]: the node's gradients are first gathered in order (in
+    /// parallel pieces), then
     /// each feature's column is summed on its own (its histogram stays in L1). Threads take whole features, and
     /// each feature sums its rows in order, so the result does not depend on the number of cores.
     mutating func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
@@ -420,18 +421,22 @@ struct TreeBuilder {
         var histogram = [Double](repeating: 0, count: width)
         let count = end - start
         let features = self.features, maxBins = self.maxBins, rows = self.rows
+        let groups = count < 4_096 ? 1 : min(features, ProcessInfo.processInfo.activeProcessorCount)
         order.withUnsafeBufferPointer { o in
             gradients.withUnsafeBufferPointer { g in
                 ordered.withUnsafeMutableBufferPointer { out in
-                    for i in 0..<count {
-                        let row = Int(o[start + i])
-                        out[2 * i] = g[2 * row]
-                        out[2 * i + 1] = g[2 * row + 1]
+                    let rowsOfNode = SharedConstPointer(base: o.baseAddress! + start), source = SharedConstPointer(base: g.baseAddress!)
+                    let target = SharedPointer(base: out.baseAddress!)
+                    DispatchQueue.concurrentPerform(iterations: groups) { piece in
+                        for i in (count * piece / groups)..<(count * (piece + 1) / groups) {
+                            let row = Int(rowsOfNode.base[i])
+                            target[2 &* i] = source.base[2 &* row]
+                            target[2 &* i &+ 1] = source.base[2 &* row &+ 1]
+                        }
                     }
                 }
             }
         }
-        let groups = count < 4_096 ? 1 : min(features, ProcessInfo.processInfo.activeProcessorCount)
         bins.withUnsafeBufferPointer { b in
             order.withUnsafeBufferPointer { o in
                 ordered.withUnsafeBufferPointer { g in
@@ -506,6 +511,55 @@ struct TreeBuilder {
         return best
     }
 
+    /// Partitions order[range] stably: rows whose bin of `feature` is at most `threshold` first. Large ranges are cut
+    /// in pieces partitioned in parallel, then put together piece by piece, so the order is the same on any machine.
+    /// Returns where the right rows start.
+    mutating func partition(_ range: Range<Int>, feature: Int, threshold: Int) -> Int {
+        let pieces = range.count < 65_536 ? 1 : ProcessInfo.processInfo.activeProcessorCount
+        var leftCounts = [Int](repeating: 0, count: pieces)
+        let rows = self.rows
+        bins.withUnsafeBufferPointer { b in
+            order.withUnsafeMutableBufferPointer { o in
+                scratch.withUnsafeMutableBufferPointer { spill in
+                    leftCounts.withUnsafeMutableBufferPointer { counts in
+                        let column = SharedConstPointer(base: b.baseAddress! + feature * rows)
+                        let order = SharedPointer(base: o.baseAddress!), spill = SharedPointer(base: spill.baseAddress!)
+                        let counts = SharedPointer(base: counts.baseAddress!)
+                        // Each piece: its left rows in place, its right rows to the scratch space at the same offsets.
+                        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+                            let low = range.lowerBound + range.count * piece / pieces, high = range.lowerBound + range.count * (piece + 1) / pieces
+                            var left = low, right = low
+                            for index in low..<high {
+                                let row = order[index]
+                                if Int(column.base[Int(row)]) <= threshold {
+                                    order[left] = row; left += 1
+                                } else {
+                                    spill[right] = row; right += 1
+                                }
+                            }
+                            counts[piece] = left - low
+                        }
+                        // Then the pieces' left rows together, followed by their right rows.
+                        var left = range.lowerBound
+                        for piece in 0..<pieces {
+                            let low = range.lowerBound + range.count * piece / pieces
+                            if left != low { memmove(order.base + left, order.base + low, counts[piece] * MemoryLayout<Int32>.stride) }
+                            left += counts[piece]
+                        }
+                        var right = left
+                        for piece in 0..<pieces {
+                            let low = range.lowerBound + range.count * piece / pieces, high = range.lowerBound + range.count * (piece + 1) / pieces
+                            let rights = high - low - counts[piece]
+                            (order.base + right).update(from: spill.base + low, count: rights)
+                            right += rights
+                        }
+                    }
+                }
+            }
+        }
+        return range.lowerBound + leftCounts.reduce(0, +)
+    }
+
     /// Grows a tree on `gradients` (pairs of gradient, hessian per row); returns it and each row's leaf node.
     mutating func grow(gradients: [Double], learningRate: Double) -> (Tree, [Int32]) {
         order = (0..<Int32(rows)).map { $0 }
@@ -524,26 +578,7 @@ struct TreeBuilder {
             else { break }
             let leaf = leaves.remove(at: pick)
             let split = leaf.split!
-            // Stable partition of the leaf's rows.
-            var leftEnd = leaf.start
-            let rows = self.rows
-            bins.withUnsafeBufferPointer { b in
-                let column = b.baseAddress! + split.feature * rows
-                order.withUnsafeMutableBufferPointer { o in
-                    scratch.withUnsafeMutableBufferPointer { spill in
-                        var rightCount = 0
-                        for index in leaf.start..<leaf.end {
-                            let row = o[index]
-                            if Int(column[Int(row)]) <= split.threshold {
-                                o[leftEnd] = row; leftEnd += 1
-                            } else {
-                                spill[rightCount] = row; rightCount += 1
-                            }
-                        }
-                        for index in 0..<rightCount { o[leftEnd + index] = spill[index] }
-                    }
-                }
-            }
+            let leftEnd = partition(leaf.start..<leaf.end, feature: split.feature, threshold: split.threshold)
             let leftNode = tree.feature.count, rightNode = leftNode + 1
             tree.feature[leaf.node] = Int32(split.feature)
             tree.threshold[leaf.node] = UInt8(split.threshold)

@@ -1,5 +1,5 @@
 import Foundation
-import Learning
+@testable import Learning
 import StagecraftTesting
 import Testing
 
@@ -66,6 +66,26 @@ import Testing
         let data = try CSVReader.read(Data(text.utf8), source: "step.csv")
         let outcome = try Training.run(TrainingRequest(task: .regression, target: "y", algorithm: .gradientBoosting), train: data, test: data)
         #expect(outcome.holdoutMetrics["rmse"]! < 0.01)
+    }
+
+    /// Over 65,536 rows a node's rows are partitioned in parallel pieces and put back together: the result must be
+    /// the stable partition, as a plain filter gives it, for every split of a node.
+    @Test func largeNodesArePartitionedStably() {
+        let rows = 200_000
+        var random = SplitMix64(seed: 7)
+        let bins = (0..<rows).map { _ in UInt8(random.next() % 256) }
+        var builder = TreeBuilder(bins: bins, features: 1, rows: rows, maxBins: 256, maxLeaves: 31, maxDepth: nil, minSamplesLeaf: 20, l2: 0)
+        builder.order = (0..<Int32(rows)).map { $0 }
+        random.shuffle(&builder.order)
+        let node = 1_000..<(rows - 3_000)
+        let before = builder.order
+        let rightStart = builder.partition(node, feature: 0, threshold: 99)
+        let expectedLeft = before[node].filter { bins[Int($0)] <= 99 }, expectedRight = before[node].filter { bins[Int($0)] > 99 }
+        #expect(rightStart == node.lowerBound + expectedLeft.count)
+        let partitioned = Array(builder.order[node]) == expectedLeft + expectedRight
+        #expect(partitioned, "the node's rows are not its left rows then its right rows, each in their former order")
+        let outside = builder.order[..<node.lowerBound] == before[..<node.lowerBound] && builder.order[node.upperBound...] == before[node.upperBound...]
+        #expect(outside, "rows outside the node moved")
     }
 
     @Test func searchPicksTheBestCandidateAndBreaksTiesByGridOrder() throws {
