@@ -1,5 +1,6 @@
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 import Learning
 public import Logging
 import NIOCore
@@ -33,7 +34,7 @@ public struct InferenceServer: Sendable {
         self.bodyLimit = bodyLimit
     }
 
-    /// What answers infer requests, on the event loop (``InferenceChannelHandler``) or through the router.
+    /// What answers infer requests, on the event loop (``InferenceFastPath``) or through the router.
     var inferenceEndpoint: InferenceEndpoint {
         InferenceEndpoint(repository: repository, metrics: metrics, capture: capture, feedback: feedback, bodyLimit: bodyLimit)
     }
@@ -96,8 +97,11 @@ public struct InferenceServer: Sendable {
         let endpoint = inferenceEndpoint, serverName = "stagecraft"
         let app = Application(
             router: router(),
-            // Infer requests are answered on the event loop; everything else goes through the router.
-            server: .http1(configuration: .init(additionalChannelHandlers: [InferenceChannelHandler(endpoint: endpoint, serverName: serverName)])),
+            // Infer requests are answered on the event loop, from the connection's bytes; everything else goes
+            // through the HTTP decoder and the router.
+            server: HTTPServerBuilder { responder in
+                InferenceHTTP1Channel(http1: HTTP1Channel(responder: responder), endpoint: endpoint, serverName: serverName)
+            },
             configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { [environment, repository, host, port] _ in
                 let models = repository.models.compactMap { name in repository.resolve(model: name).map { "\(name)@\($0.version.prefix(12))" } }

@@ -312,49 +312,87 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
-    /// Infer requests are answered on the event loop, others by the router: pipelined on one connection (written in
-    /// one go by Python's socket module), the answers still come back in request order; a chunked body, a body over
-    /// the limit and `Connection: close` work on that path too.
+    /// Runs a Python client (its socket module, an independent HTTP client) that writes `wire` to the server in
+    /// pieces (with a pause between them) and reads until the server closes; returns each answer's status and body.
+    func rawExchange(_ port: Int, _ pieces: [String]) async throws -> [(status: Substring, body: Substring)] {
+        let script = #"""
+        import socket, sys, time, json
+        port, pieces = int(sys.argv[1]), json.loads(sys.argv[2])
+        s = socket.create_connection(("127.0.0.1", port))
+        for piece in pieces:
+            s.sendall(piece.encode("latin-1"))
+            time.sleep(0.05)
+        data = b""
+        while True:
+            part = s.recv(65536)
+            if not part: break
+            data += part
+        while data:
+            head, _, rest = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            length = int([l.split(b":")[1] for l in lines if l.lower().startswith(b"content-length")][0])
+            print(lines[0].split(b" ")[1].decode(), rest[:length].decode())
+            data = rest[length:]
+        """#
+        let wire = String(decoding: try JSONSerialization.data(withJSONObject: pieces), as: UTF8.self)
+        let output = try await offPool { try ProcessRunner.run("python3", ["-c", script, String(port), wire]) }
+        return output.stdout.split(separator: "\n").map { line in (status: line.prefix(3), body: line.dropFirst(4)) }
+    }
+
+    static func post(_ path: String, _ body: String, _ headers: String = "") -> String {
+        "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(headers)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    /// Infer requests are answered from the connection's bytes until one that is not (here a GET) hands the
+    /// connection to the HTTP decoder and the router: pipelined in one write, the answers still come back in
+    /// request order, and the router answers the infer requests after the hand-over the same way (a chunked body,
+    /// a body over the limit, `Connection: close`).
     @Test func pipelinedRequestsAreAnsweredInOrderAcrossBothPaths() async throws {
         try await withServer(bodyLimit: 4096) { port, _ in
-            let row = String(decoding: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1, id: "pipelined"), as: UTF8.self)
-            let script = #"""
-            import socket, sys
-            port, row = int(sys.argv[1]), sys.argv[2].encode()
-            def post(path, body, extra=b""):
-                return b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-            chunked = b"POST /v2/models/penguins/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            for i in range(0, len(row), 100):
-                piece = row[i:i + 100]
-                chunked += b"%x\r\n" % len(piece) + piece + b"\r\n"
-            chunked += b"0\r\n\r\n"
-            wire = (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n" + post(b"/v2/models/penguins/infer", row)
-                    + b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n" + chunked + post(b"/v2/models/penguins/infer", b" " * 5000)
-                    + post(b"/v2/models/breast-cancer/infer", b"{", b"Connection: close\r\n"))
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(wire)
-            data = b""
-            while True:
-                part = s.recv(65536)
-                if not part: break
-                data += part
-            while data:
-                head, _, rest = data.partition(b"\r\n\r\n")
-                lines = head.split(b"\r\n")
-                length = int([l.split(b":")[1] for l in lines if l.lower().startswith(b"content-length")][0])
-                print(lines[0].split(b" ")[1].decode(), rest[:length].decode())
-                data = rest[length:]
-            """#
-            let output = try await offPool { try ProcessRunner.run("python3", ["-c", script, String(port), row]) }
-            let answers = output.stdout.split(separator: "\n").map { line in (status: line.prefix(3), body: line.dropFirst(4)) }
-            #expect(answers.map(\.status) == ["200", "200", "200", "200", "413", "400"], "\(output.stdout)")
-            guard answers.count == 6 else { return }
-            #expect(answers[0].body.contains("\"live\""))
-            #expect(answers[1].body.contains("\"id\":\"pipelined\""))
-            #expect(answers[2].body.contains("\"name\":\"stagecraft\""))
-            #expect(answers[3].body.contains("\"id\":\"pipelined\""))
-            #expect(answers[4].body.contains("the body is over the limit of 4096 bytes"))
-            #expect(answers[5].body.contains("the body is not valid JSON"))
+            let row = { (id: String) in String(decoding: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<1, id: id), as: UTF8.self) }
+            var chunked = "POST /v2/models/penguins/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            let body = Array(row("p5").utf8)
+            for start in stride(from: 0, to: body.count, by: 100) {
+                let piece = body[start..<min(start + 100, body.count)]
+                chunked += String(piece.count, radix: 16) + "\r\n" + String(decoding: piece, as: UTF8.self) + "\r\n"
+            }
+            chunked += "0\r\n\r\n"
+            let wire = Self.post("/v2/models/penguins/infer", row("p1")) + Self.post("/v2/models/penguins/infer", row("p2"), "connection: Keep-Alive\r\nStagecraft-Probe: 1\r\n")
+                + "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n" + Self.post("/v2/models/penguins/infer", row("p4")) + chunked
+                + Self.post("/v2/models/penguins/infer", String(repeating: " ", count: 5000)) + Self.post("/v2/models/breast-cancer/infer", "{", "Connection: close\r\n")
+            let answers = try await rawExchange(port, [wire])
+            #expect(answers.map(\.status) == ["200", "200", "200", "200", "200", "413", "400"], "\(answers)")
+            guard answers.count == 7 else { return }
+            #expect(answers[0].body.contains("\"id\":\"p1\""))
+            #expect(answers[1].body.contains("\"id\":\"p2\""))
+            #expect(answers[2].body.contains("\"live\""))
+            #expect(answers[3].body.contains("\"id\":\"p4\""))
+            #expect(answers[4].body.contains("\"id\":\"p5\""))
+            #expect(answers[5].body.contains("the body is over the limit of 4096 bytes"))
+            #expect(answers[6].body.contains("the body is not valid JSON"))
+        }
+    }
+
+    /// A request that arrives in pieces (cut in its head and in its body) is answered once whole; the server closes
+    /// after the answer to `Connection: close`.
+    @Test func requestsArrivingInPiecesAreAnsweredWhole() async throws {
+        try await withServer { port, _ in
+            let first = Self.post("/v2/models/penguins/infer", String(decoding: perFeatureBody(Models.penguins.0, Models.penguins.1, rows: 0..<2, id: "a"), as: UTF8.self))
+            let second = Self.post("/v2/models/breast-cancer/infer", String(decoding: perFeatureBody(Models.breastCancer.0, Models.breastCancer.1, rows: 0..<1, id: "b"), as: UTF8.self), "Connection: close\r\n")
+            let cuts = [20, 70, first.utf8.count - 30]
+            var pieces: [String] = []
+            var last = first.startIndex
+            for cut in cuts {
+                let index = first.index(first.startIndex, offsetBy: cut)
+                pieces.append(String(first[last..<index]))
+                last = index
+            }
+            pieces.append(String(first[last...]) + String(second.prefix(10)))
+            pieces.append(String(second.dropFirst(10)))
+            let answers = try await rawExchange(port, pieces)
+            #expect(answers.map(\.status) == ["200", "200"], "\(answers)")
+            #expect(answers.first?.body.contains("\"id\":\"a\",") == true)
+            #expect(answers.last?.body.contains("\"id\":\"b\",") == true)
         }
     }
 

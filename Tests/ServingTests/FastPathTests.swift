@@ -1,0 +1,59 @@
+import NIOCore
+@testable import Serving
+import Testing
+
+/// What the event-loop fast path reads itself, what it waits for, and what it leaves to the HTTP decoder.
+@Suite struct FastPathTests {
+    func parse(_ text: String, bodyLimit: Int = 1_000) -> InferenceFastPath.Parsed {
+        InferenceFastPath.parse(ByteBuffer(string: text), bodyLimit: bodyLimit)
+    }
+
+    @Test func aPlainInferRequestIsReadWithItsBody() {
+        let text = "POST /v2/models/penguins/infer HTTP/1.1\r\nHost: x\r\ncontent-LENGTH: 2\r\nConnection: close\r\nStagecraft-Probe: 1\r\n\r\n{}POST"
+        guard case .infer(let request) = parse(text) else { Issue.record("not read: \(parse(text))"); return }
+        #expect(request.model == "penguins" && request.version == nil && request.close && request.probe)
+        #expect(request.bodyStart == text.utf8.count - 6 && request.bodyLength == 2)
+        guard case .infer(let versioned) = parse("POST /v2/models/m/versions/abc/infer HTTP/1.1\r\nContent-Length: 0\r\n\r\n") else {
+            Issue.record("a version path is not read"); return
+        }
+        #expect(versioned.model == "m" && versioned.version == "abc" && !versioned.close && !versioned.probe)
+    }
+
+    @Test func everyPrefixOfARequestWaitsForMore() {
+        let text = "POST /v2/models/penguins/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        for length in 1..<text.utf8.count {
+            let prefix = String(decoding: Array(text.utf8.prefix(length)), as: UTF8.self)
+            #expect(parse(prefix) == .incomplete, "\(prefix.debugDescription)")
+        }
+    }
+
+    @Test(arguments: [
+        "GET /v2/models/penguins/infer HTTP/1.1\r\n\r\n",
+        "POST /v2/health/live HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models/penguins/ready HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models/penguins/infer?x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models/pen%67uins/infer HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models//infer HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nConnection: upgrade\r\nContent-Length: 2\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nBad Header: 1\r\nContent-Length: 2\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nNoColon\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nX: folded\r\n continued\r\nContent-Length: 0\r\n\r\n",
+        "POST /v2/models/penguins/infer HTTP/1.1\r\nX: bare\nContent-Length: 0\r\n\r\n",
+        "POST  /v2/models/penguins/infer HTTP/1.1\r\n\r\n",
+    ])
+    func anythingElseGoesToTheHTTPDecoder(_ text: String) {
+        #expect(parse(text) == .other)
+    }
+
+    @Test func anOverlongHeadGoesToTheHTTPDecoder() {
+        let head = "POST /v2/models/penguins/infer HTTP/1.1\r\nX: " + String(repeating: "a", count: 20_000)
+        #expect(parse(head) == .other)
+    }
+}
