@@ -124,72 +124,96 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// level codes (an unknown level is -1, the unknown bucket).
     public func transform(_ data: Dataset) throws -> FeatureMatrix {
         let rows = data.rowCount
-        let numericCount = features.count { $0.kind == .numeric }, categoricalCount = features.count - numericCount
+        let numericCount = features.withUnsafeBufferPointer { features in features.indices.count { features[$0].kind == .numeric } }
+        let categoricalCount = features.count - numericCount
         var numericValues = [Double](repeating: 0, count: rows * numericCount)
         var codes = [Int32](repeating: -1, count: rows * categoricalCount)
         var slot = 0
-        for (position, feature) in features.enumerated() where feature.kind == .numeric {
-            defer { slot += 1 }
-            guard let column = data.column(feature.name, expectedAt: position) else {
-                throw LearningError(.missingColumn, "\(data.source): no column '\(feature.name)' that the model needs")
-            }
-            let fill = feature.fill!, mean = feature.mean!, scale = feature.scale!
-            let width = numericCount
-            switch column {
-            case .numeric(let values):
-                if feature.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
-                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): missing value in '\(feature.name)', whose missing-value policy is 'error'")
-                }
-                numericValues.withUnsafeMutableBufferPointer { out in
-                    values.withUnsafeBufferPointer { input in
-                        let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
-                        let chunks = RowChunks(rows: rows)
-                        chunks.forEach { range in
-                            for row in range {
-                                let value = input.base[row]
-                                out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
-                            }
-                        }
-                    }
-                }
-            case .categorical(let columnCodes, let levels):
-                // Text in a numeric feature: only all-missing columns are accepted (they read as categorical).
-                if let row = columnCodes.firstIndex(where: { $0 >= 0 }) {
-                    throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): '\(levels[Int(columnCodes[row])])' in numeric feature '\(feature.name)' is not a number")
-                }
-                for row in 0..<rows { numericValues[row * width + slot] = (fill - mean) / scale }
+        // Features are read in place (no copy of each one per request).
+        try features.withUnsafeBufferPointer { features in
+            for position in features.indices where features[position].kind == .numeric {
+                defer { slot += 1 }
+                try Self.transformNumeric(features.baseAddress! + position, position: position, slot: slot, width: numericCount, data,
+                                          into: &numericValues)
             }
         }
         slot = 0
-        for (position, feature) in features.enumerated() where feature.kind == .categorical {
-            defer { slot += 1 }
-            guard let column = data.column(feature.name, expectedAt: position) else {
-                throw LearningError(.missingColumn, "\(data.source): no column '\(feature.name)' that the model needs")
-            }
-            let known = feature.levels!
-            let (columnCodes, columnLevels) = Self.categorical(column)
-            // Map this data's levels onto the fitted ones (sorted, so found by bisection); unseen levels become -1.
-            let remap = columnLevels.map { level -> Int32 in
-                var low = 0, high = known.count
-                while low < high {
-                    let middle = (low + high) / 2
-                    if known[middle] < level { low = middle + 1 } else { high = middle }
-                }
-                return low < known.count && known[low] == level ? Int32(low) : -1
-            }
-            let fill = Int32(feature.fillLevel!)
-            let width = categoricalCount
-            if feature.imputation == .error, let row = columnCodes.firstIndex(of: -1) {
-                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: feature.name)! + 1): missing value in '\(feature.name)', whose missing-value policy is 'error'")
-            }
-            for row in 0..<rows {
-                let code = columnCodes[row]
-                codes[row * width + slot] = code < 0 ? fill : remap[Int(code)]
+        try features.withUnsafeBufferPointer { features in
+            for position in features.indices where features[position].kind == .categorical {
+                defer { slot += 1 }
+                try Self.transformCategorical(features.baseAddress! + position, position: position, slot: slot, width: categoricalCount, data,
+                                              into: &codes)
             }
         }
         return FeatureMatrix(
             rowCount: rows, numeric: numericValues, numericCount: numericCount, codes: codes,
-            levelCounts: features.compactMap { $0.kind == .categorical ? $0.levels!.count : nil })
+            levelCounts: features.withUnsafeBufferPointer { features in
+                features.indices.compactMap { features[$0].kind == .categorical ? features[$0].levels!.count : nil }
+            })
+    }
+
+    /// Imputes and standardizes one numeric feature's column into `out` (row-major, `width` per row, at `slot`).
+    private static func transformNumeric(_ feature: UnsafePointer<Feature>, position: Int, slot: Int, width: Int, _ data: Dataset,
+                                         into out: inout [Double]) throws {
+        let name = feature.pointee.name
+        guard let column = data.column(name, expectedAt: position) else {
+            throw LearningError(.missingColumn, "\(data.source): no column '\(name)' that the model needs")
+        }
+        let fill = feature.pointee.fill!, mean = feature.pointee.mean!, scale = feature.pointee.scale!
+        let rows = data.rowCount
+        switch column {
+        case .numeric(let values):
+            if feature.pointee.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
+                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
+            }
+            guard rows > 0 else { return }
+            out.withUnsafeMutableBufferPointer { out in
+                values.withUnsafeBufferPointer { input in
+                    let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
+                    RowChunks(rows: rows).forEach { range in
+                        for row in range {
+                            let value = input.base[row]
+                            out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
+                        }
+                    }
+                }
+            }
+        case .categorical(let columnCodes, let levels):
+            // Text in a numeric feature: only all-missing columns are accepted (they read as categorical).
+            if let row = columnCodes.firstIndex(where: { $0 >= 0 }) {
+                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): '\(levels[Int(columnCodes[row])])' in numeric feature '\(name)' is not a number")
+            }
+            for row in 0..<rows { out[row * width + slot] = (fill - mean) / scale }
+        }
+    }
+
+    /// Maps one categorical feature's column onto its fitted levels' codes in `out` (row-major, `width` per row, at
+    /// `slot`); an unseen level is -1, a missing one the fill level.
+    private static func transformCategorical(_ feature: UnsafePointer<Feature>, position: Int, slot: Int, width: Int, _ data: Dataset,
+                                             into out: inout [Int32]) throws {
+        let name = feature.pointee.name
+        guard let column = data.column(name, expectedAt: position) else {
+            throw LearningError(.missingColumn, "\(data.source): no column '\(name)' that the model needs")
+        }
+        let known = feature.pointee.levels!
+        let (columnCodes, columnLevels) = Self.categorical(column)
+        // Map this data's levels onto the fitted ones (sorted, so found by bisection); unseen levels become -1.
+        let remap = columnLevels.map { level -> Int32 in
+            var low = 0, high = known.count
+            while low < high {
+                let middle = (low + high) / 2
+                if known[middle] < level { low = middle + 1 } else { high = middle }
+            }
+            return low < known.count && known[low] == level ? Int32(low) : -1
+        }
+        let fill = Int32(feature.pointee.fillLevel!)
+        if feature.pointee.imputation == .error, let row = columnCodes.firstIndex(of: -1) {
+            throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
+        }
+        for row in 0..<data.rowCount {
+            let code = columnCodes[row]
+            out[row * width + slot] = code < 0 ? fill : remap[Int(code)]
+        }
     }
 
     /// A column read as categories (numbers become their text).

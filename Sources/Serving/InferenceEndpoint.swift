@@ -43,7 +43,7 @@ struct InferenceEndpoint: Sendable {
         let reply: Reply
         do {
             let body = try body.get()
-            guard repository.versions(of: name) != nil else {
+            guard repository.contains(model: name) else {
                 throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
             }
             let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) } }.get()
@@ -52,20 +52,21 @@ struct InferenceEndpoint: Sendable {
                 throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
             }
             answered = loaded
-            let decoded = try InferenceRequest.decode(json, for: loaded.file)
-            let predictions = try loaded.file.predict(decoded.rows)
+            let file = loaded.file
+            let decoded = try InferenceRequest.decode(json, for: file)
+            let predictions = try file.predict(decoded.rows)
             let id = decoded.id ?? InferenceRequest.newID()
-            let text = InferenceResponse.text(model: name, version: loaded.version, id: id, predictions: predictions,
-                                              classes: loaded.file.classes, outputs: decoded.outputs)
-            reply = .json(ByteBuffer(string: text), source: loaded.source)
+            let answer = InferenceResponse.body(model: name, version: loaded.version, id: id, predictions: predictions,
+                                                classes: file.classes, outputs: decoded.outputs)
+            reply = .json(ByteBuffer(bytes: answer), source: loaded.source)
             // Verification probes (reconcile's online gates) are not live traffic.
             if !probe {
-                feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: loaded.file.classes,
+                feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: file.classes,
                                    rows: decoded.rows.rowCount)
                 if let capture {
                     let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
                     capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
-                                   classes: loaded.file.classes, latency: seconds(since: started), shadow: shadow)
+                                   classes: file.classes, latency: seconds(since: started), shadow: shadow)
                 }
             }
         } catch {

@@ -131,7 +131,11 @@ public struct InferenceRequest: Sendable {
             guard let data = input["data"] else { throw InferenceError(.badRequest, "input '\(name)' has no \"data\"") }
             var flat: [JSON] = []
             func flatten(_ value: JSON) { if case .array(let list) = value { list.forEach(flatten) } else { flat.append(value) } }
-            flatten(data)
+            if case .array(let list) = data, !list.contains(where: { if case .array = $0 { true } else { false } }) {
+                flat = list  // already flat: no copy
+            } else {
+                flatten(data)
+            }
             let expected = dimensions.reduce(1, *)
             guard flat.count == expected else {
                 throw InferenceError(.badRequest, "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has \(flat.count)")
@@ -232,8 +236,8 @@ public struct InferenceRequest: Sendable {
 
 /// The JSON body of an infer response.
 public enum InferenceResponse {
-    /// The body of the answer to a request for `outputs` (nil: all).
-    static func text(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?) -> String {
+    /// The body (UTF-8) of the answer to a request for `outputs` (nil: all).
+    static func body(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?) -> [UInt8] {
         let wanted = outputs ?? (classes == nil ? ["predict"] : ["predict", "predict_proba"])
         let rows = predictions.labels?.count ?? predictions.values?.count ?? 0
         var json = JSONWriter(capacity: 128 + rows * 48)
@@ -268,6 +272,6 @@ public enum InferenceResponse {
             }
         }
         json.raw("]}")
-        return json.text
+        return json.bytes
     }
 }

@@ -32,7 +32,7 @@ public struct JSONLogHandler: LogHandler {
             json.raw(","); json.string(key); json.raw(":"); json.string(merged[key]!.description)
         }
         json.raw("}\n")
-        let data = Data(json.text.utf8)
+        let data = Data(json.bytes)
         Self.output.withLock { $0.write(data) }
     }
 

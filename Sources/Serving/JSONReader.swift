@@ -94,6 +94,13 @@ enum JSON {
 
         mutating func string() -> String? {
             position += 1  // opening quote
+            // Most strings have no escapes: made straight from their bytes.
+            var end = position
+            while end < bytes.count, bytes[end] != 34, bytes[end] != 92, bytes[end] >= 0x20 { end += 1 }
+            if end < bytes.count, bytes[end] == 34 {
+                defer { position = end + 1 }
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[position..<end]), as: UTF8.self)
+            }
             var utf8: [UInt8] = []
             while position < bytes.count {
                 let byte = bytes[position]

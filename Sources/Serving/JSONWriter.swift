@@ -1,34 +1,50 @@
 import Learning
 import Manifests
 
-/// Writes JSON text directly: numbers in Swift's shortest round-trip form (so a client reads back exactly the
-/// value computed), keys in the order given.
+/// Writes JSON text directly, as UTF-8 bytes: numbers in Swift's shortest round-trip form (so a client reads back
+/// exactly the value computed), keys in the order given.
 struct JSONWriter {
-    private(set) var text = ""
+    private(set) var bytes: [UInt8] = []
 
-    init(capacity: Int = 256) { text.reserveCapacity(capacity) }
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    mutating func raw(_ fragment: String) { text += fragment }
+    /// The text written so far.
+    var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    mutating func string(_ value: String) { JSONValue.quote(value, into: &text) }
+    mutating func raw(_ fragment: String) { bytes.append(contentsOf: fragment.utf8) }
 
-    mutating func number(_ value: Double) { text += value.isFinite ? formatNumber(value) : "null" }
+    mutating func string(_ value: String) {
+        // Most text needs no escape: written whole, between quotes.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            bytes.append(0x22)
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(0x22)
+        } else {
+            var quoted = ""
+            JSONValue.quote(value, into: &quoted)
+            bytes.append(contentsOf: quoted.utf8)
+        }
+    }
+
+    mutating func number(_ value: Double) {
+        if value.isFinite { bytes.append(contentsOf: formatNumber(value).utf8) } else { raw("null") }
+    }
 
     mutating func numbers(_ values: [Double]) {
-        text += "["
+        bytes.append(0x5B)
         for (index, value) in values.enumerated() {
-            if index > 0 { text += "," }
+            if index > 0 { bytes.append(0x2C) }
             number(value)
         }
-        text += "]"
+        bytes.append(0x5D)
     }
 
     mutating func strings(_ values: [String]) {
-        text += "["
+        bytes.append(0x5B)
         for (index, value) in values.enumerated() {
-            if index > 0 { text += "," }
+            if index > 0 { bytes.append(0x2C) }
             string(value)
         }
-        text += "]"
+        bytes.append(0x5D)
     }
 }

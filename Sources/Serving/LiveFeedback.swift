@@ -170,7 +170,7 @@ public final class LiveFeedback: Sendable {
     /// multi-row request), or `{"feedback": [those…]}`.
     func post(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
         guard let model = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
-        guard repository.versions(of: model) != nil else { return InferenceServer.notFound(model, nil, repository) }
+        guard repository.contains(model: model) else { return InferenceServer.notFound(model, nil, repository) }
         let usage = #"the body must be {"id": "<request id>", "label": <true label>}, {"id": "…", "labels": [one per row]}, or {"feedback": [those]}"#
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: bodyLimit) } catch { return InferenceServer.response(for: InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes")) }
@@ -204,7 +204,7 @@ public final class LiveFeedback: Sendable {
     /// `GET /v2/models/{m}/feedback`: the live metrics of each version.
     func get(_ repository: ModelRepository, _ context: BasicRequestContext) -> Response {
         guard let model = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
-        guard repository.versions(of: model) != nil else { return InferenceServer.notFound(model, nil, repository) }
+        guard repository.contains(model: model) else { return InferenceServer.notFound(model, nil, repository) }
         return InferenceServer.json(["model": model, "live": live(model)])
     }
 

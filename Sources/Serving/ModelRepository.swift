@@ -1,14 +1,15 @@
 public import Learning
 import Synchronization
 
-/// One version of one model, loaded and ready to answer.
-public struct LoadedVersion: Sendable {
-    public var model: String
+/// One version of one model, loaded and ready to answer. A class: a request takes it with one retain, however
+/// large the model.
+public final class LoadedVersion: Sendable {
+    public let model: String
     /// The full version digest.
-    public var version: String
+    public let version: String
     /// The commit the version was built from.
-    public var source: String
-    public var file: ModelFile
+    public let source: String
+    public let file: ModelFile
 
     public init(model: String, version: String, source: String, file: ModelFile) {
         self.model = model
@@ -66,6 +67,11 @@ public final class ModelRepository: Sendable {
 
     /// The names of the loaded models, sorted.
     public var models: [String] { entries.withLock { $0.keys.sorted() } }
+
+    /// Whether any version of `model` is loaded.
+    public func contains(model: String) -> Bool {
+        entries.withLock { $0[model] != nil }
+    }
 
     /// The versions of `model`, sorted, or nil when it is not loaded.
     public func versions(of model: String) -> [String]? {
