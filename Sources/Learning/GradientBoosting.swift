@@ -44,11 +44,15 @@ public struct Binning: Sendable, Codable, Equatable {
         if distinct.count <= maxBins {
             return zip(distinct, distinct.dropFirst()).map { ($0 + $1) / 2 }
         }
+        // Percentiles by the "averaged inverted CDF" (NumPy's method of that name, as scikit-learn 1.9 uses), with the
+        // same floating-point steps, so that the cuts are the same numbers.
         var cuts: [Double] = []
-        for q in 1..<maxBins {
-            let position = Double(q) / Double(maxBins) * Double(values.count - 1)
-            let low = Int(position.rounded(.down)), high = Int(position.rounded(.up))
-            let cut = (values[low] + values[high]) / 2
+        let n = values.count, step = 100.0 / Double(maxBins)
+        for k in 1..<maxBins {
+            let virtual = Double(n) * (Double(k) * step / 100) - 1
+            let index = virtual.rounded(.down)
+            let low = min(max(Int(index), 0), n - 1), high = min(max(Int(index) + 1, 0), n - 1)
+            let cut = virtual == index ? (values[low] + values[high]) / 2 : values[high]
             if cuts.last.map({ cut > $0 }) ?? true { cuts.append(cut) }
         }
         return cuts
@@ -305,6 +309,11 @@ public struct GradientBoostingTrainer: Sendable {
         return (train.sorted(), validation.sorted())
     }
 
+    /// A gradient or hessian rounded to 32 bits, as scikit-learn keeps them: near-tied splits then go the same way
+    /// as in `HistGradientBoosting*` (sums stay 64-bit).
+    @inline(__always)
+    static func single(_ value: Double) -> Double { Double(Float(value)) }
+
     private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
                                   into gradients: inout [Double]) {
         let n = labels.count
@@ -318,18 +327,18 @@ public struct GradientBoostingTrainer: Sendable {
                         switch task {
                         case .binaryClassification:
                             let p = 1 / (1 + exp(-r[row]))
-                            g[2 * row] = p - Double(labels[row])
-                            g[2 * row + 1] = max(p * (1 - p), 1e-16)
+                            g[2 * row] = Self.single(p - Double(labels[row]))
+                            g[2 * row + 1] = Self.single(max(p * (1 - p), 1e-16))
                         case .multiclassClassification:
                             var maximum = r[row * outputs]
                             for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
                             var total = 0.0
                             for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
                             let p = exp(r[row * outputs + k] - maximum) / total
-                            g[2 * row] = p - (Int(labels[row]) == k ? 1 : 0)
-                            g[2 * row + 1] = max(p * (1 - p), 1e-16)
+                            g[2 * row] = Self.single(p - (Int(labels[row]) == k ? 1 : 0))
+                            g[2 * row + 1] = Self.single(max(p * (1 - p), 1e-16))
                         case .regression:
-                            g[2 * row] = r[row] - targets[row]
+                            g[2 * row] = Self.single(r[row] - targets[row])
                             g[2 * row + 1] = 1
                         }
                     }
@@ -502,7 +511,7 @@ struct TreeBuilder {
                     let gr = leaf.gradient - gl, hr = leaf.hessian - hl
                     if hl < 1e-3 || hr < 1e-3 { continue }
                     let gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parentScore
-                    if gain > (best?.gain ?? 1e-12) {
+                    if gain > (best?.gain ?? 0) {
                         best = Split(gain: gain, feature: f, threshold: b, leftGradient: gl, leftHessian: hl, leftCount: cl)
                     }
                 }

@@ -88,6 +88,28 @@ import Testing
         #expect(outside, "rows outside the node moved")
     }
 
+    /// Bin thresholds are scikit-learn's, number for number: midpoints of distinct values when there are at most 255,
+    /// otherwise NumPy's `percentile(method="averaged_inverted_cdf")` at 254 evenly spaced points, deduplicated.
+    @Test(arguments: [(456, 1_000, UInt64(1)), (1_000, 100_000, UInt64(2)), (5_000, 600, UInt64(3)), (200, 50, UInt64(4))])
+    func binThresholdsAreNumPysPercentiles(rows: Int, levels: Int, seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        let values = (0..<rows).map { _ in Double(random.next() % UInt64(levels)) / 7 }
+        let script = """
+            import json, sys, numpy as np
+            x = np.array(json.load(sys.stdin))
+            d = np.unique(x)
+            t = (d[:-1] + d[1:]) / 2 if len(d) <= 255 else np.unique(np.percentile(x, np.linspace(0, 100, 256)[1:-1], method="averaged_inverted_cdf"))
+            print(json.dumps([float(v).hex() for v in t]))
+            """
+        let output = try ProcessRunner.run("python3", ["-c", script], input: try JSONSerialization.data(withJSONObject: values))
+        // Python's float.hex() text, read exactly.
+        let theirs = (try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String] ?? []).compactMap(Double.init)
+        let ours = Binning.thresholds(values.sorted(), maxBins: 255)
+        #expect(!theirs.isEmpty, "numpy: \(output.stderr)")
+        let same = ours == theirs
+        #expect(same, "\(ours.count) thresholds against numpy's \(theirs.count); first differences: \(zip(ours, theirs).filter { $0 != $1 }.prefix(3))")
+    }
+
     @Test func searchPicksTheBestCandidateAndBreaksTiesByGridOrder() throws {
         let (train, test) = try example("breast-cancer")
         let search = SearchRequest(folds: 3, metric: "logLoss", grid: ["l2": [.number(10), .number(0.001), .number(1)]])
