@@ -93,7 +93,11 @@ public struct ModelFile: Sendable, Codable, Equatable {
     /// The version of the ML core's output: the model file layout *and* what training produces from given inputs.
     /// It is part of every version digest, so bump it whenever a change would make the same inputs build different
     /// bytes (a new default, a different solver or binning); otherwise old artifacts are reused under new code.
-    public static let currentFormatVersion = 2
+    /// 3: gradient boosting bins and rounds gradients as scikit-learn 1.9 does (the layout is that of 2).
+    public static let currentFormatVersion = 3
+    /// The versions this build reads: those with the current layout (format 2 files were built by the earlier
+    /// boosting, and load as they were built).
+    public static let readableFormatVersions = 2...3
 
     public var format = "stagecraft-model"
     public var formatVersion = ModelFile.currentFormatVersion
@@ -203,8 +207,8 @@ public struct ModelFile: Sendable, Codable, Equatable {
         guard header?.format == "stagecraft-model" else {
             throw LearningError(.invalidModelFile, "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
         }
-        guard header?.formatVersion == currentFormatVersion else {
-            throw LearningError(.invalidModelFile, "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not supported (expected \(currentFormatVersion))")
+        guard let version = header?.formatVersion, readableFormatVersions.contains(version) else {
+            throw LearningError(.invalidModelFile, "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not supported (this build reads \(readableFormatVersions.lowerBound) to \(readableFormatVersions.upperBound))")
         }
         do {
             return try JSONDecoder().decode(ModelFile.self, from: data)

@@ -106,7 +106,7 @@ import Testing
         let outcome = try Training.run(TrainingRequest(task: .binaryClassification, target: "y", algorithm: .logisticRegression), train: data, test: data)
         let file = outcome.modelFile(task: .binaryClassification, target: "y", build: BuildRecord(digest: "d", model: "m", data: [:], parameters: [:], tool: "t"))
         let decoded = try ModelFile.decode(try file.encoded())
-        #expect(decoded.formatVersion == 2)
+        #expect(decoded.formatVersion == ModelFile.currentFormatVersion)
         #expect(decoded.reference?.features.map(\.name) == ["x", "c"])
         #expect(decoded.reference?.features[1].levels == ["a", "b"] && decoded.reference?.features[1].counts == [4, 4])
         #expect(decoded.reference?.features[0].sample == [1, 2, 3, 4, 5, 6, 7, 8])

@@ -143,6 +143,18 @@ import Testing
         let other = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"onnx"}"#.utf8)) }
         #expect(other?.message == "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
         let newer = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"stagecraft-model","formatVersion":9}"#.utf8)) }
-        #expect(newer?.message == "model file format version 9 is not supported (expected \(ModelFile.currentFormatVersion))")
+        #expect(newer?.message == "model file format version 9 is not supported (this build reads 2 to 3)")
+    }
+
+    /// Format 3 changed what boosting builds, not the layout: a format 2 file still loads and predicts.
+    @Test func formatTwoFilesStillLoad() throws {
+        let (train, test) = try example("penguins")
+        let outcome = try Training.run(TrainingRequest(task: .multiclassClassification, target: "species", algorithm: .gradientBoosting), train: train, test: test)
+        let file = outcome.modelFile(task: .multiclassClassification, target: "species", build: BuildRecord(digest: "d", model: "m", data: [:], parameters: [:], tool: "t"))
+        let text = String(decoding: try file.encoded(), as: UTF8.self)
+        #expect(text.contains("\"formatVersion\":3"))
+        let older = try ModelFile.decode(Data(text.replacingOccurrences(of: "\"formatVersion\":3", with: "\"formatVersion\":2").utf8))
+        #expect(older.formatVersion == 2)
+        #expect(try older.predict(test).labels == file.predict(test).labels)
     }
 }
