@@ -493,10 +493,14 @@ struct TreeBuilder {
         return histogram
     }
 
+    /// Whether a leaf may be split at all: under the depth limit, with room for two children of `minSamplesLeaf`.
+    func splittable(_ leaf: Leaf) -> Bool {
+        (maxDepth.map { leaf.depth < $0 } ?? true) && leaf.end - leaf.start >= 2 * minSamplesLeaf
+    }
+
     func bestSplit(_ leaf: Leaf) -> Split? {
-        if let maxDepth, leaf.depth >= maxDepth { return nil }
+        guard splittable(leaf) else { return nil }
         let count = leaf.end - leaf.start
-        guard count >= 2 * minSamplesLeaf else { return nil }
         let parentScore = leaf.gradient * leaf.gradient / (leaf.hessian + l2)
         var best: Split?
         leaf.histogram.withUnsafeBufferPointer { h in
@@ -598,16 +602,20 @@ struct TreeBuilder {
                             gradient: split.leftGradient, hessian: split.leftHessian, histogram: [])
             var right = Leaf(node: rightNode, start: leftEnd, end: leaf.end, depth: leaf.depth + 1,
                              gradient: leaf.gradient - split.leftGradient, hessian: leaf.hessian - split.leftHessian, histogram: [])
-            // Histogram of the smaller child; the larger one's is the parent's minus it.
-            let leftSmaller = left.end - left.start <= right.end - right.start
-            let small = leftSmaller ? histogram(gradients, start: left.start, end: left.end) : histogram(gradients, start: right.start, end: right.end)
-            var large = leaf.histogram
-            large.withUnsafeMutableBufferPointer { l in
-                small.withUnsafeBufferPointer { sm in for index in 0..<l.count { l[index] -= sm[index] } }
+            // Children that will not be split need no histograms: the tree is full after this split, or neither
+            // is large (or shallow) enough to split (scikit-learn's grower skips them too).
+            if leafCount + 1 < maxLeaves && (splittable(left) || splittable(right)) {
+                // Histogram of the smaller child; the larger one's is the parent's minus it.
+                let leftSmaller = left.end - left.start <= right.end - right.start
+                let small = leftSmaller ? histogram(gradients, start: left.start, end: left.end) : histogram(gradients, start: right.start, end: right.end)
+                var large = leaf.histogram
+                large.withUnsafeMutableBufferPointer { l in
+                    small.withUnsafeBufferPointer { sm in for index in 0..<l.count { l[index] -= sm[index] } }
+                }
+                if leftSmaller { left.histogram = small; right.histogram = large } else { right.histogram = small; left.histogram = large }
+                left.split = bestSplit(left)
+                right.split = bestSplit(right)
             }
-            if leftSmaller { left.histogram = small; right.histogram = large } else { right.histogram = small; left.histogram = large }
-            left.split = bestSplit(left)
-            right.split = bestSplit(right)
             leaves.append(left)
             leaves.append(right)
             leafCount += 1
