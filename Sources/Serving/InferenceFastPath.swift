@@ -70,6 +70,27 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         if flush { context.flush() }
     }
 
+    /// A read the channel asked for while it could not take more writes: made once it can.
+    private var heldRead = false
+
+    /// A client that sends requests without reading the answers is not read from until its answers drain, so
+    /// they cannot pile up in memory.
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            heldRead = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if heldRead, context.channel.isWritable {
+            heldRead = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, (buffered?.readableBytes ?? 0) > 0 {
             quiescing = true  // answer the request being read, then close
@@ -82,6 +103,10 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func handOver(context: ChannelHandlerContext) {
         if let rest = buffered, rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
         buffered = nil
+        if heldRead {
+            heldRead = false
+            context.read()
+        }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 

@@ -373,6 +373,38 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
+    /// 3,000 pipelined requests (2 MB) from a client that only starts reading after half a second: the server stops
+    /// reading while its answers cannot be written, and every answer still arrives, in order.
+    @Test func aClientThatReadsLateGetsEveryAnswerInOrder() async throws {
+        try await withServer { port, _ in
+            let script = #"""
+            import socket, sys, threading, time
+            port, body = int(sys.argv[1]), sys.argv[2]
+            wire = b"".join(b"POST /v2/models/breast-cancer/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body.replace("ID", str(i))), body.replace("ID", str(i)).encode()) for i in range(3000))
+            s = socket.create_connection(("127.0.0.1", port))
+            data = []
+            def read():
+                time.sleep(0.5)
+                while True:
+                    part = s.recv(65536)
+                    if not part: break
+                    data.append(part)
+            reader = threading.Thread(target=read)
+            reader.start()
+            s.sendall(wire)
+            time.sleep(1.0)
+            s.shutdown(socket.SHUT_WR)
+            reader.join(30)
+            text = b"".join(data).decode()
+            ids = [chunk.split('"', 1)[0] for chunk in text.split('{"id":"')[1:]]
+            print(text.count("HTTP/1.1 200 OK"), ",".join(ids[:3]), ids == [str(i) for i in range(3000)])
+            """#
+            let body = String(decoding: perFeatureBody(Models.breastCancer.0, Models.breastCancer.1, rows: 0..<1, id: "ID"), as: UTF8.self)
+            let output = try await offPool { try ProcessRunner.run("python3", ["-c", script, String(port), body]) }
+            #expect(output.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3000 0,1,2 True", "\(output.stdout) \(output.stderr)")
+        }
+    }
+
     /// A request that arrives in pieces (cut in its head and in its body) is answered once whole; the server closes
     /// after the answer to `Connection: close`.
     @Test func requestsArrivingInPiecesAreAnsweredWhole() async throws {
