@@ -85,21 +85,21 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             if imputation == .mostFrequent {
                 throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a categorical feature")
             }
-            let present = values.filter { !$0.isNaN }
-            if present.isEmpty { throw LearningError(.unusableData, "\(data.source): numeric column '\(request.name)' has no values") }
-            if imputation == .error, present.count < values.count, let row = values.firstIndex(where: \.isNaN) {
+            // Sums are taken in place (no copies of the column): skipping, then filling, the missing values.
+            let present = values.count { !$0.isNaN }
+            if present == 0 { throw LearningError(.unusableData, "\(data.source): numeric column '\(request.name)' has no values") }
+            if imputation == .error, present < values.count, let row = values.firstIndex(where: \.isNaN) {
                 throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
             }
             let fill: Double
             switch imputation {
-            case .median: fill = median(present)
+            case .median: fill = median(values.filter { !$0.isNaN })
             case .zero: fill = 0
-            default: fill = kahanSum(present) / Double(present.count)
+            default: fill = kahanSum(values, skippingNaN: true) / Double(present)
             }
             // Standardize the imputed column.
-            let filled = values.map { $0.isNaN ? fill : $0 }
-            let mean = kahanSum(filled) / Double(filled.count)
-            let variance = kahanSum(filled.map { ($0 - mean) * ($0 - mean) }) / Double(filled.count)
+            let mean = kahanSum(values, replacingNaN: fill) / Double(values.count)
+            let variance = kahanSum(values, replacingNaN: fill, minus: mean) / Double(values.count)
             let scale = variance > 0 ? variance.squareRoot() : 1
             return Feature(name: request.name, kind: .numeric, imputation: imputation, fill: fill, mean: mean, scale: scale)
         default:
