@@ -442,12 +442,24 @@ public enum CSVReader {
         var lookup: [String: Int32] = [:]
         var firstSeen: [String] = []
         var rawCodes = [Int32](repeating: -1, count: rows)
-        for row in 0..<rows {
+        // The first few levels are also kept as byte ranges in the file: an unquoted field is matched against them
+        // byte for byte, without making a string or hashing one (most categorical columns have few levels).
+        var recent: [(start: Int, count: Int, code: Int32)] = []
+        let quoted = !tokens.quoted.isEmpty
+        rows: for row in 0..<rows {
             let index = (row + 1) * width + column
             let start = Int(tokens.starts[index]), end = Int(tokens.ends[index])
             if isMissing(bytes, start, end) { continue }
-            let text = tokens.quoted.contains(index) ? tokens.string(row: row + 1, column: column, bytes)
+            let isQuoted = quoted && tokens.quoted.contains(index)
+            if !isQuoted {
+                for level in recent where level.count == end - start && memcmp(bytes.baseAddress! + level.start, bytes.baseAddress! + start, level.count) == 0 {
+                    rawCodes[row] = level.code
+                    continue rows
+                }
+            }
+            let text = isQuoted ? tokens.string(row: row + 1, column: column, bytes)
                 : String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            defer { if !isQuoted && recent.count < 16 { recent.append((start, end - start, rawCodes[row])) } }
             if let code = lookup[text] {
                 rawCodes[row] = code
             } else {
