@@ -52,6 +52,13 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     public var features: [Feature]
 
     public var numericFeatures: [Feature] { features.filter { $0.kind == .numeric } }
+
+    /// The features' names and kinds, in order (read in place: no copy of each feature).
+    public var namesAndKinds: (names: [String], kinds: [Feature.Kind]) {
+        features.withUnsafeBufferPointer { features in
+            (features.indices.map { features[$0].name }, features.indices.map { features[$0].kind })
+        }
+    }
     public var categoricalFeatures: [Feature] { features.filter { $0.kind == .categorical } }
 
     /// Fits the pipeline on `data`: every requested feature, or every column but `target` when `requests` is nil.

@@ -157,16 +157,19 @@ public struct InferenceRequest: Sendable {
 
     /// JSON values as numbers (NaN for null; true and false are 1 and 0); anything else is an error naming `input`.
     static func numbers(_ values: [JSON], input: String) throws(InferenceError) -> [Double] {
-        try values.enumerated().map { (index, value) throws(InferenceError) -> Double in
+        var numbers: [Double] = []
+        numbers.reserveCapacity(values.count)
+        for (index, value) in values.enumerated() {
             switch value {
-            case .null: return .nan
+            case .null: numbers.append(.nan)
             case .number(let number):
                 guard number.isFinite else { throw InferenceError(.badRequest, "\(input): value \(index) is not finite") }
-                return number
-            case .bool(let flag): return flag ? 1 : 0
+                numbers.append(number)
+            case .bool(let flag): numbers.append(flag ? 1 : 0)
             default: throw InferenceError(.badRequest, "\(input): value \(index) is not a number")
             }
         }
+        return numbers
     }
 
     /// JSON values as a categorical column (numbers written as Stagecraft writes them; null is missing).
@@ -186,25 +189,25 @@ public struct InferenceRequest: Sendable {
     }
 
     static func dataset(_ tensors: [Tensor], model: ModelFile) throws(InferenceError) -> Dataset {
-        let features = model.pipeline.features
+        let (names, kinds) = model.pipeline.namesAndKinds
         // One [N, F] numeric tensor for an all-numeric model.
-        if tensors.count == 1, tensors[0].shape.count == 2, !features.contains(where: { $0.name == tensors[0].name }) {
+        if tensors.count == 1, tensors[0].shape.count == 2, !names.contains(tensors[0].name) {
             let tensor = tensors[0]
-            guard features.allSatisfy({ $0.kind == .numeric }) else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all numeric; send one tensor per feature (\(features.map(\.name).joined(separator: ", ")))")
+            guard kinds.allSatisfy({ $0 == .numeric }) else {
+                throw InferenceError(.badRequest, "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all numeric; send one tensor per feature (\(names.joined(separator: ", ")))")
             }
-            guard tensor.shape[1] == features.count else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(features.count)], one column per feature (\(features.map(\.name).joined(separator: ", ")))")
+            guard tensor.shape[1] == names.count else {
+                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(names.count)], one column per feature (\(names.joined(separator: ", ")))")
             }
-            let numbers = try tensor.numbers(feature: features[0].name)
-            let rows = tensor.shape[0], width = features.count
+            let numbers = try tensor.numbers(feature: names[0])
+            let rows = tensor.shape[0], width = names.count
             let columns = (0..<width).map { column in Column.numeric((0..<rows).map { numbers[$0 * width + column] }) }
-            return Dataset(names: features.map(\.name), columns: columns, source: "request")
+            return Dataset(names: names, columns: columns, source: "request")
         }
         var byName: [String: Tensor] = [:]
         for tensor in tensors {
-            guard features.contains(where: { $0.name == tensor.name }) else {
-                throw InferenceError(.badRequest, "unknown input '\(tensor.name)' (expected one of: \(features.map(\.name).joined(separator: ", ")))")
+            guard names.contains(tensor.name) else {
+                throw InferenceError(.badRequest, "unknown input '\(tensor.name)' (expected one of: \(names.joined(separator: ", ")))")
             }
             guard byName[tensor.name] == nil else { throw InferenceError(.badRequest, "input '\(tensor.name)' is given twice") }
             guard tensor.shape.count == 1 || (tensor.shape.count == 2 && tensor.shape[1] == 1) else {
@@ -212,25 +215,26 @@ public struct InferenceRequest: Sendable {
             }
             byName[tensor.name] = tensor
         }
-        let missing = features.filter { byName[$0.name] == nil }.map(\.name)
+        let missing = names.filter { byName[$0] == nil }
         guard missing.isEmpty else {
-            throw InferenceError(.badRequest, "missing input\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model needs one tensor per feature: \(features.map(\.name).joined(separator: ", ")))")
+            throw InferenceError(.badRequest, "missing input\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model needs one tensor per feature: \(names.joined(separator: ", ")))")
         }
-        let rows = byName[features[0].name]!.shape[0]
+        let rows = byName[names[0]]!.shape[0]
         var columns: [Column] = []
-        for feature in features {
-            let tensor = byName[feature.name]!
+        columns.reserveCapacity(names.count)
+        for (name, kind) in zip(names, kinds) {
+            let tensor = byName[name]!
             guard tensor.shape[0] == rows else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)' has \(tensor.shape[0]) rows, input '\(features[0].name)' has \(rows)")
+                throw InferenceError(.badRequest, "input '\(tensor.name)' has \(tensor.shape[0]) rows, input '\(names[0])' has \(rows)")
             }
-            switch feature.kind {
+            switch kind {
             case .numeric:
-                columns.append(.numeric(try tensor.numbers(feature: feature.name)))
+                columns.append(.numeric(try tensor.numbers(feature: name)))
             case .categorical:
                 columns.append(try categories(tensor.values, input: "input '\(tensor.name)'"))
             }
         }
-        return Dataset(names: features.map(\.name), columns: columns, source: "request")
+        return Dataset(names: names, columns: columns, source: "request")
     }
 }
 

@@ -11,23 +11,29 @@ struct JSONWriter {
     /// The text written so far.
     var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    mutating func raw(_ fragment: String) { bytes.append(contentsOf: fragment.utf8) }
+    mutating func raw(_ fragment: String) { append(fragment) }
+
+    /// A string's UTF-8 bytes, copied at once.
+    private mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
 
     mutating func string(_ value: String) {
         // Most text needs no escape: written whole, between quotes.
         if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
             bytes.append(0x22)
-            bytes.append(contentsOf: value.utf8)
+            append(value)
             bytes.append(0x22)
         } else {
             var quoted = ""
             JSONValue.quote(value, into: &quoted)
-            bytes.append(contentsOf: quoted.utf8)
+            append(quoted)
         }
     }
 
     mutating func number(_ value: Double) {
-        if value.isFinite { bytes.append(contentsOf: formatNumber(value).utf8) } else { raw("null") }
+        if value.isFinite { append(formatNumber(value)) } else { raw("null") }
     }
 
     mutating func numbers(_ values: [Double]) {
