@@ -387,6 +387,8 @@ struct TreeBuilder {
     var scratch: [Int32]
     /// The node's (gradient, hessian) pairs in node order.
     var ordered: [Double]
+    /// The largest hessian of any row in the tree being grown.
+    var maxHessian = 0.0
 
     init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
         self.bins = bins
@@ -402,14 +404,15 @@ struct TreeBuilder {
         self.ordered = [Double](repeating: 0, count: 2 * rows)
     }
 
-    /// A histogram: for feature f and bin b, at (f * maxBins + b) * 3: sum of gradients, sum of hessians, count.
+    /// A histogram: for feature f and bin b, at (f * maxBins + b) * 2: sum of gradients, sum of hessians. Row counts
+    /// are not summed per bin: a split's side is counted only when its hessian does not already prove it large enough.
     typealias Histogram = [Double]
 
     struct Split {
         var gain: Double
         var feature: Int
         var threshold: Int
-        var leftGradient: Double, leftHessian: Double, leftCount: Int
+        var leftGradient: Double, leftHessian: Double
     }
 
     struct Leaf {
@@ -426,7 +429,7 @@ struct TreeBuilder {
     /// each feature's column is summed on its own (its histogram stays in L1). Threads take whole features, and
     /// each feature sums its rows in order, so the result does not depend on the number of cores.
     mutating func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
-        let width = features * maxBins * 3
+        let width = features * maxBins * 2
         var histogram = [Double](repeating: 0, count: width)
         let count = end - start
         let features = self.features, maxBins = self.maxBins, rows = self.rows
@@ -457,31 +460,28 @@ struct TreeBuilder {
                             var f = group
                             while f < features {
                                 let column = bp.base + f * rows
-                                let histogram = out.base + f * maxBins * 3
+                                let histogram = out.base + f * maxBins * 2
                                 let rowsOfNode = op.base, gradients = gp.base
                                 // Even and odd rows go to two histograms, so consecutive updates do not wait on
                                 // each other; the second is added in at the end (the same order on every machine).
-                                let second = UnsafeMutablePointer<Double>.allocate(capacity: maxBins * 3)
-                                second.initialize(repeating: 0, count: maxBins * 3)
+                                let second = UnsafeMutablePointer<Double>.allocate(capacity: maxBins * 2)
+                                second.initialize(repeating: 0, count: maxBins * 2)
                                 var i = 0
                                 while i &+ 1 < count {
-                                    let a = Int(column[Int(rowsOfNode[i])]) &* 3
-                                    let b = Int(column[Int(rowsOfNode[i &+ 1])]) &* 3
+                                    let a = Int(column[Int(rowsOfNode[i])]) &* 2
+                                    let b = Int(column[Int(rowsOfNode[i &+ 1])]) &* 2
                                     histogram[a] += gradients[2 &* i]
                                     histogram[a &+ 1] += gradients[2 &* i &+ 1]
-                                    histogram[a &+ 2] += 1
                                     second[b] += gradients[2 &* i &+ 2]
                                     second[b &+ 1] += gradients[2 &* i &+ 3]
-                                    second[b &+ 2] += 1
                                     i &+= 2
                                 }
                                 if i < count {
-                                    let a = Int(column[Int(rowsOfNode[i])]) &* 3
+                                    let a = Int(column[Int(rowsOfNode[i])]) &* 2
                                     histogram[a] += gradients[2 &* i]
                                     histogram[a &+ 1] += gradients[2 &* i &+ 1]
-                                    histogram[a &+ 2] += 1
                                 }
-                                for slot in 0..<(maxBins * 3) { histogram[slot] += second[slot] }
+                                for slot in 0..<(maxBins * 2) { histogram[slot] += second[slot] }
                                 second.deallocate()
                                 f += groups
                             }
@@ -498,8 +498,26 @@ struct TreeBuilder {
         (maxDepth.map { leaf.depth < $0 } ?? true) && leaf.end - leaf.start >= 2 * minSamplesLeaf
     }
 
+    /// The best split of a leaf, as scikit-learn chooses it: the first largest positive gain, in feature then bin order,
+    /// among splits leaving at least `minSamplesLeaf` rows and a hessian of 1e-3 on each side. It is found without
+    /// per-bin counts, then checked: each side's count is at least its hessian over the largest row hessian, or else
+    /// counted. A split that passes is also the best of those that satisfy the counts; when it fails (rare: a side
+    /// near `minSamplesLeaf`), the leaf's bins are counted and the exact scan decides.
     func bestSplit(_ leaf: Leaf) -> Split? {
         guard splittable(leaf) else { return nil }
+        guard let candidate = scan(leaf, counts: nil) else { return nil }
+        let count = leaf.end - leaf.start, margin = 1e-9 * abs(leaf.hessian)
+        let leftHessian = candidate.leftHessian, rightHessian = leaf.hessian - candidate.leftHessian
+        let least = Double(minSamplesLeaf) * maxHessian
+        if leftHessian - margin >= least && rightHessian - margin >= least { return candidate }
+        let left = countLeft(leaf, feature: candidate.feature, threshold: candidate.threshold)
+        if left >= minSamplesLeaf && count - left >= minSamplesLeaf { return candidate }
+        return scan(leaf, counts: binCounts(leaf))
+    }
+
+    /// The scan over every feature's bins; with `counts` (per feature and bin), only splits whose both sides have
+    /// `minSamplesLeaf` rows.
+    func scan(_ leaf: Leaf, counts: [Int]?) -> Split? {
         let count = leaf.end - leaf.start
         let parentScore = leaf.gradient * leaf.gradient / (leaf.hessian + l2)
         var best: Split?
@@ -507,21 +525,49 @@ struct TreeBuilder {
             for f in 0..<features {
                 var gl = 0.0, hl = 0.0, cl = 0
                 for b in 0..<(maxBins - 1) {
-                    let slot = (f * maxBins + b) * 3
-                    gl += h[slot]; hl += h[slot + 1]; cl += Int(h[slot + 2])
-                    if cl < minSamplesLeaf { continue }
-                    let cr = count - cl
-                    if cr < minSamplesLeaf { break }
+                    let slot = (f * maxBins + b) * 2
+                    gl += h[slot]; hl += h[slot + 1]
+                    if let counts {
+                        cl += counts[f * maxBins + b]
+                        if cl < minSamplesLeaf { continue }
+                        if count - cl < minSamplesLeaf { break }
+                    }
                     let gr = leaf.gradient - gl, hr = leaf.hessian - hl
                     if hl < 1e-3 || hr < 1e-3 { continue }
                     let gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parentScore
                     if gain > (best?.gain ?? 0) {
-                        best = Split(gain: gain, feature: f, threshold: b, leftGradient: gl, leftHessian: hl, leftCount: cl)
+                        best = Split(gain: gain, feature: f, threshold: b, leftGradient: gl, leftHessian: hl)
                     }
                 }
             }
         }
         return best
+    }
+
+    /// How many of the leaf's rows have a bin of `feature` at most `threshold`.
+    func countLeft(_ leaf: Leaf, feature: Int, threshold: Int) -> Int {
+        var left = 0
+        bins.withUnsafeBufferPointer { b in
+            order.withUnsafeBufferPointer { o in
+                let column = b.baseAddress! + feature * rows
+                for index in leaf.start..<leaf.end where Int(column[Int(o[index])]) <= threshold { left += 1 }
+            }
+        }
+        return left
+    }
+
+    /// The leaf's rows per feature and bin.
+    func binCounts(_ leaf: Leaf) -> [Int] {
+        var counts = [Int](repeating: 0, count: features * maxBins)
+        bins.withUnsafeBufferPointer { b in
+            order.withUnsafeBufferPointer { o in
+                for f in 0..<features {
+                    let column = b.baseAddress! + f * rows
+                    for index in leaf.start..<leaf.end { counts[f * maxBins + Int(column[Int(o[index])])] += 1 }
+                }
+            }
+        }
+        return counts
     }
 
     /// Partitions order[range] stably: rows whose bin of `feature` is at most `threshold` first. Large ranges are cut
@@ -578,7 +624,11 @@ struct TreeBuilder {
         order = (0..<Int32(rows)).map { $0 }
         var tree = Tree(feature: [-1], threshold: [0], left: [-1], right: [-1], value: [0])
         var totalG = 0.0, totalH = 0.0
-        for row in 0..<rows { totalG += gradients[2 * row]; totalH += gradients[2 * row + 1] }
+        maxHessian = 0
+        for row in 0..<rows {
+            totalG += gradients[2 * row]; totalH += gradients[2 * row + 1]
+            maxHessian = max(maxHessian, gradients[2 * row + 1])
+        }
         var root = Leaf(node: 0, start: 0, end: rows, depth: 0, gradient: totalG, hessian: totalH,
                         histogram: histogram(gradients, start: 0, end: rows))
         root.split = bestSplit(root)

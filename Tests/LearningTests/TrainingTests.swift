@@ -88,6 +88,37 @@ import Testing
         #expect(outside, "rows outside the node moved")
     }
 
+    /// A leaf's best split is found without per-bin row counts, then checked; it must always be the split the exact
+    /// scan with counts picks (here on leaves of 40 to 400 rows, where `minSamplesLeaf` = 20 often binds).
+    @Test func splitsFoundWithoutCountsAreTheExactScansSplits() {
+        let rows = 3_000, features = 3
+        var random = SplitMix64(seed: 11)
+        // Skewed bins: most rows in a few bins, so that a side's count is often near the minimum.
+        let bins = (0..<(rows * features)).map { _ in UInt8(min(random.next() % 64, random.next() % 64)) }
+        var builder = TreeBuilder(bins: bins, features: features, rows: rows, maxBins: 256, maxLeaves: 31, maxDepth: nil, minSamplesLeaf: 20, l2: 0)
+        let gradients = (0..<rows).flatMap { _ -> [Double] in
+            let p = Double(random.next() % 1_000) / 1_000
+            return [p - Double(random.next() % 2), max(p * (1 - p), 1e-16)]
+        }
+        builder.maxHessian = stride(from: 1, to: gradients.count, by: 2).map { gradients[$0] }.max()!
+        var checked = 0, countedAgain = 0
+        for _ in 0..<300 {
+            builder.order = (0..<Int32(rows)).map { $0 }
+            random.shuffle(&builder.order)
+            let size = 40 + Int(random.next() % 360)
+            let histogram = builder.histogram(gradients, start: 0, end: size)
+            var g = 0.0, h = 0.0
+            for index in 0..<size { g += gradients[2 * Int(builder.order[index])]; h += gradients[2 * Int(builder.order[index]) + 1] }
+            let leaf = TreeBuilder.Leaf(node: 0, start: 0, end: size, depth: 0, gradient: g, hessian: h, histogram: histogram)
+            let fast = builder.bestSplit(leaf), exact = builder.scan(leaf, counts: builder.binCounts(leaf))
+            #expect(fast?.feature == exact?.feature && fast?.threshold == exact?.threshold && fast?.gain == exact?.gain)
+            if let candidate = builder.scan(leaf, counts: nil), candidate.feature != exact?.feature || candidate.threshold != exact?.threshold { countedAgain += 1 }
+            checked += 1
+        }
+        #expect(checked == 300)
+        #expect(countedAgain > 10, "the leaves should often need the exact scan (\(countedAgain) did)")
+    }
+
     /// Bin thresholds are scikit-learn's, number for number: midpoints of distinct values when there are at most 255,
     /// otherwise NumPy's `percentile(method="averaged_inverted_cdf")` at 254 evenly spaced points, deduplicated.
     @Test(arguments: [(456, 1_000, UInt64(1)), (1_000, 100_000, UInt64(2)), (5_000, 600, UInt64(3)), (200, 50, UInt64(4))])
