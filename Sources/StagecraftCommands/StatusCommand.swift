@@ -103,15 +103,13 @@ struct StatusCommand: AsyncParsableCommand {
         if format.json {
             console.print(try JSONOutput.encode(rows))
         } else {
-            var table = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"]]
+            var cells = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"]]
             for row in rows {
                 let serving = row.serving.map { $0.weight == 100 ? VersionDigest.short($0.version) : "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: " ")
-                table.append([row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
+                cells.append([row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
                               row.sync, row.health, row.lastOutcome ?? "-", Self.liveText(row.live)])
             }
-            let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
-            for (index, line) in table.enumerated() {
-                let text = zip(line, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            for (index, text) in table(cells).enumerated() {
                 console.print(index == 0 ? console.styled(text, .bold) : text)
             }
         }
