@@ -4,21 +4,27 @@ import Hummingbird
 import Learning
 import NIOCore
 
-/// An HTTP reply, built without Hummingbird so that the event-loop fast path can write it as it is.
+/// A JSON reply (`Content-Type: application/json`), built without Hummingbird so that the event-loop fast path can
+/// write it as it is.
 struct Reply {
     var status: HTTPResponse.Status
-    var headers: HTTPFields
+    /// The `Stagecraft-Source` header: the commit the answering version was built from.
+    var source: String?
     var body: ByteBuffer
+
+    /// The headers besides the body's length.
+    var headers: HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        if let source { headers[InferenceServer.sourceHeader] = source }
+        return headers
+    }
 
     /// The same reply as a Hummingbird response.
     var response: Response { Response(status: status, headers: headers, body: .init(byteBuffer: body)) }
 
-    /// A JSON body with `Content-Type: application/json`.
     static func json(_ body: ByteBuffer, status: HTTPResponse.Status = .ok, source: String? = nil) -> Reply {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        if let source { headers[InferenceServer.sourceHeader] = source }
-        return Reply(status: status, headers: headers, body: body)
+        Reply(status: status, source: source, body: body)
     }
 }
 

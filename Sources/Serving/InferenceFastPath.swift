@@ -113,14 +113,25 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// The whole answer, status line to body.
     private func encode(_ reply: Reply, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: 256 + reply.body.readableBytes)
-        out.writeString("HTTP/1.1 \(reply.status.code) \(reply.status.reasonPhrase)\r\n")
-        for field in reply.headers {
-            out.writeString(field.name.rawName)
-            out.writeString(": ")
-            out.writeString(field.value)
-            out.writeString("\r\n")
+        if reply.status == .ok {
+            out.writeStaticString("HTTP/1.1 200 OK\r\n")
+        } else {
+            out.writeString("HTTP/1.1 \(reply.status.code) \(reply.status.reasonPhrase)\r\n")
         }
-        out.writeString("Content-Length: \(reply.body.readableBytes)\r\nDate: \(date.now())\r\nServer: \(serverName)\r\n")
+        out.writeStaticString("Content-Type: application/json\r\n")
+        if let source = reply.source {
+            out.writeString(InferenceServer.sourceHeader.rawName)
+            out.writeStaticString(": ")
+            out.writeString(source)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("Content-Length: ")
+        out.writeString(String(reply.body.readableBytes))
+        out.writeStaticString("\r\nDate: ")
+        out.writeString(date.now())
+        out.writeStaticString("\r\nServer: ")
+        out.writeString(serverName)
+        out.writeStaticString("\r\n")
         if close { out.writeString("Connection: close\r\n") }
         out.writeString("\r\n")
         var body = reply.body
