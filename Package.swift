@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingTests",
-            dependencies: ["Serving", "StagecraftTesting", "LoopbackHTTP"],
+            dependencies: ["Serving", "StagecraftTesting", "LoopbackHTTP", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

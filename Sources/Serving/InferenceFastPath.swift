@@ -21,7 +21,7 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private let endpoint: InferenceEndpoint
     private let serverName: String
     /// Bytes read but not answered yet: the start of the next request.
-    private var buffered: ByteBuffer?
+    private(set) var buffered: ByteBuffer?
     /// The server is shutting down: close once the request being read is answered.
     private var quiescing = false
     private var date = HTTPDate()
@@ -42,6 +42,9 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         while let readable = buffered, readable.readableBytes > 0 {
             switch Self.parse(readable, bodyLimit: endpoint.bodyLimit) {
             case .incomplete:
+                // Keep only the unanswered request's bytes, so that a long connection whose reads keep cutting
+                // requests in two does not keep every byte it ever read.
+                if buffered!.readerIndex > 0 { buffered!.discardReadBytes() }
                 if flush { context.flush() }
                 return
             case .other:

@@ -1,4 +1,6 @@
+import Foundation
 import NIOCore
+import NIOEmbedded
 @testable import Serving
 import Testing
 
@@ -55,5 +57,36 @@ import Testing
     @Test func anOverlongHeadGoesToTheHTTPDecoder() {
         let head = "POST /v2/models/penguins/infer HTTP/1.1\r\nX: " + String(repeating: "a", count: 20_000)
         #expect(parse(head) == .other)
+    }
+
+    /// Through the handler on NIO's embedded channel: 100 pipelined requests whose reads all end inside a request
+    /// get 100 answers, in order, and the handler keeps only the unanswered request's bytes.
+    @Test func readsThatCutRequestsKeepOnlyTheUnansweredBytes() throws {
+        let repository = ModelRepository()
+        repository.load(LoadedVersion(model: "breast-cancer", version: String(repeating: "cd", count: 32), source: String(repeating: "1", count: 40),
+                                      file: Models.breastCancer.0))
+        let endpoint = InferenceEndpoint(repository: repository, metrics: ServerMetrics(), capture: nil, feedback: nil, bodyLimit: 1 << 20)
+        let handler = InferenceFastPath(endpoint: endpoint, serverName: "stagecraft")
+        let channel = EmbeddedChannel(handler: handler)
+        var wire = ""
+        for index in 0..<100 {
+            let body = String(decoding: perFeatureBody(Models.breastCancer.0, Models.breastCancer.1, rows: 0..<1, id: "r\(index)"), as: UTF8.self)
+            wire += "POST /v2/models/breast-cancer/infer HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let bytes = Array(wire.utf8)
+        var largest = 0
+        for start in stride(from: 0, to: bytes.count, by: 997) {  // 997 bytes per read: every read ends inside a request
+            try channel.writeInbound(ByteBuffer(bytes: bytes[start..<min(start + 997, bytes.count)]))
+            largest = max(largest, handler.buffered.map { $0.readerIndex + $0.readableBytes } ?? 0)
+        }
+        var answers: [String] = []
+        while let out = try channel.readOutbound(as: ByteBuffer.self) { answers.append(String(buffer: out)) }
+        #expect(answers.count == 100)
+        #expect(answers.enumerated().allSatisfy { $1.hasPrefix("HTTP/1.1 200 OK\r\n") && $1.contains("\"id\":\"r\($0)\"") })
+        // What is kept stays within one request and one read (the whole stream is 100 requests).
+        let request = bytes.count / 100
+        #expect(largest <= request + 997 + 64, "kept up to \(largest) bytes, requests are \(request)")
+        #expect(handler.buffered == nil)
+        _ = try channel.finish()
     }
 }
