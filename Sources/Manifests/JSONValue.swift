@@ -50,11 +50,16 @@ public enum JSONValue: Hashable, Sendable, Codable {
         return "\(value)"
     }
 
+    /// Whether `text` has a character that a JSON string literal must escape (a control character, `"` or `\`).
+    public static func needsEscaping(_ text: String) -> Bool {
+        text.utf8.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }
+    }
+
     /// Appends `text` to `out` as a JSON string literal.
     public static func quote(_ text: String, into out: inout String) {
         out += "\""
         // Most text needs no escape: append it whole.
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+        if !needsEscaping(text) {
             out += text
             out += "\""
             return

@@ -30,7 +30,7 @@ struct Reply {
 
 /// Answers `POST /v2/models/{model}[/versions/{version}]/infer` once the body has been read: decode, route (version,
 /// split), predict, encode; records metrics, live feedback and capture. The Hummingbird route and the event-loop
-/// fast path (``InferenceChannelHandler``) both answer through it.
+/// fast path (``InferenceFastPath``) both answer through it.
 struct InferenceEndpoint: Sendable {
     let repository: ModelRepository
     let metrics: ServerMetrics

@@ -21,7 +21,7 @@ struct JSONWriter {
 
     mutating func string(_ value: String) {
         // Most text needs no escape: written whole, between quotes.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+        if !JSONValue.needsEscaping(value) {
             bytes.append(0x22)
             append(value)
             bytes.append(0x22)

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import HTTPTypes
 import Learning
 import NIOCore
 
@@ -37,10 +36,7 @@ enum MLflowScoring {
             writer.raw("{\"predictions\":")
             if let labels = predictions.labels { writer.strings(labels) } else { writer.numbers(predictions.values ?? []) }
             writer.raw("}")
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            headers[HTTPField.Name("Stagecraft-Source")!] = loaded.source
-            response = Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: writer.text)))
+            response = Reply.json(ByteBuffer(bytes: writer.bytes), source: loaded.source).response
         } catch {
             response = InferenceServer.response(for: error)
         }
