@@ -52,6 +52,7 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     public var features: [Feature]
 
     public var numericFeatures: [Feature] { features.filter { $0.kind == .numeric } }
+    public var categoricalFeatures: [Feature] { features.filter { $0.kind == .categorical } }
 
     /// The features' names and kinds, in order (read in place: no copy of each feature).
     public var namesAndKinds: (names: [String], kinds: [Feature.Kind]) {
@@ -59,7 +60,6 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             (features.indices.map { features[$0].name }, features.indices.map { features[$0].kind })
         }
     }
-    public var categoricalFeatures: [Feature] { features.filter { $0.kind == .categorical } }
 
     /// Fits the pipeline on `data`: every requested feature, or every column but `target` when `requests` is nil.
     public static func fit(_ data: Dataset, target: String, requests: [FeatureRequest]?) throws -> FeaturePipeline {
@@ -130,33 +130,24 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// Turns raw columns into model inputs: numeric features imputed and standardized, categorical features as
     /// level codes (an unknown level is -1, the unknown bucket).
     public func transform(_ data: Dataset) throws -> FeatureMatrix {
-        let rows = data.rowCount
-        let numericCount = features.withUnsafeBufferPointer { features in features.indices.count { features[$0].kind == .numeric } }
-        let categoricalCount = features.count - numericCount
-        var numericValues = [Double](repeating: 0, count: rows * numericCount)
-        var codes = [Int32](repeating: -1, count: rows * categoricalCount)
-        var slot = 0
         // Features are read in place (no copy of each one per request).
         try features.withUnsafeBufferPointer { features in
-            for position in features.indices where features[position].kind == .numeric {
-                defer { slot += 1 }
-                try Self.transformNumeric(features.baseAddress! + position, position: position, slot: slot, width: numericCount, data,
+            let rows = data.rowCount
+            let numeric = features.indices.filter { features[$0].kind == .numeric }
+            let categorical = features.indices.filter { features[$0].kind == .categorical }
+            var numericValues = [Double](repeating: 0, count: rows * numeric.count)
+            var codes = [Int32](repeating: -1, count: rows * categorical.count)
+            for (slot, position) in numeric.enumerated() {
+                try Self.transformNumeric(features.baseAddress! + position, position: position, slot: slot, width: numeric.count, data,
                                           into: &numericValues)
             }
-        }
-        slot = 0
-        try features.withUnsafeBufferPointer { features in
-            for position in features.indices where features[position].kind == .categorical {
-                defer { slot += 1 }
-                try Self.transformCategorical(features.baseAddress! + position, position: position, slot: slot, width: categoricalCount, data,
-                                              into: &codes)
+            for (slot, position) in categorical.enumerated() {
+                try Self.transformCategorical(features.baseAddress! + position, position: position, slot: slot, width: categorical.count,
+                                              data, into: &codes)
             }
+            return FeatureMatrix(rowCount: rows, numeric: numericValues, numericCount: numeric.count, codes: codes,
+                                 levelCounts: categorical.map { features[$0].levels!.count })
         }
-        return FeatureMatrix(
-            rowCount: rows, numeric: numericValues, numericCount: numericCount, codes: codes,
-            levelCounts: features.withUnsafeBufferPointer { features in
-                features.indices.compactMap { features[$0].kind == .categorical ? features[$0].levels!.count : nil }
-            })
     }
 
     /// Imputes and standardizes one numeric feature's column into `out` (row-major, `width` per row, at `slot`).

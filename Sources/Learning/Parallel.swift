@@ -28,13 +28,7 @@ struct RowChunks {
         var partials = [Double](repeating: 0, count: max(chunks, 1) * width)
         partials.withUnsafeMutableBufferPointer { buffer in
             let shared = SharedPointer(base: buffer.baseAddress!)
-            if chunks == 1 {
-                body(range(0), shared.base)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                    body(range(chunk), shared.base + chunk * width)
-                }
-            }
+            forEach { range in body(range, shared.base + range.lowerBound / Self.size * width) }
         }
         var total = [Double](repeating: 0, count: width)
         for chunk in 0..<chunks {
