@@ -425,9 +425,8 @@ struct TreeBuilder {
     }
 
     /// Builds the histogram of rows order[start..<end]: the node's gradients are first gathered in order (in
-    /// parallel pieces), then
-    /// each feature's column is summed on its own (its histogram stays in L1). Threads take whole features, and
-    /// each feature sums its rows in order, so the result does not depend on the number of cores.
+    /// parallel pieces), then each feature's column is summed on its own (its histogram stays in L1). Threads take
+    /// whole features, and each feature sums its rows in order, so the result does not depend on the number of cores.
     mutating func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
         let width = features * maxBins * 2
         var histogram = [Double](repeating: 0, count: width)
@@ -440,7 +439,7 @@ struct TreeBuilder {
                     let rowsOfNode = SharedConstPointer(base: o.baseAddress! + start), source = SharedConstPointer(base: g.baseAddress!)
                     let target = SharedPointer(base: out.baseAddress!)
                     DispatchQueue.concurrentPerform(iterations: groups) { piece in
-                        for i in (count * piece / groups)..<(count * (piece + 1) / groups) {
+                        for i in (0..<count).piece(piece, of: groups) {
                             let row = Int(rowsOfNode.base[i])
                             target[2 &* i] = source.base[2 &* row]
                             target[2 &* i &+ 1] = source.base[2 &* row &+ 1]
@@ -586,9 +585,9 @@ struct TreeBuilder {
                         let counts = SharedPointer(base: counts.baseAddress!)
                         // Each piece: its left rows in place, its right rows to the scratch space at the same offsets.
                         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-                            let low = range.lowerBound + range.count * piece / pieces, high = range.lowerBound + range.count * (piece + 1) / pieces
-                            var left = low, right = low
-                            for index in low..<high {
+                            let rowsOfPiece = range.piece(piece, of: pieces)
+                            var left = rowsOfPiece.lowerBound, right = rowsOfPiece.lowerBound
+                            for index in rowsOfPiece {
                                 let row = order[index]
                                 if Int(column.base[Int(row)]) <= threshold {
                                     order[left] = row; left += 1
@@ -596,20 +595,20 @@ struct TreeBuilder {
                                     spill[right] = row; right += 1
                                 }
                             }
-                            counts[piece] = left - low
+                            counts[piece] = left - rowsOfPiece.lowerBound
                         }
                         // Then the pieces' left rows together, followed by their right rows.
                         var left = range.lowerBound
                         for piece in 0..<pieces {
-                            let low = range.lowerBound + range.count * piece / pieces
+                            let low = range.piece(piece, of: pieces).lowerBound
                             if left != low { memmove(order.base + left, order.base + low, counts[piece] * MemoryLayout<Int32>.stride) }
                             left += counts[piece]
                         }
                         var right = left
                         for piece in 0..<pieces {
-                            let low = range.lowerBound + range.count * piece / pieces, high = range.lowerBound + range.count * (piece + 1) / pieces
-                            let rights = high - low - counts[piece]
-                            (order.base + right).update(from: spill.base + low, count: rights)
+                            let rowsOfPiece = range.piece(piece, of: pieces)
+                            let rights = rowsOfPiece.count - counts[piece]
+                            (order.base + right).update(from: spill.base + rowsOfPiece.lowerBound, count: rights)
                             right += rights
                         }
                     }
@@ -676,6 +675,13 @@ struct TreeBuilder {
             for index in leaf.start..<leaf.end { leafOfRow[Int(order[index])] = Int32(leaf.node) }
         }
         return (tree, leafOfRow)
+    }
+}
+
+extension Range<Int> {
+    /// Piece `index` of `pieces` nearly equal, consecutive pieces of this range.
+    func piece(_ index: Int, of pieces: Int) -> Range<Int> {
+        lowerBound + count * index / pieces ..< lowerBound + count * (index + 1) / pieces
     }
 }
 
