@@ -45,9 +45,12 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // A cache prefetch hint for the ML core's scattered reads (an inline C function; Swift has no spelling for it).
+        .target(name: "CPrefetch"),
         // The ML core: CSV data, feature pipeline, trainers, metrics, search, model files. No git, no HTTP.
         .target(
             name: "Learning",
+            dependencies: ["CPrefetch"],
             swiftSettings: swiftSettings
         ),
         // The artifact store (content-addressed builds) and the state store (SQLite): what serves, every deployment.

@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 
 /// How raw features become bins (0...255): numeric features by thresholds (bin = how many thresholds are below
@@ -15,25 +16,45 @@ public struct Binning: Sendable, Codable, Equatable {
         let features = featureCount, rows = matrix.rowCount
         var out = [UInt8](repeating: 0, count: rows * features)
         let p = matrix.numericCount, c = matrix.categoricalCount
+        // Each feature's thresholds padded with infinity to 256, for a search of eight steps without branches.
+        var padded = [Double](repeating: .infinity, count: p * 256)
+        for (j, cuts) in thresholds.enumerated() {
+            for (index, cut) in cuts.prefix(255).enumerated() { padded[j * 256 + index] = cut }
+        }
         out.withUnsafeMutableBufferPointer { buffer in
-            let shared = SharedPointer(base: buffer.baseAddress!)
-            let thresholds = self.thresholds, levelBins = self.levelBins
-            let chunks = RowChunks(rows: rows)
-            chunks.forEach { range in
+            padded.withUnsafeBufferPointer { padded in
                 matrix.numeric.withUnsafeBufferPointer { x in
-                    for row in range {
-                        for j in 0..<p {
-                            shared[row * features + j] = UInt8(Binning.search(thresholds[j], x[row * p + j]))
-                        }
-                        for j in 0..<c {
-                            let code = Int(matrix.codes[row * c + j])
-                            shared[row * features + p + j] = code >= 0 && code < levelBins[j].count ? levelBins[j][code] : 0
+                    let shared = SharedPointer(base: buffer.baseAddress!)
+                    let padded = SharedConstPointer(base: padded.baseAddress!), x = SharedConstPointer(base: x.baseAddress!)
+                    let levelBins = self.levelBins
+                    RowChunks(rows: rows).forEach { range in
+                        for row in range {
+                            let values = x.base + row &* p, binsOfRow = shared.base + row &* features
+                            for j in 0..<p {
+                                binsOfRow[j] = UInt8(Binning.countBelow(values[j], in: padded.base + j &* 256))
+                            }
+                            for j in 0..<c {
+                                let code = Int(matrix.codes[row * c + j])
+                                binsOfRow[p + j] = code >= 0 && code < levelBins[j].count ? levelBins[j][code] : 0
+                            }
                         }
                     }
                 }
             }
         }
         return out
+    }
+
+    /// How many of 256 ascending thresholds are below `value` (none for NaN): a binary search whose steps are
+    /// conditional moves, not branches.
+    @inline(__always)
+    static func countBelow(_ value: Double, in thresholds: UnsafePointer<Double>) -> Int {
+        var base = 0, step = 128
+        while step > 0 {
+            base &+= thresholds[base &+ step &- 1] < value ? step : 0
+            step >>= 1
+        }
+        return base
     }
 
     /// Thresholds for sorted values: midpoints between distinct values when there are few enough, otherwise the
@@ -56,16 +77,6 @@ public struct Binning: Sendable, Codable, Equatable {
             if cuts.last.map({ cut > $0 }) ?? true { cuts.append(cut) }
         }
         return cuts
-    }
-
-    @inline(__always)
-    static func search(_ thresholds: [Double], _ value: Double) -> Int {
-        var low = 0, high = thresholds.count
-        while low < high {
-            let middle = (low + high) >> 1
-            if thresholds[middle] < value { low = middle + 1 } else { high = middle }
-        }
-        return low
     }
 
     /// Fits thresholds on up to 200,000 of `rows` (chosen with `seed`) and orders categorical levels by `levelScore`.
@@ -228,34 +239,19 @@ public struct GradientBoostingTrainer: Sendable {
         var validationRaw = [Double](repeating: 0, count: validationRows.count * outputs)
         for row in 0..<validationRows.count { for k in 0..<outputs { validationRaw[row * outputs + k] = baseline[k] } }
 
-        var gradients = [Double](repeating: 0, count: n * 2)
+        // Gradients and hessians are kept in 32 bits, as scikit-learn keeps them: near-tied splits then go the same
+        // way as in `HistGradientBoosting*` (sums stay 64-bit).
+        var gradients = [Float](repeating: 0, count: n * 2)
         var grown: [Tree] = []
         var validationScores: [Double] = []
-        // Column-major copy for the builder: one feature's bins are contiguous.
-        var columnBins = [UInt8](repeating: 0, count: n * features)
-        let kept = trainRows
-        columnBins.withUnsafeMutableBufferPointer { out in
-            allBins.withUnsafeBufferPointer { input in
-                let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: features) { f in
-                    for (index, row) in kept.enumerated() { out[f * n + index] = input.base[row * features + f] }
-                }
-            }
-        }
-        var builder = TreeBuilder(bins: columnBins, features: features, rows: n, maxBins: 256,
+        var builder = TreeBuilder(bins: gather(allBins, rows: trainRows, width: features), features: features, rows: n, maxBins: 256,
                                   maxLeaves: maxLeaves, maxDepth: maxDepth, minSamplesLeaf: minSamplesLeaf, l2: l2)
         var rounds = 0
         for round in 0..<trees {
             for k in 0..<outputs {
                 computeGradients(task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: &gradients)
-                let (tree, leafOfRow) = builder.grow(gradients: gradients, learningRate: learningRate)
-                raw.withUnsafeMutableBufferPointer { buffer in
-                    let out = SharedPointer(base: buffer.baseAddress!)
-                    let chunks = RowChunks(rows: n)
-                    chunks.forEach { range in
-                        for row in range { out[row * outputs + k] += tree.value[Int(leafOfRow[row])] }
-                    }
-                }
+                let tree = builder.grow(gradients: gradients, learningRate: learningRate)
+                builder.addLeafValues(of: tree, to: &raw, stride: outputs, offset: k)
                 validationBins.withUnsafeBufferPointer { b in
                     validationRaw.withUnsafeMutableBufferPointer { buffer in
                         let out = SharedPointer(base: buffer.baseAddress!), bins = SharedConstPointer(base: b.baseAddress!)
@@ -309,13 +305,8 @@ public struct GradientBoostingTrainer: Sendable {
         return (train.sorted(), validation.sorted())
     }
 
-    /// A gradient or hessian rounded to 32 bits, as scikit-learn keeps them: near-tied splits then go the same way
-    /// as in `HistGradientBoosting*` (sums stay 64-bit).
-    @inline(__always)
-    static func single(_ value: Double) -> Double { Double(Float(value)) }
-
     private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
-                                  into gradients: inout [Double]) {
+                                  into gradients: inout [Float]) {
         let n = labels.count
         let chunks = RowChunks(rows: n)
         gradients.withUnsafeMutableBufferPointer { gradientBuffer in
@@ -327,18 +318,18 @@ public struct GradientBoostingTrainer: Sendable {
                         switch task {
                         case .binaryClassification:
                             let p = 1 / (1 + exp(-r[row]))
-                            g[2 * row] = Self.single(p - Double(labels[row]))
-                            g[2 * row + 1] = Self.single(max(p * (1 - p), 1e-16))
+                            g[2 * row] = Float(p - Double(labels[row]))
+                            g[2 * row + 1] = Float(max(p * (1 - p), 1e-16))
                         case .multiclassClassification:
                             var maximum = r[row * outputs]
                             for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
                             var total = 0.0
                             for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
                             let p = exp(r[row * outputs + k] - maximum) / total
-                            g[2 * row] = Self.single(p - (Int(labels[row]) == k ? 1 : 0))
-                            g[2 * row + 1] = Self.single(max(p * (1 - p), 1e-16))
+                            g[2 * row] = Float(p - (Int(labels[row]) == k ? 1 : 0))
+                            g[2 * row + 1] = Float(max(p * (1 - p), 1e-16))
                         case .regression:
-                            g[2 * row] = Self.single(r[row] - targets[row])
+                            g[2 * row] = Float(r[row] - targets[row])
                             g[2 * row + 1] = 1
                         }
                     }
@@ -347,26 +338,34 @@ public struct GradientBoostingTrainer: Sendable {
         }
     }
 
+    /// The mean loss of raw scores: summed in fixed chunks on all cores, so the same on any machine.
     private func loss(task: LearningTask, raw: [Double], outputs: Int, labels: [Int32], targets: [Double]) -> Double {
         let n = max(labels.count, targets.count)
         guard n > 0 else { return 0 }
-        var total = 0.0
-        switch task {
-        case .binaryClassification:
-            for row in 0..<n {
-                let z = raw[row]
-                total += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - (labels[row] == 1 ? z : 0)
-            }
-        case .multiclassClassification:
-            for row in 0..<n {
-                var maximum = raw[row * outputs]
-                for j in 1..<outputs { maximum = max(maximum, raw[row * outputs + j]) }
-                var sum = 0.0
-                for j in 0..<outputs { sum += exp(raw[row * outputs + j] - maximum) }
-                total += log(sum) + maximum - raw[row * outputs + Int(labels[row])]
-            }
-        case .regression:
-            for row in 0..<n { total += 0.5 * (raw[row] - targets[row]) * (raw[row] - targets[row]) }
+        let total = raw.withUnsafeBufferPointer { r in
+            let raw = SharedConstPointer(base: r.baseAddress!)
+            return RowChunks(rows: n).map { range in
+                var total = 0.0
+                let raw = raw.base
+                switch task {
+                case .binaryClassification:
+                    for row in range {
+                        let z = raw[row]
+                        total += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - (labels[row] == 1 ? z : 0)
+                    }
+                case .multiclassClassification:
+                    for row in range {
+                        var maximum = raw[row * outputs]
+                        for j in 1..<outputs { maximum = max(maximum, raw[row * outputs + j]) }
+                        var sum = 0.0
+                        for j in 0..<outputs { sum += exp(raw[row * outputs + j] - maximum) }
+                        total += log(sum) + maximum - raw[row * outputs + Int(labels[row])]
+                    }
+                case .regression:
+                    for row in range { total += 0.5 * (raw[row] - targets[row]) * (raw[row] - targets[row]) }
+                }
+                return total
+            }.reduce(0.0) { $0 + $1 }
         }
         return total / Double(n)
     }
@@ -374,7 +373,10 @@ public struct GradientBoostingTrainer: Sendable {
 
 /// Grows one tree leaf by leaf on binned rows, with histograms built for the smaller child and subtracted for the larger.
 struct TreeBuilder {
+    /// The rows' bins, row by row: `features` bytes per row (a histogram reads all of a row's bins at once).
     let bins: [UInt8]
+    /// The same bins, feature by feature: `rows` bytes per feature (a partition reads one feature of many rows).
+    let columns: [UInt8]
     let features: Int
     let rows: Int
     let maxBins: Int
@@ -384,14 +386,24 @@ struct TreeBuilder {
     let l2: Double
     /// Row indices, partitioned so that each node's rows are contiguous.
     var order: [Int32]
+    /// The leaves of the tree last grown: their rows are order[start..<end].
+    var leafRanges: [(start: Int, end: Int, node: Int)] = []
     var scratch: [Int32]
-    /// The node's (gradient, hessian) pairs in node order.
-    var ordered: [Double]
     /// The largest hessian of any row in the tree being grown.
     var maxHessian = 0.0
 
     init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
         self.bins = bins
+        var columns = [UInt8](repeating: 0, count: bins.count)
+        columns.withUnsafeMutableBufferPointer { out in
+            bins.withUnsafeBufferPointer { input in
+                let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: features) { f in
+                    for row in 0..<rows { out[f * rows + row] = input.base[row * features + f] }
+                }
+            }
+        }
+        self.columns = columns
         self.features = features
         self.rows = rows
         self.maxBins = maxBins
@@ -399,9 +411,8 @@ struct TreeBuilder {
         self.maxDepth = maxDepth
         self.minSamplesLeaf = minSamplesLeaf
         self.l2 = l2
-        self.order = []
+        self.order = [Int32](repeating: 0, count: rows)
         self.scratch = [Int32](repeating: 0, count: rows)
-        self.ordered = [Double](repeating: 0, count: 2 * rows)
     }
 
     /// A histogram: for feature f and bin b, at (f * maxBins + b) * 2: sum of gradients, sum of hessians. Row counts
@@ -424,73 +435,87 @@ struct TreeBuilder {
         var split: Split?
     }
 
-    /// Builds the histogram of rows order[start..<end]: the node's gradients are first gathered in order (in
-    /// parallel pieces), then each feature's column is summed on its own (its histogram stays in L1). Threads take
-    /// whole features, and each feature sums its rows in order, so the result does not depend on the number of cores.
-    mutating func histogram(_ gradients: [Double], start: Int, end: Int) -> Histogram {
+    /// Builds the histogram of rows order[start..<end] (`inRowOrder`: they are start..<end themselves, as at the root).
+    /// A row's bins are side by side, so each row is read once for all its features. A node of more than one
+    /// `RowChunks` piece is summed piece by piece on all cores and the pieces' histograms added up in order; a smaller
+    /// one is shared out by features. Either way the result does not depend on the number of cores.
+    func histogram(_ gradients: [Float], start: Int, end: Int, inRowOrder: Bool = false) -> Histogram {
         let width = features * maxBins * 2
         var histogram = [Double](repeating: 0, count: width)
-        let count = end - start
-        let features = self.features, maxBins = self.maxBins, rows = self.rows
-        let groups = count < 4_096 ? 1 : min(features, ProcessInfo.processInfo.activeProcessorCount)
-        order.withUnsafeBufferPointer { o in
-            gradients.withUnsafeBufferPointer { g in
-                ordered.withUnsafeMutableBufferPointer { out in
-                    let rowsOfNode = SharedConstPointer(base: o.baseAddress! + start), source = SharedConstPointer(base: g.baseAddress!)
-                    let target = SharedPointer(base: out.baseAddress!)
-                    DispatchQueue.concurrentPerform(iterations: groups) { piece in
-                        for i in (0..<count).piece(piece, of: groups) {
-                            let row = Int(rowsOfNode.base[i])
-                            target[2 &* i] = source.base[2 &* row]
-                            target[2 &* i &+ 1] = source.base[2 &* row &+ 1]
-                        }
-                    }
+        let pieces = RowChunks(rows: end - start)
+        let groups = min(ProcessInfo.processInfo.activeProcessorCount, features)
+        histogram.withUnsafeMutableBufferPointer { h in
+            let out = SharedPointer(base: h.baseAddress!)
+            if pieces.count > 1 {
+                // The first piece sums into the result, the others into histograms of their own.
+                let partials = UnsafeMutablePointer<Double>.allocate(capacity: (pieces.count - 1) * width)
+                defer { partials.deallocate() }
+                let shared = SharedPointer(base: partials)
+                pieces.forEach { range in
+                    let piece = range.lowerBound / RowChunks.size
+                    let target = piece == 0 ? out.base : shared.base + (piece - 1) * width
+                    if piece > 0 { target.initialize(repeating: 0, count: width) }
+                    accumulate(gradients, rows: start + range.lowerBound ..< start + range.upperBound, features: 0..<features,
+                               inRowOrder: inRowOrder, into: target)
                 }
-            }
-        }
-        bins.withUnsafeBufferPointer { b in
-            order.withUnsafeBufferPointer { o in
-                ordered.withUnsafeBufferPointer { g in
-                    histogram.withUnsafeMutableBufferPointer { h in
-                        let out = SharedPointer(base: h.baseAddress!)
-                        let bp = SharedConstPointer(base: b.baseAddress!), op = SharedConstPointer(base: o.baseAddress! + start)
-                        let gp = SharedConstPointer(base: g.baseAddress!)
-                        DispatchQueue.concurrentPerform(iterations: groups) { group in
-                            var f = group
-                            while f < features {
-                                let column = bp.base + f * rows
-                                let histogram = out.base + f * maxBins * 2
-                                let rowsOfNode = op.base, gradients = gp.base
-                                // Even and odd rows go to two histograms, so consecutive updates do not wait on
-                                // each other; the second is added in at the end (the same order on every machine).
-                                let second = UnsafeMutablePointer<Double>.allocate(capacity: maxBins * 2)
-                                second.initialize(repeating: 0, count: maxBins * 2)
-                                var i = 0
-                                while i &+ 1 < count {
-                                    let a = Int(column[Int(rowsOfNode[i])]) &* 2
-                                    let b = Int(column[Int(rowsOfNode[i &+ 1])]) &* 2
-                                    histogram[a] += gradients[2 &* i]
-                                    histogram[a &+ 1] += gradients[2 &* i &+ 1]
-                                    second[b] += gradients[2 &* i &+ 2]
-                                    second[b &+ 1] += gradients[2 &* i &+ 3]
-                                    i &+= 2
-                                }
-                                if i < count {
-                                    let a = Int(column[Int(rowsOfNode[i])]) &* 2
-                                    histogram[a] += gradients[2 &* i]
-                                    histogram[a &+ 1] += gradients[2 &* i &+ 1]
-                                }
-                                for slot in 0..<(maxBins * 2) { histogram[slot] += second[slot] }
-                                second.deallocate()
-                                f += groups
-                            }
-                        }
-                    }
+                for piece in 1..<pieces.count {
+                    let partial = partials + (piece - 1) * width
+                    for slot in 0..<width { out.base[slot] += partial[slot] }
                 }
+            } else if end - start >= 4_096 && groups > 1 {
+                DispatchQueue.concurrentPerform(iterations: groups) { group in
+                    accumulate(gradients, rows: start..<end, features: (0..<features).piece(group, of: groups), inRowOrder: inRowOrder,
+                               into: out.base)
+                }
+            } else {
+                accumulate(gradients, rows: start..<end, features: 0..<features, inRowOrder: inRowOrder, into: out.base)
             }
         }
         return histogram
     }
+
+    /// Adds the gradient and hessian of rows order[rows] to `histogram`, for the given features, row by row in order.
+    private func accumulate(_ gradients: [Float], rows: Range<Int>, features wanted: Range<Int>, inRowOrder: Bool,
+                            into histogram: UnsafeMutablePointer<Double>) {
+        let features = self.features, maxBins = self.maxBins
+        bins.withUnsafeBufferPointer { b in
+            order.withUnsafeBufferPointer { o in
+                gradients.withUnsafeBufferPointer { g in
+                    let binsOfRows = b.baseAddress! + wanted.lowerBound, pairs = g.baseAddress!
+                    let histogram = histogram + wanted.lowerBound * maxBins * 2, width = wanted.count
+                    let rowsOfNode = o.baseAddress!
+                    @inline(__always) func add(_ row: Int) {
+                        let gradient = Double(pairs[2 &* row]), hessian = Double(pairs[2 &* row &+ 1])
+                        let rowBins = binsOfRows + row &* features
+                        var f = 0
+                        while f < width {
+                            let slot = (f &* maxBins &+ Int(rowBins[f])) &* 2
+                            histogram[slot] += gradient
+                            histogram[slot &+ 1] += hessian
+                            f &+= 1
+                        }
+                    }
+                    if inRowOrder {
+                        for row in rows { add(row) }
+                        return
+                    }
+                    let ahead = Self.prefetchDistance, last = rows.upperBound
+                    for i in rows {
+                        // The rows of a node are scattered: ask for a row's bins and gradients some rows before they are needed.
+                        if i &+ ahead < last {
+                            let next = Int(rowsOfNode[i &+ ahead])
+                            prefetchForReading(binsOfRows + next &* features)
+                            prefetchForReading(pairs + 2 &* next)
+                        }
+                        add(Int(rowsOfNode[i]))
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many rows ahead a histogram asks for a row's data.
+    static let prefetchDistance = 16
 
     /// Whether a leaf may be split at all: under the depth limit, with room for two children of `minSamplesLeaf`.
     func splittable(_ leaf: Leaf) -> Bool {
@@ -546,7 +571,7 @@ struct TreeBuilder {
     /// How many of the leaf's rows have a bin of `feature` at most `threshold`.
     func countLeft(_ leaf: Leaf, feature: Int, threshold: Int) -> Int {
         var left = 0
-        bins.withUnsafeBufferPointer { b in
+        columns.withUnsafeBufferPointer { b in
             order.withUnsafeBufferPointer { o in
                 let column = b.baseAddress! + feature * rows
                 for index in leaf.start..<leaf.end where Int(column[Int(o[index])]) <= threshold { left += 1 }
@@ -560,9 +585,9 @@ struct TreeBuilder {
         var counts = [Int](repeating: 0, count: features * maxBins)
         bins.withUnsafeBufferPointer { b in
             order.withUnsafeBufferPointer { o in
-                for f in 0..<features {
-                    let column = b.baseAddress! + f * rows
-                    for index in leaf.start..<leaf.end { counts[f * maxBins + Int(column[Int(o[index])])] += 1 }
+                for index in leaf.start..<leaf.end {
+                    let rowBins = b.baseAddress! + Int(o[index]) * features
+                    for f in 0..<features { counts[f * maxBins + Int(rowBins[f])] += 1 }
                 }
             }
         }
@@ -576,7 +601,7 @@ struct TreeBuilder {
         let pieces = range.count < 65_536 ? 1 : ProcessInfo.processInfo.activeProcessorCount
         var leftCounts = [Int](repeating: 0, count: pieces)
         let rows = self.rows
-        bins.withUnsafeBufferPointer { b in
+        columns.withUnsafeBufferPointer { b in
             order.withUnsafeMutableBufferPointer { o in
                 scratch.withUnsafeMutableBufferPointer { spill in
                     leftCounts.withUnsafeMutableBufferPointer { counts in
@@ -587,13 +612,15 @@ struct TreeBuilder {
                         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
                             let rowsOfPiece = range.piece(piece, of: pieces)
                             var left = rowsOfPiece.lowerBound, right = rowsOfPiece.lowerBound
+                            // Without a branch (which side a row goes is a coin toss to the predictor): the row is
+                            // written to both places and only its side's cursor moves.
                             for index in rowsOfPiece {
                                 let row = order[index]
-                                if Int(column.base[Int(row)]) <= threshold {
-                                    order[left] = row; left += 1
-                                } else {
-                                    spill[right] = row; right += 1
-                                }
+                                let goesLeft = Int(column.base[Int(row)]) <= threshold ? 1 : 0
+                                order[left] = row
+                                spill[right] = row
+                                left &+= goesLeft
+                                right &+= 1 &- goesLeft
                             }
                             counts[piece] = left - rowsOfPiece.lowerBound
                         }
@@ -619,17 +646,28 @@ struct TreeBuilder {
     }
 
     /// Grows a tree on `gradients` (pairs of gradient, hessian per row); returns it and each row's leaf node.
-    mutating func grow(gradients: [Double], learningRate: Double) -> (Tree, [Int32]) {
-        order = (0..<Int32(rows)).map { $0 }
+    mutating func grow(gradients: [Float], learningRate: Double) -> Tree {
+        order.withUnsafeMutableBufferPointer { order in
+            for index in order.indices { order[index] = Int32(index) }
+        }
         var tree = Tree(feature: [-1], threshold: [0], left: [-1], right: [-1], value: [0])
+        // The root's sums, in fixed chunks (the same on any machine), and the largest hessian.
+        let sums = gradients.withUnsafeBufferPointer { g in
+            let pairs = SharedConstPointer(base: g.baseAddress!)
+            return RowChunks(rows: rows).map { range in
+                var gradient = 0.0, hessian = 0.0, largest = 0.0
+                for row in range {
+                    let h = Double(pairs.base[2 &* row &+ 1])
+                    gradient += Double(pairs.base[2 &* row]); hessian += h; largest = max(largest, h)
+                }
+                return (gradient, hessian, largest)
+            }
+        }
         var totalG = 0.0, totalH = 0.0
         maxHessian = 0
-        for row in 0..<rows {
-            totalG += gradients[2 * row]; totalH += gradients[2 * row + 1]
-            maxHessian = max(maxHessian, gradients[2 * row + 1])
-        }
+        for (gradient, hessian, largest) in sums { totalG += gradient; totalH += hessian; maxHessian = max(maxHessian, largest) }
         var root = Leaf(node: 0, start: 0, end: rows, depth: 0, gradient: totalG, hessian: totalH,
-                        histogram: histogram(gradients, start: 0, end: rows))
+                        histogram: histogram(gradients, start: 0, end: rows, inRowOrder: true))
         root.split = bestSplit(root)
         var leaves = [root]
         var leafCount = 1
@@ -669,12 +707,29 @@ struct TreeBuilder {
             leaves.append(right)
             leafCount += 1
         }
-        var leafOfRow = [Int32](repeating: 0, count: rows)
-        for leaf in leaves {
-            tree.value[leaf.node] = -leaf.gradient / (leaf.hessian + l2) * learningRate
-            for index in leaf.start..<leaf.end { leafOfRow[Int(order[index])] = Int32(leaf.node) }
+        for leaf in leaves { tree.value[leaf.node] = -leaf.gradient / (leaf.hessian + l2) * learningRate }
+        leafRanges = leaves.map { (start: $0.start, end: $0.end, node: $0.node) }.sorted { $0.start < $1.start }
+        return tree
+    }
+
+    /// Adds the value of each training row's leaf in the tree just grown to `raw[row * stride + offset]`, on all cores.
+    func addLeafValues(of tree: Tree, to raw: inout [Double], stride: Int, offset: Int) {
+        let leafRanges = self.leafRanges
+        order.withUnsafeBufferPointer { o in
+            raw.withUnsafeMutableBufferPointer { r in
+                let order = SharedConstPointer(base: o.baseAddress!), out = SharedPointer(base: r.baseAddress! + offset)
+                // Chunks of positions in `order`: each row is at one position, so no two chunks write the same score.
+                RowChunks(rows: rows).forEach { positions in
+                    var leaf = leafRanges.firstIndex { $0.end > positions.lowerBound } ?? leafRanges.count
+                    var index = positions.lowerBound
+                    while index < positions.upperBound {
+                        let value = tree.value[leafRanges[leaf].node], end = min(leafRanges[leaf].end, positions.upperBound)
+                        while index < end { out[Int(order.base[index]) &* stride] += value; index &+= 1 }
+                        leaf += 1
+                    }
+                }
+            }
         }
-        return (tree, leafOfRow)
     }
 }
 
@@ -710,3 +765,4 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         }
     }
 }
+

@@ -21,6 +21,16 @@ struct RowChunks {
         }
     }
 
+    /// Runs `body` for every chunk's rows, on all cores, and returns what it returns, in chunk order.
+    func map<Result>(_ body: (Range<Int>) -> Result) -> [Result] {
+        var results = [Result?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let shared = SharedPointer(base: buffer.baseAddress!)
+            forEach { range in shared[range.lowerBound / Self.size] = body(range) }
+        }
+        return results.map { $0! }
+    }
+
     /// Runs `body` for every chunk, on all cores; each chunk writes `width` doubles of its own, which are then
     /// summed chunk by chunk, in order.
     func sum(width: Int, _ body: @Sendable (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {

@@ -96,11 +96,11 @@ import Testing
         // Skewed bins: most rows in a few bins, so that a side's count is often near the minimum.
         let bins = (0..<(rows * features)).map { _ in UInt8(min(random.next() % 64, random.next() % 64)) }
         var builder = TreeBuilder(bins: bins, features: features, rows: rows, maxBins: 256, maxLeaves: 31, maxDepth: nil, minSamplesLeaf: 20, l2: 0)
-        let gradients = (0..<rows).flatMap { _ -> [Double] in
+        let gradients = (0..<rows).flatMap { _ -> [Float] in
             let p = Double(random.next() % 1_000) / 1_000
-            return [p - Double(random.next() % 2), max(p * (1 - p), 1e-16)]
+            return [Float(p - Double(random.next() % 2)), Float(max(p * (1 - p), 1e-16))]
         }
-        builder.maxHessian = stride(from: 1, to: gradients.count, by: 2).map { gradients[$0] }.max()!
+        builder.maxHessian = Double(stride(from: 1, to: gradients.count, by: 2).map { gradients[$0] }.max()!)
         var checked = 0, countedAgain = 0
         for _ in 0..<300 {
             builder.order = (0..<Int32(rows)).map { $0 }
@@ -108,7 +108,7 @@ import Testing
             let size = 40 + Int(random.next() % 360)
             let histogram = builder.histogram(gradients, start: 0, end: size)
             var g = 0.0, h = 0.0
-            for index in 0..<size { g += gradients[2 * Int(builder.order[index])]; h += gradients[2 * Int(builder.order[index]) + 1] }
+            for index in 0..<size { g += Double(gradients[2 * Int(builder.order[index])]); h += Double(gradients[2 * Int(builder.order[index]) + 1]) }
             let leaf = TreeBuilder.Leaf(node: 0, start: 0, end: size, depth: 0, gradient: g, hessian: h, histogram: histogram)
             let fast = builder.bestSplit(leaf), exact = builder.scan(leaf, counts: builder.binCounts(leaf))
             #expect(fast?.feature == exact?.feature && fast?.threshold == exact?.threshold && fast?.gain == exact?.gain)
@@ -117,6 +117,64 @@ import Testing
         }
         #expect(checked == 300)
         #expect(countedAgain > 10, "the leaves should often need the exact scan (\(countedAgain) did)")
+    }
+
+    /// A node's histogram holds, per feature and bin, the sums of its rows' gradients and hessians, whichever way it
+    /// is built: one thread (small nodes), features shared out (middling ones: the same sums, in the same order, so
+    /// exactly equal), pieces of rows added up (large ones), and the root's rows read in place.
+    @Test func histogramsAreTheSumsOfTheirRows() {
+        let rows = 50_000, features = 5
+        var random = SplitMix64(seed: 5)
+        let bins = (0..<(rows * features)).map { _ in UInt8(random.next() % 256) }
+        let gradients = (0..<(2 * rows)).map { _ in Float(Double(random.next() % 2_001) / 1_000 - 1) }
+        var builder = TreeBuilder(bins: bins, features: features, rows: rows, maxBins: 256, maxLeaves: 31, maxDepth: nil, minSamplesLeaf: 20, l2: 0)
+        func sums(of nodeRows: [Int32]) -> [Double] {
+            var histogram = [Double](repeating: 0, count: features * 256 * 2)
+            for row in nodeRows.map(Int.init) {
+                for f in 0..<features {
+                    let slot = (f * 256 + Int(bins[row * features + f])) * 2
+                    histogram[slot] += Double(gradients[2 * row]); histogram[slot + 1] += Double(gradients[2 * row + 1])
+                }
+            }
+            return histogram
+        }
+        for size in [500, 10_000, 30_000] {
+            // A node's rows: a scattered subset, ascending (as partitions leave them), at the start of `order`.
+            var all = (0..<Int32(rows)).map { $0 }
+            random.shuffle(&all)
+            let nodeRows = all.prefix(size).sorted()
+            builder.order = nodeRows + all.dropFirst(size)
+            let histogram = builder.histogram(gradients, start: 0, end: size), expected = sums(of: nodeRows)
+            if size <= RowChunks.size {
+                #expect(histogram == expected, "\(size) rows: the histogram is not the rows' sums in order")
+            } else {
+                let close = zip(histogram, expected).allSatisfy { abs($0 - $1) <= 1e-9 * max(1, abs($1)) }
+                #expect(close, "\(size) rows: the pieces' histograms do not add up to the rows' sums")
+            }
+        }
+        builder.order = (0..<Int32(rows)).map { $0 }
+        let root = builder.histogram(gradients, start: 0, end: rows, inRowOrder: true)
+        #expect(root == builder.histogram(gradients, start: 0, end: rows), "reading the root's rows in place must give the same sums")
+        let close = zip(root, sums(of: builder.order)).allSatisfy { abs($0 - $1) <= 1e-9 * max(1, abs($1)) }
+        #expect(close)
+    }
+
+    /// A value's bin is the number of its feature's thresholds below it (NaN: bin 0), for any number of thresholds.
+    @Test func binsCountTheThresholdsBelowEachValue() {
+        var random = SplitMix64(seed: 9)
+        let thresholds: [[Double]] = [[], [0.5], [-1, 0, 2.5], (0..<254).map { Double($0) / 8 - 10 }]
+        var values: [Double] = [.nan, .infinity, -.infinity, -0.0, 0, 0.5, 2.5, -10, 21.625, 1e300]
+        values += (0..<2_000).map { _ in Double(Int(random.next() % 2_400) - 1_200) / 64 }
+        let p = thresholds.count
+        let matrix = FeatureMatrix(rowCount: values.count, numeric: values.flatMap { Array(repeating: $0, count: p) }, numericCount: p,
+                                   codes: [], levelCounts: [])
+        let binned = Binning(thresholds: thresholds, levelBins: []).bin(matrix)
+        for (row, value) in values.enumerated() {
+            for (j, cuts) in thresholds.enumerated() {
+                let expected = cuts.filter { $0 < value }.count
+                #expect(Int(binned[row * p + j]) == expected, "value \(value), \(cuts.count) thresholds")
+            }
+        }
     }
 
     /// Bin thresholds are scikit-learn's, number for number: midpoints of distinct values when there are at most 255,
@@ -174,17 +232,17 @@ import Testing
         let other = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"onnx"}"#.utf8)) }
         #expect(other?.message == "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
         let newer = #expect(throws: LearningError.self) { try ModelFile.decode(Data(#"{"format":"stagecraft-model","formatVersion":9}"#.utf8)) }
-        #expect(newer?.message == "model file format version 9 is not supported (this build reads 2 to 3)")
+        #expect(newer?.message == "model file format version 9 is not supported (this build reads 2 to 4)")
     }
 
-    /// Format 3 changed what boosting builds, not the layout: a format 2 file still loads and predicts.
+    /// Formats 3 and 4 changed what boosting builds, not the layout: a format 2 file still loads and predicts.
     @Test func formatTwoFilesStillLoad() throws {
         let (train, test) = try example("penguins")
         let outcome = try Training.run(TrainingRequest(task: .multiclassClassification, target: "species", algorithm: .gradientBoosting), train: train, test: test)
         let file = outcome.modelFile(task: .multiclassClassification, target: "species", build: BuildRecord(digest: "d", model: "m", data: [:], parameters: [:], tool: "t"))
         let text = String(decoding: try file.encoded(), as: UTF8.self)
-        #expect(text.contains("\"formatVersion\":3"))
-        let older = try ModelFile.decode(Data(text.replacingOccurrences(of: "\"formatVersion\":3", with: "\"formatVersion\":2").utf8))
+        #expect(text.contains("\"formatVersion\":4"))
+        let older = try ModelFile.decode(Data(text.replacingOccurrences(of: "\"formatVersion\":4", with: "\"formatVersion\":2").utf8))
         #expect(older.formatVersion == 2)
         #expect(try older.predict(test).labels == file.predict(test).labels)
     }
