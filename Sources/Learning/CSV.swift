@@ -81,14 +81,10 @@ public enum CSVReader {
     }
 
     static func read(bytes: UnsafeBufferPointer<UInt8>, source: String, types: [String: ColumnType]) throws -> Dataset {
+        if let dataset = try readUnquoted(bytes, source: source, types: types) { return dataset }
         let tokens = try tokenize(bytes, source: source)
         let width = tokens.width
-        guard width > 0 else { throw LearningError(.malformedData, "\(source):1:1: the file is empty (expected a header row)") }
-        let names = (0..<width).map { tokens.string(row: 0, column: $0, bytes) }
-        var seen: Set<String> = []
-        for (index, name) in names.enumerated() where !seen.insert(name).inserted {
-            throw LearningError(.malformedData, "\(source):1:\(index + 1): column '\(name)' appears twice in the header")
-        }
+        let names = try headerNames(tokens, bytes, source: source)
         let rows = tokens.rowCount - 1
         let shared = SharedTokens(tokens: tokens, bytes: bytes)
         // Numbers first, row by row in parallel chunks (the field offsets are read in order); a column with any
@@ -146,6 +142,160 @@ public enum CSVReader {
         tokens.release()
         if let failure = failures.compactMap({ $0 }).first { throw failure }
         return Dataset(names: names, columns: columns.map { $0! }, source: source)
+    }
+
+    /// The column names in the header row (row 0 of `tokens`), which must be there and distinct.
+    static func headerNames(_ tokens: Tokens, _ bytes: UnsafeBufferPointer<UInt8>, source: String) throws -> [String] {
+        guard tokens.width > 0 else { throw LearningError(.malformedData, "\(source):1:1: the file is empty (expected a header row)") }
+        let names = (0..<tokens.width).map { tokens.string(row: 0, column: $0, bytes) }
+        var seen: Set<String> = []
+        for (index, name) in names.enumerated() where !seen.insert(name).inserted {
+            throw LearningError(.malformedData, "\(source):1:\(index + 1): column '\(name)' appears twice in the header")
+        }
+        return names
+    }
+
+    // MARK: Files without quotes
+
+    /// Reads a file with no quote character in one pass over its records, in parallel chunks of whole lines (every
+    /// newline ends a record, every comma a field): numbers are parsed straight into their columns, and only the
+    /// fields of text columns are located for reading as categories. Returns nil when the file must be read the
+    /// general way: quotes, blank or ragged lines, a column that turns from numbers to text after its first rows.
+    /// The general reader reads such a file again and names any error exactly.
+    static func readUnquoted(_ bytes: UnsafeBufferPointer<UInt8>, source: String, types: [String: ColumnType]) throws -> Dataset? {
+        guard bytes.count > 0, bytes.count < Int(UInt32.max), memchr(bytes.baseAddress!, 34, bytes.count) == nil,
+              let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
+        else { return nil }
+        let headerEnd = UnsafeRawPointer(newlineAt) - UnsafeRawPointer(bytes.baseAddress!) + 1
+        let header = try tokenize(bytes, from: 0, to: headerEnd, firstLine: 1, width: nil, source: source)
+        defer { header.release() }
+        let names = try headerNames(header, bytes, source: source)
+        let width = names.count
+        let ranges = lineChunks(bytes, after: headerEnd)
+        // Records per chunk: its newlines, and a last line without one.
+        var rowsOfChunk = [Int](repeating: 0, count: ranges.count)
+        rowsOfChunk.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer(base: buffer.baseAddress!), base = SharedConstPointer(base: bytes.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+                let range = ranges[index]
+                var newlines = 0
+                for position in range where base.base[position] == 10 { newlines &+= 1 }
+                out[index] = newlines + (range.isEmpty || base.base[range.upperBound - 1] == 10 ? 0 : 1)
+            }
+        }
+        var firstRows: [Int] = [], total = 0
+        for count in rowsOfChunk { firstRows.append(total); total += count }
+        guard total > 0 else { return nil }
+        let rows = total, rowsOfChunks = rowsOfChunk, firstRowOfChunks = firstRows
+        let shared = SharedBytes(bytes: bytes)
+
+        // Which columns are text: declared categorical, or undeclared and not all numbers (or missing) in the first
+        // 100 records. Text in a column declared numeric is an error, which the general reader reports.
+        var isText = names.map { types[$0] == .categorical }
+        var textInNumeric = false
+        let sampled = scanRecords(bytes, from: ranges[0].lowerBound, to: ranges[0].upperBound, rows: min(100, rowsOfChunk[0]),
+                                  width: width) { _, column, start, end in
+            if !isText[column] && !isMissing(bytes, start, end) && parseDouble(bytes, start, end) == nil {
+                if types[names[column]] == .numeric { textInNumeric = true } else { isText[column] = true }
+            }
+        }
+        guard sampled && !textInNumeric else { return nil }
+        let textColumns = (0..<width).filter { isText[$0] }
+        var slots = [Int](repeating: -1, count: width)
+        for (slot, column) in textColumns.enumerated() { slots[column] = slot }
+        let textSlot = slots
+
+        // Numbers column by column; text fields as (start, end) offsets, text column by text column.
+        let numbers = UnsafeMutablePointer<Double>.allocate(capacity: rows * width)
+        defer { numbers.deallocate() }
+        let offsets = UnsafeMutablePointer<UInt32>.allocate(capacity: max(2 * rows * textColumns.count, 1))
+        defer { offsets.deallocate() }
+        var usable = [Bool](repeating: true, count: ranges.count)
+        usable.withUnsafeMutableBufferPointer { flags in
+            let flags = SharedPointer(base: flags.baseAddress!), numbersOut = SharedPointer(base: numbers)
+            let offsetsOut = SharedPointer(base: offsets)
+            DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+                let firstRow = firstRowOfChunks[index], bytes = shared.bytes
+                var mixed = false
+                let whole = scanRecords(bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, rows: rowsOfChunks[index],
+                                        width: width) { row, column, start, end in
+                    let row = firstRow &+ row
+                    let slot = textSlot[column]
+                    if slot >= 0 {
+                        let at = 2 &* (slot &* rows &+ row)
+                        offsetsOut[at] = UInt32(truncatingIfNeeded: start)
+                        offsetsOut[at &+ 1] = UInt32(truncatingIfNeeded: end)
+                    } else if isMissing(bytes, start, end) {
+                        numbersOut[column &* rows &+ row] = .nan
+                    } else if let value = parseDouble(bytes, start, end) {
+                        numbersOut[column &* rows &+ row] = value
+                    } else {
+                        mixed = true
+                    }
+                }
+                flags[index] = whole && !mixed
+            }
+        }
+        guard !usable.contains(false) else { return nil }
+
+        var columns = [Column?](repeating: nil, count: width)
+        columns.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer(base: buffer.baseAddress!)
+            let numbers = SharedConstPointer(base: UnsafePointer(numbers)), offsets = SharedConstPointer(base: UnsafePointer(offsets))
+            DispatchQueue.concurrentPerform(iterations: width) { column in
+                let slot = textSlot[column]
+                guard slot >= 0 else {
+                    out[column] = .numeric(Array(UnsafeBufferPointer(start: numbers.base + column * rows, count: rows)))
+                    return
+                }
+                let fields = offsets.base + 2 * slot * rows
+                out[column] = categories(rows: rows, shared.bytes) { row in
+                    (Int(fields[2 &* row]), Int(fields[2 &* row &+ 1]), false)
+                }
+            }
+        }
+        return Dataset(names: names, columns: columns.map { $0! }, source: source)
+    }
+
+    /// Reads `rows` records of `width` fields from bytes[from..<to] (no quotes: commas end fields, newlines records, a
+    /// carriage return before a newline is dropped), calling `field(record, column, start, end)` for each field. False
+    /// when a record has another number of fields (a blank line is one empty field).
+    @inline(__always)
+    static func scanRecords(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, rows: Int, width: Int,
+                            _ field: (Int, Int, Int, Int) -> Void) -> Bool {
+        let base = bytes.baseAddress!
+        var position = from
+        for row in 0..<rows {
+            for column in 0..<width {
+                let start = position
+                while position < to {
+                    let byte = base[position]
+                    if byte == 44 || byte == 10 { break }
+                    position &+= 1
+                }
+                let endsRecord = position == to || base[position] == 10
+                guard endsRecord == (column == width - 1) else { return false }
+                var end = position
+                if endsRecord && end > start && base[end - 1] == 13 { end -= 1 }
+                field(row, column, start, end)
+                position &+= 1
+            }
+        }
+        return true
+    }
+
+    /// Ranges of bytes[headerEnd...] for reading in parallel: about equal, each ending just after a newline (or at
+    /// the end of the file); one range for a file under 4 MB.
+    static func lineChunks(_ bytes: UnsafeBufferPointer<UInt8>, after headerEnd: Int) -> [Range<Int>] {
+        let chunkCount = bytes.count > 4_000_000 ? 4 * ProcessInfo.processInfo.activeProcessorCount : 1
+        var bounds = [headerEnd]
+        for chunk in 1..<max(chunkCount, 1) {
+            var position = max(bounds.last!, headerEnd + (bytes.count - headerEnd) * chunk / chunkCount)
+            while position < bytes.count && bytes[position - 1] != 10 { position += 1 }
+            if position > bounds.last! && position < bytes.count { bounds.append(position) }
+        }
+        bounds.append(bytes.count)
+        return zip(bounds, bounds.dropFirst()).map { $0 ..< $1 }
     }
 
     // MARK: Tokenizing
@@ -208,10 +358,13 @@ public enum CSVReader {
 
         func string(row: Int, column: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> String {
             let index = row * width + column
-            let start = Int(starts[index]), end = Int(ends[index])
-            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
-            return quoted.contains(index) ? text.replacingOccurrences(of: "\"\"", with: "\"") : text
+            return CSVReader.fieldText(bytes, Int(starts[index]), Int(ends[index]), quoted: quoted.contains(index))
         }
+    }
+
+    /// The bytes of a file, read (never written) by the tasks of one parallel loop.
+    struct SharedBytes: @unchecked Sendable {
+        let bytes: UnsafeBufferPointer<UInt8>
     }
 
     struct SharedTokens: @unchecked Sendable {
@@ -231,15 +384,7 @@ public enum CSVReader {
         }
         let headerEnd = UnsafeRawPointer(newlineAt) - UnsafeRawPointer(bytes.baseAddress!) + 1
         let header = try tokenize(bytes, from: 0, to: headerEnd, firstLine: 1, width: nil, source: source)
-        // Chunk boundaries just after a newline.
-        var bounds = [headerEnd]
-        for chunk in 1..<chunkCount {
-            var position = max(bounds.last!, headerEnd + (bytes.count - headerEnd) * chunk / chunkCount)
-            while position < bytes.count && bytes[position - 1] != 10 { position += 1 }
-            if position > bounds.last! && position < bytes.count { bounds.append(position) }
-        }
-        bounds.append(bytes.count)
-        let ranges = zip(bounds, bounds.dropFirst()).map { $0 ..< $1 }
+        let ranges = lineChunks(bytes, after: headerEnd)
         // Lines and fields in each chunk (without quotes, every comma and newline ends a field), so that every
         // chunk can write its fields straight into its own slice of one table.
         var counts = [(newlines: Int, fields: Int)](repeating: (0, 0), count: ranges.count)
@@ -438,27 +583,33 @@ public enum CSVReader {
                 }
             }
         }
-        // Categorical: levels in order of first appearance, then sorted, so codes do not depend on row order.
+        let quoted = !tokens.quoted.isEmpty
+        return categories(rows: rows, bytes) { row in
+            let index = (row + 1) * width + column
+            return (Int(tokens.starts[index]), Int(tokens.ends[index]), quoted && tokens.quoted.contains(index))
+        }
+    }
+
+    /// A column read as categories from each row's field `field(row)` = (start, end, quoted): levels in order of first
+    /// appearance, then sorted, so that codes do not depend on row order; missing fields are -1.
+    @inline(__always)
+    static func categories(rows: Int, _ bytes: UnsafeBufferPointer<UInt8>, field: (Int) -> (start: Int, end: Int, quoted: Bool)) -> Column {
         var lookup: [String: Int32] = [:]
         var firstSeen: [String] = []
         var rawCodes = [Int32](repeating: -1, count: rows)
         // The first few levels are also kept as byte ranges in the file: an unquoted field is matched against them
         // byte for byte, without making a string or hashing one (most categorical columns have few levels).
         var recent: [(start: Int, count: Int, code: Int32)] = []
-        let quoted = !tokens.quoted.isEmpty
         rows: for row in 0..<rows {
-            let index = (row + 1) * width + column
-            let start = Int(tokens.starts[index]), end = Int(tokens.ends[index])
+            let (start, end, isQuoted) = field(row)
             if isMissing(bytes, start, end) { continue }
-            let isQuoted = quoted && tokens.quoted.contains(index)
             if !isQuoted {
                 for level in recent where level.count == end - start && memcmp(bytes.baseAddress! + level.start, bytes.baseAddress! + start, level.count) == 0 {
                     rawCodes[row] = level.code
                     continue rows
                 }
             }
-            let text = isQuoted ? tokens.string(row: row + 1, column: column, bytes)
-                : String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            let text = fieldText(bytes, start, end, quoted: isQuoted)
             defer { if !isQuoted && recent.count < 16 { recent.append((start, end - start, rawCodes[row])) } }
             if let code = lookup[text] {
                 rawCodes[row] = code
@@ -474,52 +625,90 @@ public enum CSVReader {
         return .categorical(codes: rawCodes.map { $0 < 0 ? -1 : remap[Int($0)] }, levels: levels)
     }
 
-    /// Powers of ten that are exact in a Double.
-    private static let exactPowers: [Double] = (0...22).map { pow(10, Double($0)) }
+    /// The text of a field: a quoted one's doubled quotes are single in the text.
+    static func fieldText(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, quoted: Bool) -> String {
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        return quoted ? text.replacingOccurrences(of: "\"\"", with: "\"") : text
+    }
+
+    /// 10^exponent for 0...22, the powers of ten that are exact in a Double (a switch the compiler makes a constant
+    /// table of: no lazily made array to reach on every number).
+    @inline(__always)
+    static func exactPower(_ exponent: Int) -> Double {
+        switch exponent {
+        case 0: 1e0
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        default: 1e22
+        }
+    }
 
     /// Parses a decimal number (`-12.5e3`, `.5`, `1e-4`, `inf` is not accepted); nil when it is not one.
-    /// Up to 19 significant digits and a small exponent take a fast exact path; anything else goes to `strtod`.
+    /// Up to 19 digits whose value is below 2^53, with a small exponent, take a fast exact path (the mantissa and the
+    /// power of ten are exact doubles, so one division or product rounds correctly); anything else goes to `strtod`.
+    @inline(__always)
     public static func parseDouble(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
-        var position = start
-        // Trim spaces.
-        var stop = end
-        while position < stop && bytes[position] == 32 { position += 1 }
-        while stop > position && bytes[stop - 1] == 32 { stop -= 1 }
+        let base = bytes.baseAddress!
+        var position = start, stop = end
+        if position < stop && (base[position] == 32 || base[stop - 1] == 32) {
+            while position < stop && base[position] == 32 { position += 1 }
+            while stop > position && base[stop - 1] == 32 { stop -= 1 }
+        }
         guard position < stop else { return nil }
-        var negative = false
-        if bytes[position] == 45 || bytes[position] == 43 {
-            negative = bytes[position] == 45
-            position += 1
-        }
+        let negative = base[position] == 45
+        if negative || base[position] == 43 { position += 1 }
         var mantissa: UInt64 = 0
-        var digits = 0
-        var exponent = 0
-        var sawDigit = false
-        while position < stop, bytes[position] &- 48 < 10 {
-            if digits < 19 { mantissa = mantissa &* 10 &+ UInt64(bytes[position] &- 48); if mantissa > 0 { digits += 1 } } else { exponent += 1 }
-            sawDigit = true
+        let integerStart = position
+        while position < stop {
+            let digit = base[position] &- 48
+            if digit >= 10 { break }
+            mantissa = mantissa &* 10 &+ UInt64(digit)
             position += 1
         }
-        if position < stop && bytes[position] == 46 {
+        var digits = position - integerStart, exponent = 0
+        if position < stop && base[position] == 46 {
             position += 1
-            while position < stop, bytes[position] &- 48 < 10 {
-                if digits < 19 { mantissa = mantissa &* 10 &+ UInt64(bytes[position] &- 48); if mantissa > 0 { digits += 1 }; exponent -= 1 }
-                sawDigit = true
+            let fractionStart = position
+            while position < stop {
+                let digit = base[position] &- 48
+                if digit >= 10 { break }
+                mantissa = mantissa &* 10 &+ UInt64(digit)
                 position += 1
             }
+            digits += position - fractionStart
+            exponent = fractionStart - position
         }
-        guard sawDigit else { return nil }
-        if position < stop && (bytes[position] == 101 || bytes[position] == 69) {
+        guard digits > 0 else { return nil }
+        if position < stop && (base[position] == 101 || base[position] == 69) {
             position += 1
             var exponentNegative = false
-            if position < stop && (bytes[position] == 45 || bytes[position] == 43) {
-                exponentNegative = bytes[position] == 45
+            if position < stop && (base[position] == 45 || base[position] == 43) {
+                exponentNegative = base[position] == 45
                 position += 1
             }
             var value = 0
             var sawExponentDigit = false
-            while position < stop, bytes[position] &- 48 < 10 {
-                value = min(value * 10 + Int(bytes[position] &- 48), 100_000)
+            while position < stop, base[position] &- 48 < 10 {
+                value = min(value * 10 + Int(base[position] &- 48), 100_000)
                 sawExponentDigit = true
                 position += 1
             }
@@ -527,12 +716,17 @@ public enum CSVReader {
             exponent += exponentNegative ? -value : value
         }
         guard position == stop else { return nil }
-        if digits <= 15 && mantissa < (1 << 53) && exponent >= -22 && exponent <= 22 {
+        // 19 digits cannot overflow the mantissa.
+        if digits <= 19 && mantissa < (1 << 53) && exponent >= -22 && exponent <= 22 {
             var value = Double(mantissa)
-            value = exponent < 0 ? value / exactPowers[-exponent] : value * exactPowers[exponent]
+            value = exponent < 0 ? value / exactPower(-exponent) : value * exactPower(exponent)
             return negative ? -value : value
         }
-        // The slow, exact path.
+        return parseDoubleExactly(bytes, start, end)
+    }
+
+    /// The slow, exact path: `strtod` on the field's text.
+    private static func parseDoubleExactly(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
         var text = Array(UnsafeBufferPointer(rebasing: bytes[start..<end]))
         text.append(0)
         let value = text.withUnsafeBufferPointer { buffer in

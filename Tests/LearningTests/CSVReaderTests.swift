@@ -1,6 +1,6 @@
 import StagecraftTesting
 import Foundation
-import Learning
+@testable import Learning
 import Testing
 
 @Suite struct CSVReaderTests {
@@ -63,6 +63,64 @@ import Testing
     @Test func aDuplicateHeaderIsAnError() {
         let error = #expect(throws: LearningError.self) { try read("a,b,a\n1,2,3\n") }
         #expect(error?.message == "data/t.csv:1:3: column 'a' appears twice in the header")
+    }
+
+    /// `parseDouble`'s fast path must give the correctly rounded number, as the standard library's parser does, for
+    /// every shape of decimal: signs, leading zeros, long fractions, exponents, values near 2^53, over 19 digits.
+    @Test func numbersParseAsTheStandardLibraryParsesThem() {
+        var random = SplitMix64(seed: 21)
+        func digits(_ count: Int) -> String { String((0..<count).map { _ in Character(String(random.next() % 10)) }) }
+        var texts = ["9007199254740993", "9007199254740992.5", "0.30000000000000004", "1e23", "1e-23", "00000000000000000000001.5",
+                     "123456789012345678.9", "-0", "0e5", "4.9e-324", "1.7976931348623157e308"]
+        for _ in 0..<20_000 {
+            let sign = ["", "-", "+"][Int(random.next() % 3)]
+            let whole = digits(Int(random.next() % 12)), fraction = digits(Int(random.next() % 14))
+            var text = sign + whole + (fraction.isEmpty && !whole.isEmpty ? "" : "." + (whole.isEmpty && fraction.isEmpty ? "5" : fraction))
+            if random.next() % 4 == 0 { text += "e" + ["", "-", "+"][Int(random.next() % 3)] + String(random.next() % 30) }
+            texts.append(text)
+        }
+        for text in texts {
+            let bytes = Array(text.utf8)
+            let parsed = bytes.withUnsafeBufferPointer { CSVReader.parseDouble($0, 0, $0.count) }
+            let expected = Double(text)!
+            #expect(parsed?.bitPattern == expected.bitPattern, "\(text): \(String(describing: parsed)), expected \(expected)")
+        }
+    }
+
+    /// Files without quotes take a one-pass reader; one with a quote (here only the header's first name is quoted,
+    /// which names it the same) takes the general one. Both must read the same data set, whatever its shape.
+    @Test func unquotedFilesReadAsTheGeneralReaderReadsThem() throws {
+        let hundredNumbers = (0..<150).map { "\($0)" }.joined(separator: ",x\n")
+        let texts = [
+            "a,b\n1,2\n3,4",                            // no newline at the end
+            "a,b\r\n1,x\r\n3.5,y\r\n",                   // CRLF
+            "a,b,c\n1, 2 ,NA\n?,y,\n-1e3,,z\n",          // missing values, spaces
+            "x\n1\n\n2\n",                              // one column: a blank line is a missing value
+            "n,t\n" + hundredNumbers + ",x\nlate text,x\n",  // text after the first 100 rows: categories
+            "a,b\n1,2\n\n3,4\n",                        // a blank line between records is skipped
+        ]
+        func comparable(_ data: Dataset) -> [String] {
+            data.names + data.columns.map { column in
+                switch column {
+                case .numeric(let values): "numeric \(values.map(\.bitPattern))"
+                case .categorical(let codes, let levels): "categorical \(codes) \(levels)"
+                }
+            }
+        }
+        // The one-pass reader takes the first four, and leaves the last two (text after 100 rows, a blank line) to
+        // the general reader.
+        let taken = try texts.map { text in
+            try Array(text.utf8).withUnsafeBufferPointer { try CSVReader.readUnquoted($0, source: "t.csv", types: [:]) != nil }
+        }
+        #expect(taken == [true, true, true, true, false, false])
+        for text in texts {
+            let quotedHeader = "\"" + text.prefix { $0 != "," && $0 != "\n" } + "\"" + text.drop { $0 != "," && $0 != "\n" }
+            let fast = try read(text), general = try read(String(quotedHeader))
+            #expect(comparable(fast) == comparable(general), "\(text.debugDescription)")
+            #expect(fast.rowCount == general.rowCount)
+        }
+        let error = #expect(throws: LearningError.self) { try read("age,plan\n31,basic\n4O,pro\n", types: ["age": .numeric]) }
+        #expect(error?.message == "data/t.csv:3:1: '4O' in numeric column 'age' is not a number")
     }
 
     @Test func declaredCategoricalKeepsNumbersAsText() throws {
