@@ -32,15 +32,21 @@ public struct ReferenceProfile: Sendable, Codable, Equatable {
         self.prediction = prediction
     }
 
-    /// Profiles `features` of the training rows and the predictions on the holdout set.
+    /// Profiles `features` of the training rows (in parallel) and the predictions on the holdout set.
     public init(training: Dataset, features: [String], predictions: Predictions) {
-        self.features = features.compactMap { name in
-            switch training.column(name) {
-            case .numeric(let values)?: return Drift.numericProfile(name: name, values: values)
-            case .categorical(let codes, let levels)?: return Drift.categoricalProfile(name: name, values: codes.map { $0 < 0 ? nil : levels[Int($0)] })
-            case nil: return nil
+        var profiles = [FeatureProfile?](repeating: nil, count: features.count)
+        profiles.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer(base: buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: features.count) { index in
+                let name = features[index]
+                switch training.column(name) {
+                case .numeric(let values)?: out[index] = Drift.numericProfile(name: name, values: values)
+                case .categorical(let codes, let levels)?: out[index] = Drift.categoricalProfile(name: name, codes: codes, levels: levels)
+                case nil: out[index] = nil
+                }
             }
         }
+        self.features = profiles.compactMap { $0 }
         if let labels = predictions.labels {
             prediction = Drift.categoricalProfile(name: "prediction", values: labels)
         } else {
@@ -102,7 +108,7 @@ public enum Drift {
 
     /// The profile of a numeric column (NaN is missing).
     public static func numericProfile(name: String, values: [Double]) -> FeatureProfile {
-        let present = values.filter { !$0.isNaN }.sorted()
+        let present = values.filter { !$0.isNaN }.radixSorted()
         var edges: [Double] = []
         if !present.isEmpty {
             for decile in 1..<10 {
@@ -119,6 +125,17 @@ public enum Drift {
         }
         return FeatureProfile(name: name, kind: .numeric, rows: values.count, missing: values.count - present.count,
                               edges: edges, counts: binCounts(present, edges: edges), levels: nil, sample: sample)
+    }
+
+    /// The profile of a categorical column read from a file: codes into `levels` (-1 is missing), counted by code.
+    public static func categoricalProfile(name: String, codes: [Int32], levels: [String]) -> FeatureProfile {
+        var counts = [Int](repeating: 0, count: levels.count)
+        var missing = 0
+        for code in codes { if code < 0 { missing += 1 } else { counts[Int(code)] += 1 } }
+        // Levels in sorted order, as for text values; a level no row has is not one.
+        let present = levels.indices.filter { counts[$0] > 0 }.sorted { levels[$0] < levels[$1] }
+        return FeatureProfile(name: name, kind: .categorical, rows: codes.count, missing: missing,
+                              edges: nil, counts: present.map { counts[$0] }, levels: present.map { levels[$0] }, sample: nil)
     }
 
     /// The profile of a categorical column (nil is missing).

@@ -135,12 +135,29 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             let rows = data.rowCount
             let numeric = features.indices.filter { features[$0].kind == .numeric }
             let categorical = features.indices.filter { features[$0].kind == .categorical }
+            let sources = try numeric.map { position in try Self.numericSource(features.baseAddress! + position, position: position, data) }
             var numericValues = [Double](repeating: 0, count: rows * numeric.count)
-            var codes = [Int32](repeating: -1, count: rows * categorical.count)
-            for (slot, position) in numeric.enumerated() {
-                try Self.transformNumeric(features.baseAddress! + position, position: position, slot: slot, width: numeric.count, data,
-                                          into: &numericValues)
+            let width = numeric.count
+            numericValues.withUnsafeMutableBufferPointer { buffer in
+                let out = SharedPointer(base: buffer.baseAddress!)
+                // Chunk by chunk, all features: a chunk's rows stay in cache while each of their features is written.
+                RowChunks(rows: rows).forEach { range in
+                    for (slot, source) in sources.enumerated() {
+                        let fill = source.fill, mean = source.mean, scale = source.scale
+                        guard let values = source.values else {
+                            for row in range { out[row &* width &+ slot] = (fill - mean) / scale }
+                            continue
+                        }
+                        values.withUnsafeBufferPointer { input in
+                            for row in range {
+                                let value = input[row]
+                                out[row &* width &+ slot] = ((value.isNaN ? fill : value) - mean) / scale
+                            }
+                        }
+                    }
+                }
             }
+            var codes = [Int32](repeating: -1, count: rows * categorical.count)
             for (slot, position) in categorical.enumerated() {
                 try Self.transformCategorical(features.baseAddress! + position, position: position, slot: slot, width: categorical.count,
                                               data, into: &codes)
@@ -150,38 +167,32 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
         }
     }
 
-    /// Imputes and standardizes one numeric feature's column into `out` (row-major, `width` per row, at `slot`).
-    private static func transformNumeric(_ feature: UnsafePointer<Feature>, position: Int, slot: Int, width: Int, _ data: Dataset,
-                                         into out: inout [Double]) throws {
+    /// A numeric feature's column, checked, with its fitted fill, mean and scale: the values are nil for a column read as
+    /// text that is all missing (every row takes the fill value).
+    private struct NumericSource: Sendable {
+        var values: [Double]?
+        var fill: Double, mean: Double, scale: Double
+    }
+
+    /// The column of one numeric feature, checked against its missing-value policy and for text.
+    private static func numericSource(_ feature: UnsafePointer<Feature>, position: Int, _ data: Dataset) throws -> NumericSource {
         let name = feature.pointee.name
         guard let column = data.column(name, expectedAt: position) else {
             throw LearningError(.missingColumn, "\(data.source): no column '\(name)' that the model needs")
         }
         let fill = feature.pointee.fill!, mean = feature.pointee.mean!, scale = feature.pointee.scale!
-        let rows = data.rowCount
         switch column {
         case .numeric(let values):
             if feature.pointee.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
                 throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
             }
-            guard rows > 0 else { return }
-            out.withUnsafeMutableBufferPointer { out in
-                values.withUnsafeBufferPointer { input in
-                    let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
-                    RowChunks(rows: rows).forEach { range in
-                        for row in range {
-                            let value = input.base[row]
-                            out[row * width + slot] = ((value.isNaN ? fill : value) - mean) / scale
-                        }
-                    }
-                }
-            }
+            return NumericSource(values: values, fill: fill, mean: mean, scale: scale)
         case .categorical(let columnCodes, let levels):
             // Text in a numeric feature: only all-missing columns are accepted (they read as categorical).
             if let row = columnCodes.firstIndex(where: { $0 >= 0 }) {
                 throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): '\(levels[Int(columnCodes[row])])' in numeric feature '\(name)' is not a number")
             }
-            for row in 0..<rows { out[row * width + slot] = (fill - mean) / scale }
+            return NumericSource(values: nil, fill: fill, mean: mean, scale: scale)
         }
     }
 

@@ -93,7 +93,7 @@ public struct Binning: Sendable, Codable, Equatable {
         thresholds.withUnsafeMutableBufferPointer { buffer in
             let out = SharedPointer(base: buffer.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: p) { j in
-                out[j] = Binning.thresholds(sharedSample.map { matrix.numeric[$0 * p + j] }.sorted(), maxBins: maxBins)
+                out[j] = Binning.thresholds(sharedSample.map { matrix.numeric[$0 * p + j] }.radixSorted(), maxBins: maxBins)
             }
         }
         var levelBins: [[UInt8]] = []
@@ -295,14 +295,17 @@ public struct GradientBoostingTrainer: Sendable {
         } else {
             groups = [Array(0..<rows)]
         }
-        var train: [Int] = [], validation: [Int] = []
+        // The held rows are marked, then both lists read off in row order (no sorting).
+        var isHeld = [Bool](repeating: false, count: rows)
         for var group in groups {
             random.shuffle(&group)
             let held = Int((Double(group.count) * validationFraction).rounded())
-            validation += group[0..<held]
-            train += group[held...]
+            for row in group[0..<held] { isHeld[row] = true }
         }
-        return (train.sorted(), validation.sorted())
+        var train: [Int] = [], validation: [Int] = []
+        train.reserveCapacity(rows)
+        for row in 0..<rows { if isHeld[row] { validation.append(row) } else { train.append(row) } }
+        return (train, validation)
     }
 
     private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
@@ -598,7 +601,7 @@ struct TreeBuilder {
     /// in pieces partitioned in parallel, then put together piece by piece, so the order is the same on any machine.
     /// Returns where the right rows start.
     mutating func partition(_ range: Range<Int>, feature: Int, threshold: Int) -> Int {
-        let pieces = range.count < 65_536 ? 1 : ProcessInfo.processInfo.activeProcessorCount
+        let pieces = range.count < 2 * RowChunks.size ? 1 : ProcessInfo.processInfo.activeProcessorCount
         var leftCounts = [Int](repeating: 0, count: pieces)
         let rows = self.rows
         columns.withUnsafeBufferPointer { b in

@@ -1,5 +1,5 @@
 import Foundation
-import Learning
+@testable import Learning
 import StagecraftTesting
 import Testing
 
@@ -129,5 +129,40 @@ import Testing
         #expect(levels == ["b", "z"] && codes == [0, -1, 1])
         let wrong = #expect(throws: LearningError.self) { try file.dataset(records: [["x": "one"]], lines: [7], source: "in.jsonl") }
         #expect(wrong?.message == "in.jsonl:7: 'x' must be a number or null")
+    }
+}
+
+/// The radix sort behind binning and profiles, and profiles counted by code.
+@Suite struct SortingAndProfileTests {
+    /// Any doubles but NaN (every sign, size, infinity, subnormal, repeats) come out as `sorted()` puts them, each
+    /// value kept bit for bit; only the order of -0.0 and 0.0 between themselves may differ (-0.0 first).
+    @Test func radixSortOrdersAsSortedDoes() {
+        var random = SplitMix64(seed: 13)
+        var values: [Double] = [0, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .greatestFiniteMagnitude, 1, -1, 1, -0.0, 0]
+        while values.count < 50_000 {
+            let value = random.next() % 3 == 0 ? Double(Int(random.next() % 200) - 100) / 8 : Double(bitPattern: random.next())
+            if !value.isNaN { values.append(value) }
+        }
+        let radix = values.radixSorted(), expected = values.sorted()
+        #expect(radix.count == expected.count)
+        #expect(zip(radix, expected).allSatisfy { $0 == $1 }, "not in sorted() order")
+        #expect(radix.map(\.bitPattern).sorted() == values.map(\.bitPattern).sorted(), "values were not kept bit for bit")
+        let zeroSigns: [FloatingPointSign] = radix.filter { $0 == 0 }.map(\.sign)
+        let minusFirst = zeroSigns.drop { $0 == .minus }.allSatisfy { $0 == .plus }
+        #expect(minusFirst, "-0.0 should come before 0.0")
+        let empty: [Double] = []
+        #expect(empty.radixSorted().isEmpty)
+        #expect([2.5].radixSorted() == [2.5])
+    }
+
+    /// A file's categorical column profiled by its codes is the profile of its text values.
+    @Test func categoricalProfilesByCodeAreProfilesByText() {
+        let levels = ["b", "a", "zeta", "unused"], codes: [Int32] = [0, 1, -1, 2, 0, 0, -1, 1]
+        let byCode = Drift.categoricalProfile(name: "c", codes: codes, levels: levels)
+        let byText = Drift.categoricalProfile(name: "c", values: codes.map { $0 < 0 ? nil : levels[Int($0)] })
+        #expect(byCode == byText)
+        #expect(byCode.levels == ["a", "b", "zeta"])
+        #expect(byCode.counts == [2, 3, 1])
+        #expect(byCode.missing == 2)
     }
 }

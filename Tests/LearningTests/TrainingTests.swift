@@ -68,7 +68,7 @@ import Testing
         #expect(outcome.holdoutMetrics["rmse"]! < 0.01)
     }
 
-    /// Over 65,536 rows a node's rows are partitioned in parallel pieces and put back together: the result must be
+    /// From 32,768 rows a node's rows are partitioned in parallel pieces and put back together: the result must be
     /// the stable partition, as a plain filter gives it, for every split of a node.
     @Test func largeNodesArePartitionedStably() {
         let rows = 200_000
