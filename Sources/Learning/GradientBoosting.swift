@@ -239,9 +239,6 @@ public struct GradientBoostingTrainer: Sendable {
         var validationRaw = [Double](repeating: 0, count: validationRows.count * outputs)
         for row in 0..<validationRows.count { for k in 0..<outputs { validationRaw[row * outputs + k] = baseline[k] } }
 
-        // Gradients and hessians are kept in 32 bits, as scikit-learn keeps them: near-tied splits then go the same
-        // way as in `HistGradientBoosting*` (sums stay 64-bit).
-        var gradients = [Float](repeating: 0, count: n * 2)
         var grown: [Tree] = []
         var validationScores: [Double] = []
         var builder = TreeBuilder(bins: gather(allBins, rows: trainRows, width: features), features: features, rows: n, maxBins: 256,
@@ -249,8 +246,8 @@ public struct GradientBoostingTrainer: Sendable {
         var rounds = 0
         for round in 0..<trees {
             for k in 0..<outputs {
-                computeGradients(task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: &gradients)
-                let tree = builder.grow(gradients: gradients, learningRate: learningRate)
+                computeGradients(task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: builder.records)
+                let tree = builder.grow(learningRate: learningRate)
                 builder.addLeafValues(of: tree, to: &raw, stride: outputs, offset: k)
                 validationBins.withUnsafeBufferPointer { b in
                     validationRaw.withUnsafeMutableBufferPointer { buffer in
@@ -308,33 +305,28 @@ public struct GradientBoostingTrainer: Sendable {
         return (train, validation)
     }
 
+    /// Each row's gradient and hessian for output `k`, kept in 32 bits as scikit-learn keeps them (near-tied splits
+    /// then go the same way as in `HistGradientBoosting*`; sums stay 64-bit).
     private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
-                                  into gradients: inout [Float]) {
-        let n = labels.count
-        let chunks = RowChunks(rows: n)
-        gradients.withUnsafeMutableBufferPointer { gradientBuffer in
-            raw.withUnsafeBufferPointer { rawBuffer in
-                let g = SharedPointer(base: gradientBuffer.baseAddress!), r = SharedConstPointer(base: rawBuffer.baseAddress!)
-                chunks.forEach { range in
-                    let r = r.base
-                    for row in range {
-                        switch task {
-                        case .binaryClassification:
-                            let p = 1 / (1 + exp(-r[row]))
-                            g[2 * row] = Float(p - Double(labels[row]))
-                            g[2 * row + 1] = Float(max(p * (1 - p), 1e-16))
-                        case .multiclassClassification:
-                            var maximum = r[row * outputs]
-                            for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
-                            var total = 0.0
-                            for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
-                            let p = exp(r[row * outputs + k] - maximum) / total
-                            g[2 * row] = Float(p - (Int(labels[row]) == k ? 1 : 0))
-                            g[2 * row + 1] = Float(max(p * (1 - p), 1e-16))
-                        case .regression:
-                            g[2 * row] = Float(r[row] - targets[row])
-                            g[2 * row + 1] = 1
-                        }
+                                  into records: RowRecords) {
+        raw.withUnsafeBufferPointer { rawBuffer in
+            let r = SharedConstPointer(base: rawBuffer.baseAddress!)
+            RowChunks(rows: labels.count).forEach { range in
+                let r = r.base
+                for row in range {
+                    switch task {
+                    case .binaryClassification:
+                        let p = 1 / (1 + exp(-r[row]))
+                        records.setGradient(of: row, Float(p - Double(labels[row])), Float(max(p * (1 - p), 1e-16)))
+                    case .multiclassClassification:
+                        var maximum = r[row * outputs]
+                        for j in 1..<outputs { maximum = max(maximum, r[row * outputs + j]) }
+                        var total = 0.0
+                        for j in 0..<outputs { total += exp(r[row * outputs + j] - maximum) }
+                        let p = exp(r[row * outputs + k] - maximum) / total
+                        records.setGradient(of: row, Float(p - (Int(labels[row]) == k ? 1 : 0)), Float(max(p * (1 - p), 1e-16)))
+                    case .regression:
+                        records.setGradient(of: row, Float(r[row] - targets[row]), 1)
                     }
                 }
             }
@@ -376,8 +368,8 @@ public struct GradientBoostingTrainer: Sendable {
 
 /// Grows one tree leaf by leaf on binned rows, with histograms built for the smaller child and subtracted for the larger.
 struct TreeBuilder {
-    /// The rows' bins, row by row: `features` bytes per row (a histogram reads all of a row's bins at once).
-    let bins: [UInt8]
+    /// Each row's record: its bins, then its gradient and hessian (a histogram reads all of a row at once).
+    let records: RowRecords
     /// The same bins, feature by feature: `rows` bytes per feature (a partition reads one feature of many rows).
     let columns: [UInt8]
     let features: Int
@@ -395,8 +387,9 @@ struct TreeBuilder {
     /// The largest hessian of any row in the tree being grown.
     var maxHessian = 0.0
 
+    /// `bins`: row by row, `features` bytes per row.
     init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
-        self.bins = bins
+        records = RowRecords(bins: bins, features: features, rows: rows)
         var columns = [UInt8](repeating: 0, count: bins.count)
         columns.withUnsafeMutableBufferPointer { out in
             bins.withUnsafeBufferPointer { input in
@@ -442,7 +435,7 @@ struct TreeBuilder {
     /// A row's bins are side by side, so each row is read once for all its features. A node of more than one
     /// `RowChunks` piece is summed piece by piece on all cores and the pieces' histograms added up in order; a smaller
     /// one is shared out by features. Either way the result does not depend on the number of cores.
-    func histogram(_ gradients: [Float], start: Int, end: Int, inRowOrder: Bool = false) -> Histogram {
+    func histogram(start: Int, end: Int, inRowOrder: Bool = false) -> Histogram {
         let width = features * maxBins * 2
         var histogram = [Double](repeating: 0, count: width)
         let pieces = RowChunks(rows: end - start)
@@ -458,7 +451,7 @@ struct TreeBuilder {
                     let piece = range.lowerBound / RowChunks.size
                     let target = piece == 0 ? out.base : shared.base + (piece - 1) * width
                     if piece > 0 { target.initialize(repeating: 0, count: width) }
-                    accumulate(gradients, rows: start + range.lowerBound ..< start + range.upperBound, features: 0..<features,
+                    accumulate(rows: start + range.lowerBound ..< start + range.upperBound, features: 0..<features,
                                inRowOrder: inRowOrder, into: target)
                 }
                 for piece in 1..<pieces.count {
@@ -467,52 +460,48 @@ struct TreeBuilder {
                 }
             } else if end - start >= 4_096 && groups > 1 {
                 DispatchQueue.concurrentPerform(iterations: groups) { group in
-                    accumulate(gradients, rows: start..<end, features: (0..<features).piece(group, of: groups), inRowOrder: inRowOrder,
+                    accumulate(rows: start..<end, features: (0..<features).piece(group, of: groups), inRowOrder: inRowOrder,
                                into: out.base)
                 }
             } else {
-                accumulate(gradients, rows: start..<end, features: 0..<features, inRowOrder: inRowOrder, into: out.base)
+                accumulate(rows: start..<end, features: 0..<features, inRowOrder: inRowOrder, into: out.base)
             }
         }
         return histogram
     }
 
     /// Adds the gradient and hessian of rows order[rows] to `histogram`, for the given features, row by row in order.
-    private func accumulate(_ gradients: [Float], rows: Range<Int>, features wanted: Range<Int>, inRowOrder: Bool,
-                            into histogram: UnsafeMutablePointer<Double>) {
-        let features = self.features, maxBins = self.maxBins
-        bins.withUnsafeBufferPointer { b in
-            order.withUnsafeBufferPointer { o in
-                gradients.withUnsafeBufferPointer { g in
-                    let binsOfRows = b.baseAddress! + wanted.lowerBound, pairs = g.baseAddress!
-                    let histogram = histogram + wanted.lowerBound * maxBins * 2, width = wanted.count
-                    let rowsOfNode = o.baseAddress!
-                    @inline(__always) func add(_ row: Int) {
-                        let gradient = Double(pairs[2 &* row]), hessian = Double(pairs[2 &* row &+ 1])
-                        let rowBins = binsOfRows + row &* features
-                        var f = 0
-                        while f < width {
-                            let slot = (f &* maxBins &+ Int(rowBins[f])) &* 2
-                            histogram[slot] += gradient
-                            histogram[slot &+ 1] += hessian
-                            f &+= 1
-                        }
-                    }
-                    if inRowOrder {
-                        for row in rows { add(row) }
-                        return
-                    }
-                    let ahead = Self.prefetchDistance, last = rows.upperBound
-                    for i in rows {
-                        // The rows of a node are scattered: ask for a row's bins and gradients some rows before they are needed.
-                        if i &+ ahead < last {
-                            let next = Int(rowsOfNode[i &+ ahead])
-                            prefetchForReading(binsOfRows + next &* features)
-                            prefetchForReading(pairs + 2 &* next)
-                        }
-                        add(Int(rowsOfNode[i]))
-                    }
+    private func accumulate(rows: Range<Int>, features wanted: Range<Int>, inRowOrder: Bool, into histogram: UnsafeMutablePointer<Double>) {
+        let maxBins = self.maxBins, records = self.records.base, size = self.records.size, gradientOffset = self.records.gradientOffset
+        order.withUnsafeBufferPointer { o in
+            let histogram = histogram + wanted.lowerBound * maxBins * 2, width = wanted.count, first = wanted.lowerBound
+            let rowsOfNode = o.baseAddress!
+            @inline(__always) func add(_ row: Int) {
+                let record = records + row &* size
+                let gradient = Double(record.load(fromByteOffset: gradientOffset, as: Float.self))
+                let hessian = Double(record.load(fromByteOffset: gradientOffset &+ 4, as: Float.self))
+                let rowBins = record.assumingMemoryBound(to: UInt8.self) + first
+                var f = 0
+                while f < width {
+                    let slot = (f &* maxBins &+ Int(rowBins[f])) &* 2
+                    histogram[slot] += gradient
+                    histogram[slot &+ 1] += hessian
+                    f &+= 1
                 }
+            }
+            if inRowOrder {
+                for row in rows { add(row) }
+                return
+            }
+            let ahead = Self.prefetchDistance, last = rows.upperBound
+            for i in rows {
+                // The rows of a node are scattered: ask for a row's record some rows before it is needed.
+                if i &+ ahead < last {
+                    let record = records + Int(rowsOfNode[i &+ ahead]) &* size
+                    prefetchForReading(record)
+                    prefetchForReading(record + gradientOffset)
+                }
+                add(Int(rowsOfNode[i]))
             }
         }
     }
@@ -586,12 +575,10 @@ struct TreeBuilder {
     /// The leaf's rows per feature and bin.
     func binCounts(_ leaf: Leaf) -> [Int] {
         var counts = [Int](repeating: 0, count: features * maxBins)
-        bins.withUnsafeBufferPointer { b in
-            order.withUnsafeBufferPointer { o in
-                for index in leaf.start..<leaf.end {
-                    let rowBins = b.baseAddress! + Int(o[index]) * features
-                    for f in 0..<features { counts[f * maxBins + Int(rowBins[f])] += 1 }
-                }
+        order.withUnsafeBufferPointer { o in
+            for index in leaf.start..<leaf.end {
+                let rowBins = records.bins(of: Int(o[index]))
+                for f in 0..<features { counts[f * maxBins + Int(rowBins[f])] += 1 }
             }
         }
         return counts
@@ -648,29 +635,28 @@ struct TreeBuilder {
         return range.lowerBound + leftCounts.reduce(0, +)
     }
 
-    /// Grows a tree on `gradients` (pairs of gradient, hessian per row); returns it and each row's leaf node.
-    mutating func grow(gradients: [Float], learningRate: Double) -> Tree {
+    /// Grows a tree on the rows' gradients and hessians (as last written to `records`); `leafRanges` then says which
+    /// rows are in each of its leaves.
+    mutating func grow(learningRate: Double) -> Tree {
         order.withUnsafeMutableBufferPointer { order in
             for index in order.indices { order[index] = Int32(index) }
         }
         var tree = Tree(feature: [-1], threshold: [0], left: [-1], right: [-1], value: [0])
         // The root's sums, in fixed chunks (the same on any machine), and the largest hessian.
-        let sums = gradients.withUnsafeBufferPointer { g in
-            let pairs = SharedConstPointer(base: g.baseAddress!)
-            return RowChunks(rows: rows).map { range in
-                var gradient = 0.0, hessian = 0.0, largest = 0.0
-                for row in range {
-                    let h = Double(pairs.base[2 &* row &+ 1])
-                    gradient += Double(pairs.base[2 &* row]); hessian += h; largest = max(largest, h)
-                }
-                return (gradient, hessian, largest)
+        let records = self.records
+        let sums = RowChunks(rows: rows).map { range in
+            var gradient = 0.0, hessian = 0.0, largest = 0.0
+            for row in range {
+                let (g, h) = records.gradient(of: row)
+                gradient += Double(g); hessian += Double(h); largest = max(largest, Double(h))
             }
+            return (gradient, hessian, largest)
         }
         var totalG = 0.0, totalH = 0.0
         maxHessian = 0
         for (gradient, hessian, largest) in sums { totalG += gradient; totalH += hessian; maxHessian = max(maxHessian, largest) }
         var root = Leaf(node: 0, start: 0, end: rows, depth: 0, gradient: totalG, hessian: totalH,
-                        histogram: histogram(gradients, start: 0, end: rows, inRowOrder: true))
+                        histogram: histogram(start: 0, end: rows, inRowOrder: true))
         root.split = bestSplit(root)
         var leaves = [root]
         var leafCount = 1
@@ -697,7 +683,7 @@ struct TreeBuilder {
             if leafCount + 1 < maxLeaves && (splittable(left) || splittable(right)) {
                 // Histogram of the smaller child; the larger one's is the parent's minus it.
                 let leftSmaller = left.end - left.start <= right.end - right.start
-                let small = leftSmaller ? histogram(gradients, start: left.start, end: left.end) : histogram(gradients, start: right.start, end: right.end)
+                let small = leftSmaller ? histogram(start: left.start, end: left.end) : histogram(start: right.start, end: right.end)
                 var large = leaf.histogram
                 large.withUnsafeMutableBufferPointer { l in
                     small.withUnsafeBufferPointer { sm in for index in 0..<l.count { l[index] -= sm[index] } }
@@ -733,6 +719,60 @@ struct TreeBuilder {
                 }
             }
         }
+    }
+}
+
+/// Each training row's bins and gradient side by side: a record of `size` bytes per row holds its bins (one byte per
+/// feature), then at `gradientOffset` its gradient and hessian as two 32-bit floats. Records are a power of two bytes
+/// (32 for up to 24 features) on 64-byte boundaries, so a row of a scattered node costs one cache line, not one for
+/// its bins and another for its gradients. The gradients are rewritten before each tree; the bins never change.
+final class RowRecords: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+    let gradientOffset: Int
+    let rows: Int
+
+    /// `bins`: row by row, `features` bytes per row.
+    init(bins: [UInt8], features: Int, rows: Int) {
+        gradientOffset = (features + 7) / 8 * 8
+        var size = 8
+        while size < gradientOffset + 8 { size *= 2 }
+        self.size = size
+        self.rows = rows
+        base = .allocate(byteCount: max(rows * size, 1), alignment: 64)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: max(rows * size, 1))
+        bins.withUnsafeBufferPointer { bins in
+            for row in 0..<rows {
+                (base + row * size).copyMemory(from: bins.baseAddress! + row * features, byteCount: features)
+            }
+        }
+    }
+
+    deinit { base.deallocate() }
+
+    /// The bins of `row`.
+    @inline(__always)
+    func bins(of row: Int) -> UnsafePointer<UInt8> {
+        UnsafePointer((base + row &* size).assumingMemoryBound(to: UInt8.self))
+    }
+
+    @inline(__always)
+    func gradient(of row: Int) -> (gradient: Float, hessian: Float) {
+        let record = base + row &* size
+        return (record.load(fromByteOffset: gradientOffset, as: Float.self), record.load(fromByteOffset: gradientOffset &+ 4, as: Float.self))
+    }
+
+    /// Writes `row`'s gradient and hessian (rows may be written from several threads at once: each owns its record).
+    @inline(__always)
+    func setGradient(of row: Int, _ gradient: Float, _ hessian: Float) {
+        let record = base + row &* size
+        record.storeBytes(of: gradient, toByteOffset: gradientOffset, as: Float.self)
+        record.storeBytes(of: hessian, toByteOffset: gradientOffset &+ 4, as: Float.self)
+    }
+
+    /// Writes every row's gradient and hessian from pairs.
+    func setGradients(_ pairs: [Float]) {
+        for row in 0..<rows { setGradient(of: row, pairs[2 * row], pairs[2 * row + 1]) }
     }
 }
 

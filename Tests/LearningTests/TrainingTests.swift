@@ -100,13 +100,14 @@ import Testing
             let p = Double(random.next() % 1_000) / 1_000
             return [Float(p - Double(random.next() % 2)), Float(max(p * (1 - p), 1e-16))]
         }
+        builder.records.setGradients(gradients)
         builder.maxHessian = Double(stride(from: 1, to: gradients.count, by: 2).map { gradients[$0] }.max()!)
         var checked = 0, countedAgain = 0
         for _ in 0..<300 {
             builder.order = (0..<Int32(rows)).map { $0 }
             random.shuffle(&builder.order)
             let size = 40 + Int(random.next() % 360)
-            let histogram = builder.histogram(gradients, start: 0, end: size)
+            let histogram = builder.histogram(start: 0, end: size)
             var g = 0.0, h = 0.0
             for index in 0..<size { g += Double(gradients[2 * Int(builder.order[index])]); h += Double(gradients[2 * Int(builder.order[index]) + 1]) }
             let leaf = TreeBuilder.Leaf(node: 0, start: 0, end: size, depth: 0, gradient: g, hessian: h, histogram: histogram)
@@ -121,13 +122,15 @@ import Testing
 
     /// A node's histogram holds, per feature and bin, the sums of its rows' gradients and hessians, whichever way it
     /// is built: one thread (small nodes), features shared out (middling ones: the same sums, in the same order, so
-    /// exactly equal), pieces of rows added up (large ones), and the root's rows read in place.
-    @Test func histogramsAreTheSumsOfTheirRows() {
-        let rows = 50_000, features = 5
+    /// exactly equal), pieces of rows added up (large ones), and the root's rows read in place; for records of 16, 32
+    /// and 128 bytes (5, 22 and 60 features).
+    @Test(arguments: [5, 22, 60]) func histogramsAreTheSumsOfTheirRows(features: Int) {
+        let rows = 50_000
         var random = SplitMix64(seed: 5)
         let bins = (0..<(rows * features)).map { _ in UInt8(random.next() % 256) }
         let gradients = (0..<(2 * rows)).map { _ in Float(Double(random.next() % 2_001) / 1_000 - 1) }
         var builder = TreeBuilder(bins: bins, features: features, rows: rows, maxBins: 256, maxLeaves: 31, maxDepth: nil, minSamplesLeaf: 20, l2: 0)
+        builder.records.setGradients(gradients)
         func sums(of nodeRows: [Int32]) -> [Double] {
             var histogram = [Double](repeating: 0, count: features * 256 * 2)
             for row in nodeRows.map(Int.init) {
@@ -144,17 +147,19 @@ import Testing
             random.shuffle(&all)
             let nodeRows = all.prefix(size).sorted()
             builder.order = nodeRows + all.dropFirst(size)
-            let histogram = builder.histogram(gradients, start: 0, end: size), expected = sums(of: nodeRows)
+            let histogram = builder.histogram(start: 0, end: size), expected = sums(of: nodeRows)
             if size <= RowChunks.size {
-                #expect(histogram == expected, "\(size) rows: the histogram is not the rows' sums in order")
+                let same = histogram == expected
+                #expect(same, "\(size) rows: the histogram is not the rows' sums in order")
             } else {
                 let close = zip(histogram, expected).allSatisfy { abs($0 - $1) <= 1e-9 * max(1, abs($1)) }
                 #expect(close, "\(size) rows: the pieces' histograms do not add up to the rows' sums")
             }
         }
         builder.order = (0..<Int32(rows)).map { $0 }
-        let root = builder.histogram(gradients, start: 0, end: rows, inRowOrder: true)
-        #expect(root == builder.histogram(gradients, start: 0, end: rows), "reading the root's rows in place must give the same sums")
+        let root = builder.histogram(start: 0, end: rows, inRowOrder: true)
+        let same = root == builder.histogram(start: 0, end: rows)
+        #expect(same, "reading the root's rows in place must give the same sums")
         let close = zip(root, sums(of: builder.order)).allSatisfy { abs($0 - $1) <= 1e-9 * max(1, abs($1)) }
         #expect(close)
     }
