@@ -141,21 +141,22 @@ public struct BoostedTrees: Sendable, Codable, Equatable {
 
     public var outputs: Int { baseline.count }
 
+    /// Raw scores, `outputs` per row: on all cores, chunk by chunk and tree by tree (a tree's nodes stay in cache over
+    /// the chunk's rows); each row adds its trees in order, as one tree at a time would.
     public func scores(_ matrix: FeatureMatrix) -> [Double] {
+        let rows = matrix.rowCount, features = binning.featureCount, outputs = self.outputs
+        var scores = [Double](repeating: 0, count: rows * outputs)
+        guard rows > 0 else { return scores }
+        for row in 0..<rows { for k in 0..<outputs { scores[row * outputs + k] = baseline[k] } }
         let bins = binning.bin(matrix)
-        let features = binning.featureCount
-        let outputs = self.outputs
-        var scores = [Double](repeating: 0, count: matrix.rowCount * outputs)
         bins.withUnsafeBufferPointer { b in
-            for row in 0..<matrix.rowCount {
-                for k in 0..<outputs {
-                    var score = baseline[k]
-                    var index = k
-                    while index < trees.count {
-                        score += trees[index].predict(b.baseAddress! + row * features)
-                        index += outputs
+            scores.withUnsafeMutableBufferPointer { s in
+                let bins = SharedConstPointer(base: b.baseAddress!), out = SharedPointer(base: s.baseAddress!)
+                RowChunks(rows: rows).forEach { range in
+                    for (index, tree) in trees.enumerated() {
+                        let k = index % outputs
+                        for row in range { out[row &* outputs &+ k] += tree.predict(bins.base + row &* features) }
                     }
-                    scores[row * outputs + k] = score
                 }
             }
         }
@@ -370,6 +371,8 @@ public struct GradientBoostingTrainer: Sendable {
 struct TreeBuilder {
     /// Each row's record: its bins, then its gradient and hessian (a histogram reads all of a row at once).
     let records: RowRecords
+    /// Room for the histograms of a large node's pieces but the first.
+    let pieceHistograms: DoubleScratch
     /// The same bins, feature by feature: `rows` bytes per feature (a partition reads one feature of many rows).
     let columns: [UInt8]
     let features: Int
@@ -390,6 +393,7 @@ struct TreeBuilder {
     /// `bins`: row by row, `features` bytes per row.
     init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
         records = RowRecords(bins: bins, features: features, rows: rows)
+        pieceHistograms = DoubleScratch(count: max(RowChunks(rows: rows).count - 1, 0) * features * maxBins * 2)
         var columns = [UInt8](repeating: 0, count: bins.count)
         columns.withUnsafeMutableBufferPointer { out in
             bins.withUnsafeBufferPointer { input in
@@ -443,9 +447,9 @@ struct TreeBuilder {
         histogram.withUnsafeMutableBufferPointer { h in
             let out = SharedPointer(base: h.baseAddress!)
             if pieces.count > 1 {
-                // The first piece sums into the result, the others into histograms of their own.
-                let partials = UnsafeMutablePointer<Double>.allocate(capacity: (pieces.count - 1) * width)
-                defer { partials.deallocate() }
+                // The first piece sums into the result, the others into histograms of their own (kept from node to
+                // node: a fresh few megabytes per large node is page faults and zeroing by the kernel).
+                let partials = pieceHistograms.base
                 let shared = SharedPointer(base: partials)
                 pieces.forEach { range in
                     let piece = range.lowerBound / RowChunks.size
@@ -454,9 +458,14 @@ struct TreeBuilder {
                     accumulate(rows: start + range.lowerBound ..< start + range.upperBound, features: 0..<features,
                                inRowOrder: inRowOrder, into: target)
                 }
-                for piece in 1..<pieces.count {
-                    let partial = partials + (piece - 1) * width
-                    for slot in 0..<width { out.base[slot] += partial[slot] }
+                // Added up piece by piece, in order, each core taking a part of the bins.
+                let parts = ProcessInfo.processInfo.activeProcessorCount
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let slots = (0..<width).piece(part, of: parts)
+                    for piece in 1..<pieces.count {
+                        let partial = shared.base + (piece - 1) * width
+                        for slot in slots { out.base[slot] += partial[slot] }
+                    }
                 }
             } else if end - start >= 4_096 && groups > 1 {
                 DispatchQueue.concurrentPerform(iterations: groups) { group in
@@ -774,6 +783,13 @@ final class RowRecords: @unchecked Sendable {
     func setGradients(_ pairs: [Float]) {
         for row in 0..<rows { setGradient(of: row, pairs[2 * row], pairs[2 * row + 1]) }
     }
+}
+
+/// Doubles allocated once and reused (freed with their owner).
+final class DoubleScratch: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Double>
+    init(count: Int) { base = .allocate(capacity: max(count, 1)) }
+    deinit { base.deallocate() }
 }
 
 extension Range<Int> {
