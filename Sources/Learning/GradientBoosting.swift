@@ -121,13 +121,27 @@ public struct Tree: Sendable, Codable, Equatable {
     /// Leaf values, already multiplied by the learning rate.
     public var value: [Double]
 
-    @inline(__always)
-    func predict(_ bins: UnsafePointer<UInt8>) -> Double {
-        var node = 0
-        while feature[node] >= 0 {
-            node = Int(bins[Int(feature[node])] <= threshold[node] ? left[node] : right[node])
+    /// Adds the tree's value for each row of `rows` (binned, `features` bytes per row at `bins`) to
+    /// `scores[row * stride + offset]`.
+    func addValues(rows: Range<Int>, bins: UnsafePointer<UInt8>, features: Int, to scores: UnsafeMutablePointer<Double>, stride: Int, offset: Int) {
+        feature.withUnsafeBufferPointer { feature in
+            threshold.withUnsafeBufferPointer { threshold in
+                left.withUnsafeBufferPointer { left in
+                    right.withUnsafeBufferPointer { right in
+                        value.withUnsafeBufferPointer { value in
+                            for row in rows {
+                                let binsOfRow = bins + row &* features
+                                var node = 0
+                                while feature[node] >= 0 {
+                                    node = Int(binsOfRow[Int(feature[node])] <= threshold[node] ? left[node] : right[node])
+                                }
+                                scores[row &* stride &+ offset] += value[node]
+                            }
+                        }
+                    }
+                }
+            }
         }
-        return value[node]
     }
 }
 
@@ -154,8 +168,7 @@ public struct BoostedTrees: Sendable, Codable, Equatable {
                 let bins = SharedConstPointer(base: b.baseAddress!), out = SharedPointer(base: s.baseAddress!)
                 RowChunks(rows: rows).forEach { range in
                     for (index, tree) in trees.enumerated() {
-                        let k = index % outputs
-                        for row in range { out[row &* outputs &+ k] += tree.predict(bins.base + row &* features) }
+                        tree.addValues(rows: range, bins: bins.base, features: features, to: out.base, stride: outputs, offset: index % outputs)
                     }
                 }
             }
@@ -255,7 +268,7 @@ public struct GradientBoostingTrainer: Sendable {
                         let out = SharedPointer(base: buffer.baseAddress!), bins = SharedConstPointer(base: b.baseAddress!)
                         let chunks = RowChunks(rows: validationRows.count)
                         chunks.forEach { range in
-                            for row in range { out[row * outputs + k] += tree.predict(bins.base + row * features) }
+                            tree.addValues(rows: range, bins: bins.base, features: features, to: out.base, stride: outputs, offset: k)
                         }
                     }
                 }
