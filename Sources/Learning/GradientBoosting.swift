@@ -449,23 +449,26 @@ struct TreeBuilder {
     }
 
     /// Builds the histogram of rows order[start..<end] (`inRowOrder`: they are start..<end themselves, as at the root).
-    /// A row's bins are side by side, so each row is read once for all its features. A node of more than one
-    /// `RowChunks` piece is summed piece by piece on all cores and the pieces' histograms added up in order; a smaller
-    /// one is shared out by features. Either way the result does not depend on the number of cores.
+    /// A row's record holds its bins and gradients, so each row is read once for all its features. A node of more than
+    /// `RowChunks.size` rows is cut in equal pieces, summed piece by piece on all cores, and the pieces' histograms are
+    /// added up in order; a smaller one is shared out by features. Either way the result does not depend on the number
+    /// of cores.
     func histogram(start: Int, end: Int, inRowOrder: Bool = false) -> Histogram {
         let width = features * maxBins * 2
         var histogram = [Double](repeating: 0, count: width)
-        let pieces = RowChunks(rows: end - start)
+        // Pieces of at most `RowChunks.size` rows, as equal as can be (so that the cores finish together); how a node
+        // is cut depends only on its number of rows.
+        let count = end - start, pieceCount = (count + RowChunks.size - 1) / RowChunks.size
         let groups = min(ProcessInfo.processInfo.activeProcessorCount, features)
         histogram.withUnsafeMutableBufferPointer { h in
             let out = SharedPointer(base: h.baseAddress!)
-            if pieces.count > 1 {
+            if pieceCount > 1 {
                 // The first piece sums into the result, the others into histograms of their own (kept from node to
                 // node: a fresh few megabytes per large node is page faults and zeroing by the kernel).
                 let partials = pieceHistograms.base
                 let shared = SharedPointer(base: partials)
-                pieces.forEach { range in
-                    let piece = range.lowerBound / RowChunks.size
+                DispatchQueue.concurrentPerform(iterations: pieceCount) { piece in
+                    let range = (0..<count).piece(piece, of: pieceCount)
                     let target = piece == 0 ? out.base : shared.base + (piece - 1) * width
                     if piece > 0 { target.initialize(repeating: 0, count: width) }
                     accumulate(rows: start + range.lowerBound ..< start + range.upperBound, features: 0..<features,
@@ -475,7 +478,7 @@ struct TreeBuilder {
                 let parts = ProcessInfo.processInfo.activeProcessorCount
                 DispatchQueue.concurrentPerform(iterations: parts) { part in
                     let slots = (0..<width).piece(part, of: parts)
-                    for piece in 1..<pieces.count {
+                    for piece in 1..<pieceCount {
                         let partial = shared.base + (piece - 1) * width
                         for slot in slots { out.base[slot] += partial[slot] }
                     }
