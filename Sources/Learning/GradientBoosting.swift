@@ -406,7 +406,7 @@ struct TreeBuilder {
     /// `bins`: row by row, `features` bytes per row.
     init(bins: [UInt8], features: Int, rows: Int, maxBins: Int, maxLeaves: Int, maxDepth: Int?, minSamplesLeaf: Int, l2: Double) {
         records = RowRecords(bins: bins, features: features, rows: rows)
-        pieceHistograms = DoubleScratch(count: max(RowChunks(rows: rows).count - 1, 0) * features * maxBins * 2)
+        pieceHistograms = DoubleScratch(count: max(min(RowChunks(rows: rows).count, 8) - 1, 0) * features * maxBins * 2)
         var columns = [UInt8](repeating: 0, count: bins.count)
         columns.withUnsafeMutableBufferPointer { out in
             bins.withUnsafeBufferPointer { input in
@@ -450,15 +450,16 @@ struct TreeBuilder {
 
     /// Builds the histogram of rows order[start..<end] (`inRowOrder`: they are start..<end themselves, as at the root).
     /// A row's record holds its bins and gradients, so each row is read once for all its features. A node of more than
-    /// `RowChunks.size` rows is cut in equal pieces, summed piece by piece on all cores, and the pieces' histograms are
-    /// added up in order; a smaller one is shared out by features. Either way the result does not depend on the number
-    /// of cores.
+    /// `RowChunks.size` rows is cut in up to 8 equal pieces, summed piece by piece on all cores, and the pieces'
+    /// histograms are added up in order; a smaller one is shared out by features. Either way the result does not depend
+    /// on the number of cores.
     func histogram(start: Int, end: Int, inRowOrder: Bool = false) -> Histogram {
         let width = features * maxBins * 2
         var histogram = [Double](repeating: 0, count: width)
-        // Pieces of at most `RowChunks.size` rows, as equal as can be (so that the cores finish together); how a node
-        // is cut depends only on its number of rows.
-        let count = end - start, pieceCount = (count + RowChunks.size - 1) / RowChunks.size
+        // Equal pieces (so that the cores finish together) of at least `RowChunks.size` rows and at most 8 of them
+        // (each piece's histogram is zeroed and added in: more pieces cost more than they balance). How a node is cut
+        // depends only on its number of rows.
+        let count = end - start, pieceCount = min((count + RowChunks.size - 1) / RowChunks.size, 8)
         let groups = min(ProcessInfo.processInfo.activeProcessorCount, features)
         histogram.withUnsafeMutableBufferPointer { h in
             let out = SharedPointer(base: h.baseAddress!)

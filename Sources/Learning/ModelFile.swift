@@ -94,7 +94,7 @@ public struct ModelFile: Sendable, Codable, Equatable {
     /// It is part of every version digest, so bump it whenever a change would make the same inputs build different
     /// bytes (a new default, a different solver or binning); otherwise old artifacts are reused under new code.
     /// 3: gradient boosting bins and rounds gradients as scikit-learn 1.9 does (the layout is that of 2).
-    /// 4: boosting sums a node of more than 16,384 rows in equal pieces added up in order (the layout is that of 2).
+    /// 4: boosting sums a node of more than 16,384 rows in up to 8 equal pieces added up in order (the layout is that of 2).
     public static let currentFormatVersion = 4
     /// The versions this build reads: those with the current layout (format 2 and 3 files were built by earlier
     /// boosting, and load as they were built).
