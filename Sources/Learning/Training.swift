@@ -114,17 +114,22 @@ public enum Training {
         let testMatrix = try pipeline.transform(test.keeping(testTargets.rows))
         let model = ModelFile(task: request.task, target: request.target, classes: trainTargets.classes, pipeline: pipeline,
                               estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
-        let metrics = evaluate(model, testMatrix, targets: testTargets)
+        let predictions = model.predict(testMatrix)
+        let metrics = evaluate(model, predictions, targets: testTargets)
         timings["evaluate"] = Date().timeIntervalSince(start)
         let reference = ReferenceProfile(training: train.keeping(trainTargets.rows), features: pipeline.features.map(\.name),
-                                         predictions: model.predict(testMatrix))
+                                         predictions: predictions)
         return TrainingOutcome(pipeline: pipeline, estimator: estimator, classes: trainTargets.classes, parameters: parameters,
                                holdoutMetrics: metrics, search: candidates, timings: timings, reference: reference)
     }
 
     /// Metrics of `model` on transformed rows with known targets.
     static func evaluate(_ model: ModelFile, _ matrix: FeatureMatrix, targets: Targets) -> [String: Double] {
-        let predictions = model.predict(matrix)
+        evaluate(model, model.predict(matrix), targets: targets)
+    }
+
+    /// Metrics of `model`'s predictions for rows with known targets.
+    static func evaluate(_ model: ModelFile, _ predictions: Predictions, targets: Targets) -> [String: Double] {
         if let probabilities = predictions.probabilities, let classes = model.classes {
             return Metrics.classification(labels: targets.labels, probabilities: probabilities, classCount: classes.count)
         }
