@@ -749,9 +749,10 @@ struct TreeBuilder {
 }
 
 /// Each training row's bins and gradient side by side: a record of `size` bytes per row holds its bins (one byte per
-/// feature), then at `gradientOffset` its gradient and hessian as two 32-bit floats. Records are a power of two bytes
-/// (32 for up to 24 features) on 64-byte boundaries, so a row of a scattered node costs one cache line, not one for
-/// its bins and another for its gradients. The gradients are rewritten before each tree; the bins never change.
+/// feature), then at `gradientOffset` its gradient and hessian as two 32-bit floats. Records of up to 64 bytes are a
+/// power of two (32 for up to 24 features), longer ones whole cache lines, all on 64-byte boundaries, so a row of a
+/// scattered node costs one cache line (for up to 56 features), not one for its bins and another for its gradients.
+/// The gradients are rewritten before each tree; the bins never change.
 final class RowRecords: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let size: Int
@@ -761,8 +762,10 @@ final class RowRecords: @unchecked Sendable {
     /// `bins`: row by row, `features` bytes per row.
     init(bins: [UInt8], features: Int, rows: Int) {
         gradientOffset = (features + 7) / 8 * 8
+        // Up to a cache line: a power of two (records never straddle two lines); beyond: whole lines.
         var size = 8
-        while size < gradientOffset + 8 { size *= 2 }
+        while size < gradientOffset + 8 && size < 64 { size *= 2 }
+        if size < gradientOffset + 8 { size = (gradientOffset + 8 + 63) / 64 * 64 }
         self.size = size
         self.rows = rows
         base = .allocate(byteCount: max(rows * size, 1), alignment: 64)
