@@ -484,7 +484,7 @@ struct TreeBuilder {
                         for slot in slots { out.base[slot] += partial[slot] }
                     }
                 }
-            } else if end - start >= 4_096 && groups > 1 {
+            } else if count >= 4_096 && groups > 1 {
                 DispatchQueue.concurrentPerform(iterations: groups) { group in
                     accumulate(rows: start..<end, features: (0..<features).piece(group, of: groups), inRowOrder: inRowOrder,
                                into: out.base)
@@ -498,20 +498,18 @@ struct TreeBuilder {
 
     /// Adds the gradient and hessian of rows order[rows] to `histogram`, for the given features, row by row in order.
     private func accumulate(rows: Range<Int>, features wanted: Range<Int>, inRowOrder: Bool, into histogram: UnsafeMutablePointer<Double>) {
-        let maxBins = self.maxBins, records = self.records.base, size = self.records.size, gradientOffset = self.records.gradientOffset
+        let maxBins = self.maxBins, records = self.records
         order.withUnsafeBufferPointer { o in
             let histogram = histogram + wanted.lowerBound * maxBins * 2, width = wanted.count, first = wanted.lowerBound
             let rowsOfNode = o.baseAddress!
             @inline(__always) func add(_ row: Int) {
-                let record = records + row &* size
-                let gradient = Double(record.load(fromByteOffset: gradientOffset, as: Float.self))
-                let hessian = Double(record.load(fromByteOffset: gradientOffset &+ 4, as: Float.self))
-                let rowBins = record.assumingMemoryBound(to: UInt8.self) + first
+                let (gradient, hessian) = records.gradient(of: row)
+                let rowBins = records.bins(of: row) + first
                 var f = 0
                 while f < width {
                     let slot = (f &* maxBins &+ Int(rowBins[f])) &* 2
-                    histogram[slot] += gradient
-                    histogram[slot &+ 1] += hessian
+                    histogram[slot] += Double(gradient)
+                    histogram[slot &+ 1] += Double(hessian)
                     f &+= 1
                 }
             }
@@ -522,11 +520,7 @@ struct TreeBuilder {
             let ahead = Self.prefetchDistance, last = rows.upperBound
             for i in rows {
                 // The rows of a node are scattered: ask for a row's record some rows before it is needed.
-                if i &+ ahead < last {
-                    let record = records + Int(rowsOfNode[i &+ ahead]) &* size
-                    prefetchForReading(record)
-                    prefetchForReading(record + gradientOffset)
-                }
+                if i &+ ahead < last { records.prefetch(Int(rowsOfNode[i &+ ahead])) }
                 add(Int(rowsOfNode[i]))
             }
         }
@@ -785,6 +779,14 @@ final class RowRecords: @unchecked Sendable {
         UnsafePointer((base + row &* size).assumingMemoryBound(to: UInt8.self))
     }
 
+    /// Asks for `row`'s record to be brought into the cache (its bins and its gradients).
+    @inline(__always)
+    func prefetch(_ row: Int) {
+        let record = base + row &* size
+        prefetchForReading(record)
+        prefetchForReading(record + gradientOffset)
+    }
+
     @inline(__always)
     func gradient(of row: Int) -> (gradient: Float, hessian: Float) {
         let record = base + row &* size
@@ -844,4 +846,3 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         }
     }
 }
-
