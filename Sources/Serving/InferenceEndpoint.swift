@@ -90,13 +90,11 @@ struct InferenceEndpoint: Sendable {
         do {
             body = .success(try await request.body.collect(upTo: bodyLimit))
         } catch is NIOTooManyBytesError {
-            body = .failure(tooLarge)
+            body = .failure(.bodyTooLarge(limit: bodyLimit))
         } catch {
             body = .failure(InferenceError(.badRequest, "the body could not be read"))
         }
         return answer(model: model, version: version, body: body, probe: request.headers[InferenceServer.probeHeader] != nil,
                       started: started).response
     }
-
-    var tooLarge: InferenceError { InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes") }
 }

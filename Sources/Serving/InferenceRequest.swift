@@ -22,6 +22,11 @@ public struct InferenceError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// A body over `limit` bytes (a 413).
+    static func bodyTooLarge(limit: Int) -> InferenceError {
+        InferenceError(.tooLarge, "the body is over the limit of \(limit) bytes")
+    }
 }
 
 /// An Open Inference Protocol (KServe V2) infer request, decoded and checked against a model's features.

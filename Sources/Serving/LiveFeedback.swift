@@ -173,7 +173,7 @@ public final class LiveFeedback: Sendable {
         guard repository.contains(model: model) else { return InferenceServer.notFound(model, nil, repository) }
         let usage = #"the body must be {"id": "<request id>", "label": <true label>}, {"id": "…", "labels": [one per row]}, or {"feedback": [those]}"#
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: bodyLimit) } catch { return InferenceServer.response(for: InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes")) }
+        do { body = try await request.body.collect(upTo: bodyLimit) } catch { return InferenceServer.response(for: InferenceError.bodyTooLarge(limit: bodyLimit)) }
         guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else { return InferenceServer.error(.badRequest, "the body is not a JSON object; \(usage)") }
         var items: [JSON] = [json]
         if let list = json["feedback"] {

@@ -22,7 +22,7 @@ enum MLflowScoring {
             }
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: bodyLimit) } catch is NIOTooManyBytesError {
-                throw InferenceError(.tooLarge, "the body is over the limit of \(bodyLimit) bytes")
+                throw InferenceError.bodyTooLarge(limit: bodyLimit)
             }
             guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else {
                 throw InferenceError(.badRequest, "the body must be a JSON object with \"dataframe_split\" or \"dataframe_records\"")
