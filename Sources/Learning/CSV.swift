@@ -102,9 +102,7 @@ public enum CSVReader {
                     let first = (row + 1) * width
                     for column in 0..<width where numericCandidates[column] {
                         let start = Int(tokens.starts[first + column]), end = Int(tokens.ends[first + column])
-                        if isMissing(bytes, start, end) {
-                            out[column * rows + row] = .nan
-                        } else if let value = parseDouble(bytes, start, end) {
+                        if let value = number(bytes, start, end) {
                             out[column * rows + row] = value
                         } else {
                             out[column * rows + row] = .nan
@@ -195,7 +193,7 @@ public enum CSVReader {
         var textInNumeric = false
         let sampled = scanRecords(bytes, from: ranges[0].lowerBound, to: ranges[0].upperBound, rows: min(100, rowsOfChunk[0]),
                                   width: width) { _, column, start, end in
-            if !isText[column] && !isMissing(bytes, start, end) && parseDouble(bytes, start, end) == nil {
+            if !isText[column] && number(bytes, start, end) == nil {
                 if types[names[column]] == .numeric { textInNumeric = true } else { isText[column] = true }
             }
         }
@@ -225,9 +223,7 @@ public enum CSVReader {
                         let at = 2 &* (slot &* rows &+ row)
                         offsetsOut[at] = UInt32(truncatingIfNeeded: start)
                         offsetsOut[at &+ 1] = UInt32(truncatingIfNeeded: end)
-                    } else if isMissing(bytes, start, end) {
-                        numbersOut[column &* rows &+ row] = .nan
-                    } else if let value = parseDouble(bytes, start, end) {
+                    } else if let value = number(bytes, start, end) {
                         numbersOut[column &* rows &+ row] = value
                     } else {
                         mixed = true
@@ -372,19 +368,17 @@ public enum CSVReader {
         let bytes: UnsafeBufferPointer<UInt8>
     }
 
-    /// Tokenizes the whole file: in parallel chunks when it has no quote character (so that every newline ends a
-    /// record), otherwise in one pass.
+    /// Tokenizes the whole file: in parallel chunks (`lineChunks`) when it has no quote character (so that every
+    /// newline ends a record) and is large enough to cut, otherwise in one pass.
     static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, source: String) throws -> Tokens {
         guard bytes.count < Int(UInt32.max) else { throw LearningError(.malformedData, "\(source): files over 4 GiB are not supported") }
-        let chunkCount = bytes.count > 4_000_000 ? 4 * ProcessInfo.processInfo.activeProcessorCount : 1
-        guard chunkCount > 1, memchr(bytes.baseAddress!, 34, bytes.count) == nil,
-              let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
-        else {
-            return try tokenize(bytes, from: 0, to: bytes.count, firstLine: 1, width: nil, source: source)
-        }
+        let oneChunk = { try tokenize(bytes, from: 0, to: bytes.count, firstLine: 1, width: nil, source: source) }
+        guard bytes.count > 0, memchr(bytes.baseAddress!, 34, bytes.count) == nil, let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
+        else { return try oneChunk() }
         let headerEnd = UnsafeRawPointer(newlineAt) - UnsafeRawPointer(bytes.baseAddress!) + 1
-        let header = try tokenize(bytes, from: 0, to: headerEnd, firstLine: 1, width: nil, source: source)
         let ranges = lineChunks(bytes, after: headerEnd)
+        guard ranges.count > 1 else { return try oneChunk() }
+        let header = try tokenize(bytes, from: 0, to: headerEnd, firstLine: 1, width: nil, source: source)
         // Lines and fields in each chunk (without quotes, every comma and newline ends a field), so that every
         // chunk can write its fields straight into its own slice of one table.
         var counts = [(newlines: Int, fields: Int)](repeating: (0, 0), count: ranges.count)
@@ -440,7 +434,7 @@ public enum CSVReader {
         if let failure { merged.release(); throw failure }
         guard exact else {
             merged.release()
-            return try tokenize(bytes, from: 0, to: bytes.count, firstLine: 1, width: nil, source: source)
+            return try oneChunk()
         }
         merged.count = field
         merged.lines = [1] + parts.flatMap(\.lines)
@@ -542,6 +536,13 @@ public enum CSVReader {
 
     // MARK: Columns
 
+    /// A field read as a number: NaN when it is missing, nil when it is text.
+    @inline(__always)
+    static func number(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
+        isMissing(bytes, start, end) ? .nan : parseDouble(bytes, start, end)
+    }
+
+    /// Whether a field is missing: empty, `?` or `NA`.
     static func isMissing(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
         let length = end - start
         if length == 0 { return true }
@@ -562,8 +563,7 @@ public enum CSVReader {
                 for row in 0..<rows {
                     let index = (row + 1) * width + column
                     let start = Int(tokens.starts[index]), end = Int(tokens.ends[index])
-                    if isMissing(bytes, start, end) { continue }
-                    guard let value = parseDouble(bytes, start, end) else {
+                    guard let value = number(bytes, start, end) else {
                         numeric = false
                         return
                     }
@@ -575,7 +575,7 @@ public enum CSVReader {
                 for row in 0..<rows {
                     let index = (row + 1) * width + column
                     let start = Int(tokens.starts[index]), end = Int(tokens.ends[index])
-                    if !isMissing(bytes, start, end) && parseDouble(bytes, start, end) == nil {
+                    if number(bytes, start, end) == nil {
                         let text = tokens.string(row: row + 1, column: column, bytes)
                         throw LearningError(.invalidValue,
                             "\(source):\(tokens.lines[row + 1]):\(column + 1): '\(text)' in numeric column '\(name)' is not a number")
