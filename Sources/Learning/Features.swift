@@ -96,7 +96,7 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             let present = values.count { !$0.isNaN }
             if present == 0 { throw LearningError(.unusableData, "\(data.source): numeric column '\(request.name)' has no values") }
             if imputation == .error, present < values.count, let row = values.firstIndex(where: \.isNaN) {
-                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
+                throw missingValue(request.name, row: row, data)
             }
             let fill: Double
             switch imputation {
@@ -116,7 +116,7 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
                 throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a numeric feature")
             }
             if imputation == .error, let row = codes.firstIndex(of: -1) {
-                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: request.name)! + 1): missing value in '\(request.name)', whose missing-value policy is 'error'")
+                throw missingValue(request.name, row: row, data)
             }
             var counts = [Int](repeating: 0, count: levels.count)
             for code in codes where code >= 0 { counts[Int(code)] += 1 }
@@ -167,6 +167,19 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
         }
     }
 
+    /// The column of a fitted feature, looked for at the feature's position first.
+    private static func requiredColumn(_ name: String, position: Int, _ data: Dataset) throws -> Column {
+        guard let column = data.column(name, expectedAt: position) else {
+            throw LearningError(.missingColumn, "\(data.source): no column '\(name)' that the model needs")
+        }
+        return column
+    }
+
+    /// A missing value at `row` (0-based, after the header) of `name`, whose missing-value policy is `error`.
+    private static func missingValue(_ name: String, row: Int, _ data: Dataset) -> LearningError {
+        LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
+    }
+
     /// A numeric feature's column, checked, with its fitted fill, mean and scale: the values are nil for a column read as
     /// text that is all missing (every row takes the fill value).
     private struct NumericSource: Sendable {
@@ -176,15 +189,12 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
 
     /// The column of one numeric feature, checked against its missing-value policy and for text.
     private static func numericSource(_ feature: UnsafePointer<Feature>, position: Int, _ data: Dataset) throws -> NumericSource {
-        let name = feature.pointee.name
-        guard let column = data.column(name, expectedAt: position) else {
-            throw LearningError(.missingColumn, "\(data.source): no column '\(name)' that the model needs")
-        }
+        let name = feature.pointee.name, column = try requiredColumn(name, position: position, data)
         let fill = feature.pointee.fill!, mean = feature.pointee.mean!, scale = feature.pointee.scale!
         switch column {
         case .numeric(let values):
             if feature.pointee.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
-                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
+                throw missingValue(name, row: row, data)
             }
             return NumericSource(values: values, fill: fill, mean: mean, scale: scale)
         case .categorical(let columnCodes, let levels):
@@ -200,10 +210,7 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// `slot`); an unseen level is -1, a missing one the fill level.
     private static func transformCategorical(_ feature: UnsafePointer<Feature>, position: Int, slot: Int, width: Int, _ data: Dataset,
                                              into out: inout [Int32]) throws {
-        let name = feature.pointee.name
-        guard let column = data.column(name, expectedAt: position) else {
-            throw LearningError(.missingColumn, "\(data.source): no column '\(name)' that the model needs")
-        }
+        let name = feature.pointee.name, column = try requiredColumn(name, position: position, data)
         let known = feature.pointee.levels!
         let (columnCodes, columnLevels) = Self.categorical(column)
         // Map this data's levels onto the fitted ones (sorted, so found by bisection); unseen levels become -1.
@@ -217,7 +224,7 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
         }
         let fill = Int32(feature.pointee.fillLevel!)
         if feature.pointee.imputation == .error, let row = columnCodes.firstIndex(of: -1) {
-            throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
+            throw missingValue(name, row: row, data)
         }
         for row in 0..<data.rowCount {
             let code = columnCodes[row]
