@@ -33,10 +33,8 @@ def free_port():
 
 def new_repo(path, files_from=None):
     os.makedirs(path)
-    if files_from:
-        for item in ["manifests", "environments", "data", "stagecraft.yaml"]:
-            src = os.path.join(files_from, item)
-            (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(path, item))
+    if files_from:  # the example as shipped (committed files, pins cleared), whatever the checkout holds
+        run([os.path.join(files_from, "scripts/example"), path], files_from)
     with open(os.path.join(path, ".gitignore"), "w") as f:
         f.write(".stagecraft/\n")
     run(["git", "init", "-q", "-b", "main"], path)

@@ -30,13 +30,13 @@ public enum Fixtures {
 }
 
 extension ScratchRepository {
-    /// A repository holding a copy of the project root's example (manifests, environments, data, settings),
-    /// committed on `main`.
+    /// A repository holding the project root's example as shipped (manifests, environments, data, settings as
+    /// committed, every pin cleared: `scripts/example`), committed on `main`. It does not depend on what the checkout
+    /// holds: the README's first command commits promotions into it.
     public static func example() throws -> ScratchRepository {
         let scratch = try ScratchRepository(label: "example")
-        for item in ["manifests", "environments", "data", "stagecraft.yaml"] {
-            try FileManager.default.copyItem(atPath: Fixtures.packageRoot + "/" + item, toPath: scratch.directory.appending(item))
-        }
+        let output = try ProcessRunner.run(Fixtures.packageRoot + "/scripts/example", [scratch.path])
+        guard output.status == 0 else { throw ProcessFailure(command: "scripts/example", output: output) }
         try scratch.directory.write(".stagecraft/\n", to: ".gitignore")
         try scratch.commit([:], message: "example")
         return scratch
