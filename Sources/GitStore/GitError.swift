@@ -16,6 +16,8 @@ public struct GitError: Error, Sendable, CustomStringConvertible {
         public static let invalidArgument = Code("invalid-argument")
         /// Fetching or pushing failed: network, authentication or the remote refused.
         public static let remote = Code("remote")
+        /// A lock file of the repository is held by a running process, or was left behind by one that died.
+        public static let locked = Code("locked")
         /// Any other failure reported by libgit2.
         public static let other = Code("other")
     }

@@ -14,9 +14,15 @@ extension Repository {
     ///   - branch: a branch name such as `main` (created when it does not exist yet).
     ///   - message: the commit message, trailers included.
     ///   - author: who made the change; also the committer unless `committer` is given.
+    ///   - parent: when given, the tip the changes were computed from: a branch that has moved since is refused with
+    ///     ``GitError/Code/conflict`` (re-read the tip and apply the change again) instead of overwriting what moved it.
+    ///
+    /// Commits of Stagecraft processes take turns (``withWriteLock(creating:_:)``), so the working tree and index of
+    /// one are never seen half-updated by another.
     @discardableResult
     public func commit(
-        _ changes: [FileChange], onBranch branch: String, message: String, author: Signature, committer: Signature? = nil
+        _ changes: [FileChange], onBranch branch: String, message: String, author: Signature, committer: Signature? = nil,
+        parent expectedParent: ObjectID? = nil
     ) throws(GitError) -> ObjectID {
         let paths = try changes.map { (change) throws(GitError) -> String in
             let path = try normalizedPath(change.path)
@@ -24,6 +30,17 @@ extension Repository {
             return path
         }
         let checkedOut = isBare ? false : try currentBranch() == branch
+        let refName = "refs/heads/\(branch)"
+        return try withWriteLock(creating: [refName + ".lock"] + (checkedOut ? ["index.lock"] : [])) { () throws(GitError) -> ObjectID in
+            try commitLocked(changes, paths: paths, onBranch: branch, message: message, author: author, committer: committer,
+                             parent: expectedParent, checkedOut: checkedOut)
+        }
+    }
+
+    private func commitLocked(
+        _ changes: [FileChange], paths: [String], onBranch branch: String, message: String, author: Signature, committer: Signature?,
+        parent expectedParent: ObjectID?, checkedOut: Bool
+    ) throws(GitError) -> ObjectID {
         let refName = "refs/heads/\(branch)"
         let text = message.hasSuffix("\n") ? message : message + "\n"
 
@@ -36,6 +53,9 @@ extension Repository {
             let hasParent = lookup == 0
             if !hasParent && lookup != GIT_ENOTFOUND.rawValue {
                 try LibGit2.check("git_reference_name_to_id", "cannot read branch '\(branch)' in \(displayName)", ref: branch) { lookup }
+            }
+            if let expectedParent, !hasParent || parentID.objectID != expectedParent {
+                throw GitError(.conflict, "branch '\(branch)' moved from \(expectedParent.short) while the change was made", ref: branch)
             }
             var parent: OpaquePointer?
             var baseline: OpaquePointer?

@@ -37,9 +37,12 @@ extension Repository {
     public func appendNoteLine(
         _ line: String, to commit: ObjectID, author: Signature, notesRef: String = Repository.stagecraftNotes
     ) throws(GitError) {
-        var text = try note(for: commit, notesRef: notesRef) ?? ""
-        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
-        try setNote(text + line + "\n", for: commit, author: author, notesRef: notesRef)
+        // Read and written under the write lock: two processes appending at once both keep their line.
+        try withWriteLock(creating: [notesRef + ".lock"]) { () throws(GitError) in
+            var text = try note(for: commit, notesRef: notesRef) ?? ""
+            if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+            try setNote(text + line + "\n", for: commit, author: author, notesRef: notesRef)
+        }
     }
 
     /// Every note under `notesRef`, keyed by the commit it annotates; empty when the ref does not exist.

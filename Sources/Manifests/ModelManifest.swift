@@ -150,11 +150,21 @@ public struct ModelManifest: Hashable, Sendable {
                 reader.report(value, "data path '\(text)' must be relative to the repository root, not absolute")
                 return nil
             }
-            if text.split(separator: "/").contains("..") {
-                reader.report(value, "data path '\(text)' must not contain '..'")
+            // Normalized before it is checked: `./data/x.csv` is `data/x.csv`; a `..` that would leave the root is refused.
+            var parts: [Substring] = []
+            for part in text.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
+                if part != ".." { parts.append(part); continue }
+                guard !parts.isEmpty else {
+                    reader.report(value, "data path '\(text)' must stay inside the repository: it must not climb above the root with '..'")
+                    return nil
+                }
+                parts.removeLast()
+            }
+            guard !parts.isEmpty else {
+                reader.report(value, "data path '\(text)' names the repository root, not a CSV file")
                 return nil
             }
-            return text
+            return parts.joined(separator: "/")
         }
         let train = path("train"), test = path("test")
         let target = reader.required(mapping, "target", "the name of the column to predict").flatMap { reader.string($0, "spec.data.target") }

@@ -10,10 +10,13 @@ public protocol ProjectSource {
     func fileNames(in directory: String) throws -> [String]?
     /// Whether a file is at `path`, without reading it.
     func exists(_ path: String) throws -> Bool
+    /// Whether `path` is a symbolic link (whose bytes are the link's text, not a file's).
+    func isSymbolicLink(_ path: String) throws -> Bool
 }
 
 extension ProjectSource {
     public func exists(_ path: String) throws -> Bool { try file(path) != nil }
+    public func isSymbolicLink(_ path: String) throws -> Bool { false }
 }
 
 /// A whole GitOps repository as of one revision: settings, model manifests and environments, checked together.
@@ -96,6 +99,8 @@ public struct Project: Sendable {
             guard let location = manifest.dataLocations[key] else { continue }
             if try !source.exists(path) {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision)"))
+            } else if try source.isSymbolicLink(path) {
+                diagnostics.append(Diagnostic(location, "data file '\(path)' is a symbolic link at \(source.revision): commit the file itself (links are not followed)"))
             }
         }
         return diagnostics

@@ -398,8 +398,6 @@ public final class EnvironmentReconciler {
         for (deployment, inputs) in zip(manifest.models, all) {
             if let pin = deployment.version, inputs.digest.hasPrefix(pin) { continue }
             if try declined(model: deployment.model, digest: inputs.digest, commit: start) { continue }
-            // Each promotion is a commit on the branch: the next one starts from it (same manifests and data).
-            let head = try repository.resolve(branch)
             progress("building \(deployment.model) at \(branch) (\(start.short))")
             let built = try workspace.builder.build(inputs, ref: start.hex)
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
@@ -415,14 +413,21 @@ public final class EnvironmentReconciler {
                 trailers.append(Trailer(key: "Stagecraft-Trigger", value: trigger))
             }
             let message = Trailers.append(trailers, to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from \(branch) to \(environment)")
-            let current = try workspace.environment(environment, at: head)
             let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")
-            let made = try promotion.commitPin(model: deployment.model, environment: current, version: built.digest, source: start.hex,
-                                               at: head, branch: branch, message: message, author: automation)
+            // Each promotion is a commit on the branch's head (the previous promotion, or whatever someone pushed meanwhile:
+            // then the file is read again there); the manifests and data stay those of `start`.
+            let made = try Promotion.retryingWhenMoved { () throws -> ObjectID? in
+                let head = try repository.resolve(branch)
+                return try promotion.commitPin(model: deployment.model, environment: try workspace.environment(environment, at: head),
+                                               version: built.digest, source: start.hex, at: head, branch: branch, message: message,
+                                               author: automation)
+            }
+            guard let made else { continue }
             Failpoint.hit("after-promotion")
             progress("promoted \(deployment.model) \(VersionDigest.short(built.digest)) to \(environment) (commit \(made.short))")
             results.append(PromotionResult(commit: made.hex, branch: branch, model: deployment.model, environment: environment, version: built.digest,
-                                           source: start.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false))
+                                           source: start.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false,
+                                           alreadyPinned: false))
         }
         return results
     }

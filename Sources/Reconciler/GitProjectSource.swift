@@ -26,6 +26,13 @@ public struct GitProjectSource: ProjectSource, Sendable {
         try repository.fileExists(at: path, in: commit)
     }
 
+    public func isSymbolicLink(_ path: String) throws -> Bool {
+        let parts = path.split(separator: "/")
+        guard let name = parts.last else { return false }
+        let folder = parts.dropLast().joined(separator: "/")
+        return try repository.directory(at: folder, in: commit)?.first { $0.name == name }?.kind == .symlink
+    }
+
     public func fileNames(in directory: String) throws -> [String]? {
         try repository.directory(at: directory, in: commit)?.filter { $0.kind == .file || $0.kind == .executable }.map(\.name)
     }

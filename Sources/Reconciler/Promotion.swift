@@ -15,6 +15,8 @@ public struct PromotionResult: Sendable, Codable {
     public var from: String
     public var evidence: String
     public var forced: Bool
+    /// The environment already pinned this version from this source: nothing was committed (`commit` is the tip).
+    public var alreadyPinned: Bool
 }
 
 /// Promotions and rollbacks: commits that change only the `version` and `source` scalars of one model in one
@@ -35,6 +37,11 @@ public struct Promotion {
     ///   - author: who promotes.
     public func promote(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
                         author: Signature) throws -> PromotionResult {
+        try Self.retryingWhenMoved { try promoteOnce(model: model, to: environment, version: requested, force: force, branch: branch, author: author) }
+    }
+
+    private func promoteOnce(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
+                             author: Signature) throws -> PromotionResult {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
@@ -77,13 +84,17 @@ public struct Promotion {
         let message = Trailers.append(trailers, to: "Promote \(model) \(VersionDigest.short(version)) from \(upstream) to \(environment)")
         let commit = try commitPin(model: model, environment: target, version: version, source: source, at: tip,
                                    branch: branch ?? base, message: message, author: author)
-        return PromotionResult(commit: commit.hex, branch: branch ?? base, model: model, environment: environment, version: version,
-                               source: source, from: upstream, evidence: evidence, forced: forcedReason != nil)
+        return PromotionResult(commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment, version: version,
+                               source: source, from: upstream, evidence: evidence, forced: forcedReason != nil, alreadyPinned: commit == nil)
     }
 
     /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
     /// before it, or, after a promotion whose gates failed, the one still serving.
     public func rollback(model: String, environment: String, branch: String?, author: Signature) throws -> PromotionResult {
+        try Self.retryingWhenMoved { try rollbackOnce(model: model, environment: environment, branch: branch, author: author) }
+    }
+
+    private func rollbackOnce(model: String, environment: String, branch: String?, author: Signature) throws -> PromotionResult {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
@@ -108,22 +119,41 @@ public struct Promotion {
         let message = Trailers.append(trailers, to: "Roll back \(model) in \(environment) to \(VersionDigest.short(previous.version))")
         let commit = try commitPin(model: model, environment: target, version: previous.version, source: source, at: tip,
                                    branch: branch ?? base, message: message, author: author)
-        return PromotionResult(commit: commit.hex, branch: branch ?? base, model: model, environment: environment, version: previous.version,
-                               source: source, from: environment, evidence: evidence, forced: false)
+        return PromotionResult(commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
+                               version: previous.version, source: source, from: environment, evidence: evidence, forced: false,
+                               alreadyPinned: commit == nil)
     }
 
-    /// Commits the new pin of `model` in `environment`'s file as read at `tip`.
+    /// Commits the new pin of `model` in `environment`'s file as read at `tip`, onto `tip` only (a branch that moved
+    /// meanwhile is a ``GitError/Code/conflict``); nil, and no commit, when the file already pins that version and source.
     func commitPin(model: String, environment: EnvironmentManifest, version: String, source: String, at tip: ObjectID, branch: String,
-                   message: String, author: Signature) throws -> ObjectID {
+                   message: String, author: Signature) throws -> ObjectID? {
         guard let deployment = environment.deployment(model) else {
             throw ReconcileError(.refused, "'\(model)' has no entry in \(environment.file); add one (with version: ~ and source: ~) first")
+        }
+        if let pinned = deployment.version, version.hasPrefix(pinned), let pinnedSource = deployment.source,
+           source.hasPrefix(pinnedSource) || pinnedSource.hasPrefix(source) {
+            return nil
         }
         let text = String(decoding: try workspace.repository.file(at: environment.file, in: tip), as: UTF8.self)
         let edited = try Self.pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12)))
         // A new branch (for a pull request) starts at the tip that was read.
         if try workspace.repository.branchTip(branch) == nil { try workspace.repository.createBranch(branch, at: tip) }
         return try workspace.repository.commit([.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch,
-                                               message: message, author: author)
+                                               message: message, author: author, parent: tip)
+    }
+
+    /// Runs `body` again (up to five times in all) when the branch moved under it: another promotion committed
+    /// first, so the file is read again at the new tip and the same change applied there.
+    static func retryingWhenMoved<T>(_ body: () throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try body()
+            } catch let error as GitError where error.code == .conflict && attempt < 5 {
+                attempt += 1
+            }
+        }
     }
 
     private func tip(of branch: String, fallback: String) throws -> ObjectID {

@@ -34,13 +34,49 @@ public struct Workspace: Sendable {
     /// The state store file.
     public var statePath: String { root.appendingPathComponent(settings.stateStore).path }
 
-    /// Opens the state store; when its file is missing (deleted, or a new clone), its deployment records are
-    /// rebuilt from the git notes first, so that nothing recorded is lost.
-    public func openState() throws -> SQLiteStateStore {
-        let existed = FileManager.default.fileExists(atPath: statePath)
-        let store = try SQLiteStateStore(path: statePath)
-        if !existed { try store.importRecords(try notedRecords()) }
+    /// Opens the state store; when its file is missing (deleted, or a new clone) or empty (0 bytes: nothing was ever
+    /// written to it, or it was truncated), its deployment records are rebuilt from the git notes first, so that nothing
+    /// recorded is lost.
+    /// - Parameter notice: told, in a sentence for the user, when the store is rebuilt.
+    /// - Throws: ``StateStoreError`` naming `stagecraft state rebuild` when the file is not a state store.
+    public func openState(notice: (String) -> Void = { _ in }) throws -> SQLiteStateStore {
+        let size = (try? FileManager.default.attributesOfItem(atPath: statePath)[.size] as? Int) ?? nil
+        if size == 0 {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: statePath + suffix) }
+        }
+        let store: SQLiteStateStore
+        do {
+            store = try SQLiteStateStore(path: statePath)
+        } catch {
+            throw StateStoreError("\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it aside and rebuilds the records from refs/notes/stagecraft")
+        }
+        if size == nil || size == 0 {
+            let records = try notedRecords()
+            try store.importRecords(records)
+            if size == 0 || !records.isEmpty {
+                notice("the state store \(statePath) was \(size == 0 ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) from refs/notes/stagecraft")
+            }
+        }
         return store
+    }
+
+    /// Moves the state store aside (to `<file>.damaged-<time>`, with its WAL files) and makes a new one from the
+    /// records in `refs/notes/stagecraft`: the way forward from a damaged store. Returns where the old file went (nil
+    /// when there was none) and how many records the new one holds.
+    public func rebuildState() throws -> (movedTo: String?, records: Int) {
+        var movedTo: String?
+        if FileManager.default.fileExists(atPath: statePath) {
+            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+            let target = "\(statePath).damaged-\(stamp)"
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: statePath + suffix) {
+                try FileManager.default.moveItem(atPath: statePath + suffix, toPath: target + suffix)
+            }
+            movedTo = target
+        }
+        let records = try notedRecords()
+        let store = try SQLiteStateStore(path: statePath)
+        try store.importRecords(records)
+        return (movedTo, records.count)
     }
 
     /// Every deployment record in `refs/notes/stagecraft`, oldest first.

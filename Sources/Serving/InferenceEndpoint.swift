@@ -78,7 +78,8 @@ struct InferenceEndpoint: Sendable {
         } catch {
             reply = InferenceServer.reply(for: error)
         }
-        metrics.record(model: name, version: answered?.version ?? "", status: Int(reply.status.code), seconds: seconds(since: started))
+        metrics.record(model: repository.contains(model: name) ? name : nil, version: answered?.version, status: Int(reply.status.code),
+                       seconds: seconds(since: started))
         return reply
     }
 

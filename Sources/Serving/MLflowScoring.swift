@@ -40,7 +40,8 @@ enum MLflowScoring {
         } catch {
             response = InferenceServer.response(for: error)
         }
-        metrics.record(model: model, version: version, status: Int(response.status.code), seconds: seconds(since: started))
+        metrics.record(model: repository.contains(model: model) ? model : nil, version: version.isEmpty ? nil : version,
+                       status: Int(response.status.code), seconds: seconds(since: started))
         return response
     }
 

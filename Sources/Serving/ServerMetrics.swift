@@ -21,11 +21,26 @@ public final class ServerMetrics: Sendable {
 
     private let series = Mutex<[Key: Series]>([:])
 
+    /// The label of every request whose model is not loaded (a name from a request path must never become a series:
+    /// anyone who reaches the port could make as many as they like). Not a valid model name, so it cannot collide.
+    static let unknownModel = "_unknown"
+    /// At most this many series; past it, requests count under ``unknownModel`` (a bound even for a server that has
+    /// loaded and unloaded many versions).
+    static let maxSeries = 4_096
+
     public init() {}
 
     /// Counts one answered request.
-    public func record(model: String, version: String, status: Int, seconds: Double) {
-        series.withLock { all in all[Key(model: model, version: version, status: status), default: Series()].add(seconds) }
+    /// - Parameters:
+    ///   - model: the model's name when it is loaded, nil otherwise.
+    ///   - version: the version that answered, nil when none did.
+    public func record(model: String?, version: String?, status: Int, seconds: Double) {
+        let status = (100...599).contains(status) ? status : 0
+        series.withLock { all in
+            var key = Key(model: model ?? Self.unknownModel, version: model == nil ? "" : String((version ?? "").prefix(12)), status: status)
+            if all[key] == nil && all.count >= Self.maxSeries { key = Key(model: Self.unknownModel, version: "", status: status) }
+            all[key, default: Series()].add(seconds)
+        }
     }
 
     /// The Prometheus text exposition of every series.
@@ -53,7 +68,7 @@ public final class ServerMetrics: Sendable {
     }
 
     private func labels(_ key: Key) -> String {
-        "model=\"\(escape(key.model))\",version=\"\(escape(String(key.version.prefix(12))))\",status=\"\(key.status)\""
+        "model=\"\(escape(key.model))\",version=\"\(escape(key.version))\",status=\"\(key.status)\""
     }
 
     private func escape(_ value: String) -> String {

@@ -24,7 +24,7 @@ struct BuildCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The models to build (names of manifests/<model>.yaml); every model when none is given.")
+    @Argument(help: "The models to build (names of manifests/<model>.yaml); every model when none is given.", transform: Name.model)
     var models: [String] = []
 
     @OptionGroup var repository: RepositoryOptions
@@ -48,7 +48,11 @@ struct BuildCommand: AsyncParsableCommand {
         let builder = Builder(repository: try repository.open(), toolVersion: Stagecraft.version)
         var names = models
         if names.isEmpty {
-            let (project, _) = try Project.check(try GitProjectSource(repository: builder.repository, ref: repository.ref))
+            // Every manifest is to be built: one that does not parse or check fails the build (a CI step must not
+            // pass with it), with every problem of every manifest listed.
+            let (project, diagnostics) = try Project.check(try GitProjectSource(repository: builder.repository, ref: repository.ref))
+            let problems = diagnostics.filter { $0.location.file.hasPrefix(Project.manifestsFolder + "/") || $0.location.file == ProjectSettings.file }
+            guard problems.isEmpty else { throw InvalidProject(problems) }
             names = project.models.keys.sorted()
             guard !names.isEmpty else { throw CommandFailure(.failure, "no valid model manifests at \(repository.ref)") }
         }
@@ -113,7 +117,7 @@ struct BuildsCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Only this model's builds.")
+    @Argument(help: "Only this model's builds.", transform: Name.model)
     var model: String?
 
     @OptionGroup var repository: RepositoryOptions

@@ -33,6 +33,8 @@ public final class Console: Sendable {
     public func print(_ text: String = "") { write(text + "\n", error: false) }
     /// Writes `text` and a newline to standard error.
     public func printError(_ text: String) { write(text + "\n", error: true) }
+    /// Writes `warning: text` and a newline to standard error.
+    public func warn(_ text: String) { printError(styled("warning: ", .yellow) + text) }
 
     public func write(_ text: String, error: Bool) {
         switch target {

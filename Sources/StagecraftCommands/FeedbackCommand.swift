@@ -23,10 +23,10 @@ struct FeedbackCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The environment whose server made the predictions.")
+    @Option(name: .long, help: "The environment whose server made the predictions.", transform: Name.environment)
     var env: String
 
-    @Option(name: .long, help: "The model.")
+    @Option(name: .long, help: "The model.", transform: Name.model)
     var model: String
 
     @Option(name: .long, help: ArgumentHelp("CSV with 'id' and 'label' columns.", valueName: "file"))

@@ -33,7 +33,7 @@ struct MonitorCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The environment to monitor.")
+    @Option(name: .long, help: "The environment to monitor.", transform: Name.environment)
     var env: String
 
     @Flag(name: .long, help: "On an alarm, commit a retrain on the labelled captured rows.")
@@ -58,7 +58,7 @@ struct MonitorCommand: AsyncParsableCommand {
     func run() async throws {
         let repo = try repository.open()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
-        let monitor = Monitor(workspace: workspace, state: try workspace.openState())
+        let monitor = Monitor(workspace: workspace, state: try workspace.openState(notice: Console.current.warn))
         guard watch else {
             if try once(monitor, workspace: workspace) { throw CommandFailure(.failure) }
             return

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GitStore
+import Manifests
 
 /// `--repo` and `--ref`: which repository, at which revision.
 struct RepositoryOptions: ParsableArguments {
@@ -45,5 +46,23 @@ enum JSONOutput {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+/// Names given on the command line, checked before any path is built from them: environments and models are named
+/// as their files are, 1 to 63 of `a-z`, `0-9` and `-`, so `--env ../../x` never reaches the file system.
+enum Name {
+    /// An environment's name (`environments/<env>.yaml`).
+    static func environment(_ text: String) throws -> String { try check(text, kind: "environment", file: "environments/<env>.yaml") }
+
+    /// A model's name (`manifests/<model>.yaml`).
+    static func model(_ text: String) throws -> String { try check(text, kind: "model", file: "manifests/<model>.yaml") }
+
+    private static func check(_ text: String, kind: String, file: String) throws -> String {
+        guard ModelManifest.isValidName(text) else {
+            let shown = text.count > 80 ? String(text.prefix(80)) + "…" : text
+            throw ValidationError("'\(shown)' is not a valid \(kind) name: \(kind)s are named as \(file) is, with 1 to 63 of a-z, 0-9 and '-'")
+        }
+        return text
     }
 }

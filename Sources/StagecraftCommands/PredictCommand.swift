@@ -22,10 +22,10 @@ struct PredictCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The model to predict with.")
+    @Argument(help: "The model to predict with.", transform: Name.model)
     var model: String
 
-    @Option(name: .long, help: "The environment whose pinned version is used.")
+    @Option(name: .long, help: "The environment whose pinned version is used.", transform: Name.environment)
     var env: String
 
     @Option(name: .long, help: ArgumentHelp("The CSV file to predict.", valueName: "file"))

@@ -24,10 +24,10 @@ struct PromoteCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The model to promote.")
+    @Argument(help: "The model to promote.", transform: Name.model)
     var model: String
 
-    @Option(name: .long, help: "The environment to promote into.")
+    @Option(name: .long, help: "The environment to promote into.", transform: Name.environment)
     var to: String
 
     @Option(name: .long, help: "The version (digest, at least 12 hex digits); default: what the upstream serves.")
@@ -64,10 +64,10 @@ struct RollbackCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The model to roll back.")
+    @Argument(help: "The model to roll back.", transform: Name.model)
     var model: String
 
-    @Option(name: .long, help: "The environment.")
+    @Option(name: .long, help: "The environment.", transform: Name.environment)
     var env: String
 
     @OptionGroup var publishing: PublishingOptions
@@ -94,7 +94,7 @@ struct PublishingOptions: ParsableArguments {
     func commit(verb: String, _ change: (Promotion, Signature) throws -> PromotionResult) throws {
         let repo = try repository.open()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
-        let promotion = Promotion(workspace: workspace, state: try workspace.openState())
+        let promotion = Promotion(workspace: workspace, state: try workspace.openState(notice: Console.current.warn))
         var result = try change(promotion, workspace.actor)
         if push { result = try Publisher(workspace: workspace).push(result) { try change(promotion, workspace.actor) } }
         try Self.print(result, json: format.json, verb: verb)
@@ -104,6 +104,10 @@ struct PublishingOptions: ParsableArguments {
         let console = Console.current
         if json {
             console.print(try JSONOutput.encode(result))
+            return
+        }
+        if result.alreadyPinned {
+            console.print(console.styled("✓", .green) + " \(result.model) \(VersionDigest.short(result.version)) is already pinned in \(result.environment) at \(result.commit.prefix(12)) on \(result.branch); nothing to commit")
             return
         }
         let forced = result.forced ? console.styled(" (forced)", .yellow) : ""
@@ -163,10 +167,10 @@ struct HistoryCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Only this environment.")
+    @Option(name: .long, help: "Only this environment.", transform: Name.environment)
     var env: String?
 
-    @Option(name: .long, help: "Only this model.")
+    @Option(name: .long, help: "Only this model.", transform: Name.model)
     var model: String?
 
     @Option(name: .long, help: ArgumentHelp("Only changes since this date (YYYY-MM-DD or ISO 8601).", valueName: "date"))
@@ -195,7 +199,7 @@ struct HistoryCommand: AsyncParsableCommand {
         } else {
             environments = try workspace.environmentNames(at: try repo.resolve(repository.ref))
         }
-        let history = History(workspace: workspace, state: try workspace.openState())
+        let history = History(workspace: workspace, state: try workspace.openState(notice: Console.current.warn))
         let entries = try history.entries(environments: environments, model: model, since: since.flatMap(Self.date), ref: repository.ref)
         if format.json {
             console.print(try JSONOutput.encode(entries))

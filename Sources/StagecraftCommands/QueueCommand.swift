@@ -29,10 +29,10 @@ struct QueueCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The environment whose pinned version predicts.")
+    @Option(name: .long, help: "The environment whose pinned version predicts.", transform: Name.environment)
     var env: String
 
-    @Option(name: .long, help: "The model.")
+    @Option(name: .long, help: "The model.", transform: Name.model)
     var model: String
 
     @Option(name: .long, help: ArgumentHelp("The queue folder (inbox/, outbox/, done/, dead-letter/ are made in it).", valueName: "dir"))

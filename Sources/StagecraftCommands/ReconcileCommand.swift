@@ -7,7 +7,7 @@ import Registry
 
 /// `--repo`, `--ref` and `--env` for the commands that act on one environment, and how they open the workspace.
 struct EnvironmentOptions: ParsableArguments {
-    @Option(name: .long, help: "The environment (environments/<env>.yaml).")
+    @Option(name: .long, help: "The environment (environments/<env>.yaml).", transform: Name.environment)
     var env: String
 
     @OptionGroup var repository: RepositoryOptions
@@ -16,7 +16,7 @@ struct EnvironmentOptions: ParsableArguments {
     func reconciler(progress: @escaping (String) -> Void = { _ in }) throws -> EnvironmentReconciler {
         let repo = try repository.openOrFetch()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
-        let state = try workspace.openState()
+        let state = try workspace.openState(notice: Console.current.warn)
         let root = workspace.root
         let repoPath = repo.workingDirectory ?? repo.gitDirectory
         let reconciler = EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) { manifest, commit in

@@ -28,7 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The environment to serve.")
+    @Option(name: .long, help: "The environment to serve.", transform: Name.environment)
     var env: String
 
     @OptionGroup var repository: RepositoryOptions
@@ -112,16 +112,16 @@ struct ServeCommand: AsyncParsableCommand {
             guard info.model == model else { throw RegistryError("version \(version) is a build of '\(info.model)', not '\(model)'") }
             return LoadedVersion(model: model, version: digest, source: info.source, file: try store.model(digest))
         }
-        // A detached server records its own pid (the parent only knows setsid's).
+        // A detached server records its own pid (the parent only knows setsid's) and holds the file's lock while it runs.
         let pidFile = ProcessInfo.processInfo.environment["STAGECRAFT_PID_FILE"]
-        if let pidFile { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) }
-        defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
+        let pidLock = try pidFile.map(PIDFile.claim)
+        defer { if let pidFile, let pidLock { PIDFile.release(pidFile, fd: pidLock) } }
         try await server.run(logger: JSONLogHandler.logger("stagecraft.serve"))
     }
 
     /// Loads, with their routes, the versions the state store records as serving in this environment.
     private func loadDeployed(into models: ModelRepository, store: ArtifactStore, workspace: Workspace) throws {
-        for (name, served) in try workspace.openState().served(environment: env) {
+        for (name, served) in try workspace.openState(notice: Console.current.warn).served(environment: env) {
             for version in served.versions.sorted() {
                 let info = try store.buildInfo(version)
                 models.load(LoadedVersion(model: name, version: version, source: info.source, file: try store.model(version)), makeDefault: version == served.version)
@@ -154,7 +154,7 @@ struct StopCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The environment whose server to stop.")
+    @Option(name: .long, help: "The environment whose server to stop.", transform: Name.environment)
     var env: String
 
     @OptionGroup var repository: RepositoryOptions
@@ -169,9 +169,8 @@ struct StopCommand: AsyncParsableCommand {
         }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(30)
-        while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
-        guard kill(pid, 0) != 0 else { throw CommandFailure(.failure, "the server for '\(env)' (pid \(pid)) did not stop within 30 s") }
-        try? FileManager.default.removeItem(at: files.pidFile)
+        while files.runningPID() == pid && Date() < deadline { usleep(20_000) }
+        guard files.runningPID() != pid else { throw CommandFailure(.failure, "the server for '\(env)' (pid \(pid)) did not stop within 30 s") }
         console.print(console.styled("✓", .green) + " stopped \(env) (pid \(pid))")
     }
 }

@@ -19,11 +19,8 @@ enum ServerLauncher {
         if let pid = files.runningPID() {
             throw CommandFailure(.failure, "environment '\(files.environment)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(files.environment)")
         }
-        try FileManager.default.createDirectory(at: files.folder, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: files.logFile.path, contents: nil)
-        let log = try FileHandle(forWritingTo: files.logFile)
+        let log = try files.openLog()
         defer { try? log.close() }  // the child has its own copy; a long `reconcile --watch` must not collect them
-        try log.seekToEnd()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
         process.arguments = [executable] + arguments
@@ -31,7 +28,6 @@ enum ServerLauncher {
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
         process.environment = ProcessInfo.processInfo.environment.merging(["STAGECRAFT_PID_FILE": files.pidFile.path]) { $1 }
-        try? FileManager.default.removeItem(at: files.pidFile)
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

@@ -5,6 +5,9 @@ import Learning
 import Manifests
 import Reconciler
 import Registry
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `stagecraft` command: takes machine-learning models from a commit to serving traffic, the GitOps way.
 public struct Stagecraft: AsyncParsableCommand {
@@ -31,6 +34,7 @@ public struct Stagecraft: AsyncParsableCommand {
             InitCommand.self, ValidateCommand.self, BuildCommand.self, BuildsCommand.self,
             PlanCommand.self, ReconcileCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, StatusCommand.self,
             ServeCommand.self, StopCommand.self, PredictCommand.self, QueueCommand.self, FeedbackCommand.self, MonitorCommand.self,
+            StateCommand.self,
         ]
     )
 
@@ -47,6 +51,8 @@ public struct CommandResult: Sendable {
 extension Stagecraft {
     /// Parses the process's arguments, runs the command and exits with its code: what the executable calls.
     public static func start() async {
+        // Files Stagecraft creates are 0644 and folders 0755 whatever umask it inherits (0600/0700 where made private).
+        umask(0o022)
         let code = await run(Array(CommandLine.arguments.dropFirst()), console: .standard)
         Foundation.exit(code)
     }

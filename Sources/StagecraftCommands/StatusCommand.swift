@@ -26,7 +26,7 @@ struct StatusCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Only this environment.")
+    @Option(name: .long, help: "Only this environment.", transform: Name.environment)
     var env: String?
 
     @Flag(name: .long, help: "Exit 2 when anything is out of sync.")
@@ -65,7 +65,7 @@ struct StatusCommand: AsyncParsableCommand {
         let console = Console.current
         let repo = try repository.openOrFetch()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
-        let state = try workspace.openState()
+        let state = try workspace.openState(notice: Console.current.warn)
         let commit = try repo.resolve(repository.ref)
         let names = try env.map { [$0] } ?? workspace.environmentNames(at: commit)
         var rows: [Row] = []

@@ -34,7 +34,7 @@ struct BadCase: CustomTestStringConvertible, Sendable {
         BadCase(name: "absolute data path", old: "train: data/churn/train.csv", new: "train: /srv/data/train.csv",
                 expected: ["manifests/churn.yaml:8:12: data path '/srv/data/train.csv' must be relative to the repository root, not absolute"]),
         BadCase(name: "data path with ..", old: "test: data/churn/test.csv", new: "test: data/../../etc/test.csv",
-                expected: ["manifests/churn.yaml:9:11: data path 'data/../../etc/test.csv' must not contain '..'"]),
+                expected: ["manifests/churn.yaml:9:11: data path 'data/../../etc/test.csv' must stay inside the repository: it must not climb above the root with '..'"]),
         BadCase(name: "unknown trainer parameter", old: "params: {l2: 0.01}", new: "params: {l3: 0.01}",
                 expected: ["manifests/churn.yaml:16:14: unknown key 'l3' in spec.trainer.params; did you mean 'l2'? (expected one of: l2, maxIterations, tolerance)"]),
         BadCase(name: "search metric that does not fit the task", old: "metric: auc", new: "metric: rmse",

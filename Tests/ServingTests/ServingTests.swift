@@ -231,6 +231,34 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
+    @Test func requestsForWhatIsNotLoadedNeverMakeMetricSeries() async throws {
+        try await withServer { port, _ in
+            let (model, test) = Models.penguins
+            let body = perFeatureBody(model, test, rows: 0..<1)
+            try await offPool {
+                let connection = try HTTPConnection(port: port)
+                // 300 unknown model names (one 10 KB long), unknown versions of a loaded model, and MLflow's ?model=.
+                for index in 0..<300 {
+                    let name = index == 0 ? String(repeating: "x", count: 10_000) : "whale-\(index)"
+                    #expect(try connection.send("POST", "/v2/models/\(name)/infer", body: body).status == 404)
+                }
+                for index in 0..<100 {
+                    #expect(try connection.send("POST", "/v2/models/penguins/versions/\(String(format: "%012x", index + 1))/infer", body: body).status == 404)
+                    #expect(try connection.send("POST", "/invocations?model=orca-\(index)", body: Data("{}".utf8)).status == 404)
+                }
+                #expect(try connection.send("POST", "/v2/models/penguins/infer", body: body).status == 200)
+            }
+            let metrics = try await curl(port, "/metrics").raw
+            let requests = metrics.split(separator: "\n").filter { $0.hasPrefix("stagecraft_requests_total{") }
+            // Everything unknown is counted under one fixed label; only the loaded model and its answering version have series.
+            #expect(requests.contains("stagecraft_requests_total{model=\"_unknown\",version=\"\",status=\"404\"} 400"), "\(requests)")
+            #expect(requests.contains("stagecraft_requests_total{model=\"penguins\",version=\"abababababab\",status=\"200\"} 1"), "\(requests)")
+            #expect(requests.count <= 3, "\(requests)")
+            #expect(!metrics.contains("whale") && !metrics.contains("orca") && !metrics.contains("xxxxxxxx"))
+            #expect(metrics.utf8.count < 20_000)
+        }
+    }
+
     @Test func mlflowScoringGivesTheSamePredictions() async throws {
         try await withServer { port, _ in
             let (model, test) = Models.penguins
