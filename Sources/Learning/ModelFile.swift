@@ -127,6 +127,10 @@ public struct ModelFile: Sendable, Codable, Equatable {
         Dictionary(uniqueKeysWithValues: pipeline.features.map { ($0.name, $0.kind == .numeric ? ColumnType.numeric : .categorical) })
     }
 
+    /// Whether a number JSONSerialization gave stands for a JSON `true` or `false`. (`is Bool` cannot tell: on Linux it
+    /// is also true of the numbers 0 and 1, which made `monitor` and `queue` refuse them.)
+    static func isBoolean(_ number: NSNumber) -> Bool { String(cString: number.objCType) == "c" }
+
     /// The model's raw feature columns from records of feature values as JSON gives them: a number, or null (or
     /// absent) for missing, for a numeric feature; a string or null for a categorical one.
     /// - Parameter lines: each record's line in `source`, for messages (default 1, 2, …).
@@ -141,7 +145,7 @@ public struct ModelFile: Sendable, Codable, Equatable {
                 let value = record[feature.name]
                 if feature.kind == .numeric {
                     switch value {
-                    case let number as NSNumber where !(value is Bool): numeric[position].append(number.doubleValue)
+                    case let number as NSNumber where !Self.isBoolean(number): numeric[position].append(number.doubleValue)
                     case nil, is NSNull: numeric[position].append(.nan)
                     default: throw LearningError(.malformedData, "\(source):\(line): '\(feature.name)' must be a number or null")
                     }

@@ -99,7 +99,7 @@ public final class EnvironmentReconciler {
     /// digest at the ref (reading the data, not training) to show the promotions a reconcile would commit.
     public func plan() throws -> Plan {
         let commit = try resolveRef()
-        let manifest = try workspace.environment(environment, at: commit)
+        let manifest = try workspace.validatedEnvironment(environment, at: commit)
         let client = try workspace.serverClient(for: manifest)
         let running = client.isLive()
         let actual = running ? try client.state() : try expectedAfterStart()
@@ -151,7 +151,8 @@ public final class EnvironmentReconciler {
         return pins
     }
 
-    static func versions(of route: ServerState.Route) -> Set<String> {
+    /// Every version a route sends requests to: the default, the split's and the shadow.
+    public static func versions(of route: ServerState.Route) -> Set<String> {
         Set([route.defaultVersion] + (route.traffic ?? []).map(\.version) + [route.shadow].compactMap { $0 })
     }
 
@@ -211,6 +212,8 @@ public final class EnvironmentReconciler {
            try client.state().serves(same: expectedAfterStart()), try state.records(environment: environment, model: nil).allSatisfy({ $0.outcome != .inProgress }) {
             return ReconcileReport(environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true)
         }
+        // What is deployed is what validate accepts (the fast path above only skips a commit already reconciled in sync).
+        manifest = try workspace.validatedEnvironment(environment, at: commit)
         var applied: [PlannedAction] = []
         if !live {
             progress("starting the server of \(environment) on \(manifest.host):\(manifest.port)")
@@ -225,7 +228,7 @@ public final class EnvironmentReconciler {
             promotions = try promoteBranchHead(manifest: manifest, commit: commit)
             if !promotions.isEmpty {
                 commit = try repository.resolve(workspace.settings.branch)
-                manifest = try workspace.environment(environment, at: commit)
+                manifest = try workspace.validatedEnvironment(environment, at: commit)
                 client = try workspace.serverClient(for: manifest)
                 applied += promotions.map { PlannedAction(kind: .promote, model: $0.model, version: $0.version, detail: "commit \($0.commit.prefix(12))") }
             }

@@ -32,15 +32,33 @@ public final class ServerClient {
     private let token: String
     private var connection: HTTPConnection?
 
-    public init(host: String, port: Int, token: String) {
+    /// The folder of the repository this client acts for (holding `.stagecraft/`), to tell its server from another's.
+    private let repositoryPath: String?
+
+    public init(host: String, port: Int, token: String, repositoryPath: String? = nil) {
         self.host = host
         self.port = port
         self.token = token
+        self.repositoryPath = repositoryPath
     }
 
-    /// True when the server accepts connections and answers `/v2/health/live`.
+    /// When the server on this port is another repository's Stagecraft server (its admin token differs from ours), why
+    /// and what to do, as an error.
+    func anotherServer() -> ReconcileError? {
+        guard let response = try? request("GET", "/v2", admin: false, retry: false), response.json["name"] as? String == "stagecraft" else {
+            return nil
+        }
+        let theirs = response.json["repository"] as? String
+        guard theirs == nil || theirs != repositoryPath else { return nil }
+        let environment = (response.json["environment"] as? String) ?? "?"
+        return ReconcileError(.server, "port \(port) on \(host) is served by another Stagecraft server (repository \(theirs ?? "unknown"), environment '\(environment)'); stop it (stagecraft stop --env \(environment)\(theirs.map { " --repo \($0)" } ?? "")) or give this environment another port")
+    }
+
+    /// True when the server accepts connections and answers `/v2/health/live` within 3 s (a process that accepts
+    /// connections and never answers is not a live server, and must not hold a reconcile for the 30 s of a call).
     public func isLive() -> Bool {
-        guard let response = try? request("GET", "/v2/health/live", admin: false, retry: false) else { return false }
+        guard let probe = try? HTTPConnection(host: host, port: port, timeout: 3),
+              let response = try? probe.send("GET", "/v2/health/live", body: nil, headers: [:]) else { return false }
         return response.status == 200
     }
 
@@ -98,6 +116,7 @@ public final class ServerClient {
     private func adminCall(_ path: String, _ parameters: [String: Any], accepting: Set<Int> = []) throws(ReconcileError) -> HTTPConnection.Response {
         let body = (try? JSONSerialization.data(withJSONObject: ["parameters": parameters])) ?? Data()
         let response = try request("POST", path, body: body, admin: true, retry: true)
+        if response.status == 401, let another = anotherServer() { throw another }
         guard response.status == 200 || accepting.contains(response.status) else {
             let message = (response.json["error"] as? String) ?? response.text
             throw ReconcileError(.server, "the server at \(host):\(port) refused \(path): \(response.status) \(message)")

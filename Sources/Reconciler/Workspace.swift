@@ -40,21 +40,23 @@ public struct Workspace: Sendable {
     /// - Parameter notice: told, in a sentence for the user, when the store is rebuilt.
     /// - Throws: ``StateStoreError`` naming `stagecraft state rebuild` when the file is not a state store.
     public func openState(notice: (String) -> Void = { _ in }) throws -> SQLiteStateStore {
-        let size = (try? FileManager.default.attributesOfItem(atPath: statePath)[.size] as? Int) ?? nil
-        if size == 0 {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: statePath + suffix) }
-        }
+        func size(_ path: String) -> Int? { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil }
+        // Empty: no byte in the file nor in its write-ahead log (where a store just made by another process keeps its
+        // first pages). SQLite takes an empty file as a new database; nothing is deleted (another process may have it open).
+        let empty = size(statePath) == 0 && (size(statePath + "-wal") ?? 0) == 0
+        let missing = size(statePath) == nil
         let store: SQLiteStateStore
         do {
             store = try SQLiteStateStore(path: statePath)
         } catch {
             throw StateStoreError("\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it aside and rebuilds the records from refs/notes/stagecraft")
         }
-        if size == nil || size == 0 {
+        if missing || empty {
+            // Importing is idempotent (records keep their ids), so two processes that both found it empty agree.
             let records = try notedRecords()
             try store.importRecords(records)
-            if size == 0 || !records.isEmpty {
-                notice("the state store \(statePath) was \(size == 0 ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) from refs/notes/stagecraft")
+            if !records.isEmpty {
+                notice("the state store \(statePath) was \(empty ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) from refs/notes/stagecraft")
             }
         }
         return store
@@ -67,7 +69,12 @@ public struct Workspace: Sendable {
         var movedTo: String?
         if FileManager.default.fileExists(atPath: statePath) {
             let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-            let target = "\(statePath).damaged-\(stamp)"
+            var target = "\(statePath).damaged-\(stamp)"
+            var attempt = 1
+            while FileManager.default.fileExists(atPath: target) {  // two rebuilds within a second keep both files
+                attempt += 1
+                target = "\(statePath).damaged-\(stamp)-\(attempt)"
+            }
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: statePath + suffix) {
                 try FileManager.default.moveItem(atPath: statePath + suffix, toPath: target + suffix)
             }
@@ -112,6 +119,18 @@ public struct Workspace: Sendable {
         return manifest
     }
 
+    /// The environment file of `environment` at `commit`, checked as `validate` checks it: the file on its own, against
+    /// the manifests of its models (gates that fit their tasks, models that exist) and the project settings. What
+    /// reconcile and plan deploy must be what validate accepts.
+    /// - Throws: ``InvalidProject`` with `validate`'s `file:line:column` messages for that file and the settings.
+    public func validatedEnvironment(_ environment: String, at commit: ObjectID) throws -> EnvironmentManifest {
+        let manifest = try self.environment(environment, at: commit)
+        let (_, diagnostics) = try Project.check(try GitProjectSource(repository: repository, ref: commit.hex))
+        let relevant = diagnostics.filter { [manifest.file, ProjectSettings.file, "."].contains($0.location.file) }
+        guard relevant.isEmpty else { throw InvalidProject(relevant) }
+        return manifest
+    }
+
     public static func environmentFile(_ environment: String) -> String { "\(Project.environmentsFolder)/\(environment).yaml" }
 
     /// The environments at `commit`: the names of `environments/*.yaml`, sorted.
@@ -122,7 +141,7 @@ public struct Workspace: Sendable {
 
     /// A client for `environment`'s server, with the admin token of this workspace.
     public func serverClient(for environment: EnvironmentManifest) throws -> ServerClient {
-        ServerClient(host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root))
+        ServerClient(host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root), repositoryPath: root.path)
     }
 
     /// The route a deployment asks for (default, split, shadow), with full digests; nil when it pins no version or

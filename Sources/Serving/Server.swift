@@ -21,6 +21,8 @@ public struct InferenceServer: Sendable {
     public var capture: RequestCapture?
     /// Predictions waiting for true labels, and the live metrics they give.
     public var feedback = LiveFeedback()
+    /// The folder of the repository this server serves (holding `.stagecraft/`), told in `GET /v2`.
+    public var repositoryPath: String?
     /// The bearer token the model repository API requires; nil turns that API off.
     public var adminToken: String?
     /// Loads a version of a model by digest (or a prefix of at least 12 hex digits), for the repository API.
@@ -47,8 +49,12 @@ public struct InferenceServer: Sendable {
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
         }
-        router.get("/v2") { _, _ in
-            Self.json(["name": "stagecraft", "version": InferenceServer.version, "extensions": ["model_repository"]])
+        router.get("/v2") { [environment, repositoryPath] _, _ in
+            var metadata: [String: Any] = ["name": "stagecraft", "version": InferenceServer.version, "extensions": ["model_repository"],
+                                           "environment": environment]
+            // Which repository's server this is, so that a reconcile of another repository that finds it on its port can say so.
+            if let repositoryPath { metadata["repository"] = repositoryPath }
+            return Self.json(metadata)
         }
         router.get("/v2/models/:model") { _, context in try Self.metadata(repository, context, version: nil) }
         router.get("/v2/models/:model/versions/:version") { _, context in

@@ -99,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
             return
         }
         server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
+        server.repositoryPath = builder.localRoot.path
         if capturePercent > 0 {
             server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
                                             samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)

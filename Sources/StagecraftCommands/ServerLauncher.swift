@@ -19,11 +19,18 @@ enum ServerLauncher {
         if let pid = files.runningPID() {
             throw CommandFailure(.failure, "environment '\(files.environment)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(files.environment)")
         }
+        // Something else already listening there would make the server fail to bind: say so now, not after the timeout.
+        if HTTPConnection.isListening(host: host, port: port) {
+            throw CommandFailure(.failure, "port \(port) on \(host) is in use by another process, not a server of environment '\(files.environment)'; free it or give '\(files.environment)' another port in environments/\(files.environment).yaml")
+        }
         let log = try files.openLog()
+        let logStart = (try? log.seekToEnd()) ?? 0
         defer { try? log.close() }  // the child has its own copy; a long `reconcile --watch` must not collect them
         let process = Process()
+        // `setsid --wait`: the server runs in a session of its own, and this child exits with the server's status, so a
+        // server that cannot start (its port taken, its environment file invalid) is seen at once.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = [executable] + arguments
+        process.arguments = ["--wait", executable] + arguments
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
@@ -32,9 +39,11 @@ enum ServerLauncher {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let pid = files.runningPID(), HTTPConnection.isListening(host: host, port: port) { return pid }
-            if !process.isRunning && files.runningPID() == nil && process.terminationStatus != 0 {
-                let tail = (try? String(contentsOf: files.logFile, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
-                throw CommandFailure(.failure, "the server for '\(files.environment)' exited at start:\n\(tail)")
+            if !process.isRunning && files.runningPID() == nil {
+                // What this start wrote to the log: the server's own error.
+                let written = (try? Data(contentsOf: files.logFile)).map { $0.count > logStart ? $0.suffix(from: Int(logStart)) : Data() } ?? Data()
+                let tail = String(decoding: written, as: UTF8.self).split(separator: "\n").suffix(5).joined(separator: "\n")
+                throw CommandFailure(.failure, "the server for '\(files.environment)' exited at start (status \(process.terminationStatus)); log: \(files.logFile.path)\n\(tail)")
             }
             usleep(20_000)
         }

@@ -46,6 +46,8 @@ struct StatusCommand: AsyncParsableCommand {
         var lastChange: Date?
         /// Live metrics of the default serving version over the predictions that received true labels (feedback).
         var live: [String: Double]?
+        /// Why the environment's state could not be read (its row then says Unknown).
+        var error: String?
     }
 
     /// The live metrics the server reports for `version` of `model`, when it has labels.
@@ -70,34 +72,13 @@ struct StatusCommand: AsyncParsableCommand {
         let names = try env.map { [$0] } ?? workspace.environmentNames(at: commit)
         var rows: [Row] = []
         for name in names {
-            let manifest = try workspace.environment(name, at: commit)
-            let client = try workspace.serverClient(for: manifest)
-            let actual = client.isLive() ? try client.state() : nil
-            let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
-            let records = try state.records(environment: name, model: nil)
-            let models = manifest.models.map(\.model) + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
-            for model in models {
-                let deployment = manifest.deployment(model)
-                let desired = deployment?.version.map { workspace.digest($0) ?? $0 }
-                let route = actual?.routes[model]
-                var serving: [VersionShare] = []
-                if let route { serving = route.traffic ?? [VersionShare(version: route.defaultVersion, weight: 100)] }
-                let last = records.last { $0.model == model }
-                let wanted = deployment.flatMap(workspace.route)
-                let synced = desired == nil ? route == nil : (wanted != nil && wanted == route)
-                let health: String
-                if last?.outcome == .inProgress {
-                    health = "Progressing"
-                } else if route == nil {
-                    health = desired == nil ? "Healthy" : "Missing"
-                } else if synced && last?.outcome != .failed {
-                    health = "Healthy"
-                } else {
-                    health = "Degraded"
-                }
-                rows.append(Row(environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
-                                health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
-                                live: Self.live(connection, model: model, version: route?.defaultVersion)))
+            // One environment that cannot be read (its server another repository's, its file invalid) does not hide the others.
+            do {
+                rows += try self.rows(environment: name, commit: commit, workspace: workspace, state: state)
+            } catch {
+                let message = (error as? ReconcileError)?.message ?? String(describing: error)
+                rows.append(Row(environment: name, model: "-", desired: nil, serving: [], sync: "Unknown", health: "Unknown",
+                                lastOutcome: nil, lastChange: nil, live: nil, error: message))
             }
         }
         if format.json {
@@ -112,7 +93,44 @@ struct StatusCommand: AsyncParsableCommand {
             for (index, text) in table(cells).enumerated() {
                 console.print(index == 0 ? console.styled(text, .bold) : text)
             }
+            for row in rows { if let error = row.error { console.print("\(row.environment): \(error)") } }
         }
         if check && rows.contains(where: { $0.sync != "Synced" }) { throw CommandFailure(.outOfSync) }
+    }
+
+    /// One row per model of `name` (those its file lists, then any other its server routes).
+    private func rows(environment name: String, commit: ObjectID, workspace: Workspace, state: any StateStore) throws -> [Row] {
+        var rows: [Row] = []
+        let manifest = try workspace.environment(name, at: commit)
+        let client = try workspace.serverClient(for: manifest)
+        let actual = client.isLive() ? try client.state() : nil
+        let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
+        let records = try state.records(environment: name, model: nil)
+        let models = manifest.models.map(\.model) + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
+        for model in models {
+            let deployment = manifest.deployment(model)
+            let desired = deployment?.version.map { workspace.digest($0) ?? $0 }
+            let route = actual?.routes[model]
+            var serving: [VersionShare] = []
+            if let route { serving = route.traffic ?? [VersionShare(version: route.defaultVersion, weight: 100)] }
+            let last = records.last { $0.model == model }
+            let wanted = deployment.flatMap(workspace.route)
+            let synced = desired == nil ? route == nil : (wanted != nil && wanted == route)
+            let health: String
+            if last?.outcome == .inProgress {
+                health = "Progressing"
+            } else if route == nil {
+                health = desired == nil ? "Healthy" : "Missing"
+            } else if synced && !(last?.outcome == .failed && wanted.map { EnvironmentReconciler.versions(of: $0) }?.contains(last?.version ?? "") == true) {
+                // A failure of a version no longer pinned (a rollback took it out) does not make what serves Degraded.
+                health = "Healthy"
+            } else {
+                health = "Degraded"
+            }
+            rows.append(Row(environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
+                            health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
+                            live: Self.live(connection, model: model, version: route?.defaultVersion)))
+        }
+        return rows
     }
 }

@@ -129,6 +129,15 @@ import Testing
         #expect(levels == ["b", "z"] && codes == [0, -1, 1])
         let wrong = #expect(throws: LearningError.self) { try file.dataset(records: [["x": "one"]], lines: [7], source: "in.jsonl") }
         #expect(wrong?.message == "in.jsonl:7: 'x' must be a number or null")
+        // As JSONSerialization reads them: 0, 1 and 1.0 are numbers (on Linux they also pass `is Bool`), true is not.
+        let parsed = try JSONSerialization.jsonObject(with: Data(#"[{"x": 0}, {"x": 1}, {"x": 1.0}, {"x": -0.5}]"#.utf8)) as! [[String: Any]]
+        guard case .numeric(let numbers) = try file.dataset(records: parsed, source: "in.jsonl").columns[0] else {
+            Issue.record("wrong column kind"); return
+        }
+        #expect(numbers == [0, 1, 1, -0.5])
+        let boolean = try JSONSerialization.jsonObject(with: Data(#"[{"x": true}]"#.utf8)) as! [[String: Any]]
+        let refused = #expect(throws: LearningError.self) { try file.dataset(records: boolean, source: "in.jsonl") }
+        #expect(refused?.message == "in.jsonl:1: 'x' must be a number or null")
     }
 }
 
