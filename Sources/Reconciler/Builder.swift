@@ -53,10 +53,12 @@ public struct Builder: Sendable {
     public func inputs(models: [String], ref: String) throws -> [Inputs] {
         let source = try GitProjectSource(repository: repository, ref: ref)
         let (project, diagnostics) = try Project.check(source)
+        // Every problem of every manifest asked for, at once (not the first model's alone).
+        let files = Set(models.map { "\(Project.manifestsFolder)/\($0).yaml" } + [ProjectSettings.file, "."])
+        let relevant = diagnostics.filter { files.contains($0.location.file) }
+        guard relevant.isEmpty else { throw InvalidProject(relevant) }
         return try models.map { model in
             let file = "\(Project.manifestsFolder)/\(model).yaml"
-            let relevant = diagnostics.filter { $0.location.file == file || $0.location.file == ProjectSettings.file || $0.location.file == "." }
-            guard relevant.isEmpty else { throw InvalidProject(relevant) }
             guard let manifest = project.models[model] else {
                 let known = project.models.keys.sorted()
                 throw BuildError("no model '\(model)' at \(source.revision) (expected \(file); models: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")

@@ -42,6 +42,13 @@ struct HardeningTests {
         #expect(build.stderr.contains("manifests/breast-cancer.yaml:6:9: unknown task 'clasification'"), "\(build.stderr)")
         #expect(!build.stdout.contains("built"))
         #expect(!FileManager.default.fileExists(atPath: scratch.directory.appending(".stagecraft/artifacts")))
+        // A track environment builds the models it lists: every problem of each, and nothing promoted.
+        try scratch.useFreePorts()
+        let reconcile = try scratch.stagecraft(["reconcile", "--env", "dev"])
+        #expect(reconcile.status == 1)
+        #expect(reconcile.stderr.contains("manifests/penguins.yaml:2:1: invalid YAML"), "\(reconcile.stderr)")
+        #expect(reconcile.stderr.contains("manifests/breast-cancer.yaml:6:9: unknown task 'clasification'"), "\(reconcile.stderr)")
+        scratch.stopServers()
     }
 
     @Test func namesAreCheckedBeforeAnyPathIsBuiltFromThem() throws {
