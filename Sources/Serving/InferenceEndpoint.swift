@@ -11,12 +11,18 @@ struct Reply {
     /// The `Stagecraft-Source` header: the commit the answering version was built from.
     var source: String?
     var body: ByteBuffer
+    /// With binary outputs: the length of the body's JSON part (`Inference-Header-Content-Length`).
+    var jsonLength: Int?
+
+    /// The `Content-Type`: JSON, or raw bytes after a JSON header.
+    var contentType: String { jsonLength == nil ? "application/json" : "application/octet-stream" }
 
     /// The headers besides the body's length.
     var headers: HTTPFields {
         var headers = HTTPFields()
-        headers[.contentType] = "application/json"
+        headers[.contentType] = contentType
         if let source { headers[InferenceServer.sourceHeader] = source }
+        if let jsonLength { headers[InferenceServer.binaryHeaderLength] = String(jsonLength) }
         return headers
     }
 
@@ -41,14 +47,23 @@ struct InferenceEndpoint: Sendable {
     /// The reply to an infer request for `model` (and `version`, when the path names one).
     /// - Parameters:
     ///   - body: the request body, or why it could not be read (too large, broken).
+    ///   - binaryHeader: the `Inference-Header-Content-Length` header's text, when the request has one (the binary
+    ///     tensor extension: the body's JSON part is that long, the inputs' raw data follows).
     ///   - probe: the request is a verification probe (header `Stagecraft-Probe`): answered and counted, not captured.
     ///   - started: when the request arrived, for the latency metric.
-    func answer(model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, probe: Bool,
-                started: ContinuousClock.Instant) -> Reply {
+    func answer(model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, binaryHeader: Substring? = nil,
+                probe: Bool, started: ContinuousClock.Instant) -> Reply {
         var answered: LoadedVersion?
         let reply: Reply
         do {
-            let body = try body.get()
+            var headerLength: Int?
+            if let binaryHeader {
+                guard let length = Int(binaryHeader), length >= 0 else {
+                    throw InferenceError(.badRequest, "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found '\(binaryHeader.prefix(40))'")
+                }
+                headerLength = length
+            }
+            let (body, binary) = try BinaryTensors.split(try body.get(), headerLength: headerLength)
             guard repository.contains(model: name) else {
                 throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
             }
@@ -59,12 +74,12 @@ struct InferenceEndpoint: Sendable {
             }
             answered = loaded
             let file = loaded.file
-            let decoded = try InferenceRequest.decode(json, for: file)
+            let decoded = try InferenceRequest.decode(json, binary: binary, for: file)
             let predictions = try file.predict(decoded.rows)
             let id = decoded.id ?? InferenceRequest.newID()
             let answer = InferenceResponse.body(model: name, version: loaded.version, id: id, predictions: predictions,
-                                                classes: file.classes, outputs: decoded.outputs)
-            reply = .json(ByteBuffer(bytes: answer), source: loaded.source)
+                                                classes: file.classes, outputs: decoded.outputs, binary: decoded.binaryOutputs)
+            reply = Reply(status: .ok, source: loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
             // Verification probes (reconcile's online gates) are not live traffic.
             if !probe {
                 feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: file.classes,
@@ -95,7 +110,7 @@ struct InferenceEndpoint: Sendable {
         } catch {
             body = .failure(InferenceError(.badRequest, "the body could not be read"))
         }
-        return answer(model: model, version: version, body: body, probe: request.headers[InferenceServer.probeHeader] != nil,
-                      started: started).response
+        return answer(model: model, version: version, body: body, binaryHeader: request.headers[InferenceServer.binaryHeaderLength].map { Substring($0) },
+                      probe: request.headers[InferenceServer.probeHeader] != nil, started: started).response
     }
 }

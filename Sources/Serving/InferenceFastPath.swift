@@ -55,8 +55,8 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 let started = ContinuousClock.now
                 let body = readable.getSlice(at: readable.readerIndex + request.bodyStart, length: request.bodyLength) ?? ByteBuffer()
                 buffered!.moveReaderIndex(forwardBy: request.bodyStart + request.bodyLength)
-                let reply = endpoint.answer(model: request.model, version: request.version, body: .success(body), probe: request.probe,
-                                            started: started)
+                let reply = endpoint.answer(model: request.model, version: request.version, body: .success(body),
+                                            binaryHeader: request.binaryHeader, probe: request.probe, started: started)
                 let close = request.close || (quiescing && buffered!.readableBytes == 0)
                 let answer = wrapOutboundOut(encode(reply, close: close, allocator: context.channel.allocator))
                 if close {
@@ -121,7 +121,12 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             out.writeString("HTTP/1.1 \(reply.status.code) \(reply.status.reasonPhrase)\r\n")
         }
-        out.writeStaticString("Content-Type: application/json\r\n")
+        if let jsonLength = reply.jsonLength {
+            out.writeStaticString("Content-Type: application/octet-stream\r\n")
+            out.writeString("\(BinaryTensors.headerLengthField): \(jsonLength)\r\n")
+        } else {
+            out.writeStaticString("Content-Type: application/json\r\n")
+        }
         if let source = reply.source {
             out.writeString(InferenceServer.sourceHeader.rawName)
             out.writeStaticString(": ")
@@ -157,6 +162,8 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         var version: String?
         var probe = false
         var close = false
+        /// The `Inference-Header-Content-Length` header's text (the binary tensor extension).
+        var binaryHeader: Substring?
         var bodyStart = 0
         var bodyLength = 0
     }
@@ -231,6 +238,9 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                     return .other
                 } else if Self.equalsIgnoringCase(name, "stagecraft-probe") {
                     request.probe = true
+                } else if Self.equalsIgnoringCase(name, "inference-header-content-length") {
+                    guard request.binaryHeader == nil else { return .other }
+                    request.binaryHeader = Substring(String(decoding: value, as: UTF8.self))
                 }
             }
             guard let length = contentLength, length <= bodyLimit else { return .other }

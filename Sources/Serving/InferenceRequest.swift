@@ -1,4 +1,5 @@
 public import Foundation
+import NIOCore
 import Synchronization
 public import Learning
 
@@ -37,12 +38,30 @@ public struct InferenceRequest: Sendable {
     public var rows: Dataset
     /// The outputs asked for (`predict`, `predict_proba`); nil means all.
     public var outputs: [String]?
+    /// The outputs to answer in binary (the binary tensor extension): those whose `parameters` say `binary_data`, or
+    /// all with the request's `binary_data_output`.
+    public var binaryOutputs: Set<String> = []
+
+    /// An input's values: JSON values, or what binary data held.
+    enum Values {
+        case json([JSON])
+        case numbers([Double])
+        case strings([String])
+
+        var count: Int {
+            switch self {
+            case .json(let values): values.count
+            case .numbers(let values): values.count
+            case .strings(let values): values.count
+            }
+        }
+    }
 
     /// Decodes a request body for `model`. Inputs are either one tensor per feature (shape `[N]` or `[N,1]`) or,
     /// when every feature is numeric, one `[N,F]` tensor with the features in the model's order.
     public static func decode(_ body: Data, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
         let json = body.withUnsafeBytes { bytes in Result { () throws(InferenceError) in try parse(bytes) } }
-        return try decode(try json.get(), for: model)
+        return try decode(try json.get(), binary: nil, for: model)
     }
 
     /// The body as a JSON object.
@@ -83,29 +102,39 @@ public struct InferenceRequest: Sendable {
         return text
     }
 
-    static func decode(_ json: JSON, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
+    /// - Parameter binary: the body's binary part (after `Inference-Header-Content-Length` bytes of JSON), if any.
+    static func decode(_ json: JSON, binary: ByteBuffer?, for model: ModelFile) throws(InferenceError) -> InferenceRequest {
         let id = try id(json)
+        let known = model.classes == nil ? ["predict"] : ["predict", "predict_proba"]
         var outputs: [String]?
+        var binaryOutputs: Set<String> = []
+        if case .bool(true)? = json["parameters"]?["binary_data_output"] { binaryOutputs = Set(known) }
         if let value = json["outputs"] {
             guard case .array(let list) = value else {
                 throw InferenceError(.badRequest, "\"outputs\" must be a list of {\"name\": ...}")
             }
-            let known = model.classes == nil ? ["predict"] : ["predict", "predict_proba"]
+            var explicit: Set<String> = []
             outputs = try list.map { (item) throws(InferenceError) -> String in
                 guard case .string(let name)? = item["name"], known.contains(name) else {
                     let shown: String
                     if case .string(let name)? = item["name"] { shown = "'\(name)'" } else { shown = "without a name" }
                     throw InferenceError(.badRequest, "unknown output \(shown) (expected one of: \(known.joined(separator: ", ")))")
                 }
+                if case .bool(let flag)? = item["parameters"]?["binary_data"] {
+                    if flag { explicit.insert(name) } else { binaryOutputs.remove(name) }
+                }
                 return name
             }
+            binaryOutputs.formUnion(explicit)
         }
         guard case .array(let inputs)? = json["inputs"], !inputs.isEmpty else {
             throw InferenceError(.badRequest, "\"inputs\" must be a non-empty list of tensors")
         }
-        let tensors = try inputs.enumerated().map { (index, input) throws(InferenceError) in try Tensor(input, index: index) }
+        var reader = binary.map(BinaryTensors.Reader.init)
+        let tensors = try inputs.enumerated().map { (index, input) throws(InferenceError) in try Tensor(input, index: index, binary: &reader) }
+        try reader?.finish()
         let rows = try dataset(tensors, model: model)
-        return InferenceRequest(id: id, rows: rows, outputs: outputs)
+        return InferenceRequest(id: id, rows: rows, outputs: outputs, binaryOutputs: binaryOutputs)
     }
 
     /// One input tensor, with its data flattened.
@@ -113,11 +142,11 @@ public struct InferenceRequest: Sendable {
         var name: String
         var shape: [Int]
         var datatype: String
-        var values: [JSON]
+        var values: Values
 
         static let numericTypes: Set<String> = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
 
-        init(_ input: JSON, index: Int) throws(InferenceError) {
+        init(_ input: JSON, index: Int, binary: inout BinaryTensors.Reader?) throws(InferenceError) {
             guard case .string(let name)? = input["name"] else { throw InferenceError(.badRequest, "input \(index) has no \"name\"") }
             var dimensions: [Int] = []
             if case .array(let shape)? = input["shape"] {
@@ -133,6 +162,22 @@ public struct InferenceRequest: Sendable {
             guard case .string(let datatype)? = input["datatype"], Self.numericTypes.contains(datatype) || datatype == "BYTES" else {
                 throw InferenceError(.badRequest, "input '\(name)': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES")
             }
+            self.name = name
+            self.shape = dimensions
+            self.datatype = datatype
+            if let size = input["parameters"]?["binary_data_size"] {
+                guard case .number(let bytes) = size, bytes >= 0, bytes == bytes.rounded(), bytes < 1e15 else {
+                    throw InferenceError(.badRequest, "input '\(name)': binary_data_size must be a non-negative whole number")
+                }
+                guard input["data"] == nil else {
+                    throw InferenceError(.badRequest, "input '\(name)' has both \"data\" and binary_data_size: send its values one way")
+                }
+                guard binary != nil else {
+                    throw InferenceError(.badRequest, "input '\(name)' says binary_data_size but the request has no binary data (no \(BinaryTensors.headerLengthField) header)")
+                }
+                values = try binary!.values(name: name, datatype: datatype, shape: dimensions, size: Int(bytes))
+                return
+            }
             guard let data = input["data"] else { throw InferenceError(.badRequest, "input '\(name)' has no \"data\"") }
             var flat: [JSON] = []
             func flatten(_ value: JSON) { if case .array(let list) = value { list.forEach(flatten) } else { flat.append(value) } }
@@ -145,10 +190,7 @@ public struct InferenceRequest: Sendable {
             guard flat.count == expected else {
                 throw InferenceError(.badRequest, "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has \(flat.count)")
             }
-            self.name = name
-            self.shape = dimensions
-            self.datatype = datatype
-            self.values = flat
+            self.values = .json(flat)
         }
 
         /// The values as numbers (NaN for null; true and false are 1 and 0); anything else is an error.
@@ -156,7 +198,27 @@ public struct InferenceRequest: Sendable {
             guard datatype != "BYTES" else {
                 throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
             }
-            return try InferenceRequest.numbers(values, input: "input '\(name)'")
+            switch values {
+            case .json(let values):
+                return try InferenceRequest.numbers(values, input: "input '\(name)'")
+            case .numbers(let numbers):
+                // NaN is a missing value, as null is in JSON; infinities are refused as they are there.
+                if let index = numbers.firstIndex(where: { $0.isInfinite }) {
+                    throw InferenceError(.badRequest, "input '\(name)': value \(index) is not finite")
+                }
+                return numbers
+            case .strings:
+                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
+            }
+        }
+
+        /// The values as a categorical column (numbers written as Stagecraft writes them; null is missing).
+        func categories() throws(InferenceError) -> Column {
+            switch values {
+            case .json(let values): return try InferenceRequest.categories(values, input: "input '\(name)'")
+            case .strings(let strings): return InferenceRequest.column(strings.map { Optional($0) })
+            case .numbers(let numbers): return InferenceRequest.column(numbers.map { $0.isNaN ? nil : formatNumber($0) })
+            }
         }
     }
 
@@ -187,6 +249,11 @@ public struct InferenceRequest: Sendable {
             default: throw InferenceError(.badRequest, "\(input): value \(index) is not a string")
             }
         }
+        return column(labels)
+    }
+
+    /// Labels (nil: missing) as a categorical column.
+    static func column(_ labels: [String?]) -> Column {
         let levels = Array(Set(labels.compactMap { $0 })).sorted()
         var index: [String: Int32] = [:]
         for (code, level) in levels.enumerated() { index[level] = Int32(code) }
@@ -236,20 +303,25 @@ public struct InferenceRequest: Sendable {
             case .numeric:
                 columns.append(.numeric(try tensor.numbers(feature: name)))
             case .categorical:
-                columns.append(try categories(tensor.values, input: "input '\(tensor.name)'"))
+                columns.append(try tensor.categories())
             }
         }
         return Dataset(names: names, columns: columns, source: "request")
     }
 }
 
-/// The JSON body of an infer response.
+/// The body of an infer response: JSON, or with the binary tensor extension a JSON header followed by the binary
+/// outputs' bytes.
 public enum InferenceResponse {
-    /// The body (UTF-8) of the answer to a request for `outputs` (nil: all).
-    static func body(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?) -> [UInt8] {
+    /// The body of the answer to a request for `outputs` (nil: all), with the outputs named in `binary` as raw bytes
+    /// after the JSON; `jsonLength` is the JSON part's length when any output is binary (the
+    /// `Inference-Header-Content-Length` of the response), nil otherwise.
+    static func body(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?,
+                     binary: Set<String> = []) -> (bytes: [UInt8], jsonLength: Int?) {
         let wanted = outputs ?? (classes == nil ? ["predict"] : ["predict", "predict_proba"])
         let rows = predictions.labels?.count ?? predictions.values?.count ?? 0
         var json = JSONWriter(capacity: 128 + rows * 48)
+        var raw: [UInt8] = []
         json.raw("{\"id\":")
         json.string(id)
         json.raw(",\"model_name\":")
@@ -259,28 +331,41 @@ public enum InferenceResponse {
         json.raw(",\"outputs\":[")
         var first = true
         for name in wanted {
+            let isBinary = binary.contains(name)
+            let start = raw.count
             if name == "predict" {
                 if !first { json.raw(",") }
                 first = false
                 if let labels = predictions.labels {
-                    json.raw("{\"name\":\"predict\",\"datatype\":\"BYTES\",\"shape\":[\(rows)],\"data\":")
-                    json.strings(labels)
+                    json.raw("{\"name\":\"predict\",\"datatype\":\"BYTES\",\"shape\":[\(rows)]")
+                    if isBinary { BinaryTensors.append(strings: labels, to: &raw) } else { json.raw(",\"data\":"); json.strings(labels) }
                 } else {
-                    json.raw("{\"name\":\"predict\",\"datatype\":\"FP64\",\"shape\":[\(rows)],\"data\":")
-                    json.numbers(predictions.values ?? [])
+                    json.raw("{\"name\":\"predict\",\"datatype\":\"FP64\",\"shape\":[\(rows)]")
+                    if isBinary { BinaryTensors.append(numbers: predictions.values ?? [], to: &raw) } else {
+                        json.raw(",\"data\":")
+                        json.numbers(predictions.values ?? [])
+                    }
                 }
+                if isBinary { json.raw(",\"parameters\":{\"binary_data_size\":\(raw.count - start)}") }
                 json.raw("}")
             } else if name == "predict_proba", let probabilities = predictions.probabilities, let classes {
                 if !first { json.raw(",") }
                 first = false
                 json.raw("{\"name\":\"predict_proba\",\"datatype\":\"FP64\",\"shape\":[\(rows),\(classes.count)],\"parameters\":{\"classes\":")
                 json.strings(classes)
-                json.raw("},\"data\":")
-                json.numbers(probabilities)
-                json.raw("}")
+                if isBinary {
+                    BinaryTensors.append(numbers: probabilities, to: &raw)
+                    json.raw(",\"binary_data_size\":\(raw.count - start)}}")
+                } else {
+                    json.raw("},\"data\":")
+                    json.numbers(probabilities)
+                    json.raw("}")
+                }
             }
         }
         json.raw("]}")
-        return json.bytes
+        guard !binary.isEmpty else { return (json.bytes, nil) }
+        let length = json.bytes.count
+        return (json.bytes + raw, length)
     }
 }

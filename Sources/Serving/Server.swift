@@ -151,6 +151,8 @@ public struct InferenceServer: Sendable {
 
     /// The header that names the commit an answering version was built from.
     static let sourceHeader = HTTPField.Name("Stagecraft-Source")!
+    /// The binary tensor extension's header: the length of the body's JSON part.
+    static let binaryHeaderLength = HTTPField.Name(BinaryTensors.headerLengthField)!
 
     /// The response to a request that failed: an ``InferenceError``'s own status, a 400 for anything else a client sent.
     static func response(for failure: any Error) -> Response { reply(for: failure).response }

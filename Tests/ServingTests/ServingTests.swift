@@ -340,6 +340,119 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         }
     }
 
+    /// A binary tensor request for penguins' one row: the JSON header, then each input's raw bytes (FP64 little-endian,
+    /// BYTES with 4-byte lengths), as tritonclient sends it; `edit` changes the inputs first.
+    static func binaryPenguin(_ edit: (inout [(name: String, datatype: String, shape: [Int], bytes: [UInt8], size: String?)]) -> Void = { _ in },
+                              extra: [UInt8] = [], header: String? = nil) -> (body: Data, header: String) {
+        func fp64(_ value: Double) -> [UInt8] { withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } }
+        func text(_ value: String) -> [UInt8] { withUnsafeBytes(of: UInt32(value.utf8.count).littleEndian) { Array($0) } + Array(value.utf8) }
+        var inputs: [(name: String, datatype: String, shape: [Int], bytes: [UInt8], size: String?)] = [
+            ("island", "BYTES", [1], text("Biscoe"), nil), ("bill_length_mm", "FP64", [1], fp64(45.2), nil),
+            ("bill_depth_mm", "FP64", [1], fp64(14.8), nil), ("flipper_length_mm", "FP64", [1], fp64(212), nil),
+            ("body_mass_g", "FP64", [1], fp64(5200), nil), ("sex", "BYTES", [1], text("female"), nil), ("year", "FP64", [1], fp64(2008), nil),
+        ]
+        edit(&inputs)
+        let json = "{\"inputs\":[" + inputs.map { input in
+            "{\"name\":\"\(input.name)\",\"datatype\":\"\(input.datatype)\",\"shape\":\(input.shape),\"parameters\":{\"binary_data_size\":\(input.size ?? String(input.bytes.count))}}"
+        }.joined(separator: ",") + "],\"parameters\":{\"binary_data_output\":true}}"
+        return (Data(json.utf8) + Data(inputs.flatMap(\.bytes)) + Data(extra), header ?? String(json.utf8.count))
+    }
+
+    @Test func binaryTensorsAreAnsweredInBinaryAndEqualTheJSONAnswers() async throws {
+        try await withServer { port, _ in
+            let (body, header) = Self.binaryPenguin()
+            // The same row as JSON.
+            let plainBody = #"{"inputs":[{"name":"island","datatype":"BYTES","shape":[1],"data":["Biscoe"]},{"name":"bill_length_mm","datatype":"FP64","shape":[1],"data":[45.2]},{"name":"bill_depth_mm","datatype":"FP64","shape":[1],"data":[14.8]},{"name":"flipper_length_mm","datatype":"FP64","shape":[1],"data":[212]},{"name":"body_mass_g","datatype":"FP64","shape":[1],"data":[5200]},{"name":"sex","datatype":"BYTES","shape":[1],"data":["female"]},{"name":"year","datatype":"FP64","shape":[1],"data":[2008]}]}"#
+            try await offPool {
+                let connection = try HTTPConnection(port: port)
+                for path in ["/v2/models/penguins/infer", "/v2/models/penguins/infer?via=router"] {
+                    let reply = try connection.send("POST", path, body: body, headers: ["Inference-Header-Content-Length": header])
+                    #expect(reply.status == 200, "\(path): \(reply.text)")
+                    #expect(reply.headers["content-type"] == "application/octet-stream")
+                    let length = try #require(Int(reply.headers["inference-header-content-length"] ?? ""))
+                    let head = try #require(try JSONSerialization.jsonObject(with: reply.body.prefix(length)) as? [String: Any])
+                    let outputs = try #require(head["outputs"] as? [[String: Any]])
+                    #expect(outputs.map { $0["data"] == nil } == [true, true])
+                    let sizes = outputs.compactMap { ($0["parameters"] as? [String: Any])?["binary_data_size"] as? Int }
+                    #expect(sizes.count == 2 && sizes[0] > 4 && sizes[1] == 3 * 8, "\(sizes)")
+                    #expect(length + sizes.reduce(0, +) == reply.body.count)
+                    // The same row as JSON gives the same label and the same probabilities, bit for bit.
+                    let rest = Array(reply.body.dropFirst(length))
+                    let label = String(decoding: rest[4..<sizes[0]], as: UTF8.self)
+                    let probabilities = (0..<3).map { index in
+                        Double(bitPattern: UInt64(littleEndian: rest.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: sizes[0] + index * 8, as: UInt64.self) }))
+                    }
+                    let plain = try connection.send("POST", "/v2/models/penguins/infer", body: Data(plainBody.utf8))
+                    let plainOutputs = try #require(plain.json["outputs"] as? [[String: Any]])
+                    #expect((plainOutputs[0]["data"] as? [String])?.first == label)
+                    #expect(plainOutputs[1]["data"] as? [Double] == probabilities)
+                }
+            }
+        }
+    }
+
+    @Test func everyBadBinaryRequestGetsItsStatusAndMessageOnBothPaths() async throws {
+        try await withServer { port, _ in
+            typealias Inputs = [(name: String, datatype: String, shape: [Int], bytes: [UInt8], size: String?)]
+            let valid = Self.binaryPenguin()
+            let cases: [(body: Data, header: String?, message: String)] = [
+                (valid.body, "5000", "Inference-Header-Content-Length is 5000, but the body has \(valid.body.count) bytes: the JSON header must be within the body"),
+                (valid.body, "abc", "Inference-Header-Content-Length must be a whole number of bytes, found 'abc'"),
+                (valid.body, "-5", "Inference-Header-Content-Length must be a whole number of bytes, found '-5'"),
+                (valid.body, "0", "Inference-Header-Content-Length is 0, but the body has \(valid.body.count) bytes: the JSON header must be within the body"),
+                (valid.body, String(Int(valid.header)! - 3), "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})"),
+                (valid.body, nil, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})"),
+                (Data(#"{"inputs":[{"name":"island","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":10}}]}"#.utf8), nil,
+                 "input 'island' says binary_data_size but the request has no binary data (no Inference-Header-Content-Length header)"),
+                (Self.binaryPenguin { $0[1].size = "-1" }.body, Self.binaryPenguin { $0[1].size = "-1" }.header,
+                 "input 'bill_length_mm': binary_data_size must be a non-negative whole number"),
+                (Self.binaryPenguin { $0[1].size = "1.5" }.body, Self.binaryPenguin { $0[1].size = "1.5" }.header,
+                 "input 'bill_length_mm': binary_data_size must be a non-negative whole number"),
+                (Self.binaryPenguin { $0[5].size = "800" }.body, Self.binaryPenguin { $0[5].size = "800" }.header,
+                 "input 'sex': binary_data_size 800 runs past the binary data (18 of 60 bytes left)"),
+                (Self.binaryPenguin { $0[1].bytes += [0, 0, 0, 0] }.body, Self.binaryPenguin { $0[1].bytes += [0, 0, 0, 0] }.header,
+                 "input 'bill_length_mm': binary_data_size 12 is not a multiple of FP64's 8 bytes"),
+                (Self.binaryPenguin { $0[1].shape = [2] }.body, Self.binaryPenguin { $0[1].shape = [2] }.header,
+                 "input 'bill_length_mm': shape [2] needs 2 values, its binary data has 1 (8 bytes of FP64)"),
+                (Self.binaryPenguin(extra: [1, 2, 3]).body, Self.binaryPenguin(extra: [1, 2, 3]).header,
+                 "the binary data has 63 bytes, but the inputs' binary_data_size add up to 60"),
+                (Self.binaryPenguin { $0[0].bytes = [100, 0, 0, 0] + Array("Biscoe".utf8) }.body, Self.binaryPenguin { $0[0].bytes = [100, 0, 0, 0] + Array("Biscoe".utf8) }.header,
+                 "input 'island': BYTES element 0 is 100 bytes long, past the 6 bytes left of its binary data"),
+                (Self.binaryPenguin { $0[0].bytes = [6, 0] }.body, Self.binaryPenguin { $0[0].bytes = [6, 0] }.header,
+                 "input 'island': BYTES element 0's 4-byte length runs past its binary data"),
+                (Self.binaryPenguin { $0[0].bytes += [1, 0, 0, 0, 65] }.body, Self.binaryPenguin { $0[0].bytes += [1, 0, 0, 0, 65] }.header,
+                 "input 'island': its binary data holds more than the 1 BYTES elements its shape needs"),
+                (Self.binaryPenguin { $0[0].shape = [2] }.body, Self.binaryPenguin { $0[0].shape = [2] }.header,
+                 "input 'island': shape needs 2 BYTES elements, its binary data has 1"),
+                (Self.binaryPenguin { $0[0].bytes = [2, 0, 0, 0, 0xff, 0xfe] }.body, Self.binaryPenguin { $0[0].bytes = [2, 0, 0, 0, 0xff, 0xfe] }.header,
+                 "input 'island': BYTES element 0 is not UTF-8 text"),
+                (Self.binaryPenguin { $0[1] = ("bill_length_mm", "BYTES", [1], [4, 0, 0, 0] + Array("45.2".utf8), nil) }.body,
+                 Self.binaryPenguin { $0[1] = ("bill_length_mm", "BYTES", [1], [4, 0, 0, 0] + Array("45.2".utf8), nil) }.header,
+                 "input 'bill_length_mm': feature 'bill_length_mm' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES"),
+                (Self.binaryPenguin { $0[1].bytes = withUnsafeBytes(of: Double.infinity.bitPattern.littleEndian) { Array($0) } }.body,
+                 Self.binaryPenguin { $0[1].bytes = withUnsafeBytes(of: Double.infinity.bitPattern.littleEndian) { Array($0) } }.header,
+                 "input 'bill_length_mm': value 0 is not finite"),
+                (Self.binaryPenguin { $0[2].datatype = "FP99" }.body, Self.binaryPenguin { $0[2].datatype = "FP99" }.header,
+                 "input 'bill_depth_mm': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES"),
+                (Data(#"{"inputs":[{"name":"island","datatype":"BYTES","shape":[1],"data":["Dream"],"parameters":{"binary_data_size":4}}]}"#.utf8) + Data([0, 0, 0, 0]),
+                 String(#"{"inputs":[{"name":"island","datatype":"BYTES","shape":[1],"data":["Dream"],"parameters":{"binary_data_size":4}}]}"#.utf8.count),
+                 "input 'island' has both \"data\" and binary_data_size: send its values one way"),
+            ]
+            #expect(cases.count >= 20)
+            try await offPool {
+                let connection = try HTTPConnection(port: port)
+                for (body, header, message) in cases {
+                    for path in ["/v2/models/penguins/infer", "/v2/models/penguins/infer?via=router"] {
+                        let reply = try connection.send("POST", path, body: body, headers: header.map { ["Inference-Header-Content-Length": $0] } ?? [:])
+                        #expect(reply.status == 400, "\(path) \(message)")
+                        #expect(reply.json["error"] as? String == message, "\(path)")
+                    }
+                }
+                #expect(try connection.send("GET", "/v2/health/live").status == 200)
+            }
+        }
+    }
+
     /// Runs a Python client (its socket module, an independent HTTP client) that writes `wire` to the server in
     /// pieces (with a pause between them) and reads until the server closes; returns each answer's status and body.
     func rawExchange(_ port: Int, _ pieces: [String]) async throws -> [(status: Substring, body: Substring)] {

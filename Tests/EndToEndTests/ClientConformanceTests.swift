@@ -1,0 +1,37 @@
+import Foundation
+import StagecraftTesting
+import Testing
+
+/// The real clients of the field (tritonclient's HTTP client with binary and JSON tensors, `requests` posting MLflow's
+/// formats), unchanged, against the real server: every answer equals `stagecraft predict` on the same rows.
+@Suite struct ClientConformanceTests {
+    @Test func everyClientGetsWhatPredictGives() throws {
+        let python = Fixtures.packageRoot + "/.venv-clients/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            Issue.record("the clients' virtual environment is missing: run scripts/setup (it creates .venv-clients)")
+            return
+        }
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        let reconciled = try scratch.stagecraft(["reconcile", "--env", "dev"])
+        #expect(reconciled.status == 0, "\(reconciled.stderr)")
+        var cases: [String] = []
+        for (model, target) in [("penguins", "species"), ("breast-cancer", "diagnosis")] {
+            // The holdout rows without missing values (a binary BYTES tensor has no null), the target and year left out.
+            let lines = try scratch.directory.read("data/\(model)/test.csv").split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            let keep = lines[0].indices.filter { lines[0][$0] != target && lines[0][$0] != "year" }
+            let rows = lines.dropFirst().filter { row in keep.allSatisfy { !["", "NA", "?"].contains(row[$0]) } }
+            let features = ([keep.map { lines[0][$0] }] + rows.map { row in keep.map { row[$0] } }).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
+            try scratch.directory.write(features, to: "conformance/\(model).csv")
+            let predicted = try scratch.stagecraft(["predict", model, "--env", "dev", "--input", "conformance/\(model).csv",
+                                                    "--output", "conformance/\(model)-expected.csv"])
+            #expect(predicted.status == 0, "\(predicted.stderr)")
+            cases += ["--case", "\(model):\(scratch.directory.appending("conformance/\(model).csv")):\(scratch.directory.appending("conformance/\(model)-expected.csv"))"]
+        }
+        let run = try ProcessRunner.run(python, [Fixtures.packageRoot + "/Tests/Conformance/clients.py", "--url", "127.0.0.1:\(ports["dev"]!)"] + cases)
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.hasSuffix("every client check passed\n"))
+        #expect(run.stdout.components(separatedBy: "\nok ").count > 30)
+    }
+}
