@@ -78,6 +78,21 @@ public struct InferenceServer: Sendable {
         router.post("/invocations") { request, context in
             await MLflowScoring.invocations(repository, request, context, bodyLimit: bodyLimit, metrics: metrics)
         }
+        // KServe V1: `/v1/models/{m}` and `/v1/models/{m}:predict` (a version is routed with the V2 paths only).
+        router.get("/v1/models/:model") { _, context in
+            let model = context.parameters.get("model") ?? ""
+            guard repository.contains(model: model) else { return Self.notFound(model, nil, repository) }
+            return Self.json(["name": model, "ready": true])
+        }
+        router.post("/v1/models/:model") { request, context in
+            // The segment is `{model}:predict` (one path segment; the router's parameter takes it whole).
+            let action = context.parameters.get("model") ?? ""
+            guard action.hasSuffix(":predict") else {
+                return Self.error(.notFound, "KServe V1 answers /v1/models/{model}:predict; '\(action.prefix(80))' is not a predict path")
+            }
+            return await MLflowScoring.v1Predict(repository, request, model: String(action.dropLast(":predict".count)), bodyLimit: bodyLimit,
+                                                 metrics: metrics)
+        }
         let admin = RepositoryAPI(repository: repository, token: adminToken, loader: loader)
         router.post("/v2/repository/index") { request, _ in admin.index(request) }
         router.post("/v2/repository/models/:model/load") { request, context in await admin.load(request, context, bodyLimit: bodyLimit) }
@@ -126,12 +141,17 @@ public struct InferenceServer: Sendable {
         let name = try context.parameters.require("model")
         guard let loaded = repository.resolve(model: name, version: version) else { return notFound(name, version, repository) }
         let file = loaded.file
-        let inputs: [[String: Any]] = file.pipeline.features.map {
-            ["name": $0.name, "datatype": $0.kind == .numeric ? "FP64" : "BYTES", "shape": [-1]]
+        // What a client builds requests from: each input's known levels (categorical) and the order of predict_proba's
+        // classes travel in `parameters`, which the protocol leaves free for such data.
+        let inputs: [[String: Any]] = file.pipeline.features.map { feature in
+            var input: [String: Any] = ["name": feature.name, "datatype": feature.kind == .numeric ? "FP64" : "BYTES", "shape": [-1]]
+            if let levels = feature.levels { input["parameters"] = ["levels": levels] }
+            return input
         }
         var outputs: [[String: Any]] = [["name": "predict", "datatype": file.classes == nil ? "FP64" : "BYTES", "shape": [-1]]]
         if let classes = file.classes {
-            outputs.append(["name": "predict_proba", "datatype": "FP64", "shape": [-1, classes.count]])
+            outputs[0]["parameters"] = ["classes": classes]
+            outputs.append(["name": "predict_proba", "datatype": "FP64", "shape": [-1, classes.count], "parameters": ["classes": classes]])
         }
         return json([
             "name": name, "versions": repository.versions(of: name) ?? [], "platform": "stagecraft",

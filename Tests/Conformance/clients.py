@@ -84,10 +84,39 @@ for case in args.case:
         return row[name] if meta["datatype"] == "BYTES" else float(row[name])
     split = {"dataframe_split": {"columns": columns, "data": [[typed(row, c) for c in columns] for row in rows]}}
     records = {"dataframe_records": [{c: typed(row, c) for c in columns} for row in rows]}
-    for name, body in (("dataframe_split", split), ("dataframe_records", records)):
+    as_lists = [[typed(row, c) for c in columns] for row in rows]
+    as_objects = [{c: typed(row, c) for c in columns} for row in rows]
+    as_columns = {c: [typed(row, c) for row in rows] for c in columns}
+    bodies = (("dataframe_split", split), ("dataframe_records", records), ("instances as lists", {"instances": as_lists}),
+              ("instances as objects", {"instances": as_objects}), ("inputs as lists", {"inputs": as_lists}),
+              ("inputs as a column dict", {"inputs": as_columns}))
+    for name, body in bodies:
         response = requests.post(f"http://{args.url}/invocations", params={"model": model}, json=body, timeout=30)
         predictions = response.json().get("predictions") if response.status_code == 200 else None
         check(f"{model}: MLflow {name} via requests", predictions == labels, f"{response.status_code} {response.text[:200]}")
+    text = ",".join(columns) + "\n" + "".join(",".join(row[c] for c in columns) + "\n" for row in rows)
+    response = requests.post(f"http://{args.url}/invocations?model={model}", data=text.encode(), headers={"Content-Type": "text/csv"}, timeout=30)
+    check(f"{model}: MLflow CSV via requests", response.status_code == 200 and response.json().get("predictions") == labels,
+          f"{response.status_code} {response.text[:200]}")
+
+    # KServe V1, as its clients post it.
+    response = requests.get(f"http://{args.url}/v1/models/{model}", timeout=30)
+    check(f"{model}: KServe V1 model ready", response.status_code == 200 and response.json() == {"name": model, "ready": True}, response.text[:200])
+    for name, instances in (("lists", as_lists), ("objects", as_objects)):
+        response = requests.post(f"http://{args.url}/v1/models/{model}:predict", json={"instances": instances}, timeout=30)
+        check(f"{model}: KServe V1 predict, instances as {name}",
+              response.status_code == 200 and response.json().get("predictions") == labels, f"{response.status_code} {response.text[:200]}")
+
+    # Metadata a client builds requests from: the class order of predict_proba, each categorical input's levels.
+    if class_columns:
+        proba_meta = next(o for o in metadata["outputs"] if o["name"] == "predict_proba")
+        check(f"{model}: metadata gives predict_proba's class order",
+              proba_meta.get("parameters", {}).get("classes") == [c[len("probability_"):] for c in class_columns], str(proba_meta))
+    for meta in inputs_meta:
+        if meta["datatype"] == "BYTES":
+            levels = meta.get("parameters", {}).get("levels")
+            check(f"{model}: metadata gives input '{meta['name']}' its levels",
+                  isinstance(levels, list) and all(row[meta["name"]] in levels for row in rows), str(meta))
 
 if failures:
     print(f"{len(failures)} check(s) failed: {', '.join(failures)}")
