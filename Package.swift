@@ -25,6 +25,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -63,11 +67,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The inference server: Open Inference Protocol (KServe V2) over Hummingbird.
+        // The Open Inference Protocol's gRPC service and messages, generated from Proto/ by scripts/generate-grpc.
+        .target(
+            name: "InferenceGRPC",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Proto"]
+        ),
+        // The inference server: Open Inference Protocol (KServe V2) over Hummingbird, and over gRPC.
         .target(
             name: "Serving",
             dependencies: [
-                "Learning", "Registry",
+                "Learning", "Registry", "InferenceGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -48,6 +48,9 @@ public struct EnvironmentManifest: Hashable, Sendable {
     public var host: String
     public var port: Int
     public var portLocation: SourceLocation
+    /// The port of the Open Inference Protocol's gRPC service, when the server offers it (`server.grpcPort`).
+    public var grpcPort: Int?
+    public var grpcPortLocation: SourceLocation?
     /// Gates for every model here.
     public var gates: [Gate]
     /// The models, in the order written.
@@ -76,12 +79,18 @@ public struct EnvironmentManifest: Hashable, Sendable {
         let track = spec["track"].map { reader.bool($0, "spec.track") } ?? false
         var host = "127.0.0.1"
         var port: (Int, SourceLocation)?
+        var grpc: (Int, SourceLocation)?
         if let serverNode = reader.required(spec, "server", "a mapping with port, and optionally host"),
-           let server = reader.mapping(serverNode, "spec.server", allowed: ["host", "port"]) {
+           let server = reader.mapping(serverNode, "spec.server", allowed: ["host", "port", "grpcPort"]) {
             if let hostNode = server["host"], let text = reader.string(hostNode, "spec.server.host") { host = text }
             if let portNode = reader.required(server, "port", "a TCP port, 1 to 65535"),
                let value = reader.int(portNode, "spec.server.port", range: 1...65535) {
                 port = (value, reader.location(portNode))
+            }
+            if let grpcNode = server["grpcPort"], !YAMLReader.isNull(grpcNode),
+               let value = reader.int(grpcNode, "spec.server.grpcPort", range: 1...65535) {
+                grpc = (value, reader.location(grpcNode))
+                if let port, port.0 == value { reader.report(grpcNode, "grpcPort \(value) is the HTTP port too; give gRPC a port of its own") }
             }
         }
         let gates = spec["gates"].map { reader.gates($0, "spec.gates") } ?? []
@@ -96,7 +105,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
         guard let header, let track, let port else { return nil }
         return EnvironmentManifest(
             name: header.name, file: reader.file, upstream: upstream, upstreamLocation: upstreamNode.map(reader.location),
-            track: track, host: host, port: port.0, portLocation: port.1, gates: gates, models: models, monitor: monitor)
+            track: track, host: host, port: port.0, portLocation: port.1, grpcPort: grpc?.0, grpcPortLocation: grpc?.1, gates: gates,
+            models: models, monitor: monitor)
     }
 
     private static func decodeDeployment(_ name: String, _ keyNode: Node, _ node: Node, reader: YAMLReader) -> ModelDeployment? {

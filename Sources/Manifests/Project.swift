@@ -113,13 +113,17 @@ public struct Project: Sendable {
         var diagnostics: [Diagnostic] = []
         // Environments whose file exists count as existing even when the file has problems of its own.
         let names = fileNames.union(environments.keys).sorted()
-        var ports: [Int: EnvironmentManifest] = [:]
+        // HTTP and gRPC ports alike: no two environments on one port.
+        var ports: [Int: (name: String, location: SourceLocation)] = [:]
         for environment in environments.values.sorted(by: { ($0.file) < ($1.file) }) {
-            if let other = ports[environment.port] {
-                diagnostics.append(Diagnostic(environment.portLocation,
-                    "port \(environment.port) is already used by environment '\(other.name)' (\(other.portLocation))"))
-            } else {
-                ports[environment.port] = environment
+            var own: [(Int, SourceLocation, String)] = [(environment.port, environment.portLocation, "port")]
+            if let grpc = environment.grpcPort, let location = environment.grpcPortLocation { own.append((grpc, location, "grpcPort")) }
+            for (port, location, key) in own {
+                if let other = ports[port], other.name != environment.name {
+                    diagnostics.append(Diagnostic(location, "\(key == "port" ? "port" : "grpcPort") \(port) is already used by environment '\(other.name)' (\(other.location))"))
+                } else if ports[port] == nil {
+                    ports[port] = (environment.name, location)
+                }
             }
             if let upstream = environment.upstream, !names.contains(upstream), let location = environment.upstreamLocation {
                 let others = names.filter { $0 != environment.name }

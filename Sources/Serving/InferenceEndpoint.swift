@@ -44,7 +44,52 @@ struct InferenceEndpoint: Sendable {
     let feedback: LiveFeedback?
     let bodyLimit: Int
 
-    /// The reply to an infer request for `model` (and `version`, when the path names one).
+    /// What answering an infer request gave, whatever its protocol.
+    struct Answer {
+        /// The version that answered.
+        var loaded: LoadedVersion
+        var request: InferenceRequest
+        var predictions: Predictions
+        /// The request's id, or the one generated for it.
+        var id: String
+    }
+
+    /// Routes (version path, or the split by request id), decodes, predicts, and records live feedback and capture
+    /// for one infer request: what HTTP and gRPC requests share. Metrics are the caller's, once it knows its status.
+    /// - Parameters:
+    ///   - requestID: the request's id, read before decoding: it picks the split's bucket.
+    ///   - decode: the request, decoded for the model file of the version that answers.
+    ///   - answered: set to the answering version as soon as it is known (for the metrics of a request that fails later).
+    func infer(model name: String, version: String?, requestID: String?, probe: Bool, started: ContinuousClock.Instant,
+               answered: inout LoadedVersion?, decode: (ModelFile) throws(InferenceError) -> InferenceRequest) throws -> Answer {
+        guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
+            throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
+        }
+        answered = loaded
+        let file = loaded.file
+        let decoded = try decode(file)
+        let predictions = try file.predict(decoded.rows)
+        let id = decoded.id ?? InferenceRequest.newID()
+        // Verification probes (reconcile's online gates) are not live traffic.
+        if !probe {
+            feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: file.classes,
+                               rows: decoded.rows.rowCount)
+            if let capture {
+                let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
+                capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
+                               classes: file.classes, latency: seconds(since: started), shadow: shadow)
+            }
+        }
+        return Answer(loaded: loaded, request: decoded, predictions: predictions, id: id)
+    }
+
+    /// Counts one answered request under its model (when loaded), answering version, status and protocol.
+    func count(model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol, started: ContinuousClock.Instant) {
+        metrics.record(model: repository.contains(model: name) ? name : nil, version: answered?.version, status: status,
+                       protocol: `protocol`, seconds: seconds(since: started))
+    }
+
+    /// The reply to an HTTP infer request for `model` (and `version`, when the path names one).
     /// - Parameters:
     ///   - body: the request body, or why it could not be read (too large, broken).
     ///   - binaryHeader: the `Inference-Header-Content-Length` header's text, when the request has one (the binary
@@ -68,33 +113,15 @@ struct InferenceEndpoint: Sendable {
                 throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
             }
             let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) } }.get()
-            let requestID = try InferenceRequest.id(json)
-            guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
-                throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
-            }
-            answered = loaded
-            let file = loaded.file
-            let decoded = try InferenceRequest.decode(json, binary: binary, for: file)
-            let predictions = try file.predict(decoded.rows)
-            let id = decoded.id ?? InferenceRequest.newID()
-            let answer = InferenceResponse.body(model: name, version: loaded.version, id: id, predictions: predictions,
-                                                classes: file.classes, outputs: decoded.outputs, binary: decoded.binaryOutputs)
-            reply = Reply(status: .ok, source: loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
-            // Verification probes (reconcile's online gates) are not live traffic.
-            if !probe {
-                feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: file.classes,
-                                   rows: decoded.rows.rowCount)
-                if let capture {
-                    let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
-                    capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
-                                   classes: file.classes, latency: seconds(since: started), shadow: shadow)
-                }
-            }
+            let done = try infer(model: name, version: version, requestID: try InferenceRequest.id(json), probe: probe, started: started,
+                                 answered: &answered) { file throws(InferenceError) in try InferenceRequest.decode(json, binary: binary, for: file) }
+            let answer = InferenceResponse.body(model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
+                                                classes: done.loaded.file.classes, outputs: done.request.outputs, binary: done.request.binaryOutputs)
+            reply = Reply(status: .ok, source: done.loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
         } catch {
             reply = InferenceServer.reply(for: error)
         }
-        metrics.record(model: repository.contains(model: name) ? name : nil, version: answered?.version, status: Int(reply.status.code),
-                       seconds: seconds(since: started))
+        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started)
         return reply
     }
 

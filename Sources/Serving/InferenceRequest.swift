@@ -146,6 +146,14 @@ public struct InferenceRequest: Sendable {
 
         static let numericTypes: Set<String> = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
 
+        /// A tensor whose values are already read (the gRPC service's typed or raw contents).
+        init(name: String, shape: [Int], datatype: String, values: Values) {
+            self.name = name
+            self.shape = shape
+            self.datatype = datatype
+            self.values = values
+        }
+
         init(_ input: JSON, index: Int, binary: inout BinaryTensors.Reader?) throws(InferenceError) {
             guard case .string(let name)? = input["name"] else { throw InferenceError(.badRequest, "input \(index) has no \"name\"") }
             var dimensions: [Int] = []

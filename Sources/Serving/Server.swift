@@ -6,6 +6,8 @@ public import Logging
 import NIOCore
 import HTTPTypes
 import UnixSignals
+import GRPCCore
+import GRPCNIOTransportHTTP2
 
 /// One environment's inference server: the Open Inference Protocol (KServe V2) over HTTP/1.1.
 public struct InferenceServer: Sendable {
@@ -25,6 +27,8 @@ public struct InferenceServer: Sendable {
     public var repositoryPath: String?
     /// The bearer token the model repository API requires; nil turns that API off.
     public var adminToken: String?
+    /// The port of the gRPC service (`inference.GRPCInferenceService`), on the same host; nil serves HTTP only.
+    public var grpcPort: Int?
     /// Loads a version of a model by digest (or a prefix of at least 12 hex digits), for the repository API.
     public var loader: (@Sendable (_ model: String, _ version: String) throws -> LoadedVersion)?
 
@@ -130,7 +134,31 @@ public struct InferenceServer: Sendable {
                 await onRunning()
             },
             logger: logger)
-        try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
+        let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
+        guard let grpcPort else {
+            try await app.runService(gracefulShutdownSignals: signals)
+            return
+        }
+        // gRPC beside HTTP, through the same endpoint: when either stops (a signal, a port that cannot be bound), both do.
+        let grpc = GRPCServer(
+            transport: .http2NIOPosix(address: .ipv4(host: host == "localhost" ? "127.0.0.1" : host, port: grpcPort),
+                                      transportSecurity: .plaintext,
+                                      config: .defaults { $0.rpc.maxRequestPayloadSize = 4 * bodyLimit }),
+            services: [GRPCInference(endpoint: endpoint, adminToken: adminToken, loader: loader)])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: signals) }
+            group.addTask { try await grpc.serve() }
+            defer { grpc.beginGracefulShutdown() }
+            do {
+                try await group.next()
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            grpc.beginGracefulShutdown()
+            group.cancelAll()
+            try await group.waitForAll()
+        }
     }
 
     public static let version = "0.1.0"

@@ -3,7 +3,13 @@ import Synchronization
 
 /// Request counts and a latency histogram per model, version and status, in Prometheus text format.
 public final class ServerMetrics: Sendable {
-    struct Key: Hashable { var model: String; var version: String; var status: Int }
+    struct Key: Hashable { var model: String; var version: String; var status: Int; var wire: WireProtocol }
+
+    /// How a request came: the `protocol` label.
+    public enum WireProtocol: String, Sendable, Comparable {
+        case http, grpc
+        public static func < (a: WireProtocol, b: WireProtocol) -> Bool { a.rawValue < b.rawValue }
+    }
     struct Series {
         var count = 0
         var sum = 0.0
@@ -34,11 +40,13 @@ public final class ServerMetrics: Sendable {
     /// - Parameters:
     ///   - model: the model's name when it is loaded, nil otherwise.
     ///   - version: the version that answered, nil when none did.
-    public func record(model: String?, version: String?, status: Int, seconds: Double) {
+    ///   - protocol: how the request came.
+    public func record(model: String?, version: String?, status: Int, protocol wire: WireProtocol = .http, seconds: Double) {
         let status = (100...599).contains(status) ? status : 0
         series.withLock { all in
-            var key = Key(model: model ?? Self.unknownModel, version: model == nil ? "" : String((version ?? "").prefix(12)), status: status)
-            if all[key] == nil && all.count >= Self.maxSeries { key = Key(model: Self.unknownModel, version: "", status: status) }
+            var key = Key(model: model ?? Self.unknownModel, version: model == nil ? "" : String((version ?? "").prefix(12)), status: status,
+                          wire: wire)
+            if all[key] == nil && all.count >= Self.maxSeries { key = Key(model: Self.unknownModel, version: "", status: status, wire: wire) }
             all[key, default: Series()].add(seconds)
         }
     }
@@ -46,7 +54,7 @@ public final class ServerMetrics: Sendable {
     /// The Prometheus text exposition of every series.
     public func render() -> String {
         let snapshot = series.withLock { $0 }
-        let keys = snapshot.keys.sorted { ($0.model, $0.version, $0.status) < ($1.model, $1.version, $1.status) }
+        let keys = snapshot.keys.sorted { ($0.model, $0.version, $0.status, $0.wire) < ($1.model, $1.version, $1.status, $1.wire) }
         var text = "# HELP stagecraft_requests_total Inference requests answered, by model, version and HTTP status.\n"
         text += "# TYPE stagecraft_requests_total counter\n"
         for key in keys { text += "stagecraft_requests_total{\(labels(key))} \(snapshot[key]!.count)\n" }
@@ -68,7 +76,7 @@ public final class ServerMetrics: Sendable {
     }
 
     private func labels(_ key: Key) -> String {
-        "model=\"\(escape(key.model))\",version=\"\(escape(key.version))\",status=\"\(key.status)\""
+        "model=\"\(escape(key.model))\",version=\"\(escape(key.version))\",status=\"\(key.status)\",protocol=\"\(key.wire.rawValue)\""
     }
 
     private func escape(_ value: String) -> String {

@@ -1,5 +1,8 @@
 import Foundation
 import Manifests
+#if canImport(CoreFoundation)
+import CoreFoundation  // declares `stat` where Foundation and Glibc both see the system header
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif

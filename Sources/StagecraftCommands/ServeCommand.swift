@@ -100,6 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
         server.repositoryPath = builder.localRoot.path
+        server.grpcPort = environment.grpcPort
         if capturePercent > 0 {
             server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
                                             samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)

@@ -14,6 +14,10 @@ import Testing
         let scratch = try ScratchRepository.example()
         let ports = try scratch.useFreePorts()
         defer { scratch.stopServers() }
+        // dev serves gRPC beside HTTP.
+        let grpcPort = try Loopback.freePort()
+        let dev = try scratch.directory.read("environments/dev.yaml")
+        try scratch.commit(["environments/dev.yaml": dev.replacingOccurrences(of: "port: \(ports["dev"]!)}", with: "port: \(ports["dev"]!), grpcPort: \(grpcPort)}")])
         let reconciled = try scratch.stagecraft(["reconcile", "--env", "dev"])
         #expect(reconciled.status == 0, "\(reconciled.stderr)")
         var cases: [String] = []
@@ -29,9 +33,12 @@ import Testing
             #expect(predicted.status == 0, "\(predicted.stderr)")
             cases += ["--case", "\(model):\(scratch.directory.appending("conformance/\(model).csv")):\(scratch.directory.appending("conformance/\(model)-expected.csv"))"]
         }
-        let run = try ProcessRunner.run(python, [Fixtures.packageRoot + "/Tests/Conformance/clients.py", "--url", "127.0.0.1:\(ports["dev"]!)"] + cases)
+        let token = try scratch.directory.read(".stagecraft/admin-token").trimmingCharacters(in: .whitespacesAndNewlines)
+        let run = try ProcessRunner.run(python, [Fixtures.packageRoot + "/Tests/Conformance/clients.py", "--url", "127.0.0.1:\(ports["dev"]!)",
+                                                 "--grpc", "127.0.0.1:\(grpcPort)", "--token", token] + cases)
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         #expect(run.stdout.hasSuffix("every client check passed\n"))
-        #expect(run.stdout.components(separatedBy: "\nok ").count > 30)
+        #expect(run.stdout.components(separatedBy: "\nok ").count > 60)
+        #expect(run.stdout.components(separatedBy: "gRPC bad request:").count > 20)
     }
 }

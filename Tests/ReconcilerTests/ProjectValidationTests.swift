@@ -71,6 +71,19 @@ import Testing
         #expect(try check(scratch, ref: "HEAD~1").1 == [])
     }
 
+    @Test func aGRPCPortIsUniqueAcrossEnvironmentsAndTheirHTTPPorts() throws {
+        let scratch = try ScratchRepository.example()
+        let qa = try scratch.directory.read("environments/qa.yaml"), prod = try scratch.directory.read("environments/prod.yaml")
+        try scratch.commit([
+            "environments/qa.yaml": qa.replacingOccurrences(of: "port: 8102}", with: "port: 8102, grpcPort: 8101}"),
+            "environments/prod.yaml": prod.replacingOccurrences(of: "port: 8103}", with: "port: 8103, grpcPort: 9103}"),
+        ])
+        #expect(try check(scratch).1 == ["environments/qa.yaml:7:51: grpcPort 8101 is already used by environment 'dev' (environments/dev.yaml:7:35)"])
+        try scratch.commit(["environments/qa.yaml": qa.replacingOccurrences(of: "port: 8102}", with: "port: 8102, grpcPort: 9103}")])
+        let second = try check(scratch).1
+        #expect(second == ["environments/qa.yaml:7:51: grpcPort 9103 is already used by environment 'prod' (environments/prod.yaml:7:51)"], "\(second)")
+    }
+
     @Test func anUpstreamCycleIsReportedOnce() throws {
         let scratch = try ScratchRepository.example()
         let dev = try scratch.directory.read("environments/dev.yaml")

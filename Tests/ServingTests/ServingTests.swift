@@ -251,8 +251,8 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             let metrics = try await curl(port, "/metrics").raw
             let requests = metrics.split(separator: "\n").filter { $0.hasPrefix("stagecraft_requests_total{") }
             // Everything unknown is counted under one fixed label; only the loaded model and its answering version have series.
-            #expect(requests.contains("stagecraft_requests_total{model=\"_unknown\",version=\"\",status=\"404\"} 400"), "\(requests)")
-            #expect(requests.contains("stagecraft_requests_total{model=\"penguins\",version=\"abababababab\",status=\"200\"} 1"), "\(requests)")
+            #expect(requests.contains("stagecraft_requests_total{model=\"_unknown\",version=\"\",status=\"404\",protocol=\"http\"} 400"), "\(requests)")
+            #expect(requests.contains("stagecraft_requests_total{model=\"penguins\",version=\"abababababab\",status=\"200\",protocol=\"http\"} 1"), "\(requests)")
             #expect(requests.count <= 3, "\(requests)")
             #expect(!metrics.contains("whale") && !metrics.contains("orca") && !metrics.contains("xxxxxxxx"))
             #expect(metrics.utf8.count < 20_000)
@@ -606,6 +606,71 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         try await offPool { try Self.drive(port: port, stable: stable, canary: canary) }
     }
 
+    @Test func splitShadowCaptureAndMetricsAreTheSameOverGRPC() async throws {
+        let python = Fixtures.packageRoot + "/.venv-clients/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            Issue.record("the clients' virtual environment is missing: run scripts/setup (it creates .venv-clients)")
+            return
+        }
+        let repository = ModelRepository()
+        let (model, _) = Models.penguins
+        let stable = String(repeating: "ab", count: 32), canary = String(repeating: "cd", count: 32), shadow = String(repeating: "ef", count: 32)
+        for (version, source) in [(stable, "1"), (canary, "2"), (shadow, "3")] {
+            repository.load(LoadedVersion(model: "penguins", version: version, source: String(repeating: source, count: 40), file: model),
+                            makeDefault: version == stable)
+        }
+        try repository.route(model: "penguins", defaultVersion: stable, traffic: [(stable, 90), (canary, 10)], shadow: shadow)
+        let scratch = try ScratchDirectory()
+        let port = try Loopback.freePort(), grpcPort = try Loopback.freePort()
+        var server = InferenceServer(environment: "test", repository: repository, port: port)
+        server.grpcPort = grpcPort
+        server.capture = RequestCapture(directory: URL(fileURLWithPath: scratch.path))
+        let task = Task(executorPreference: ServerExecutor.shared) { [server] in try await server.run(handleSignals: false) }
+        defer { task.cancel() }
+        try await offPool { try Loopback.waitForListener(port: port); try Loopback.waitForListener(port: grpcPort) }
+        // 2,000 gRPC requests (1,000 ids, each twice), then the same ids over HTTP: the same version answers each id.
+        let script = #"""
+        import json, sys, numpy as np, requests, tritonclient.grpc as g
+        http, grpc_address = sys.argv[1], sys.argv[2]
+        row = {"island": "Biscoe", "bill_length_mm": 45.2, "bill_depth_mm": 14.8, "flipper_length_mm": 212.0, "body_mass_g": 5200.0, "sex": "female", "year": 2008.0}
+        client = g.InferenceServerClient(url=grpc_address)
+        inputs = []
+        for name, value in row.items():
+            tensor = g.InferInput(name, [1], "BYTES" if isinstance(value, str) else "FP64")
+            tensor.set_data_from_numpy(np.array([value.encode() if isinstance(value, str) else value], dtype=np.object_ if isinstance(value, str) else np.float64))
+            inputs.append(tensor)
+        over_grpc, over_http = {}, {}
+        for index in range(2000):
+            id = f"request-{index % 1000}"
+            version = client.infer("penguins", inputs, request_id=id).get_response().model_version
+            if over_grpc.setdefault(id, version) != version: print("moved", id); sys.exit(1)
+        body = {"inputs": [{"name": n, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [1], "data": [v]} for n, v in row.items()]}
+        for id in over_grpc:
+            over_http[id] = requests.post(f"http://{http}/v2/models/penguins/infer", json={**body, "id": id}).json()["model_version"]
+        print(json.dumps({"grpc": over_grpc, "http": over_http}))
+        """#
+        let output = try await offPool { try ProcessRunner.run(python, ["-c", script, "127.0.0.1:\(port)", "127.0.0.1:\(grpcPort)"]) }
+        #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
+        let answers = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: [String: String]])
+        let overGRPC = try #require(answers["grpc"]), overHTTP = try #require(answers["http"])
+        #expect(overGRPC.count == 1_000 && overGRPC == overHTTP, "the split is not the same over gRPC and HTTP")
+        let canaryShare = Double(overGRPC.values.filter { $0 == canary }.count) / 1_000
+        #expect(abs(canaryShare - 0.10) <= 0.03, "canary share \(canaryShare)")
+        #expect(!overGRPC.values.contains(shadow))
+        // Every gRPC request was captured, with the shadow's copy; and counted under protocol="grpc".
+        server.capture?.flush()
+        let text = try String(contentsOfFile: scratch.appending("penguins/capture-0.jsonl"), encoding: .utf8)
+        let records = text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(records.filter { $0["shadow"] == nil }.count == 3_000)
+        #expect(records.filter { $0["shadow"] as? Bool == true && $0["version"] as? String == shadow }.count == 3_000)
+        let metrics = try await offPool { try HTTPConnection(port: port).send("GET", "/metrics").text }
+        var grpcCount = 0
+        for line in metrics.split(separator: "\n") where line.hasPrefix("stagecraft_requests_total{model=\"penguins\"") && line.contains("protocol=\"grpc\"") {
+            grpcCount += Int(line.split(separator: " ").last ?? "") ?? 0
+        }
+        #expect(grpcCount == 2_000)
+    }
+
     static func drive(port: Int, stable: String, canary: String) throws {
         let (model, test) = Models.penguins
         let client = try HTTPConnection(port: port)
@@ -631,13 +696,13 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
         #expect(pinned.json["model_version"] as? String == canary)
 
         let metrics = try client.send("GET", "/metrics").text
-        #expect(metrics.contains("stagecraft_requests_total{model=\"penguins\",version=\"\(canary.prefix(12))\",status=\"200\"} \(counts[canary]! + 1)"))
-        #expect(metrics.contains("stagecraft_requests_total{model=\"penguins\",version=\"\(stable.prefix(12))\",status=\"200\"} \(counts[stable]!)"))
+        #expect(metrics.contains("stagecraft_requests_total{model=\"penguins\",version=\"\(canary.prefix(12))\",status=\"200\",protocol=\"http\"} \(counts[canary]! + 1)"))
+        #expect(metrics.contains("stagecraft_requests_total{model=\"penguins\",version=\"\(stable.prefix(12))\",status=\"200\",protocol=\"http\"} \(counts[stable]!)"))
         #expect(metrics.contains("# TYPE stagecraft_request_duration_seconds histogram"))
-        #expect(metrics.contains("stagecraft_request_duration_seconds_count{model=\"penguins\",version=\"\(stable.prefix(12))\",status=\"200\"} \(counts[stable]!)"))
+        #expect(metrics.contains("stagecraft_request_duration_seconds_count{model=\"penguins\",version=\"\(stable.prefix(12))\",status=\"200\",protocol=\"http\"} \(counts[stable]!)"))
         // Errors are counted too.
         _ = try client.send("POST", "/v2/models/penguins/infer", body: Data("{".utf8))
-        #expect(try client.send("GET", "/metrics").text.contains("stagecraft_request_errors_total{model=\"penguins\",version=\"\",status=\"400\"} 1"))
+        #expect(try client.send("GET", "/metrics").text.contains("stagecraft_request_errors_total{model=\"penguins\",version=\"\",status=\"400\",protocol=\"http\"} 1"))
     }
 
     @Test func aSplitMustNameLoadedVersionsAndSumTo100() throws {
