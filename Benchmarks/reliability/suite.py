@@ -347,16 +347,23 @@ report("metric series after the fuzzing (bound %d)" % bound, 1, int(len(series) 
 if len(series) > bound or unknown:
     failures.append(f"metric series: {series[:20]}")
 
-# 5. SIGKILL of reconcile at random moments under load: no failed request, the next reconcile converges, every record once.
-load = Load(dev_port)
 manifest_path = os.path.join(repo, "manifests/penguins.yaml")
-tried = ok = bad = 0
-for i in range(counts["kills"]):
-    tried += 1
+
+
+def new_penguins_version(why):
+    """Commits a change of penguins' learning rate (0.1 and 0.2 in turn): a new digest for dev to build and promote."""
     text = open(manifest_path).read()
     rate = "0.2" if "learningRate: 0.1," in text else "0.1"
     open(manifest_path, "w").write(re.sub(r"learningRate: [\d.]+,", f"learningRate: {rate},", text))
-    commit(repo, f"penguins: learning rate {rate}")
+    commit(repo, f"penguins: learning rate {rate} {why}".rstrip())
+
+
+# 5. SIGKILL of reconcile at random moments under load: no failed request, the next reconcile converges, every record once.
+load = Load(dev_port)
+tried = ok = bad = 0
+for i in range(counts["kills"]):
+    tried += 1
+    new_penguins_version("")
     process = subprocess.Popen([binary, "reconcile", "--env", "dev"], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(rng.uniform(0, 1.2))
     process.send_signal(signal.SIGKILL)
@@ -397,10 +404,7 @@ def at_once(commands, cwd):
 tried = ok = bad = 0
 for i in range(counts["concurrent"]):
     tried += 1
-    text = open(manifest_path).read()
-    rate = "0.2" if "learningRate: 0.1," in text else "0.1"
-    open(manifest_path, "w").write(re.sub(r"learningRate: [\d.]+,", f"learningRate: {rate},", text))
-    commit(repo, f"penguins: learning rate {rate} (concurrent)")
+    new_penguins_version("(concurrent)")
     results = at_once([[binary, "reconcile", "--env", "dev"]] * 3, repo)
     plan = stagecraft(["plan", "--env", "dev"], repo, check=False)
     if all(code == 0 for code, _, _ in results) and plan.returncode == 0:
@@ -424,10 +428,7 @@ for i in range(counts["concurrent"]):
         bad += 1
         failures.append(f"concurrent promotes {i}: {[(c, e[-300:]) for c, _, e in results]}; status {status!r}; fsck {fsck}")
     # Move dev on so the next round promotes something new.
-    text = open(manifest_path).read()
-    rate = "0.2" if "learningRate: 0.1," in text else "0.1"
-    open(manifest_path, "w").write(re.sub(r"learningRate: [\d.]+,", f"learningRate: {rate},", text))
-    commit(repo, f"penguins: learning rate {rate} (promotes)")
+    new_penguins_version("(promotes)")
     stagecraft(["reconcile", "--env", "dev"], repo, check=False, timeout=300)
 report("concurrent promotes (two models, one twice)", tried, ok, bad)
 
