@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Repository {
@@ -35,7 +36,9 @@ extension Repository {
             if let holder = holders.first {
                 throw GitError(.locked, "\(path) is held by a running process (pid \(holder)); try again when it has finished")
             }
-            throw GitError(.locked, "\(path) was left behind by a git process that died (no process has it open); remove it and try again: rm '\(path)'")
+            throw GitError(
+                .locked,
+                "\(path) was left behind by a git process that died (no process has it open); remove it and try again: rm '\(path)'")
         }
         Self.replaceContents(of: fd, with: lockFiles.map { $0 + "\n" }.joined())
         defer { Self.replaceContents(of: fd, with: "") }
@@ -44,7 +47,8 @@ extension Repository {
 
     /// A path under the git directory that names a git lock file (never anything else is removed).
     private static func isGitLockFile(_ relative: String) -> Bool {
-        relative.hasSuffix(".lock") && !relative.hasPrefix("/") && !relative.split(separator: "/").contains("..") && relative != "stagecraft.lock"
+        relative.hasSuffix(".lock") && !relative.hasPrefix("/") && !relative.split(separator: "/").contains("..")
+            && relative != "stagecraft.lock"
     }
 
     private static func contents(of fd: Int32) -> String {

@@ -73,7 +73,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> EnvironmentManifest? {
-        guard let (header, spec) = reader.document(node, kind: "Environment", spec: "a mapping with server and models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor"]) else { return nil }
+        guard let (header, spec) = reader.document(node, kind: "Environment", spec: "a mapping with server and "
+            + "models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor"]) else { return nil }
         let upstreamNode = spec["upstream"].flatMap { YAMLReader.isNull($0) ? nil : $0 }
         let upstream = upstreamNode.flatMap { reader.string($0, "spec.upstream") }
         let track = spec["track"].map { reader.bool($0, "spec.track") } ?? false
@@ -90,7 +91,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
             if let grpcNode = server["grpcPort"], !YAMLReader.isNull(grpcNode),
                let value = reader.int(grpcNode, "spec.server.grpcPort", range: 1...65535) {
                 grpc = (value, reader.location(grpcNode))
-                if let port, port.0 == value { reader.report(grpcNode, "grpcPort \(value) is the HTTP port too; give gRPC a port of its own") }
+                if let port, port.0 == value { reader.report(grpcNode, "grpcPort \(value) is the HTTP port too; give gRPC a port of its "
+                    + "own") }
             }
         }
         let gates = spec["gates"].map { reader.gates($0, "spec.gates") } ?? []
@@ -132,7 +134,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
             let shadowSource = shadowMapping["source"].flatMap { commitID($0, "\(path).shadow.source", reader: reader) }
             if let shadowVersion {
                 if shadowVersion == version {
-                    reader.report(shadowMapping["version"]!, "'\(path).shadow.version' is the version that serves; a shadow must be another version")
+                    reader.report(shadowMapping["version"]!, "'\(path).shadow.version' is the version that serves; a shadow must be "
+                        + "another version")
                 } else {
                     shadow = TrafficSplit(version: shadowVersion, source: shadowSource, weight: 0)
                 }
@@ -152,7 +155,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
             guard let mapping = reader.mapping(item, itemPath, allowed: ["version", "source", "weight"]) else { complete = false; continue }
             let version = reader.required(mapping, "version", "a version digest").flatMap { digest($0, "\(itemPath).version", reader: reader) }
             let source = mapping["source"].flatMap { commitID($0, "\(itemPath).source", reader: reader) }
-            let weight = reader.required(mapping, "weight", "a percentage, 0 to 100").flatMap { reader.int($0, "\(itemPath).weight", range: 0...100) }
+            let weight = reader.required(mapping, "weight", "a percentage, 0 to "
+                + "100").flatMap { reader.int($0, "\(itemPath).weight", range: 0...100) }
             guard let version, let weight else { complete = false; continue }
             if splits.contains(where: { $0.version == version }) {
                 reader.report(mapping["version"]!, "version \(version) appears twice in '\(path)'")
@@ -177,7 +181,8 @@ public struct EnvironmentManifest: Hashable, Sendable {
     private static func hex(_ node: Node, _ path: String, digits: ClosedRange<Int>, what: String, reader: YAMLReader) -> String? {
         guard let text = reader.string(node, path) else { return nil }
         guard digits.contains(text.count), text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
-            reader.report(node, "'\(path)' must be \(what) of \(digits.lowerBound) to \(digits.upperBound) lowercase hex digits, found '\(text)'")
+            reader.report(node, "'\(path)' must be \(what) of \(digits.lowerBound) to \(digits.upperBound) lowercase hex digits, found "
+                + "'\(text)'")
             return nil
         }
         return text

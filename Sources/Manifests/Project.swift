@@ -100,7 +100,8 @@ public struct Project: Sendable {
             if try !source.exists(path) {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision)"))
             } else if try source.isSymbolicLink(path) {
-                diagnostics.append(Diagnostic(location, "data file '\(path)' is a symbolic link at \(source.revision): commit the file itself (links are not followed)"))
+                diagnostics.append(Diagnostic(location, "data file '\(path)' is a symbolic link at \(source.revision): commit the file "
+                    + "itself (links are not followed)"))
             }
         }
         return diagnostics
@@ -120,7 +121,8 @@ public struct Project: Sendable {
             if let grpc = environment.grpcPort, let location = environment.grpcPortLocation { own.append((grpc, location, "grpcPort")) }
             for (port, location, key) in own {
                 if let other = ports[port], other.name != environment.name {
-                    diagnostics.append(Diagnostic(location, "\(key == "port" ? "port" : "grpcPort") \(port) is already used by environment '\(other.name)' (\(other.location))"))
+                    diagnostics.append(Diagnostic(location, "\(key == "port" ? "port" : "grpcPort") \(port) is already used by "
+                        + "environment '\(other.name)' (\(other.location))"))
                 } else if ports[port] == nil {
                     ports[port] = (environment.name, location)
                 }
@@ -128,20 +130,23 @@ public struct Project: Sendable {
             if let upstream = environment.upstream, !names.contains(upstream), let location = environment.upstreamLocation {
                 let others = names.filter { $0 != environment.name }
                 diagnostics.append(Diagnostic(location,
-                    "upstream '\(upstream)' is not an environment\(Spelling.didYouMean(upstream, among: others)) (expected one of: \(others.joined(separator: ", ")))"))
+                    "upstream '\(upstream)' is not an environment\(Spelling.didYouMean(upstream, among: others)) (expected one of: "
+                        + "\(others.joined(separator: ", ")))"))
             }
             for deployment in environment.models {
                 guard let manifest = models[deployment.model] else {
                     if modelFiles[deployment.model] == nil {
+                        let suggestion = Spelling.didYouMean(deployment.model, among: Array(modelFiles.keys))
                         diagnostics.append(Diagnostic(deployment.location,
-                            "model '\(deployment.model)' has no manifest (expected manifests/\(deployment.model).yaml)\(Spelling.didYouMean(deployment.model, among: Array(modelFiles.keys)))"))
+                            "model '\(deployment.model)' has no manifest (expected manifests/\(deployment.model).yaml)\(suggestion)"))
                     }
                     continue
                 }
                 let applicable = Metric.applicable(to: manifest.task)
                 for gate in environment.gates(for: deployment.model) where !applicable.contains(gate.metric) {
                     diagnostics.append(Diagnostic(gate.location,
-                        "gate '\(gate.metric.rawValue)' does not apply to \(manifest.task.rawValue) model '\(manifest.name)' (expected one of: \(applicable.map(\.rawValue).joined(separator: ", ")))"))
+                        "gate '\(gate.metric.rawValue)' does not apply to \(manifest.task.rawValue) model '\(manifest.name)' (expected "
+                            + "one of: \(applicable.map(\.rawValue).joined(separator: ", ")))"))
                 }
                 if let traffic = deployment.traffic, let version = deployment.version, !traffic.contains(where: { $0.version == version }) {
                     diagnostics.append(Diagnostic(deployment.versionLocation ?? deployment.location,

@@ -37,7 +37,9 @@ public struct Promotion {
     ///   - author: who promotes.
     public func promote(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
                         author: Signature) throws -> PromotionResult {
-        try Self.retryingWhenMoved { try promoteOnce(model: model, to: environment, version: requested, force: force, branch: branch, author: author) }
+        try Self.retryingWhenMoved {
+            try promoteOnce(model: model, to: environment, version: requested, force: force, branch: branch, author: author)
+        }
     }
 
     private func promoteOnce(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
@@ -46,19 +48,22 @@ public struct Promotion {
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
         guard let upstream = target.upstream else {
-            throw ReconcileError(.refused, "'\(environment)' has no upstream to promote from; versions reach it by its own reconcile (track) or by editing \(target.file)")
+            throw ReconcileError(.refused, "'\(environment)' has no upstream to promote from; versions reach it by its own reconcile "
+                + "(track) or by editing \(target.file)")
         }
         let records = try state.records(environment: upstream, model: model)
         let served = try state.served(environment: upstream)[model]
         let version: String
         if let requested {
             guard let full = workspace.artifacts.resolve(requested) ?? records.last(where: { $0.version.hasPrefix(requested) })?.version else {
-                throw ReconcileError(.refused, "no version '\(requested)' of '\(model)' is known here (not in the artifact store nor in \(upstream)'s records)")
+                throw ReconcileError(.refused, "no version '\(requested)' of '\(model)' is known here (not in the artifact store nor in "
+                    + "\(upstream)'s records)")
             }
             version = full
         } else {
             guard let served else {
-                throw ReconcileError(.refused, "'\(upstream)' serves no version of '\(model)' yet; reconcile it first (stagecraft reconcile --env \(upstream)) or name one with --version")
+                throw ReconcileError(.refused, "'\(upstream)' serves no version of '\(model)' yet; reconcile it first (stagecraft "
+                    + "reconcile --env \(upstream)) or name one with --version")
             }
             version = served.version
         }
@@ -66,14 +71,17 @@ public struct Promotion {
         var forcedReason: String?
         if passed == nil {
             let failed = records.last { $0.version == version && $0.outcome == .failed }
-            let why = failed.map { "its verification in '\(upstream)' failed (\($0.reason ?? "gates"))" } ?? "it has not passed verification in '\(upstream)'"
+            let why = failed.map { "its verification in '\(upstream)' failed "
+                + "(\($0.reason ?? "gates"))" } ?? "it has not passed verification in '\(upstream)'"
             guard force else {
-                throw ReconcileError(.refused, "will not promote \(VersionDigest.short(version)) of '\(model)' to '\(environment)': \(why); --force promotes it anyway and records that")
+                throw ReconcileError(.refused, "will not promote \(VersionDigest.short(version)) of '\(model)' to '\(environment)': "
+                    + "\(why); --force promotes it anyway and records that")
             }
             forcedReason = why
         }
         let source = passed?.source ?? (try? workspace.artifacts.buildInfo(version).source) ?? served?.source
-        guard let source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(version)) is unknown; build it first") }
+        guard let source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(version)) is unknown; build "
+            + "it first") }
         let evidence = passed.map { Self.evidence($0) } ?? "none"
         var trailers = [
             Trailer(key: "Stagecraft-Model", value: model), Trailer(key: "Stagecraft-Version", value: version),
@@ -84,8 +92,9 @@ public struct Promotion {
         let message = Trailers.append(trailers, to: "Promote \(model) \(VersionDigest.short(version)) from \(upstream) to \(environment)")
         let commit = try commitPin(model: model, environment: target, version: version, source: source, at: tip,
                                    branch: branch ?? base, message: message, author: author)
-        return PromotionResult(commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment, version: version,
-                               source: source, from: upstream, evidence: evidence, forced: forcedReason != nil, alreadyPinned: commit == nil)
+        return PromotionResult(commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
+                               version: version, source: source, from: upstream, evidence: evidence, forced: forcedReason != nil,
+                               alreadyPinned: commit == nil)
     }
 
     /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
@@ -106,9 +115,11 @@ public struct Promotion {
         }
         let passed = try state.records(environment: environment, model: model).filter { $0.outcome == .succeeded }
         guard let previous = passed.last(where: { !$0.version.hasPrefix(current) && !current.hasPrefix($0.version) }) else {
-            throw ReconcileError(.refused, "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in '\(environment)'; there is nothing to roll back to")
+            throw ReconcileError(.refused, "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in "
+                + "'\(environment)'; there is nothing to roll back to")
         }
-        guard let source = previous.source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(previous.version)) is unknown") }
+        guard let source = previous.source else { throw ReconcileError(.refused, "the source commit of "
+            + "\(VersionDigest.short(previous.version)) is unknown") }
         let evidence = Self.evidence(previous)
         let trailers = [
             Trailer(key: "Stagecraft-Model", value: model), Trailer(key: "Stagecraft-Version", value: previous.version),
@@ -159,7 +170,8 @@ public struct Promotion {
     private func tip(of branch: String, fallback: String) throws -> ObjectID {
         if let tip = try workspace.repository.branchTip(branch) { return tip }
         guard let tip = try workspace.repository.branchTip(fallback) else {
-            throw ReconcileError(.invalid, "no branch '\(fallback)' in \(workspace.repository.gitDirectory) (stagecraft.yaml's spec.branch)")
+            throw ReconcileError(.invalid, "no branch '\(fallback)' in \(workspace.repository.gitDirectory) (stagecraft.yaml's "
+                + "spec.branch)")
         }
         return tip
     }
@@ -173,7 +185,8 @@ public struct Promotion {
     /// `text` with the `version` and `source` scalars of `deployment` replaced, every other byte unchanged.
     public static func pin(_ text: String, deployment: ModelDeployment, version: String, source: String) throws -> String {
         guard let versionAt = deployment.versionLocation, let sourceAt = deployment.sourceLocation else {
-            throw ReconcileError(.refused, "'\(deployment.model)' in \(deployment.location.file) needs both 'version:' and 'source:' keys (they may be ~) for a promotion to set")
+            throw ReconcileError(.refused, "'\(deployment.model)' in \(deployment.location.file) needs both 'version:' and 'source:' "
+                + "keys (they may be ~) for a promotion to set")
         }
         // Replace the later scalar first so the earlier one's position still holds.
         var edited = text

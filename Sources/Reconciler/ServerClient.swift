@@ -51,7 +51,11 @@ public final class ServerClient {
         let theirs = response.json["repository"] as? String
         guard theirs == nil || theirs != repositoryPath else { return nil }
         let environment = (response.json["environment"] as? String) ?? "?"
-        return ReconcileError(.server, "port \(port) on \(host) is served by another Stagecraft server (repository \(theirs ?? "unknown"), environment '\(environment)'); stop it (stagecraft stop --env \(environment)\(theirs.map { " --repo \($0)" } ?? "")) or give this environment another port")
+        let stop = "stagecraft stop --env \(environment)" + (theirs.map { " --repo \($0)" } ?? "")
+        return ReconcileError(
+            .server,
+            "port \(port) on \(host) is served by another Stagecraft server (repository \(theirs ?? "unknown"), environment '\(environment)'); "
+                + "stop it (\(stop)) or give this environment another port")
     }
 
     /// True when the server accepts connections and answers `/v2/health/live` within 3 s (a process that accepts

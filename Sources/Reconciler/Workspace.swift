@@ -49,14 +49,16 @@ public struct Workspace: Sendable {
         do {
             store = try SQLiteStateStore(path: statePath)
         } catch {
-            throw StateStoreError("\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it aside and rebuilds the records from refs/notes/stagecraft")
+            throw StateStoreError("\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it "
+                + "aside and rebuilds the records from refs/notes/stagecraft")
         }
         if missing || empty {
             // Importing is idempotent (records keep their ids), so two processes that both found it empty agree.
             let records = try notedRecords()
             try store.importRecords(records)
             if !records.isEmpty {
-                notice("the state store \(statePath) was \(empty ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) from refs/notes/stagecraft")
+                notice("the state store \(statePath) was \(empty ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) "
+                    + "from refs/notes/stagecraft")
             }
         }
         return store
@@ -112,7 +114,8 @@ public struct Workspace: Sendable {
         let path = Self.environmentFile(environment)
         guard let data = try repository.fileIfPresent(at: path, in: commit) else {
             let names = try environmentNames(at: commit)
-            throw ReconcileError(.invalid, "no environment '\(environment)' at \(commit.short) (expected \(path); environments: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+            throw ReconcileError(.invalid, "no environment '\(environment)' at \(commit.short) (expected \(path); environments: "
+                + "\(names.isEmpty ? "none" : names.joined(separator: ", ")))")
         }
         let (manifest, diagnostics) = EnvironmentManifest.decode(String(decoding: data, as: UTF8.self), file: path)
         guard let manifest, diagnostics.isEmpty else { throw InvalidProject(diagnostics) }
@@ -141,7 +144,8 @@ public struct Workspace: Sendable {
 
     /// A client for `environment`'s server, with the admin token of this workspace.
     public func serverClient(for environment: EnvironmentManifest) throws -> ServerClient {
-        ServerClient(host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root), repositoryPath: root.path)
+        ServerClient(host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root),
+                     repositoryPath: root.path)
     }
 
     /// The route a deployment asks for (default, split, shadow), with full digests; nil when it pins no version or

@@ -19,10 +19,16 @@ enum BinaryTensors {
     static func split(_ body: ByteBuffer, headerLength: Int?) throws(InferenceError) -> (json: ByteBuffer, binary: ByteBuffer?) {
         guard let headerLength else { return (body, nil) }
         guard headerLength > 0, headerLength <= body.readableBytes else {
-            throw InferenceError(.badRequest, "\(headerLengthField) is \(headerLength), but the body has \(body.readableBytes) bytes: the JSON header must be within the body")
+            throw InferenceError(
+                .badRequest,
+                "\(headerLengthField) is \(headerLength), but the body has \(body.readableBytes) bytes: the JSON header must be within "
+                    + "the body"
+            )
         }
-        return (body.getSlice(at: body.readerIndex, length: headerLength)!,
-                body.getSlice(at: body.readerIndex + headerLength, length: body.readableBytes - headerLength)!)
+        return (
+            body.getSlice(at: body.readerIndex, length: headerLength)!,
+            body.getSlice(at: body.readerIndex + headerLength, length: body.readableBytes - headerLength)!
+        )
     }
 
     /// Reads the inputs' binary data in order, checking every size against the datatype and shape.
@@ -40,9 +46,13 @@ enum BinaryTensors {
 
         /// The values of input `name` from its next `size` bytes.
         mutating func values(name: String, datatype: String, shape: [Int], size: Int) throws(InferenceError) -> InferenceRequest.Values {
-            guard size >= 0 else { throw InferenceError(.badRequest, "input '\(name)': binary_data_size must be a non-negative whole number") }
+            guard size >= 0 else {
+                throw InferenceError(.badRequest, "input '\(name)': binary_data_size must be a non-negative whole number")
+            }
             guard size <= data.readableBytes else {
-                throw InferenceError(.badRequest, "input '\(name)': binary_data_size \(size) runs past the binary data (\(data.readableBytes) of \(total) bytes left)")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': binary_data_size \(size) runs past the binary data (\(data.readableBytes) of \(total) bytes left)")
             }
             let slice = data.readSlice(length: size)!
             let expected = shape.reduce(1, *)
@@ -51,10 +61,15 @@ enum BinaryTensors {
                 throw InferenceError(.badRequest, "input '\(name)': datatype '\(datatype)' has no binary form")
             }
             guard size % width == 0 else {
-                throw InferenceError(.badRequest, "input '\(name)': binary_data_size \(size) is not a multiple of \(datatype)'s \(width) bytes")
+                throw InferenceError(
+                    .badRequest, "input '\(name)': binary_data_size \(size) is not a multiple of \(datatype)'s \(width) bytes")
             }
             guard size / width == expected else {
-                throw InferenceError(.badRequest, "input '\(name)': shape \(shape) needs \(expected) values, its binary data has \(size / width) (\(size) bytes of \(datatype))")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': shape \(shape) needs \(expected) values, its binary data has \(size / width) (\(size) bytes of "
+                        + "\(datatype))"
+                )
             }
             return .numbers(slice.withUnsafeReadableBytes { Self.numbers($0, datatype: datatype, count: expected) })
         }
@@ -62,7 +77,9 @@ enum BinaryTensors {
         /// Checks that every byte of the binary part was taken by an input.
         func finish() throws(InferenceError) {
             guard data.readableBytes == 0 else {
-                throw InferenceError(.badRequest, "the binary data has \(total) bytes, but the inputs' binary_data_size add up to \(total - data.readableBytes)")
+                throw InferenceError(
+                    .badRequest,
+                    "the binary data has \(total) bytes, but the inputs' binary_data_size add up to \(total - data.readableBytes)")
             }
         }
 
@@ -73,17 +90,20 @@ enum BinaryTensors {
                     case "BOOL", "UINT8": out[index] = Double(bytes[index])
                     case "INT8": out[index] = Double(Int8(bitPattern: bytes[index]))
                     case "INT16": out[index] = Double(Int16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: Int16.self)))
-                    case "UINT16": out[index] = Double(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
+                    case "UINT16":
+                        out[index] = Double(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
                     case "FP16":
                         let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))
                         out[index] = Double(Float16(bitPattern: bits))
                     case "INT32": out[index] = Double(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: Int32.self)))
-                    case "UINT32": out[index] = Double(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+                    case "UINT32":
+                        out[index] = Double(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
                     case "FP32":
                         let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
                         out[index] = Double(Float(bitPattern: bits))
                     case "INT64": out[index] = Double(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: Int64.self)))
-                    case "UINT64": out[index] = Double(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
+                    case "UINT64":
+                        out[index] = Double(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
                     default:
                         let bits = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
                         out[index] = Double(bitPattern: bits)
@@ -100,13 +120,18 @@ enum BinaryTensors {
             while slice.readableBytes > 0 {
                 let index = strings.count
                 guard index < expected else {
-                    throw InferenceError(.badRequest, "input '\(name)': its binary data holds more than the \(expected) BYTES elements its shape needs")
+                    throw InferenceError(
+                        .badRequest, "input '\(name)': its binary data holds more than the \(expected) BYTES elements its shape needs")
                 }
                 guard let length = slice.readInteger(endianness: .little, as: UInt32.self) else {
                     throw InferenceError(.badRequest, "input '\(name)': BYTES element \(index)'s 4-byte length runs past its binary data")
                 }
                 guard Int(length) <= slice.readableBytes, let bytes = slice.readBytes(length: Int(length)) else {
-                    throw InferenceError(.badRequest, "input '\(name)': BYTES element \(index) is \(length) bytes long, past the \(slice.readableBytes) bytes left of its binary data")
+                    throw InferenceError(
+                        .badRequest,
+                        "input '\(name)': BYTES element \(index) is \(length) bytes long, past the \(slice.readableBytes) bytes left of "
+                            + "its binary data"
+                    )
                 }
                 guard let text = String(validating: bytes, as: UTF8.self) else {
                     throw InferenceError(.badRequest, "input '\(name)': BYTES element \(index) is not UTF-8 text")
@@ -114,7 +139,8 @@ enum BinaryTensors {
                 strings.append(text)
             }
             guard strings.count == expected else {
-                throw InferenceError(.badRequest, "input '\(name)': shape needs \(expected) BYTES elements, its binary data has \(strings.count)")
+                throw InferenceError(
+                    .badRequest, "input '\(name)': shape needs \(expected) BYTES elements, its binary data has \(strings.count)")
             }
             return strings
         }

@@ -30,7 +30,9 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         return .with { $0.ready = loaded != nil }
     }
 
-    private func serverMetadata(_ request: Inference_ServerMetadataRequest, metadata: Metadata) async throws -> Inference_ServerMetadataResponse {
+    private func serverMetadata(_ request: Inference_ServerMetadataRequest, metadata: Metadata) async throws
+        -> Inference_ServerMetadataResponse
+    {
         .with {
             $0.name = "stagecraft"
             $0.version = InferenceServer.version
@@ -38,7 +40,9 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func modelMetadata(_ request: Inference_ModelMetadataRequest, metadata: Metadata) async throws -> Inference_ModelMetadataResponse {
+    private func modelMetadata(_ request: Inference_ModelMetadataRequest, metadata: Metadata) async throws
+        -> Inference_ModelMetadataResponse
+    {
         let version = request.version.isEmpty ? nil : request.version
         guard let loaded = repository.resolve(model: request.name, version: version) else {
             throw RPCError(code: .notFound, message: InferenceServer.notFoundMessage(request.name, version, repository))
@@ -48,8 +52,10 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
             metadata.name = request.name
             metadata.versions = repository.versions(of: request.name) ?? []
             metadata.platform = "stagecraft"
-            metadata.parameters = ["version": .string(loaded.version), "source": .string(loaded.source), "task": .string(file.task.rawValue),
-                                   "algorithm": .string(file.estimator.algorithm)]
+            metadata.parameters = [
+                "version": .string(loaded.version), "source": .string(loaded.source), "task": .string(file.task.rawValue),
+                "algorithm": .string(file.estimator.algorithm),
+            ]
             metadata.inputs = file.pipeline.features.map { feature in
                 .with { tensor in
                     tensor.name = feature.name
@@ -58,19 +64,22 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
                     if let levels = feature.levels { tensor.parameters = ["levels": .string(Self.jsonList(levels))] }
                 }
             }
-            var outputs: [Inference_ModelMetadataResponse.TensorMetadata] = [.with {
-                $0.name = "predict"
-                $0.datatype = file.classes == nil ? "FP64" : "BYTES"
-                $0.shape = [-1]
-            }]
+            var outputs: [Inference_ModelMetadataResponse.TensorMetadata] = [
+                .with {
+                    $0.name = "predict"
+                    $0.datatype = file.classes == nil ? "FP64" : "BYTES"
+                    $0.shape = [-1]
+                }
+            ]
             if let classes = file.classes {
                 outputs[0].parameters = ["classes": .string(Self.jsonList(classes))]
-                outputs.append(.with {
-                    $0.name = "predict_proba"
-                    $0.datatype = "FP64"
-                    $0.shape = [-1, Int64(classes.count)]
-                    $0.parameters = ["classes": .string(Self.jsonList(classes))]
-                })
+                outputs.append(
+                    .with {
+                        $0.name = "predict_proba"
+                        $0.datatype = "FP64"
+                        $0.shape = [-1, Int64(classes.count)]
+                        $0.parameters = ["classes": .string(Self.jsonList(classes))]
+                    })
             }
             metadata.outputs = outputs
         }
@@ -83,12 +92,15 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         do {
             guard Self.payloadSize(request) <= endpoint.bodyLimit else { throw InferenceError.bodyTooLarge(limit: endpoint.bodyLimit) }
             guard repository.contains(model: name) else {
-                throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, request.modelVersion.isEmpty ? nil : request.modelVersion, repository))
+                throw InferenceError(
+                    .notFound, InferenceServer.notFoundMessage(name, request.modelVersion.isEmpty ? nil : request.modelVersion, repository))
             }
             let probe = metadata[InferenceServer.probeHeader.canonicalName.lowercased()].contains { _ in true }
-            let done = try endpoint.infer(model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion,
-                                          requestID: request.id.isEmpty ? nil : request.id, probe: probe, started: started,
-                                          answered: &answered) { file throws(InferenceError) in try Self.decode(request, for: file) }
+            let done = try endpoint.infer(
+                model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion,
+                requestID: request.id.isEmpty ? nil : request.id, probe: probe, started: started,
+                answered: &answered
+            ) { file throws(InferenceError) in try Self.decode(request, for: file) }
             let response = Self.response(done, model: name, raw: !request.rawInputContents.isEmpty)
             endpoint.count(model: name, answered: answered, status: 200, protocol: .grpc, started: started)
             return response
@@ -99,7 +111,9 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func repositoryIndex(_ request: Inference_RepositoryIndexRequest, metadata: Metadata) async throws -> Inference_RepositoryIndexResponse {
+    private func repositoryIndex(_ request: Inference_RepositoryIndexRequest, metadata: Metadata) async throws
+        -> Inference_RepositoryIndexResponse
+    {
         try authorize(metadata)
         return .with { index in
             index.models = repository.models.flatMap { name in
@@ -114,14 +128,19 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func repositoryModelLoad(_ request: Inference_RepositoryModelLoadRequest, metadata: Metadata) async throws -> Inference_RepositoryModelLoadResponse {
+    private func repositoryModelLoad(_ request: Inference_RepositoryModelLoadRequest, metadata: Metadata) async throws
+        -> Inference_RepositoryModelLoadResponse
+    {
         try authorize(metadata)
         guard case .stringParam(let version)? = request.parameters["version"]?.parameterChoice, !version.isEmpty else {
-            throw RPCError(code: .invalidArgument, message: "RepositoryModelLoad needs the parameter 'version' (a digest, at least 12 hex digits)")
+            throw RPCError(
+                code: .invalidArgument, message: "RepositoryModelLoad needs the parameter 'version' (a digest, at least 12 hex digits)")
         }
         var makeDefault = true
         if let flag = request.parameters["default"]?.parameterChoice {
-            guard case .boolParam(let value) = flag else { throw RPCError(code: .invalidArgument, message: "the parameter 'default' must be true or false") }
+            guard case .boolParam(let value) = flag else {
+                throw RPCError(code: .invalidArgument, message: "the parameter 'default' must be true or false")
+            }
             makeDefault = value
         }
         guard let loader else { throw RPCError(code: .notFound, message: "this server cannot load models") }
@@ -136,7 +155,9 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         return Inference_RepositoryModelLoadResponse()
     }
 
-    private func repositoryModelUnload(_ request: Inference_RepositoryModelUnloadRequest, metadata: Metadata) async throws -> Inference_RepositoryModelUnloadResponse {
+    private func repositoryModelUnload(_ request: Inference_RepositoryModelUnloadRequest, metadata: Metadata) async throws
+        -> Inference_RepositoryModelUnloadResponse
+    {
         try authorize(metadata)
         var version: String?
         if case .stringParam(let text)? = request.parameters["version"]?.parameterChoice, !text.isEmpty { version = text }
@@ -148,39 +169,57 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
 
     // MARK: The service's methods: each hands its message and metadata to the function above of the same name.
 
-    func serverLive(request: ServerRequest<Inference_ServerLiveRequest>, context: ServerContext) async throws -> ServerResponse<Inference_ServerLiveResponse> {
+    func serverLive(request: ServerRequest<Inference_ServerLiveRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_ServerLiveResponse
+    > {
         ServerResponse(message: try await serverLive(request.message, metadata: request.metadata))
     }
 
-    func serverReady(request: ServerRequest<Inference_ServerReadyRequest>, context: ServerContext) async throws -> ServerResponse<Inference_ServerReadyResponse> {
+    func serverReady(request: ServerRequest<Inference_ServerReadyRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_ServerReadyResponse
+    > {
         ServerResponse(message: try await serverReady(request.message, metadata: request.metadata))
     }
 
-    func modelReady(request: ServerRequest<Inference_ModelReadyRequest>, context: ServerContext) async throws -> ServerResponse<Inference_ModelReadyResponse> {
+    func modelReady(request: ServerRequest<Inference_ModelReadyRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_ModelReadyResponse
+    > {
         ServerResponse(message: try await modelReady(request.message, metadata: request.metadata))
     }
 
-    func serverMetadata(request: ServerRequest<Inference_ServerMetadataRequest>, context: ServerContext) async throws -> ServerResponse<Inference_ServerMetadataResponse> {
+    func serverMetadata(request: ServerRequest<Inference_ServerMetadataRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_ServerMetadataResponse
+    > {
         ServerResponse(message: try await serverMetadata(request.message, metadata: request.metadata))
     }
 
-    func modelMetadata(request: ServerRequest<Inference_ModelMetadataRequest>, context: ServerContext) async throws -> ServerResponse<Inference_ModelMetadataResponse> {
+    func modelMetadata(request: ServerRequest<Inference_ModelMetadataRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_ModelMetadataResponse
+    > {
         ServerResponse(message: try await modelMetadata(request.message, metadata: request.metadata))
     }
 
-    func modelInfer(request: ServerRequest<Inference_ModelInferRequest>, context: ServerContext) async throws -> ServerResponse<Inference_ModelInferResponse> {
+    func modelInfer(request: ServerRequest<Inference_ModelInferRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_ModelInferResponse
+    > {
         ServerResponse(message: try await modelInfer(request.message, metadata: request.metadata))
     }
 
-    func repositoryIndex(request: ServerRequest<Inference_RepositoryIndexRequest>, context: ServerContext) async throws -> ServerResponse<Inference_RepositoryIndexResponse> {
+    func repositoryIndex(request: ServerRequest<Inference_RepositoryIndexRequest>, context: ServerContext) async throws -> ServerResponse<
+        Inference_RepositoryIndexResponse
+    > {
         ServerResponse(message: try await repositoryIndex(request.message, metadata: request.metadata))
     }
 
-    func repositoryModelLoad(request: ServerRequest<Inference_RepositoryModelLoadRequest>, context: ServerContext) async throws -> ServerResponse<Inference_RepositoryModelLoadResponse> {
+    func repositoryModelLoad(request: ServerRequest<Inference_RepositoryModelLoadRequest>, context: ServerContext) async throws
+        -> ServerResponse<Inference_RepositoryModelLoadResponse>
+    {
         ServerResponse(message: try await repositoryModelLoad(request.message, metadata: request.metadata))
     }
 
-    func repositoryModelUnload(request: ServerRequest<Inference_RepositoryModelUnloadRequest>, context: ServerContext) async throws -> ServerResponse<Inference_RepositoryModelUnloadResponse> {
+    func repositoryModelUnload(request: ServerRequest<Inference_RepositoryModelUnloadRequest>, context: ServerContext) async throws
+        -> ServerResponse<Inference_RepositoryModelUnloadResponse>
+    {
         ServerResponse(message: try await repositoryModelUnload(request.message, metadata: request.metadata))
     }
 
@@ -192,7 +231,11 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
             return nil
         }
         guard given.contains("Bearer \(adminToken)") else {
-            throw RPCError(code: .unauthenticated, message: "the model repository calls need the metadata 'authorization: Bearer <token>' with the token in .stagecraft/admin-token")
+            throw RPCError(
+                code: .unauthenticated,
+                message:
+                    "the model repository calls need the metadata 'authorization: Bearer <token>' with the token in .stagecraft/admin-token"
+            )
         }
     }
 
@@ -203,7 +246,9 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         guard !request.inputs.isEmpty else { throw InferenceError(.badRequest, "the request has no inputs") }
         let raw = request.rawInputContents
         guard raw.isEmpty || raw.count == request.inputs.count else {
-            throw InferenceError(.badRequest, "raw_input_contents has \(raw.count) entries, the request has \(request.inputs.count) inputs: one each, in order")
+            throw InferenceError(
+                .badRequest,
+                "raw_input_contents has \(raw.count) entries, the request has \(request.inputs.count) inputs: one each, in order")
         }
         var tensors: [InferenceRequest.Tensor] = []
         for (index, input) in request.inputs.enumerated() {
@@ -214,12 +259,17 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
             }
             let shape = input.shape.map { Int($0) }
             guard InferenceRequest.Tensor.numericTypes.contains(input.datatype) || input.datatype == "BYTES" else {
-                throw InferenceError(.badRequest, "input '\(name)': datatype must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES, not '\(input.datatype.prefix(20))'")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': datatype must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES, not "
+                        + "'\(input.datatype.prefix(20))'"
+                )
             }
             let values: InferenceRequest.Values
             if !raw.isEmpty {
                 guard !input.hasContents else {
-                    throw InferenceError(.badRequest, "input '\(name)' has contents, but the request sends raw_input_contents: send every input one way")
+                    throw InferenceError(
+                        .badRequest, "input '\(name)' has contents, but the request sends raw_input_contents: send every input one way")
                 }
                 var reader = BinaryTensors.Reader(ByteBuffer(bytes: raw[index]))
                 values = try reader.values(name: name, datatype: input.datatype, shape: shape, size: raw[index].count)
@@ -233,7 +283,8 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         if !request.outputs.isEmpty {
             outputs = try request.outputs.map { (output) throws(InferenceError) -> String in
                 guard known.contains(output.name) else {
-                    throw InferenceError(.badRequest, "unknown output '\(output.name.prefix(80))' (expected one of: \(known.joined(separator: ", ")))")
+                    throw InferenceError(
+                        .badRequest, "unknown output '\(output.name.prefix(80))' (expected one of: \(known.joined(separator: ", ")))")
                 }
                 return output.name
             }
@@ -243,7 +294,9 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
     }
 
     /// A tensor's typed contents, checked against its datatype and shape.
-    static func values(of input: Inference_ModelInferRequest.InferInputTensor, shape: [Int]) throws(InferenceError) -> InferenceRequest.Values {
+    static func values(of input: Inference_ModelInferRequest.InferInputTensor, shape: [Int]) throws(InferenceError)
+        -> InferenceRequest.Values
+    {
         let contents = input.contents
         let values: InferenceRequest.Values
         switch input.datatype {
@@ -264,11 +317,14 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
             }
             values = .strings(strings)
         default:
-            throw InferenceError(.badRequest, "input '\(input.name)': \(input.datatype) has no typed contents; send it in raw_input_contents")
+            throw InferenceError(
+                .badRequest, "input '\(input.name)': \(input.datatype) has no typed contents; send it in raw_input_contents")
         }
         let expected = shape.reduce(1, *)
         guard values.count == expected else {
-            throw InferenceError(.badRequest, "input '\(input.name)': shape \(shape) needs \(expected) values, its \(input.datatype) contents have \(values.count)")
+            throw InferenceError(
+                .badRequest,
+                "input '\(input.name)': shape \(shape) needs \(expected) values, its \(input.datatype) contents have \(values.count)")
         }
         return values
     }
@@ -290,11 +346,19 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
             if name == "predict", let labels = done.predictions.labels {
                 output.datatype = "BYTES"
                 output.shape = [rows]
-                if raw { BinaryTensors.append(strings: labels, to: &bytes) } else { output.contents.bytesContents = labels.map { Data($0.utf8) } }
+                if raw {
+                    BinaryTensors.append(strings: labels, to: &bytes)
+                } else {
+                    output.contents.bytesContents = labels.map { Data($0.utf8) }
+                }
             } else if name == "predict" {
                 output.datatype = "FP64"
                 output.shape = [rows]
-                if raw { BinaryTensors.append(numbers: done.predictions.values ?? [], to: &bytes) } else { output.contents.fp64Contents = done.predictions.values ?? [] }
+                if raw {
+                    BinaryTensors.append(numbers: done.predictions.values ?? [], to: &bytes)
+                } else {
+                    output.contents.fp64Contents = done.predictions.values ?? []
+                }
             } else if let probabilities = done.predictions.probabilities, let classes = file.classes {
                 output.datatype = "FP64"
                 output.shape = [rows, Int64(classes.count)]
@@ -317,8 +381,10 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         for input in request.inputs {
             let contents = input.contents
             size += contents.bytesContents.reduce(0) { $0 + $1.count }
-            size += 8 * (contents.boolContents.count + contents.intContents.count + contents.int64Contents.count + contents.uintContents.count
-                         + contents.uint64Contents.count + contents.fp32Contents.count + contents.fp64Contents.count)
+            size +=
+                8
+                * (contents.boolContents.count + contents.intContents.count + contents.int64Contents.count + contents.uintContents.count
+                    + contents.uint64Contents.count + contents.fp32Contents.count + contents.fp64Contents.count)
         }
         return size
     }

@@ -84,7 +84,8 @@ struct InferenceEndpoint: Sendable {
     }
 
     /// Counts one answered request under its model (when loaded), answering version, status and protocol.
-    func count(model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol, started: ContinuousClock.Instant) {
+    func count(model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol,
+               started: ContinuousClock.Instant) {
         metrics.record(model: repository.contains(model: name) ? name : nil, version: answered?.version, status: status,
                        protocol: `protocol`, seconds: seconds(since: started))
     }
@@ -104,7 +105,8 @@ struct InferenceEndpoint: Sendable {
             var headerLength: Int?
             if let binaryHeader {
                 guard let length = Int(binaryHeader), length >= 0 else {
-                    throw InferenceError(.badRequest, "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found '\(binaryHeader.prefix(40))'")
+                    throw InferenceError(.badRequest, "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found "
+                        + "'\(binaryHeader.prefix(40))'")
                 }
                 headerLength = length
             }
@@ -114,9 +116,12 @@ struct InferenceEndpoint: Sendable {
             }
             let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) } }.get()
             let done = try infer(model: name, version: version, requestID: try InferenceRequest.id(json), probe: probe, started: started,
-                                 answered: &answered) { file throws(InferenceError) in try InferenceRequest.decode(json, binary: binary, for: file) }
+                                 answered: &answered) { file throws(InferenceError) in
+                try InferenceRequest.decode(json, binary: binary, for: file)
+            }
             let answer = InferenceResponse.body(model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
-                                                classes: done.loaded.file.classes, outputs: done.request.outputs, binary: done.request.binaryOutputs)
+                                                classes: done.loaded.file.classes, outputs: done.request.outputs,
+                                                binary: done.request.binaryOutputs)
             reply = Reply(status: .ok, source: done.loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
         } catch {
             reply = InferenceServer.reply(for: error)
@@ -137,7 +142,8 @@ struct InferenceEndpoint: Sendable {
         } catch {
             body = .failure(InferenceError(.badRequest, "the body could not be read"))
         }
-        return answer(model: model, version: version, body: body, binaryHeader: request.headers[InferenceServer.binaryHeaderLength].map { Substring($0) },
+        let binaryHeader = request.headers[InferenceServer.binaryHeaderLength].map { Substring($0) }
+        return answer(model: model, version: version, body: body, binaryHeader: binaryHeader,
                       probe: request.headers[InferenceServer.probeHeader] != nil, started: started).response
     }
 }

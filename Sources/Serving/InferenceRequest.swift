@@ -67,7 +67,8 @@ public struct InferenceRequest: Sendable {
     /// The body as a JSON object.
     static func parse(_ body: UnsafeRawBufferPointer) throws(InferenceError) -> JSON {
         guard let json = JSON.parse(body) else {
-            throw InferenceError(.badRequest, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}, ...]})")
+            throw InferenceError(.badRequest, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", "
+                + "\"data\"}, ...]})")
         }
         guard case .object = json else {
             throw InferenceError(.badRequest, "the body must be a JSON object with \"inputs\"")
@@ -131,7 +132,9 @@ public struct InferenceRequest: Sendable {
             throw InferenceError(.badRequest, "\"inputs\" must be a non-empty list of tensors")
         }
         var reader = binary.map(BinaryTensors.Reader.init)
-        let tensors = try inputs.enumerated().map { (index, input) throws(InferenceError) in try Tensor(input, index: index, binary: &reader) }
+        let tensors = try inputs.enumerated().map { (index, input) throws(InferenceError) in
+            try Tensor(input, index: index, binary: &reader)
+        }
         try reader?.finish()
         let rows = try dataset(tensors, model: model)
         return InferenceRequest(id: id, rows: rows, outputs: outputs, binaryOutputs: binaryOutputs)
@@ -165,10 +168,12 @@ public struct InferenceRequest: Sendable {
                 if dimensions.count != shape.count { dimensions = [] }
             }
             guard !dimensions.isEmpty else {
-                throw InferenceError(.badRequest, "input '\(name)': \"shape\" must be a list of non-negative integers, such as [2] or [2, 1]")
+                throw InferenceError(.badRequest, "input '\(name)': \"shape\" must be a list of non-negative integers, such as [2] or "
+                    + "[2, 1]")
             }
             guard case .string(let datatype)? = input["datatype"], Self.numericTypes.contains(datatype) || datatype == "BYTES" else {
-                throw InferenceError(.badRequest, "input '\(name)': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, FP32, FP64, BYTES")
+                throw InferenceError(.badRequest, "input '\(name)': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, "
+                    + "FP32, FP64, BYTES")
             }
             self.name = name
             self.shape = dimensions
@@ -181,7 +186,8 @@ public struct InferenceRequest: Sendable {
                     throw InferenceError(.badRequest, "input '\(name)' has both \"data\" and binary_data_size: send its values one way")
                 }
                 guard binary != nil else {
-                    throw InferenceError(.badRequest, "input '\(name)' says binary_data_size but the request has no binary data (no \(BinaryTensors.headerLengthField) header)")
+                    throw InferenceError(.badRequest, "input '\(name)' says binary_data_size but the request has no binary data (no "
+                        + "\(BinaryTensors.headerLengthField) header)")
                 }
                 values = try binary!.values(name: name, datatype: datatype, shape: dimensions, size: Int(bytes))
                 return
@@ -196,7 +202,8 @@ public struct InferenceRequest: Sendable {
             }
             let expected = dimensions.reduce(1, *)
             guard flat.count == expected else {
-                throw InferenceError(.badRequest, "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has \(flat.count)")
+                throw InferenceError(.badRequest, "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has "
+                    + "\(flat.count)")
             }
             self.values = .json(flat)
         }
@@ -204,7 +211,8 @@ public struct InferenceRequest: Sendable {
         /// The values as numbers (NaN for null; true and false are 1 and 0); anything else is an error.
         func numbers(feature: String) throws(InferenceError) -> [Double] {
             guard datatype != "BYTES" else {
-                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
+                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric "
+                    + "(FP32, FP64, INT*, BOOL), not BYTES")
             }
             switch values {
             case .json(let values):
@@ -216,7 +224,8 @@ public struct InferenceRequest: Sendable {
                 }
                 return numbers
             case .strings:
-                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
+                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric "
+                    + "(FP32, FP64, INT*, BOOL), not BYTES")
             }
         }
 
@@ -274,10 +283,12 @@ public struct InferenceRequest: Sendable {
         if tensors.count == 1, tensors[0].shape.count == 2, !names.contains(tensors[0].name) {
             let tensor = tensors[0]
             guard kinds.allSatisfy({ $0 == .numeric }) else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all numeric; send one tensor per feature (\(names.joined(separator: ", ")))")
+                throw InferenceError(.badRequest, "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all "
+                    + "numeric; send one tensor per feature (\(names.joined(separator: ", ")))")
             }
             guard tensor.shape[1] == names.count else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(names.count)], one column per feature (\(names.joined(separator: ", ")))")
+                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(names.count)], one "
+                    + "column per feature (\(names.joined(separator: ", ")))")
             }
             let numbers = try tensor.numbers(feature: names[0])
             let rows = tensor.shape[0], width = names.count
@@ -297,7 +308,9 @@ public struct InferenceRequest: Sendable {
         }
         let missing = names.filter { byName[$0] == nil }
         guard missing.isEmpty else {
-            throw InferenceError(.badRequest, "missing input\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model needs one tensor per feature: \(names.joined(separator: ", ")))")
+            let listed = missing.map { "'\($0)'" }.joined(separator: ", ")
+            throw InferenceError(.badRequest, "missing input\(missing.count == 1 ? "" : "s") \(listed) "
+                + "(the model needs one tensor per feature: \(names.joined(separator: ", ")))")
         }
         let rows = byName[names[0]]!.shape[0]
         var columns: [Column] = []

@@ -19,7 +19,8 @@ enum MLflowScoring {
             let models = repository.models
             if let named { return named }
             if models.count == 1 { return models[0] }
-            throw InferenceError(.badRequest, "\(models.isEmpty ? "no model is loaded" : "several models are loaded (\(models.joined(separator: ", ")))"): name one with ?model=NAME")
+            let loaded = models.isEmpty ? "no model is loaded" : "several models are loaded (\(models.joined(separator: ", ")))"
+            throw InferenceError(.badRequest, "\(loaded): name one with ?model=NAME")
         } rows: { body, file throws in
             if csv { return try CSVReader.read(Data(body.readableBytesView), source: "request", types: file.columnTypes) }
             guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else {
@@ -32,9 +33,13 @@ enum MLflowScoring {
     /// `POST /v1/models/{m}:predict`: `{"instances": [...]}`, rows as lists in feature order or objects by feature name.
     static func v1Predict(_ repository: ModelRepository, _ request: Request, model: String, bodyLimit: Int,
                           metrics: ServerMetrics) async -> Response {
-        await score(repository, request, bodyLimit: bodyLimit, metrics: metrics) { () throws(InferenceError) -> String in model } rows: { body, file throws in
-            guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json, case .array(let instances)? = json["instances"] else {
-                throw InferenceError(.badRequest, "the body must be {\"instances\": [...]}: rows as lists in feature order (\(file.pipeline.features.map(\.name).joined(separator: ", "))) or objects by feature name")
+        await score(repository, request, bodyLimit: bodyLimit, metrics: metrics) { () throws(InferenceError) -> String in
+            model
+        } rows: { body, file throws in
+            guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json,
+                  case .array(let instances)? = json["instances"] else {
+                throw InferenceError(.badRequest, "the body must be {\"instances\": [...]}: rows as lists in feature order "
+                    + "(\(file.pipeline.features.map(\.name).joined(separator: ", "))) or objects by feature name")
             }
             return try table(instances, key: "instances", model: file)
         }
@@ -79,13 +84,15 @@ enum MLflowScoring {
             switch item {
             case .array(let values):
                 guard values.count == features.count else {
-                    throw InferenceError(.badRequest, "\"\(key)\": row \(index) has \(values.count) values; a row as a list needs \(features.count), in the feature order (\(features.map(\.name).joined(separator: ", ")))")
+                    throw InferenceError(.badRequest, "\"\(key)\": row \(index) has \(values.count) values; a row as a list needs "
+                        + "\(features.count), in the feature order (\(features.map(\.name).joined(separator: ", ")))")
                 }
                 for (feature, value) in zip(features, values) { columns[feature.name, default: []].append(value) }
             case .object(let members):
                 for feature in features { columns[feature.name, default: []].append(members.first { $0.0 == feature.name }?.1 ?? .null) }
             default:
-                throw InferenceError(.badRequest, "\"\(key)\": row \(index) must be a list of values in feature order or an object of feature: value")
+                throw InferenceError(.badRequest, "\"\(key)\": row \(index) must be a list of values in feature order or an object of "
+                    + "feature: value")
             }
         }
         if items.isEmpty { for feature in features { columns[feature.name] = [] } }
@@ -111,7 +118,8 @@ enum MLflowScoring {
                 }
                 let counts = Set(features.compactMap { columns[$0.name]?.count })
                 guard counts.count <= 1 else {
-                    throw InferenceError(.badRequest, "\"inputs\": the columns must have the same number of values (found \(counts.sorted().map(String.init).joined(separator: ", ")))")
+                    throw InferenceError(.badRequest, "\"inputs\": the columns must have the same number of values (found "
+                        + "\(counts.sorted().map(String.init).joined(separator: ", ")))")
                 }
                 return try dataset(columns, model: model)
             default:
@@ -124,7 +132,8 @@ enum MLflowScoring {
             let columnNames = names.map { name -> String in if case .string(let text) = name { return text } else { return "" } }
             for (index, row) in data.enumerated() {
                 guard case .array(let values) = row, values.count == columnNames.count else {
-                    throw InferenceError(.badRequest, "\"dataframe_split\": row \(index) must be a list of \(columnNames.count) values, one per column")
+                    throw InferenceError(.badRequest, "\"dataframe_split\": row \(index) must be a list of \(columnNames.count) values, "
+                        + "one per column")
                 }
                 for (name, value) in zip(columnNames, values) { columns[name, default: []].append(value) }
             }
@@ -148,7 +157,8 @@ enum MLflowScoring {
         let features = model.pipeline.features
         let missing = features.filter { columns[$0.name] == nil }.map(\.name)
         guard missing.isEmpty else {
-            throw InferenceError(.badRequest, "missing column\(missing.count == 1 ? "" : "s") \(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model needs: \(features.map(\.name).joined(separator: ", ")))")
+            throw InferenceError(.badRequest, "missing column\(missing.count == 1 ? "" : "s") "
+                + "\(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model needs: \(features.map(\.name).joined(separator: ", ")))")
         }
         var result: [Column] = []
         for feature in features {

@@ -94,8 +94,8 @@ public struct InferenceServer: Sendable {
             guard action.hasSuffix(":predict") else {
                 return Self.error(.notFound, "KServe V1 answers /v1/models/{model}:predict; '\(action.prefix(80))' is not a predict path")
             }
-            return await MLflowScoring.v1Predict(repository, request, model: String(action.dropLast(":predict".count)), bodyLimit: bodyLimit,
-                                                 metrics: metrics)
+            let model = String(action.dropLast(":predict".count))
+            return await MLflowScoring.v1Predict(repository, request, model: model, bodyLimit: bodyLimit, metrics: metrics)
         }
         let admin = RepositoryAPI(repository: repository, token: adminToken, loader: loader)
         router.post("/v2/repository/index") { request, _ in admin.index(request) }
@@ -229,7 +229,8 @@ public struct InferenceServer: Sendable {
 
     static func notFoundMessage(_ model: String, _ version: String?, _ repository: ModelRepository) -> String {
         if let version, let versions = repository.versions(of: model) {
-            return "model '\(model)' has no version '\(version)' (loaded: \(versions.map { String($0.prefix(12)) }.joined(separator: ", ")))"
+            return "model '\(model)' has no version '\(version)' (loaded: "
+                + "\(versions.map { String($0.prefix(12)) }.joined(separator: ", ")))"
         }
         let models = repository.models
         return "no model '\(model)' (loaded: \(models.isEmpty ? "none" : models.joined(separator: ", ")))"

@@ -44,9 +44,11 @@ public final class ServerMetrics: Sendable {
     public func record(model: String?, version: String?, status: Int, protocol wire: WireProtocol = .http, seconds: Double) {
         let status = (100...599).contains(status) ? status : 0
         series.withLock { all in
-            var key = Key(model: model ?? Self.unknownModel, version: model == nil ? "" : String((version ?? "").prefix(12)), status: status,
-                          wire: wire)
-            if all[key] == nil && all.count >= Self.maxSeries { key = Key(model: Self.unknownModel, version: "", status: status, wire: wire) }
+            let label = model == nil ? "" : String((version ?? "").prefix(12))
+            var key = Key(model: model ?? Self.unknownModel, version: label, status: status, wire: wire)
+            if all[key] == nil && all.count >= Self.maxSeries {
+                key = Key(model: Self.unknownModel, version: "", status: status, wire: wire)
+            }
             all[key, default: Series()].add(seconds)
         }
     }

@@ -51,7 +51,9 @@ struct BuildCommand: AsyncParsableCommand {
             // Every manifest is to be built: one that does not parse or check fails the build (a CI step must not
             // pass with it), with every problem of every manifest listed.
             let (project, diagnostics) = try Project.check(try GitProjectSource(repository: builder.repository, ref: repository.ref))
-            let problems = diagnostics.filter { $0.location.file.hasPrefix(Project.manifestsFolder + "/") || $0.location.file == ProjectSettings.file }
+            let problems = diagnostics.filter {
+                $0.location.file.hasPrefix(Project.manifestsFolder + "/") || $0.location.file == ProjectSettings.file
+            }
             guard problems.isEmpty else { throw InvalidProject(problems) }
             names = project.models.keys.sorted()
             guard !names.isEmpty else { throw CommandFailure(.failure, "no valid model manifests at \(repository.ref)") }
@@ -90,10 +92,12 @@ struct BuildCommand: AsyncParsableCommand {
         let parameters = info.parameters.keys.sorted().map { "\($0)=\(info.parameters[$0]!)" }.joined(separator: ", ")
         let version = console.styled(VersionDigest.short(result.digest), .bold)
         if result.reused {
-            console.print(console.styled("✓", .green) + " \(info.model) \(version) reused: the artifact store has it (built from \(String(info.source.prefix(12))))")
+            console.print(console.styled("✓", .green) + " \(info.model) \(version) reused: the artifact store has it (built from "
+                + "\(String(info.source.prefix(12))))")
         } else {
             let seconds = String(format: "%.2f", info.timings["total"] ?? 0)
-            console.print(console.styled("✓", .green) + " \(info.model) \(version) built from \(String(info.source.prefix(12))) in \(seconds) s (\(info.algorithm)\(parameters.isEmpty ? "" : ", \(parameters)"))")
+            console.print(console.styled("✓", .green) + " \(info.model) \(version) built from \(String(info.source.prefix(12))) in "
+                + "\(seconds) s (\(info.algorithm)\(parameters.isEmpty ? "" : ", \(parameters)"))")
         }
         console.print("  holdout: " + formatMetrics(result.metrics.holdout))
         console.print("  artifact: \(result.artifact.path)")

@@ -61,7 +61,8 @@ enum Name {
     private static func check(_ text: String, kind: String, file: String) throws -> String {
         guard ModelManifest.isValidName(text) else {
             let shown = text.count > 80 ? String(text.prefix(80)) + "…" : text
-            throw ValidationError("'\(shown)' is not a valid \(kind) name: \(kind)s are named as \(file) is, with 1 to 63 of a-z, 0-9 and '-'")
+            throw ValidationError("'\(shown)' is not a valid \(kind) name: \(kind)s are named as \(file) is, with 1 to 63 of a-z, 0-9 "
+                + "and '-'")
         }
         return text
     }

@@ -1,10 +1,11 @@
 import Foundation
 import Manifests
+
 #if canImport(CoreFoundation)
-import CoreFoundation  // declares `stat` where Foundation and Glibc both see the system header
+    import CoreFoundation  // declares `stat` where Foundation and Glibc both see the system header
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The pid and log files of an environment's detached server: `.stagecraft/run/<env>.pid` and `<env>.log`.
@@ -80,7 +81,8 @@ struct PIDFile {
 
     /// Removes the file when it is still the one `fd` locks (a newer server may have replaced it).
     static func release(_ path: String, fd: Int32) {
-        var open = stat(), named = stat()
+        var open = stat()
+        var named = stat()
         if fstat(fd, &open) == 0, lstat(path, &named) == 0, open.st_ino == named.st_ino, open.st_dev == named.st_dev {
             unlink(path)
         }
@@ -94,7 +96,8 @@ struct PIDFile {
             // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 6, fields[1] == "FLOCK", fields[3] == "WRITE",
-                  let pid = Int32(fields[4]), fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) == inode else { continue }
+                let pid = Int32(fields[4]), fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) == inode
+            else { continue }
             return pid
         }
         return nil

@@ -172,7 +172,9 @@ struct StopCommand: AsyncParsableCommand {
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(30)
         while files.runningPID() == pid && Date() < deadline { usleep(20_000) }
-        guard files.runningPID() != pid else { throw CommandFailure(.failure, "the server for '\(env)' (pid \(pid)) did not stop within 30 s") }
+        guard files.runningPID() != pid else {
+            throw CommandFailure(.failure, "the server for '\(env)' (pid \(pid)) did not stop within 30 s")
+        }
         console.print(console.styled("✓", .green) + " stopped \(env) (pid \(pid))")
     }
 }

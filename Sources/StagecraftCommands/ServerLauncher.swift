@@ -17,11 +17,13 @@ enum ServerLauncher {
     @discardableResult
     static func start(_ arguments: [String], files: RunFiles, host: String, port: Int, timeout: Double = 15) throws -> Int32 {
         if let pid = files.runningPID() {
-            throw CommandFailure(.failure, "environment '\(files.environment)' is already served (pid \(pid)); stop it first: stagecraft stop --env \(files.environment)")
+            throw CommandFailure(.failure, "environment '\(files.environment)' is already served (pid \(pid)); stop it first: "
+                + "stagecraft stop --env \(files.environment)")
         }
         // Something else already listening there would make the server fail to bind: say so now, not after the timeout.
         if HTTPConnection.isListening(host: host, port: port) {
-            throw CommandFailure(.failure, "port \(port) on \(host) is in use by another process, not a server of environment '\(files.environment)'; free it or give '\(files.environment)' another port in environments/\(files.environment).yaml")
+            throw CommandFailure(.failure, "port \(port) on \(host) is in use by another process, not a server of environment "
+                + "'\(files.environment)'; free it or give '\(files.environment)' another port in environments/\(files.environment).yaml")
         }
         let log = try files.openLog()
         let logStart = (try? log.seekToEnd()) ?? 0
@@ -41,12 +43,15 @@ enum ServerLauncher {
             if let pid = files.runningPID(), HTTPConnection.isListening(host: host, port: port) { return pid }
             if !process.isRunning && files.runningPID() == nil {
                 // What this start wrote to the log: the server's own error.
-                let written = (try? Data(contentsOf: files.logFile)).map { $0.count > logStart ? $0.suffix(from: Int(logStart)) : Data() } ?? Data()
+                let log = (try? Data(contentsOf: files.logFile)) ?? Data()
+                let written = log.count > logStart ? log.suffix(from: Int(logStart)) : Data()
                 let tail = String(decoding: written, as: UTF8.self).split(separator: "\n").suffix(5).joined(separator: "\n")
-                throw CommandFailure(.failure, "the server for '\(files.environment)' exited at start (status \(process.terminationStatus)); log: \(files.logFile.path)\n\(tail)")
+                throw CommandFailure(.failure, "the server for '\(files.environment)' exited at start (status "
+                    + "\(process.terminationStatus)); log: \(files.logFile.path)\n\(tail)")
             }
             usleep(20_000)
         }
-        throw CommandFailure(.failure, "the server for '\(files.environment)' did not listen on \(host):\(port) within \(Int(timeout)) s; log: \(files.logFile.path)")
+        throw CommandFailure(.failure, "the server for '\(files.environment)' did not listen on \(host):\(port) within \(Int(timeout)) "
+            + "s; log: \(files.logFile.path)")
     }
 }

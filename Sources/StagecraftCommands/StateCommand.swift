@@ -35,6 +35,7 @@ struct StateRebuildCommand: AsyncParsableCommand {
         let workspace = try Workspace(repository: try repository.open(), toolVersion: Stagecraft.version, ref: repository.ref)
         let (movedTo, records) = try workspace.rebuildState()
         if let movedTo { console.print("moved the old state store to \(movedTo)") }
-        console.print(console.styled("✓", .green) + " rebuilt \(workspace.statePath) with \(records) deployment record(s) from refs/notes/stagecraft")
+        console.print(
+            console.styled("✓", .green) + " rebuilt \(workspace.statePath) with \(records) deployment record(s) from refs/notes/stagecraft")
     }
 }

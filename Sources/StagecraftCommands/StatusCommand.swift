@@ -98,6 +98,13 @@ struct StatusCommand: AsyncParsableCommand {
         if check && rows.contains(where: { $0.sync != "Synced" }) { throw CommandFailure(.outOfSync) }
     }
 
+    /// Whether the last attempt failed for a version the environment still pins. A failure of a version no longer
+    /// pinned (a rollback took it out) does not make what serves Degraded.
+    static func failedWhilePinned(_ last: DeploymentRecord?, _ wanted: ServerState.Route?) -> Bool {
+        guard let last, last.outcome == .failed, let wanted else { return false }
+        return EnvironmentReconciler.versions(of: wanted).contains(last.version)
+    }
+
     /// One row per model of `name` (those its file lists, then any other its server routes).
     private func rows(environment name: String, commit: ObjectID, workspace: Workspace, state: any StateStore) throws -> [Row] {
         var rows: [Row] = []
@@ -106,7 +113,8 @@ struct StatusCommand: AsyncParsableCommand {
         let actual = client.isLive() ? try client.state() : nil
         let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
         let records = try state.records(environment: name, model: nil)
-        let models = manifest.models.map(\.model) + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
+        let models = manifest.models.map(\.model)
+            + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
         for model in models {
             let deployment = manifest.deployment(model)
             let desired = deployment?.version.map { workspace.digest($0) ?? $0 }
@@ -121,8 +129,7 @@ struct StatusCommand: AsyncParsableCommand {
                 health = "Progressing"
             } else if route == nil {
                 health = desired == nil ? "Healthy" : "Missing"
-            } else if synced && !(last?.outcome == .failed && wanted.map { EnvironmentReconciler.versions(of: $0) }?.contains(last?.version ?? "") == true) {
-                // A failure of a version no longer pinned (a rollback took it out) does not make what serves Degraded.
+            } else if synced && !Self.failedWhilePinned(last, wanted) {
                 health = "Healthy"
             } else {
                 health = "Degraded"
