@@ -83,33 +83,27 @@ enum BinaryTensors {
             }
         }
 
+        /// The elements as numbers: the datatype is looked at once, then one tight loop reads them.
         private static func numbers(_ bytes: UnsafeRawBufferPointer, datatype: String, count: Int) -> [Double] {
-            [Double](unsafeUninitializedCapacity: count) { out, initialized in
-                for index in 0..<count {
-                    switch datatype {
-                    case "BOOL", "UINT8": out[index] = Double(bytes[index])
-                    case "INT8": out[index] = Double(Int8(bitPattern: bytes[index]))
-                    case "INT16": out[index] = Double(Int16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: Int16.self)))
-                    case "UINT16":
-                        out[index] = Double(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
-                    case "FP16":
-                        let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))
-                        out[index] = Double(Float16(bitPattern: bits))
-                    case "INT32": out[index] = Double(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: Int32.self)))
-                    case "UINT32":
-                        out[index] = Double(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
-                    case "FP32":
-                        let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
-                        out[index] = Double(Float(bitPattern: bits))
-                    case "INT64": out[index] = Double(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: Int64.self)))
-                    case "UINT64":
-                        out[index] = Double(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)))
-                    default:
-                        let bits = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
-                        out[index] = Double(bitPattern: bits)
-                    }
+            func read<T>(_: T.Type, _ convert: (T) -> Double) -> [Double] {
+                [Double](unsafeUninitializedCapacity: count) { out, initialized in
+                    let width = MemoryLayout<T>.size
+                    for index in 0..<count { out[index] = convert(bytes.loadUnaligned(fromByteOffset: index * width, as: T.self)) }
+                    initialized = count
                 }
-                initialized = count
+            }
+            switch datatype {
+            case "BOOL", "UINT8": return read(UInt8.self) { Double($0) }
+            case "INT8": return read(Int8.self) { Double($0) }
+            case "INT16": return read(Int16.self) { Double(Int16(littleEndian: $0)) }
+            case "UINT16": return read(UInt16.self) { Double(UInt16(littleEndian: $0)) }
+            case "FP16": return read(UInt16.self) { Double(Float16(bitPattern: UInt16(littleEndian: $0))) }
+            case "INT32": return read(Int32.self) { Double(Int32(littleEndian: $0)) }
+            case "UINT32": return read(UInt32.self) { Double(UInt32(littleEndian: $0)) }
+            case "FP32": return read(UInt32.self) { Double(Float(bitPattern: UInt32(littleEndian: $0))) }
+            case "INT64": return read(Int64.self) { Double(Int64(littleEndian: $0)) }
+            case "UINT64": return read(UInt64.self) { Double(UInt64(littleEndian: $0)) }
+            default: return read(UInt64.self) { Double(bitPattern: UInt64(littleEndian: $0)) }
             }
         }
 
