@@ -9,7 +9,7 @@ import Testing
     @Test func everyClientGetsWhatPredictGives() throws {
         let python = Fixtures.packageRoot + "/.venv-clients/bin/python"
         guard FileManager.default.isExecutableFile(atPath: python) else {
-            Issue.record("the clients' virtual environment is missing: run scripts/setup (it creates .venv-clients)")
+            Issue.record("the clients' virtual environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-clients)")
             return
         }
         let scratch = try ScratchRepository.example()
