@@ -177,7 +177,8 @@ extension Repository {
                 case .write:
                     try LibGit2.check("git_index_add_bypath", "cannot stage '\(path)'", path: path) { git_index_add_bypath(index, path) }
                 case .delete:
-                    try LibGit2.check("git_index_remove_bypath", "cannot unstage '\(path)'", path: path) { git_index_remove_bypath(index, path) }
+                    try LibGit2.check("git_index_remove_bypath", "cannot unstage "
+                        + "'\(path)'", path: path) { git_index_remove_bypath(index, path) }
                 }
             }
             try LibGit2.check("git_index_write", "cannot write the index of \(displayName)") { git_index_write(index) }

@@ -58,7 +58,8 @@ extension Repository {
             var annotated = git_oid()
             while git_note_next(&blobID, &annotated, iterator) == 0 {
                 var blob: OpaquePointer?
-                try LibGit2.check("git_blob_lookup", "cannot read a note in \(notesRef)", ref: notesRef) { git_blob_lookup(&blob, repo, &blobID) }
+                try LibGit2.check("git_blob_lookup", "cannot read a note in "
+                    + "\(notesRef)", ref: notesRef) { git_blob_lookup(&blob, repo, &blobID) }
                 defer { git_blob_free(blob) }
                 let size = Int(git_blob_rawsize(blob))
                 let data = size > 0 ? Data(bytes: git_blob_rawcontent(blob), count: size) : Data()

@@ -70,7 +70,8 @@ private final class RemoteSession {
             while fingerprint.hasSuffix("=") { fingerprint.removeLast() }
             let wanted = expected.hasSuffix("=") ? String(expected.reversed().drop(while: { $0 == "=" }).reversed()) : expected
             guard fingerprint == wanted else {
-                session.failure = "the host key of \(host.map { String(cString: $0) } ?? "the remote") is \(fingerprint), expected \(expected)"
+                session.failure = "the host key of \(host.map { String(cString: $0) } ?? "the remote") is \(fingerprint), expected "
+                    + "\(expected)"
                 return GIT_ECERTIFICATE.rawValue
             }
             return 0

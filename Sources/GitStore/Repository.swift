@@ -214,7 +214,8 @@ public final class Repository: Sendable {
                 guard let entry = try Self.entry(at: path, in: commit, repo: repo, repositoryName: displayName),
                       entry.type == GIT_OBJECT_TREE else { return nil }
                 var oid = entry.oid
-                try LibGit2.check("git_tree_lookup", "cannot read folder '\(path)' at commit \(commit.short)", path: path, ref: commit.hex) {
+                try LibGit2.check("git_tree_lookup", "cannot read folder '\(path)' at commit "
+                    + "\(commit.short)", path: path, ref: commit.hex) {
                     git_tree_lookup(&tree, repo, &oid)
                 }
             }

@@ -508,7 +508,8 @@ public enum CSVReader {
                         tokens.count -= 1  // a blank line
                     } else {
                         throw LearningError(.malformedData,
-                            "\(source):\(rowStartLine):\(min(fieldsInRow + 1, tokens.width + 1)): row has \(fieldsInRow) fields, expected \(tokens.width) as in the header")
+                            "\(source):\(rowStartLine):\(min(fieldsInRow + 1, tokens.width + 1)): row has \(fieldsInRow) fields, "
+                                + "expected \(tokens.width) as in the header")
                     }
                     fieldsInRow = 0
                     if position < end { position += 1; line += 1 }
@@ -525,7 +526,8 @@ public enum CSVReader {
                     fieldsInRow += 1
                     if fieldsInRow != tokens.width {
                         throw LearningError(.malformedData,
-                            "\(source):\(rowStartLine):\(min(fieldsInRow + 1, tokens.width + 1)): row has \(fieldsInRow) fields, expected \(tokens.width) as in the header")
+                            "\(source):\(rowStartLine):\(min(fieldsInRow + 1, tokens.width + 1)): row has \(fieldsInRow) fields, "
+                                + "expected \(tokens.width) as in the header")
                     }
                     tokens.lines.append(Int32(rowStartLine))
                 }

@@ -84,13 +84,15 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// Fits one feature on its column.
     static func fitFeature(_ request: FeatureRequest, _ data: Dataset) throws -> Feature {
         guard let column = data.column(request.name) else {
-            throw LearningError(.missingColumn, "\(data.source): no column '\(request.name)' (columns: \(data.names.joined(separator: ", ")))")
+            throw LearningError(.missingColumn, "\(data.source): no column '\(request.name)' (columns: "
+                + "\(data.names.joined(separator: ", ")))")
         }
         switch column {
         case .numeric(let values) where request.type != .categorical:
             let imputation = request.imputation ?? .mean
             if imputation == .mostFrequent {
-                throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a categorical feature")
+                throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a "
+                    + "categorical feature")
             }
             // Sums are taken in place (no copies of the column): skipping, then filling, the missing values.
             let present = values.count { !$0.isNaN }
@@ -113,7 +115,8 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             let (codes, levels) = categorical(column)
             let imputation = request.imputation ?? .mostFrequent
             guard imputation == .mostFrequent || imputation == .error else {
-                throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a numeric feature")
+                throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a "
+                    + "numeric feature")
             }
             if imputation == .error, let row = codes.firstIndex(of: -1) {
                 throw missingValue(request.name, row: row, data)
@@ -177,7 +180,8 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
 
     /// A missing value at `row` (0-based, after the header) of `name`, whose missing-value policy is `error`.
     private static func missingValue(_ name: String, row: Int, _ data: Dataset) -> LearningError {
-        LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', whose missing-value policy is 'error'")
+        LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', "
+            + "whose missing-value policy is 'error'")
     }
 
     /// A numeric feature's column, checked, with its fitted fill, mean and scale: the values are nil for a column read as
@@ -200,7 +204,8 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
         case .categorical(let columnCodes, let levels):
             // Text in a numeric feature: only all-missing columns are accepted (they read as categorical).
             if let row = columnCodes.firstIndex(where: { $0 >= 0 }) {
-                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): '\(levels[Int(columnCodes[row])])' in numeric feature '\(name)' is not a number")
+                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): "
+                    + "'\(levels[Int(columnCodes[row])])' in numeric feature '\(name)' is not a number")
             }
             return NumericSource(values: nil, fill: fill, mean: mean, scale: scale)
         }

@@ -213,7 +213,8 @@ public struct ModelFile: Sendable, Codable, Equatable {
             throw LearningError(.invalidModelFile, "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
         }
         guard let version = header?.formatVersion, readableFormatVersions.contains(version) else {
-            throw LearningError(.invalidModelFile, "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not supported (this build reads \(readableFormatVersions.lowerBound) to \(readableFormatVersions.upperBound))")
+            throw LearningError(.invalidModelFile, "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not "
+                + "supported (this build reads \(readableFormatVersions.lowerBound) to \(readableFormatVersions.upperBound))")
         }
         do {
             return try JSONDecoder().decode(ModelFile.self, from: data)

@@ -234,7 +234,8 @@ struct Targets {
     /// Reads the target of `data`; `classes` (from training) fixes the class order of a test set.
     init(_ data: Dataset, request: TrainingRequest, classes known: [String]?) throws {
         guard let column = data.column(request.target) else {
-            throw LearningError(.missingColumn, "\(data.source): no target column '\(request.target)' (columns: \(data.names.joined(separator: ", ")))")
+            throw LearningError(.missingColumn, "\(data.source): no target column '\(request.target)' (columns: "
+                + "\(data.names.joined(separator: ", ")))")
         }
         if request.task == .regression {
             guard case .numeric(let values) = column else {
@@ -251,14 +252,16 @@ struct Targets {
         var kept: [Int] = [], labels: [Int32] = []
         for row in codes.indices where codes[row] >= 0 {
             guard let label = index[levels[Int(codes[row])]] else {
-                throw LearningError(.unusableData, "\(data.source):\(row + 2): class '\(levels[Int(codes[row])])' of '\(request.target)' does not appear in the training data")
+                throw LearningError(.unusableData, "\(data.source):\(row + 2): class '\(levels[Int(codes[row])])' of "
+                    + "'\(request.target)' does not appear in the training data")
             }
             kept.append(row)
             labels.append(label)
         }
         if known == nil {
             if request.task == .binaryClassification && classes.count != 2 {
-                throw LearningError(.unusableData, "\(data.source): a binary classification needs exactly 2 classes in '\(request.target)', found \(classes.count) (\(classes.prefix(5).joined(separator: ", ")))")
+                throw LearningError(.unusableData, "\(data.source): a binary classification needs exactly 2 classes in "
+                    + "'\(request.target)', found \(classes.count) (\(classes.prefix(5).joined(separator: ", ")))")
             }
             if classes.count < 2 {
                 throw LearningError(.unusableData, "\(data.source): '\(request.target)' has fewer than 2 classes")

@@ -77,7 +77,8 @@ public final class HTTPConnection {
         var lines = headerText.components(separatedBy: "\r\n")
         let statusLine = lines.removeFirst()
         let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw HTTPConnectionError("\(host):\(port) answered '\(statusLine)', not HTTP") }
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw HTTPConnectionError("\(host):\(port) answered '\(statusLine)', "
+            + "not HTTP") }
         var fields: [String: String] = [:]
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -102,7 +103,8 @@ public final class HTTPConnection {
     private func fill() throws(HTTPConnectionError) {
         var chunk = [UInt8](repeating: 0, count: 65_536)
         let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { throw HTTPConnectionError(count == 0 ? "\(host):\(port) closed the connection" : "no answer from \(host):\(port) in time") }
+        guard count > 0 else { throw HTTPConnectionError(count == 0 ? "\(host):\(port) closed the connection" : "no answer from "
+            + "\(host):\(port) in time") }
         buffer += chunk[0..<count]
     }
 }

@@ -91,11 +91,13 @@ extension YAMLReader {
         for (key, keyNode, value) in mapping.entries {
             guard let metric = Metric(rawValue: key) else {
                 let names = Metric.allCases.map(\.rawValue)
-                report(keyNode, "unknown gate metric '\(key)'\(Spelling.didYouMean(key, among: names)) (expected one of: \(names.joined(separator: ", ")))")
+                report(keyNode, "unknown gate metric '\(key)'\(Spelling.didYouMean(key, among: names)) (expected one of: "
+                    + "\(names.joined(separator: ", ")))")
                 continue
             }
             guard case .scalar(let scalar) = value, let (comparison, threshold) = Gate.parse(scalar.string) else {
-                report(value, "gate '\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \">= 0.9\"), found \(Self.describe(value))")
+                report(value, "gate '\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \">= 0.9\"), found "
+                    + "\(Self.describe(value))")
                 continue
             }
             gates.append(Gate(metric: metric, comparison: comparison, threshold: threshold, location: location(keyNode)))

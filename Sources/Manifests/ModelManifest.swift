@@ -126,7 +126,8 @@ public struct ModelManifest: Hashable, Sendable {
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> ModelManifest? {
-        guard let (header, spec) = reader.document(node, kind: "Model", spec: "a mapping with task, data and trainer", specKeys: ["task", "data", "features", "trainer"]) else { return nil }
+        guard let (header, spec) = reader.document(node, kind: "Model", spec: "a mapping with task, data and "
+            + "trainer", specKeys: ["task", "data", "features", "trainer"]) else { return nil }
 
         let task: Task? = reader.required(spec, "task", "one of: \(Task.allCases.map(\.rawValue).joined(separator: ", "))")
             .flatMap { reader.choice($0, "spec.task", "task") }
@@ -167,7 +168,8 @@ public struct ModelManifest: Hashable, Sendable {
             return parts.joined(separator: "/")
         }
         let train = path("train"), test = path("test")
-        let target = reader.required(mapping, "target", "the name of the column to predict").flatMap { reader.string($0, "spec.data.target") }
+        let target = reader.required(mapping, "target", "the name of the column to "
+            + "predict").flatMap { reader.string($0, "spec.data.target") }
         guard let train, let test, let target else { return nil }
         return (DataSpec(train: train, test: test, target: target), locations)
     }
@@ -186,7 +188,8 @@ public struct ModelManifest: Hashable, Sendable {
             let type: FeatureType? = mapping["type"].flatMap { reader.choice($0, "\(path).type", "feature type") }
             let missing: MissingPolicy? = mapping["missing"].flatMap { reader.choice($0, "\(path).missing", "missing-value policy") }
             if type == .categorical, let missing, [.mean, .median].contains(missing), let node = mapping["missing"] {
-                reader.report(node, "missing-value policy '\(missing.rawValue)' needs a numeric feature; '\(name)' is categorical (expected most-frequent or error)")
+                reader.report(node, "missing-value policy '\(missing.rawValue)' needs a numeric feature; '\(name)' is categorical "
+                    + "(expected most-frequent or error)")
             }
             features.append(FeatureSpec(name: name, type: type, missing: missing))
         }
@@ -198,7 +201,8 @@ public struct ModelManifest: Hashable, Sendable {
         let algorithmNode = reader.required(mapping, "algorithm", "one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         let algorithm: Algorithm? = algorithmNode.flatMap { reader.choice($0, "spec.trainer.algorithm", "algorithm") }
         if let algorithm, let task, !algorithm.tasks.contains(task), let algorithmNode {
-            reader.report(algorithmNode, "algorithm '\(algorithm.rawValue)' cannot learn a \(task.rawValue) task (expected one of: \(Algorithm.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue).joined(separator: ", ")))")
+            reader.report(algorithmNode, "algorithm '\(algorithm.rawValue)' cannot learn a \(task.rawValue) task (expected one of: "
+                + "\(Algorithm.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue).joined(separator: ", ")))")
         }
         var params: [String: JSONValue] = [:]
         if let paramsNode = mapping["params"], let paramMapping = reader.mapping(paramsNode, "spec.trainer.params", allowed: algorithm?.parameterNames) {
@@ -230,7 +234,8 @@ public struct ModelManifest: Hashable, Sendable {
         let metric: Metric? = metricNode.flatMap { reader.choice($0, "spec.trainer.search.metric", "metric") }
         if let metric, let metricNode, let task, !metric.isOffline || !Metric.applicable(to: task).contains(metric) {
             let choices = Metric.applicable(to: task).filter(\.isOffline).map(\.rawValue)
-            reader.report(metricNode, "search metric '\(metric.rawValue)' does not apply to a \(task.rawValue) model (expected one of: \(choices.joined(separator: ", ")))")
+            reader.report(metricNode, "search metric '\(metric.rawValue)' does not apply to a \(task.rawValue) model (expected one of: "
+                + "\(choices.joined(separator: ", ")))")
         }
         var grid: [String: [JSONValue]] = [:]
         if let gridNode = reader.required(mapping, "grid", "parameter names with lists of values"),

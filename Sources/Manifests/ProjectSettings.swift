@@ -19,7 +19,8 @@ public struct ProjectSettings: Hashable, Sendable {
         let reader = YAMLReader(file: file)
         var settings = ProjectSettings()
         if let node = reader.parse(text), let root = reader.mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) {
-            if let version = reader.required(root, "apiVersion", "expected 'stagecraft/v1'"), let text = reader.string(version, "apiVersion"),
+            if let version = reader.required(root, "apiVersion", "expected "
+                + "'stagecraft/v1'"), let text = reader.string(version, "apiVersion"),
                text != "stagecraft/v1" {
                 reader.report(version, "unsupported apiVersion '\(text)' (expected 'stagecraft/v1')")
             }

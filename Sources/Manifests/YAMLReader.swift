@@ -11,7 +11,8 @@ final class YAMLReader {
     func parse(_ text: String) -> Node? {
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                report(SourceLocation(file: file, line: 1, column: 1), "the file is empty (expected a YAML mapping with apiVersion, kind, metadata and spec)")
+                report(SourceLocation(file: file, line: 1, column: 1), "the file is empty (expected a YAML mapping with apiVersion, "
+                    + "kind, metadata and spec)")
                 return nil
             }
             return node
@@ -46,7 +47,8 @@ final class YAMLReader {
                 continue
             }
             for line in lineNumbers.dropFirst() {
-                report(SourceLocation(file: file, line: line, column: mark.column), "duplicate key '\(key)' (first at \(first):\(mark.column))")
+                report(SourceLocation(file: file, line: line, column: mark.column), "duplicate key '\(key)' (first at "
+                    + "\(first):\(mark.column))")
             }
         }
     }
@@ -111,7 +113,8 @@ final class YAMLReader {
             let key = keyScalar.string
             if let allowed, !allowed.contains(key) {
                 let scope = path.isEmpty ? "the document" : path
-                report(keyNode, "unknown key '\(key)' in \(scope)\(Spelling.didYouMean(key, among: allowed)) (expected one of: \(allowed.joined(separator: ", ")))")
+                report(keyNode, "unknown key '\(key)' in \(scope)\(Spelling.didYouMean(key, among: allowed)) (expected one of: "
+                    + "\(allowed.joined(separator: ", ")))")
                 continue
             }
             entries.append((key, keyNode, value))
@@ -178,7 +181,8 @@ final class YAMLReader {
         guard let text = string(node, path) else { return nil }
         if let value = E(rawValue: text) { return value }
         let names = E.allCases.map(\.rawValue)
-        report(node, "unknown \(what) '\(text)'\(Spelling.didYouMean(text, among: names)) (expected one of: \(names.joined(separator: ", ")))")
+        report(node, "unknown \(what) '\(text)'\(Spelling.didYouMean(text, among: names)) (expected one of: "
+            + "\(names.joined(separator: ", ")))")
         return nil
     }
 

@@ -61,7 +61,8 @@ public struct Builder: Sendable {
             let file = "\(Project.manifestsFolder)/\(model).yaml"
             guard let manifest = project.models[model] else {
                 let known = project.models.keys.sorted()
-                throw BuildError("no model '\(model)' at \(source.revision) (expected \(file); models: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+                throw BuildError("no model '\(model)' at \(source.revision) (expected \(file); models: "
+                    + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
             }
             var data: [String: Data] = [:], hashes: [String: String] = [:]
             for path in [manifest.data.train, manifest.data.test] where data[path] == nil {

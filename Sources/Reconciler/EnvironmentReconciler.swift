@@ -112,7 +112,8 @@ public final class EnvironmentReconciler {
             let digests = try workspace.builder.inputs(models: manifest.models.map(\.model), ref: commit.hex).map(\.digest)
             for (deployment, digest) in zip(manifest.models, digests) {
                 guard deployment.version.map({ !digest.hasPrefix($0) }) ?? true, try !declined(model: deployment.model, digest: digest, commit: commit) else { continue }
-                actions.append(PlannedAction(kind: .promote, model: deployment.model, version: digest, detail: "build of \(commit.short) replaces the pin in \(manifest.file)"))
+                actions.append(PlannedAction(kind: .promote, model: deployment.model, version: digest, detail: "build of "
+                    + "\(commit.short) replaces the pin in \(manifest.file)"))
                 if let index = desired.models.firstIndex(where: { $0.model == deployment.model }) {
                     desired.models[index].version = digest
                     desired.models[index].source = commit.hex
@@ -163,7 +164,8 @@ public final class EnvironmentReconciler {
             guard !pins.isEmpty else { continue }
             let model = deployment.model
             for pin in pins where workspace.digest(pin.version) == nil {
-                actions.append(PlannedAction(kind: .build, model: model, version: pin.version, detail: "from \(pin.source.map { String($0.prefix(12)) } ?? "?")"))
+                actions.append(PlannedAction(kind: .build, model: model, version: pin.version, detail: "from "
+                    + "\(pin.source.map { String($0.prefix(12)) } ?? "?")"))
             }
             let current = actual.routes[model]
             let routed = current.map(Self.versions) ?? []
@@ -175,12 +177,14 @@ public final class EnvironmentReconciler {
             for pin in pins {
                 let full = workspace.digest(pin.version) ?? pin.version
                 if !routed.contains(full) {
-                    actions.append(PlannedAction(kind: .verify, model: model, version: full, detail: "gates: \(manifest.gates(for: model).map(\.description).joined(separator: ", "))"))
+                    actions.append(PlannedAction(kind: .verify, model: model, version: full, detail: "gates: "
+                        + "\(manifest.gates(for: model).map(\.description).joined(separator: ", "))"))
                 }
             }
             let target = workspace.digest(deployment.version!) ?? deployment.version!
             var detail = current.map { "from \(VersionDigest.short($0.defaultVersion))" } ?? "first version"
-            if let traffic = deployment.traffic { detail += ", split " + traffic.map { "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: " / ") }
+            if let traffic = deployment.traffic { detail += ", split " + traffic.map { "\(VersionDigest.short($0.version)) "
+                + "\($0.weight)%" }.joined(separator: " / ") }
             if let shadow = deployment.shadow { detail += ", shadow \(VersionDigest.short(shadow.version))" }
             actions.append(PlannedAction(kind: .switch, model: model, version: target, detail: detail))
             let keep = Set(pins.map { workspace.digest($0.version) ?? $0.version })
@@ -190,7 +194,8 @@ public final class EnvironmentReconciler {
         }
         let pinned = Set(manifest.models.filter { $0.version != nil }.map(\.model))
         for model in actual.routes.keys.sorted() where !pinned.contains(model) {
-            actions.append(PlannedAction(kind: .remove, model: model, version: actual.routes[model]?.defaultVersion, detail: "no longer pinned in \(manifest.file)"))
+            actions.append(PlannedAction(kind: .remove, model: model, version: actual.routes[model]?.defaultVersion, detail: "no longer "
+                + "pinned in \(manifest.file)"))
         }
         return actions
     }
@@ -230,7 +235,8 @@ public final class EnvironmentReconciler {
                 commit = try repository.resolve(workspace.settings.branch)
                 manifest = try workspace.validatedEnvironment(environment, at: commit)
                 client = try workspace.serverClient(for: manifest)
-                applied += promotions.map { PlannedAction(kind: .promote, model: $0.model, version: $0.version, detail: "commit \($0.commit.prefix(12))") }
+                applied += promotions.map { PlannedAction(kind: .promote, model: $0.model, version: $0.version, detail: "commit "
+                    + "\($0.commit.prefix(12))") }
             }
         }
 
@@ -321,7 +327,8 @@ public final class EnvironmentReconciler {
         }
         // Build what is missing; each digest must equal its pin.
         for pin in pins where workspace.digest(pin.version) == nil {
-            guard let source = pin.source else { return try fail("version \(pin.version) is not built and has no source commit to build it from") }
+            guard let source = pin.source else { return try fail("version \(pin.version) is not built and has no source commit to build "
+                + "it from") }
             progress("building \(model) at \(source.prefix(12))")
             let built: BuildResult
             do {
@@ -330,7 +337,8 @@ public final class EnvironmentReconciler {
                 return try fail("building \(model) at \(source.prefix(12)) failed: \(error)")
             }
             guard built.digest.hasPrefix(pin.version) else {
-                let inputs = built.info.data.sorted { $0.key < $1.key }.map { "\($0.key) sha256 \($0.value.prefix(12))" }.joined(separator: ", ")
+                let inputs = built.info.data.sorted { $0.key < $1.key }.map { "\($0.key) sha256 "
+                    + "\($0.value.prefix(12))" }.joined(separator: ", ")
                 return try fail("building \(model) at \(source.prefix(12)) gives \(VersionDigest.short(built.digest)), not the pinned \(pin.version): the manifest's spec, the data (\(inputs)) or the ML core's format version \(ModelFile.currentFormatVersion) differ from those the pin was built with")
             }
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
@@ -375,7 +383,8 @@ public final class EnvironmentReconciler {
         Failpoint.hit("after-switch")
         // Unloading is clean-up: the switch has happened, and a version left loaded is unloaded by the next reconcile.
         for version in ((try? client.state().versions[model]) ?? []).subtracting(Self.versions(of: desired)).sorted() {
-            do { try client.unload(model: model, version: version) } catch { progress("could not unload \(VersionDigest.short(version)) of \(model): \(error)") }
+            do { try client.unload(model: model, version: version) } catch { progress("could not unload \(VersionDigest.short(version)) "
+                + "of \(model): \(error)") }
         }
         record.outcome = .succeeded
         record.finishedAt = Timestamp.now()
@@ -404,7 +413,8 @@ public final class EnvironmentReconciler {
             progress("building \(deployment.model) at \(branch) (\(start.short))")
             let built = try workspace.builder.build(inputs, ref: start.hex)
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
-            let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map { "\($0.key) \(GateResult.format($0.value))" }.joined(separator: ", ")
+            let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map { "\($0.key) "
+                + "\(GateResult.format($0.value))" }.joined(separator: ", ")
             var trailers = [
                 Trailer(key: "Stagecraft-Model", value: deployment.model), Trailer(key: "Stagecraft-Version", value: built.digest),
                 Trailer(key: "Stagecraft-Source", value: start.hex), Trailer(key: "Stagecraft-From", value: branch),
@@ -415,7 +425,8 @@ public final class EnvironmentReconciler {
                let trigger = try repository.commit(change).trailer("Stagecraft-Trigger") {
                 trailers.append(Trailer(key: "Stagecraft-Trigger", value: trigger))
             }
-            let message = Trailers.append(trailers, to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from \(branch) to \(environment)")
+            let message = Trailers.append(trailers, to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from "
+                + "\(branch) to \(environment)")
             let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")
             // Each promotion is a commit on the branch's head (the previous promotion, or whatever someone pushed meanwhile:
             // then the file is read again there); the manifests and data stay those of `start`.

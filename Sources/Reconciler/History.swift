@@ -128,7 +128,8 @@ public struct History {
     /// The entries of `environments`, newest first.
     public func entries(environments: [String], model: String?, since: Date?, ref: String) throws -> [HistoryEntry] {
         let tip = try workspace.repository.resolve(ref)
-        let records = Dictionary(grouping: try state.records(environment: nil, model: model)) { "\($0.environment) \($0.environmentCommit)" }
+        let records = Dictionary(grouping: try state.records(environment: nil, model: model)) { "\($0.environment) "
+            + "\($0.environmentCommit)" }
         var entries: [(entry: HistoryEntry, order: Int)] = []
         for environment in environments {
             for commit in try commits(of: Workspace.environmentFile(environment), from: tip) {

@@ -54,7 +54,8 @@ public final class ServerClient {
         let stop = "stagecraft stop --env \(environment)" + (theirs.map { " --repo \($0)" } ?? "")
         return ReconcileError(
             .server,
-            "port \(port) on \(host) is served by another Stagecraft server (repository \(theirs ?? "unknown"), environment '\(environment)'); "
+            "port \(port) on \(host) is served by another Stagecraft server (repository \(theirs ?? "unknown"), environment "
+                + "'\(environment)'); "
                 + "stop it (\(stop)) or give this environment another port")
     }
 

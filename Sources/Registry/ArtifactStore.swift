@@ -106,7 +106,8 @@ public struct ArtifactStore: Sendable {
                 return  // stored concurrently
             }
         } catch {
-            throw RegistryError("cannot store version \(VersionDigest.short(digest)) under \(root.path)", cause: RegistryError.Underlying(error))
+            throw RegistryError("cannot store version \(VersionDigest.short(digest)) under "
+                + "\(root.path)", cause: RegistryError.Underlying(error))
         }
     }
 

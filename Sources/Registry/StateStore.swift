@@ -224,7 +224,8 @@ public final class SQLiteStateStore: StateStore {
 
     public func setSyncedCommit(_ commit: String?, environment: String) throws(StateStoreError) {
         try write("the synced commit") { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO environment_sync (environment, synced_commit) VALUES (?, ?)", arguments: [environment, commit])
+            try db.execute(sql: "INSERT OR REPLACE INTO environment_sync (environment, synced_commit) VALUES (?, "
+                + "?)", arguments: [environment, commit])
         }
     }
 

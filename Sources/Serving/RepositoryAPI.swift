@@ -15,7 +15,8 @@ struct RepositoryAPI: Sendable {
         guard let token else { return InferenceServer.error(.notFound, "the model repository API is off on this server") }
         let given = request.headers[.authorization] ?? ""
         guard given == "Bearer \(token)" else {
-            return InferenceServer.error(.unauthorized, "the model repository API needs 'Authorization: Bearer <token>' with the token in .stagecraft/admin-token")
+            return InferenceServer.error(.unauthorized, "the model repository API needs 'Authorization: Bearer <token>' with the token "
+                + "in .stagecraft/admin-token")
         }
         return nil
     }
@@ -43,7 +44,8 @@ struct RepositoryAPI: Sendable {
     func route(_ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
         if let refusal = authorized(request) { return refusal }
         guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
-        let usage = "the body must be {\"parameters\": {\"default\": \"<digest>\", \"traffic\": [{\"version\": \"<digest>\", \"weight\": 90}], \"shadow\": \"<digest>\"}} (traffic and shadow optional)"
+        let usage = "the body must be {\"parameters\": {\"default\": \"<digest>\", \"traffic\": [{\"version\": \"<digest>\", "
+            + "\"weight\": 90}], \"shadow\": \"<digest>\"}} (traffic and shadow optional)"
         let parameters: JSON?
         do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch { return InferenceServer.error(.badRequest, error.message) }
         guard case .string(let defaultVersion)? = parameters?["default"] else { return InferenceServer.error(.badRequest, usage) }
@@ -79,7 +81,8 @@ struct RepositoryAPI: Sendable {
         let parameters: JSON?
         do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch { return InferenceServer.error(.badRequest, error.message) }
         guard case .string(let version)? = parameters?["version"] else {
-            return InferenceServer.error(.badRequest, "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally \"default\": false)")
+            return InferenceServer.error(.badRequest, "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally "
+                + "\"default\": false)")
         }
         var makeDefault = true
         if let flag = parameters?["default"] {
@@ -114,7 +117,8 @@ struct RepositoryAPI: Sendable {
 
     private func parameters(_ request: Request, bodyLimit: Int) async throws(InferenceError) -> JSON? {
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: bodyLimit) } catch { throw InferenceError(.badRequest, "the body could not be read") }
+        do { body = try await request.body.collect(upTo: bodyLimit) } catch { throw InferenceError(.badRequest, "the body could not be "
+            + "read") }
         guard body.readableBytes > 0 else { return nil }
         guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else {
             throw InferenceError(.badRequest, "the body is not a JSON object")

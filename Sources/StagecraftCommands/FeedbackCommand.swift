@@ -48,14 +48,16 @@ struct FeedbackCommand: AsyncParsableCommand {
         do {
             connection = try HTTPConnection(host: environment.host, port: environment.port)
         } catch {
-            throw CommandFailure(.failure, "no server for '\(env)' at \(environment.host):\(environment.port): \(error); start it with: stagecraft reconcile --env \(env)")
+            throw CommandFailure(.failure, "no server for '\(env)' at \(environment.host):\(environment.port): \(error); start it with: "
+                + "stagecraft reconcile --env \(env)")
         }
         var accepted = 0, unmatched: [String] = [], last: [String: Any] = [:]
         for start in stride(from: 0, to: data.rowCount, by: 1_000) {
             let items = (start..<min(start + 1_000, data.rowCount)).map { ["id": ids.text(at: $0), "label": labels.text(at: $0)] }
             let response = try connection.send("POST", "/v2/models/\(model)/feedback", body: try JSONSerialization.data(withJSONObject: ["feedback": items]))
             guard response.status == 200 else {
-                throw CommandFailure(.failure, "the server refused the labels: \(response.status) \((response.json["error"] as? String) ?? response.text)")
+                throw CommandFailure(.failure, "the server refused the labels: \(response.status) "
+                    + "\((response.json["error"] as? String) ?? response.text)")
             }
             accepted += response.json["accepted"] as? Int ?? 0
             unmatched += response.json["unmatched"] as? [String] ?? []
@@ -69,7 +71,8 @@ struct FeedbackCommand: AsyncParsableCommand {
         console.print("\(count(accepted, "row")) labelled; \(unmatched.count) ids matched no prediction")
         for (version, value) in last.sorted(by: { $0.key < $1.key }) {
             guard let metrics = value as? [String: Double] else { continue }
-            let shown = metrics.filter { $0.key != "unknownLabels" }.sorted { $0.key < $1.key }.map { "\($0.key) \(GateResult.format($0.value))" }
+            let shown = metrics.filter { $0.key != "unknownLabels" }.sorted { $0.key < $1.key }.map { "\($0.key) "
+                + "\(GateResult.format($0.value))" }
             console.print("  \(version.prefix(12)): " + shown.joined(separator: "  "))
         }
     }

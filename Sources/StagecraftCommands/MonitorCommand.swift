@@ -52,7 +52,8 @@ struct MonitorCommand: AsyncParsableCommand {
     @OptionGroup var format: OutputOptions
 
     func validate() throws {
-        if let interval, DurationText.seconds(interval) == nil { throw ValidationError("--interval: '\(interval)' is not a duration such as 30s, 5m or 7d") }
+        if let interval, DurationText.seconds(interval) == nil { throw ValidationError("--interval: '\(interval)' is not a duration "
+            + "such as 30s, 5m or 7d") }
     }
 
     func run() async throws {
@@ -104,27 +105,32 @@ struct MonitorCommand: AsyncParsableCommand {
         if reports.isEmpty { console.print("'\(env)' serves no model yet") }
         for report in reports {
             let mark = report.triggers.isEmpty ? console.styled("✓", .green) : console.styled("✗", .red)
-            console.print("\(mark) \(report.model) \(VersionDigest.short(report.version)) in \(env): \(report.rows) captured rows, \(report.labels) labelled, \(report.newRows) new labelled rows")
+            console.print("\(mark) \(report.model) \(VersionDigest.short(report.version)) in \(env): \(report.rows) captured rows, "
+                + "\(report.labels) labelled, \(report.newRows) new labelled rows")
             for drift in report.drift + [report.predictionDrift].compactMap({ $0 }) {
                 var text = "    \(drift.name.padding(toLength: 20, withPad: " ", startingAt: 0)) psi \(GateResult.format(drift.psi))"
                 if let ks = drift.ks, let p = drift.ksPValue { text += "  ks \(GateResult.format(ks)) (p \(GateResult.format(p)))" }
-                if let chi = drift.chiSquared, let p = drift.chiSquaredPValue { text += "  chi² \(GateResult.format(chi)) (p \(GateResult.format(p)))" }
+                if let chi = drift.chiSquared, let p = drift.chiSquaredPValue { text += "  chi² \(GateResult.format(chi)) (p "
+                    + "\(GateResult.format(p)))" }
                 if let levels = drift.newLevels, !levels.isEmpty { text += "  new levels: \(levels.joined(separator: ", "))" }
                 console.print(text)
             }
             let live = report.live.filter { ["accuracy", "auc", "f1", "rmse", "mae", "r2"].contains($0.key) }.sorted { $0.key < $1.key }
-            if !live.isEmpty { console.print("    live: " + live.map { "\($0.key) \(GateResult.format($0.value))" }.joined(separator: "  ")) }
+            if !live.isEmpty { console.print("    live: " + live.map { "\($0.key) "
+                + "\(GateResult.format($0.value))" }.joined(separator: "  ")) }
             for trigger in report.triggers { console.print("    " + console.styled("alarm: ", .red) + trigger.description) }
         }
         for result in retrains {
-            console.print("retrain \(result.model): \(result.addedRows) labelled rows → \(result.data), commit \(result.commit.prefix(12)) on \(result.branch)")
+            console.print("retrain \(result.model): \(result.addedRows) labelled rows → \(result.data), commit "
+                + "\(result.commit.prefix(12)) on \(result.branch)")
         }
     }
 
     /// `.stagecraft/monitor/<env>.prom`, for a Prometheus node exporter's textfile collector.
     private func writeMetrics(_ reports: [ModelMonitorReport], root: URL) throws {
         var text = "# HELP stagecraft_monitor_alarm 1 when a monitor threshold is crossed.\n# TYPE stagecraft_monitor_alarm gauge\n"
-        var drift = "# HELP stagecraft_monitor_psi Population stability index of a feature in the monitored window.\n# TYPE stagecraft_monitor_psi gauge\n"
+        var drift = "# HELP stagecraft_monitor_psi Population stability index of a feature in the monitored window.\n# TYPE "
+            + "stagecraft_monitor_psi gauge\n"
         for report in reports {
             let labels = "environment=\"\(env)\",model=\"\(report.model)\",version=\"\(report.version.prefix(12))\""
             text += "stagecraft_monitor_alarm{\(labels)} \(report.triggers.isEmpty ? 0 : 1)\n"
@@ -137,13 +143,15 @@ struct MonitorCommand: AsyncParsableCommand {
 
     /// POSTs the alarms as JSON to an http:// webhook.
     private func post(_ reports: [ModelMonitorReport], to webhook: String) throws {
-        guard let url = URL(string: webhook), let host = url.host else { throw CommandFailure(.failure, "webhook '\(webhook)' is not a URL") }
+        guard let url = URL(string: webhook), let host = url.host else { throw CommandFailure(.failure, "webhook '\(webhook)' is not a "
+            + "URL") }
         let body: [String: Any] = ["environment": env, "alarms": reports.map { report in
             ["model": report.model, "version": report.version, "triggers": report.triggers.map(\.description)] as [String: Any]
         }]
         let connection = try HTTPConnection(host: host, port: url.port ?? 80, timeout: 10)
         let response = try connection.send("POST", url.path.isEmpty ? "/" : url.path, body: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
-        guard (200..<300).contains(response.status) else { throw CommandFailure(.failure, "webhook \(webhook) answered \(response.status)") }
+        guard (200..<300).contains(response.status) else { throw CommandFailure(.failure, "webhook \(webhook) answered "
+            + "\(response.status)") }
     }
 }
 
@@ -160,22 +168,26 @@ enum MonitorPage {
             let items = report.drift + [report.predictionDrift].compactMap { $0 }
             let limit = spec.psi?.value ?? 0.2
             let scale = max(limit * 1.5, items.map(\.psi).max() ?? 0, 0.01)
-            var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(items.count * 26 + 30)\" role=\"img\" aria-label=\"PSI per feature\">"
+            var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(items.count * 26 + 30)\" role=\"img\" "
+                + "aria-label=\"PSI per feature\">"
             for (index, item) in items.enumerated() {
                 let y = index * 26 + 10, width = Int(420 * item.psi / scale)
                 let colour = (spec.psi.map { !$0.holds(item.psi) } ?? (item.psi > limit)) ? "#d7263d" : "#2e86ab"
                 svg += "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(escape(item.name))</text>"
-                svg += "<rect x=\"150\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>psi \(GateResult.format(item.psi))</title></rect>"
+                svg += "<rect x=\"150\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>psi "
+                    + "\(GateResult.format(item.psi))</title></rect>"
                 svg += "<text x=\"\(156 + width)\" y=\"\(y + 14)\" font-size=\"12\">\(GateResult.format(item.psi))</text>"
             }
             let x = 150 + Int(420 * limit / scale)
             svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"0\" y2=\"\(items.count * 26 + 14)\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>"
             svg += "<text x=\"\(x + 4)\" y=\"\(items.count * 26 + 26)\" font-size=\"11\">psi limit \(GateResult.format(limit))</text></svg>"
             let live = report.live.filter { ["accuracy", "auc", "f1", "precision", "recall", "r2"].contains($0.key) }.sorted { $0.key < $1.key }
-            var chart = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(live.count * 26 + 10)\" role=\"img\" aria-label=\"live metrics\">"
+            var chart = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(live.count * 26 + 10)\" role=\"img\" "
+                + "aria-label=\"live metrics\">"
             for (index, metric) in live.enumerated() {
                 let y = index * 26 + 4, width = Int(420 * min(max(metric.value, 0), 1))
-                chart += "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(metric.key)</text><rect x=\"150\" y=\"\(y)\" width=\"\(width)\" height=\"18\" fill=\"#3a7d44\"/>"
+                chart += "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(metric.key)</text><rect x=\"150\" y=\"\(y)\" "
+                    + "width=\"\(width)\" height=\"18\" fill=\"#3a7d44\"/>"
                 chart += "<text x=\"\(156 + width)\" y=\"\(y + 14)\" font-size=\"12\">\(GateResult.format(metric.value))</text>"
             }
             chart += "</svg>"
@@ -184,13 +196,15 @@ enum MonitorPage {
             body += """
                 <section><h2>\(escape(report.model)) <code>\(report.version.prefix(12))</code></h2>
                 <p>\(report.rows) captured rows in the window; \(report.labels) with true labels; \(report.newRows) labelled rows since the build.</p>
-                \(alarms)<h3>Drift (PSI per feature)</h3>\(svg)<h3>Live metrics (\(report.labels) labels)</h3>\(live.isEmpty ? "<p>No labels yet.</p>" : chart)</section>
+                \(alarms)<h3>Drift (PSI per feature)</h3>\(svg)<h3>Live metrics (\(report.labels) labels)</h3>\(live.isEmpty ? "<p>No "
+                    + "labels yet.</p>" : chart)</section>
                 """
         }
         return """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Stagecraft monitor — \(escape(environment))</title>
             <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:760px}code{font-size:.9em}.alarm{color:#d7263d}.ok{color:#3a7d44}section{border-top:1px solid #ddd;margin-top:1.5rem}</style>
-            </head><body><h1>Monitor: \(escape(environment))</h1><p>\(Timestamp.string(Date()))</p>\(body.isEmpty ? "<p>Nothing served.</p>" : body)</body></html>
+            </head><body><h1>Monitor: \(escape(environment))</h1><p>\(Timestamp.string(Date()))</p>\(body.isEmpty ? "<p>Nothing "
+                + "served.</p>" : body)</body></html>
 
             """
     }

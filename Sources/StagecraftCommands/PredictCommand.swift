@@ -42,7 +42,8 @@ struct PredictCommand: AsyncParsableCommand {
         let types = file.columnTypes
         let out: FileHandle
         if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CommandFailure(.failure, "cannot write \(output)") }
+            guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CommandFailure(.failure, "cannot write "
+                + "\(output)") }
             out = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         } else {
             out = FileHandle.standardOutput
@@ -96,7 +97,8 @@ enum ScoredCSV {
         }
         let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project.settings)
         guard let digest = store.resolve(version) else {
-            throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
+            throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build "
+                + "it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
         }
         return (try store.model(digest), digest)
     }

@@ -114,7 +114,8 @@ struct ReconcileCommand: AsyncParsableCommand {
     var junit: String?
 
     func validate() throws {
-        guard DurationText.seconds(interval) != nil else { throw ValidationError("--interval: '\(interval)' is not a duration such as 500ms, 30s or 5m") }
+        guard DurationText.seconds(interval) != nil else { throw ValidationError("--interval: '\(interval)' is not a duration such as "
+            + "500ms, 30s or 5m") }
     }
 
     func run() async throws {
@@ -157,7 +158,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             return report
         }
         for promotion in report.promotions {
-            console.print("promoted \(promotion.model) \(VersionDigest.short(promotion.version)) to \(promotion.environment) (commit \(promotion.commit.prefix(12)))")
+            console.print("promoted \(promotion.model) \(VersionDigest.short(promotion.version)) to \(promotion.environment) (commit "
+                + "\(promotion.commit.prefix(12)))")
         }
         for record in report.records {
             let mark = record.outcome == .succeeded ? console.styled("✓", .green) : record.outcome == .failed ? console.styled("✗", .red) : console.styled("•", .yellow)
@@ -171,7 +173,8 @@ struct ReconcileCommand: AsyncParsableCommand {
         if report.wasInSync {
             console.print(console.styled("✓", .green) + " \(report.environment) is in sync at \(report.commit.prefix(12))")
         } else if !report.failed {
-            console.print(console.styled("✓", .green) + " \(report.environment) reconciled at \(report.commit.prefix(12)) (\(count(report.actions.count, "action")))")
+            console.print(console.styled("✓", .green) + " \(report.environment) reconciled at \(report.commit.prefix(12)) "
+                + "(\(count(report.actions.count, "action")))")
         }
         return report
     }
@@ -193,7 +196,8 @@ enum JUnitReport {
             }
             for gate in record.gates {
                 let value = gate.valueText
-                var line = "    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): \(escape(gate.gate))\">"
+                var line = "    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): "
+                    + "\(escape(gate.gate))\">"
                 line += "<system-out>measured \(escape(value)) (\(gate.stage))</system-out>"
                 if !gate.passed {
                     failures += 1

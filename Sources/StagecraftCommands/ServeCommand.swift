@@ -57,7 +57,8 @@ struct ServeCommand: AsyncParsableCommand {
         let (project, diagnostics) = try Project.check(source)
         guard let environment = project.environments[env] else {
             let known = project.environmentOrder
-            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision) (environments: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision) (environments: "
+                + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
         }
         let relevant = diagnostics.filter { $0.location.file == environment.file }
         guard relevant.isEmpty else { throw InvalidProject(relevant) }
@@ -142,7 +143,8 @@ struct ServeCommand: AsyncParsableCommand {
         let files = RunFiles(root: root, environment: env)
         let pid = try ServerLauncher.start(CommandLine.arguments.dropFirst().filter { $0 != "--detach" }, files: files,
                                            host: server.host, port: server.port)
-        console.print(console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: \(files.logFile.path)")
+        console.print(console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: "
+            + "\(files.logFile.path)")
     }
 }
 

@@ -42,7 +42,8 @@ struct ValidateCommand: AsyncParsableCommand {
                 environments: project.environmentOrder, problems: diagnostics)))
         } else if diagnostics.isEmpty {
             let chain = project.environmentOrder.joined(separator: ", ")
-            console.print(console.styled("✓", .green) + " valid at \(source.revision): \(count(models.count, "model")) (\(models.joined(separator: ", "))), \(count(project.environments.count, "environment")) (\(chain))")
+            console.print(console.styled("✓", .green) + " valid at \(source.revision): \(count(models.count, "model")) "
+                + "(\(models.joined(separator: ", "))), \(count(project.environments.count, "environment")) (\(chain))")
         } else {
             for diagnostic in diagnostics { console.print(diagnostic.description) }
             console.print(console.styled("✗", .red) + " \(count(diagnostics.count, "problem")) at \(source.revision)")
