@@ -86,8 +86,8 @@ struct InferenceEndpoint: Sendable {
     /// Counts one answered request under its model (when loaded), answering version, status and protocol.
     func count(model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol,
                started: ContinuousClock.Instant) {
-        metrics.record(model: repository.contains(model: name) ? name : nil, version: answered?.version, status: status,
-                       protocol: `protocol`, seconds: seconds(since: started))
+        metrics.record(requested: name, in: repository, version: answered?.version, status: status, protocol: `protocol`,
+                       seconds: seconds(since: started))
     }
 
     /// The reply to an HTTP infer request for `model` (and `version`, when the path names one).

@@ -71,8 +71,8 @@ enum MLflowScoring {
         } catch {
             response = InferenceServer.response(for: error)
         }
-        metrics.record(model: repository.contains(model: model) ? model : nil, version: version.isEmpty ? nil : version,
-                       status: Int(response.status.code), seconds: seconds(since: started))
+        metrics.record(requested: model, in: repository, version: version.isEmpty ? nil : version, status: Int(response.status.code),
+                       seconds: seconds(since: started))
         return response
     }
 

@@ -36,6 +36,13 @@ public final class ServerMetrics: Sendable {
 
     public init() {}
 
+    /// Counts one answered request for the model a request named: the name becomes a label only when `repository` has
+    /// that model loaded (the one place that rule is applied, whatever the protocol).
+    func record(requested model: String, in repository: ModelRepository, version: String?, status: Int,
+                protocol wire: WireProtocol = .http, seconds: Double) {
+        record(model: repository.contains(model: model) ? model : nil, version: version, status: status, protocol: wire, seconds: seconds)
+    }
+
     /// Counts one answered request.
     /// - Parameters:
     ///   - model: the model's name when it is loaded, nil otherwise.
