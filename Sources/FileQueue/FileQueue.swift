@@ -1,6 +1,7 @@
 public import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A work queue of files in one folder, shared by any number of worker processes, that loses nothing:
@@ -78,7 +79,8 @@ public struct FileQueue: Sendable {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? [] where !name.hasPrefix(".") {
             let path = processing.appendingPathComponent(name).path
             guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
-                  now.timeIntervalSince(modified) > lease else { continue }
+                now.timeIntervalSince(modified) > lease
+            else { continue }
             _ = rename(path, inbox.appendingPathComponent(name).path)
         }
     }
@@ -132,7 +134,8 @@ public struct FileQueue: Sendable {
 
     /// Writes `data` whole: a temporary file in the same folder, then a rename over `url`.
     func write(_ data: Data, to url: URL) throws {
-        let staging = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+        let staging = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         try data.write(to: staging)
         guard rename(staging.path, url.path) == 0 else {
             try? FileManager.default.removeItem(at: staging)

@@ -1,5 +1,5 @@
-import Foundation
 internal import CLibGit2
+import Foundation
 
 extension Repository {
     /// Commits `changes` onto `branch` without a checkout, and returns the new commit.
@@ -32,8 +32,9 @@ extension Repository {
         let checkedOut = isBare ? false : try currentBranch() == branch
         let refName = "refs/heads/\(branch)"
         return try withWriteLock(creating: [refName + ".lock"] + (checkedOut ? ["index.lock"] : [])) { () throws(GitError) -> ObjectID in
-            try commitLocked(changes, paths: paths, onBranch: branch, message: message, author: author, committer: committer,
-                             parent: expectedParent, checkedOut: checkedOut)
+            try commitLocked(
+                changes, paths: paths, onBranch: branch, message: message, author: author, committer: committer,
+                parent: expectedParent, checkedOut: checkedOut)
         }
     }
 
@@ -106,7 +107,8 @@ extension Repository {
                 try (committer ?? author).withGitSignature { (committerSignature) throws(GitError) in
                     var parents: [OpaquePointer?] = hasParent ? [parent] : []
                     try LibGit2.check("git_commit_create", "cannot commit onto '\(branch)' in \(displayName) (did it move?)", ref: branch) {
-                        git_commit_create(&commitID, repo, refName, authorSignature, committerSignature, nil, text, tree, parents.count, &parents)
+                        git_commit_create(
+                            &commitID, repo, refName, authorSignature, committerSignature, nil, text, tree, parents.count, &parents)
                     }
                 }
             }
@@ -164,8 +166,9 @@ extension Repository {
                     if files.fileExists(atPath: url.path) { try files.removeItem(at: url) }
                 }
             } catch {
-                throw GitError(.other, "committed, but cannot update '\(url.path)' in the working tree", path: path, ref: branch,
-                               cause: GitError.Underlying(error))
+                throw GitError(
+                    .other, "committed, but cannot update '\(url.path)' in the working tree", path: path, ref: branch,
+                    cause: GitError.Underlying(error))
             }
         }
         try withHandle { (repo) throws(GitError) in
@@ -177,8 +180,11 @@ extension Repository {
                 case .write:
                     try LibGit2.check("git_index_add_bypath", "cannot stage '\(path)'", path: path) { git_index_add_bypath(index, path) }
                 case .delete:
-                    try LibGit2.check("git_index_remove_bypath", "cannot unstage "
-                        + "'\(path)'", path: path) { git_index_remove_bypath(index, path) }
+                    try LibGit2.check(
+                        "git_index_remove_bypath",
+                        "cannot unstage "
+                            + "'\(path)'", path: path
+                    ) { git_index_remove_bypath(index, path) }
                 }
             }
             try LibGit2.check("git_index_write", "cannot write the index of \(displayName)") { git_index_write(index) }

@@ -1,5 +1,5 @@
-import Foundation
 internal import CLibGit2
+import Foundation
 
 extension Repository {
     /// The commits reachable from `start` that changed `path` (a file or a folder; empty for the whole tree),
@@ -12,7 +12,9 @@ extension Repository {
 
     /// The same walk, not going past `stop` (a commit already seen, such as a cached tip): the commits that
     /// changed `path` after it, and whether the walk met it (false: `stop` is not an ancestor of `start`).
-    public func history(of path: String, from start: ObjectID, until stop: ObjectID?, limit: Int? = nil) throws(GitError) -> (commits: [ObjectID], reachedStop: Bool) {
+    public func history(of path: String, from start: ObjectID, until stop: ObjectID?, limit: Int? = nil) throws(GitError) -> (
+        commits: [ObjectID], reachedStop: Bool
+    ) {
         let path = try normalizedPath(path)
         return try withHandle { (repo) throws(GitError) -> ([ObjectID], Bool) in
             var walk = HistoryWalk(repo: repo, path: path, repositoryName: displayName)
@@ -84,7 +86,10 @@ private struct HistoryWalk {
     }
 
     private mutating func enqueue(_ id: ObjectID) throws(GitError) {
-        if id == stop { reachedStop = true; return }
+        if id == stop {
+            reachedStop = true
+            return
+        }
         guard queued.insert(id).inserted else { return }
         queue.push(id, time: try load(id).time)
     }
@@ -132,7 +137,8 @@ private struct DateQueue {
         let top = heap.removeLast()
         var parent = 0
         while true {
-            let left = 2 * parent + 1, right = left + 1
+            let left = 2 * parent + 1
+            let right = left + 1
             var best = parent
             if left < heap.count && before(left, best) { best = left }
             if right < heap.count && before(right, best) { best = right }

@@ -1,5 +1,5 @@
-import Foundation
 internal import CLibGit2
+import Foundation
 
 /// How to authenticate to an ssh remote.
 public struct SSHCredentials: Sendable, Hashable {
@@ -14,8 +14,10 @@ public struct SSHCredentials: Sendable, Hashable {
     /// host key is refused.
     public var hostKeyFingerprint: String?
 
-    public init(username: String = "git", privateKeyPath: String, publicKeyPath: String? = nil,
-                passphrase: String? = nil, hostKeyFingerprint: String? = nil) {
+    public init(
+        username: String = "git", privateKeyPath: String, publicKeyPath: String? = nil,
+        passphrase: String? = nil, hostKeyFingerprint: String? = nil
+    ) {
         self.username = username
         self.privateKeyPath = privateKeyPath
         self.publicKeyPath = publicKeyPath
@@ -57,7 +59,8 @@ private final class RemoteSession {
         callbacks.certificate_check = { cert, valid, host, payload in
             let session = Unmanaged<RemoteSession>.fromOpaque(payload!).takeUnretainedValue()
             guard let expected = session.credentials?.hostKeyFingerprint, let cert,
-                  cert.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2 else {
+                cert.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2
+            else {
                 return valid != 0 ? 0 : GIT_PASSTHROUGH.rawValue
             }
             let hostkey = UnsafeRawPointer(cert).assumingMemoryBound(to: git_cert_hostkey.self).pointee
@@ -70,7 +73,8 @@ private final class RemoteSession {
             while fingerprint.hasSuffix("=") { fingerprint.removeLast() }
             let wanted = expected.hasSuffix("=") ? String(expected.reversed().drop(while: { $0 == "=" }).reversed()) : expected
             guard fingerprint == wanted else {
-                session.failure = "the host key of \(host.map { String(cString: $0) } ?? "the remote") is \(fingerprint), expected "
+                session.failure =
+                    "the host key of \(host.map { String(cString: $0) } ?? "the remote") is \(fingerprint), expected "
                     + "\(expected)"
                 return GIT_ECERTIFICATE.rawValue
             }
@@ -114,7 +118,8 @@ extension Repository {
     }
 
     /// Fetches `refspecs` from `url` (a path, `file://`, `git://`, or ssh with `credentials`).
-    public func fetch(from url: String, refspecs: [String] = Repository.mirrorRefspecs, credentials: SSHCredentials? = nil) throws(GitError) {
+    public func fetch(from url: String, refspecs: [String] = Repository.mirrorRefspecs, credentials: SSHCredentials? = nil) throws(GitError)
+    {
         try withRemote(url) { (remote) throws(GitError) in
             let session = RemoteSession(credentials: credentials)
             var options = git_fetch_options()
@@ -181,7 +186,7 @@ extension Repository {
 
     /// The commit `revision` names, or nil when it names nothing.
     public func resolveIfPresent(_ revision: String) throws(GitError) -> ObjectID? {
-        do { return try resolve(revision) } catch where error.code == .notFound { return nil }
+        do { return try resolve(revision) } catch  where error.code == .notFound { return nil }
     }
 
     /// Moves `branch` to `commit`. When the branch is checked out, the working tree and index follow, file by file,

@@ -1,5 +1,5 @@
-public import Foundation
 internal import CLibGit2
+public import Foundation
 import Synchronization
 
 /// A git repository (with a working tree, or bare), read and written through libgit2.
@@ -212,10 +212,14 @@ public final class Repository: Sendable {
                 tree = try Self.rootTree(of: commit, repo: repo, repositoryName: displayName)
             } else {
                 guard let entry = try Self.entry(at: path, in: commit, repo: repo, repositoryName: displayName),
-                      entry.type == GIT_OBJECT_TREE else { return nil }
+                    entry.type == GIT_OBJECT_TREE
+                else { return nil }
                 var oid = entry.oid
-                try LibGit2.check("git_tree_lookup", "cannot read folder '\(path)' at commit "
-                    + "\(commit.short)", path: path, ref: commit.hex) {
+                try LibGit2.check(
+                    "git_tree_lookup",
+                    "cannot read folder '\(path)' at commit "
+                        + "\(commit.short)", path: path, ref: commit.hex
+                ) {
                     git_tree_lookup(&tree, repo, &oid)
                 }
             }
@@ -230,7 +234,8 @@ public final class Repository: Sendable {
                 case GIT_FILEMODE_COMMIT: kind = .submodule
                 default: kind = .file
                 }
-                return TreeEntry(name: String(cString: git_tree_entry_name(entry)), kind: kind, id: git_tree_entry_id(entry).pointee.objectID)
+                return TreeEntry(
+                    name: String(cString: git_tree_entry_name(entry)), kind: kind, id: git_tree_entry_id(entry).pointee.objectID)
             }
         }
     }

@@ -54,12 +54,14 @@ public struct Dataset: Sendable {
 
     /// The rows at `indices`, in that order.
     public func rows(_ indices: [Int]) -> Dataset {
-        Dataset(names: names, columns: columns.map { column in
-            switch column {
-            case .numeric(let values): return .numeric(indices.map { values[$0] })
-            case .categorical(let codes, let levels): return .categorical(codes: indices.map { codes[$0] }, levels: levels)
-            }
-        }, source: source)
+        Dataset(
+            names: names,
+            columns: columns.map { column in
+                switch column {
+                case .numeric(let values): return .numeric(indices.map { values[$0] })
+                case .categorical(let codes, let levels): return .categorical(codes: indices.map { codes[$0] }, levels: levels)
+                }
+            }, source: source)
     }
 }
 
@@ -95,13 +97,16 @@ public enum CSVReader {
         defer { numbers.deallocate() }
         var sawText = [Bool](repeating: false, count: max(chunks.count, 1) * width)
         sawText.withUnsafeMutableBufferPointer { flags in
-            let flags = SharedPointer(base: flags.baseAddress!), out = SharedPointer(base: numbers)
+            let flags = SharedPointer(base: flags.baseAddress!)
+            let out = SharedPointer(base: numbers)
             DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
-                let tokens = shared.tokens, bytes = shared.bytes
+                let tokens = shared.tokens
+                let bytes = shared.bytes
                 for row in chunks.range(chunk) {
                     let first = (row + 1) * width
                     for column in 0..<width where numericCandidates[column] {
-                        let start = Int(tokens.starts[first + column]), end = Int(tokens.ends[first + column])
+                        let start = Int(tokens.starts[first + column])
+                        let end = Int(tokens.ends[first + column])
                         if let value = number(bytes, start, end) {
                             out[column * rows + row] = value
                         } else {
@@ -128,7 +133,8 @@ public enum CSVReader {
                         return
                     }
                     do {
-                        columnOut[column] = try parseColumn(column, rows: rows, declared: types[names[column]], name: names[column], shared, source: source)
+                        columnOut[column] = try parseColumn(
+                            column, rows: rows, declared: types[names[column]], name: names[column], shared, source: source)
                     } catch let error as LearningError {
                         failureOut[column] = error
                     } catch {
@@ -162,7 +168,7 @@ public enum CSVReader {
     /// The general reader reads such a file again and names any error exactly.
     static func readUnquoted(_ bytes: UnsafeBufferPointer<UInt8>, source: String, types: [String: ColumnType]) throws -> Dataset? {
         guard bytes.count > 0, bytes.count < Int(UInt32.max), memchr(bytes.baseAddress!, 34, bytes.count) == nil,
-              let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
+            let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
         else { return nil }
         let headerEnd = UnsafeRawPointer(newlineAt) - UnsafeRawPointer(bytes.baseAddress!) + 1
         let header = try tokenize(bytes, from: 0, to: headerEnd, firstLine: 1, width: nil, source: source)
@@ -173,7 +179,8 @@ public enum CSVReader {
         // Records per chunk: its newlines, and a last line without one.
         var rowsOfChunk = [Int](repeating: 0, count: ranges.count)
         rowsOfChunk.withUnsafeMutableBufferPointer { buffer in
-            let out = SharedPointer(base: buffer.baseAddress!), base = SharedConstPointer(base: bytes.baseAddress!)
+            let out = SharedPointer(base: buffer.baseAddress!)
+            let base = SharedConstPointer(base: bytes.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
                 let range = ranges[index]
                 var newlines = 0
@@ -181,18 +188,26 @@ public enum CSVReader {
                 out[index] = newlines + (range.isEmpty || base.base[range.upperBound - 1] == 10 ? 0 : 1)
             }
         }
-        var firstRows: [Int] = [], total = 0
-        for count in rowsOfChunk { firstRows.append(total); total += count }
+        var firstRows: [Int] = []
+        var total = 0
+        for count in rowsOfChunk {
+            firstRows.append(total)
+            total += count
+        }
         guard total > 0 else { return nil }
-        let rows = total, rowsOfChunks = rowsOfChunk, firstRowOfChunks = firstRows
+        let rows = total
+        let rowsOfChunks = rowsOfChunk
+        let firstRowOfChunks = firstRows
         let shared = SharedBytes(bytes: bytes)
 
         // Which columns are text: declared categorical, or undeclared and not all numbers (or missing) in the first
         // 100 records. Text in a column declared numeric is an error, which the general reader reports.
         var isText = names.map { types[$0] == .categorical }
         var textInNumeric = false
-        let sampled = scanRecords(bytes, from: ranges[0].lowerBound, to: ranges[0].upperBound, rows: min(100, rowsOfChunk[0]),
-                                  width: width) { _, column, start, end in
+        let sampled = scanRecords(
+            bytes, from: ranges[0].lowerBound, to: ranges[0].upperBound, rows: min(100, rowsOfChunk[0]),
+            width: width
+        ) { _, column, start, end in
             if !isText[column] && number(bytes, start, end) == nil {
                 if types[names[column]] == .numeric { textInNumeric = true } else { isText[column] = true }
             }
@@ -210,13 +225,17 @@ public enum CSVReader {
         defer { offsets.deallocate() }
         var usable = [Bool](repeating: true, count: ranges.count)
         usable.withUnsafeMutableBufferPointer { flags in
-            let flags = SharedPointer(base: flags.baseAddress!), numbersOut = SharedPointer(base: numbers)
+            let flags = SharedPointer(base: flags.baseAddress!)
+            let numbersOut = SharedPointer(base: numbers)
             let offsetsOut = SharedPointer(base: offsets)
             DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
-                let firstRow = firstRowOfChunks[index], bytes = shared.bytes
+                let firstRow = firstRowOfChunks[index]
+                let bytes = shared.bytes
                 var mixed = false
-                let whole = scanRecords(bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, rows: rowsOfChunks[index],
-                                        width: width) { row, column, start, end in
+                let whole = scanRecords(
+                    bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, rows: rowsOfChunks[index],
+                    width: width
+                ) { row, column, start, end in
                     let row = firstRow &+ row
                     let slot = textSlot[column]
                     if slot >= 0 {
@@ -237,7 +256,8 @@ public enum CSVReader {
         var columns = [Column?](repeating: nil, count: width)
         columns.withUnsafeMutableBufferPointer { buffer in
             let out = SharedPointer(base: buffer.baseAddress!)
-            let numbers = SharedConstPointer(base: UnsafePointer(numbers)), offsets = SharedConstPointer(base: UnsafePointer(offsets))
+            let numbers = SharedConstPointer(base: UnsafePointer(numbers))
+            let offsets = SharedConstPointer(base: UnsafePointer(offsets))
             DispatchQueue.concurrentPerform(iterations: width) { column in
                 let slot = textSlot[column]
                 guard slot >= 0 else {
@@ -257,8 +277,10 @@ public enum CSVReader {
     /// carriage return before a newline is dropped), calling `field(record, column, start, end)` for each field. False
     /// when a record has another number of fields (a blank line is one empty field).
     @inline(__always)
-    static func scanRecords(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, rows: Int, width: Int,
-                            _ field: (Int, Int, Int, Int) -> Void) -> Bool {
+    static func scanRecords(
+        _ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, rows: Int, width: Int,
+        _ field: (Int, Int, Int, Int) -> Void
+    ) -> Bool {
         let base = bytes.baseAddress!
         var position = from
         for row in 0..<rows {
@@ -291,7 +313,7 @@ public enum CSVReader {
             if position > bounds.last! && position < bytes.count { bounds.append(position) }
         }
         bounds.append(bytes.count)
-        return zip(bounds, bounds.dropFirst()).map { $0 ..< $1 }
+        return zip(bounds, bounds.dropFirst()).map { $0..<$1 }
     }
 
     // MARK: Tokenizing
@@ -336,7 +358,10 @@ public enum CSVReader {
                 let newEnds = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
                 newStarts.update(from: starts, count: count)
                 newEnds.update(from: ends, count: count)
-                if capacity != 0 && !wasBorrowed { starts.deallocate(); ends.deallocate() }
+                if capacity != 0 && !wasBorrowed {
+                    starts.deallocate()
+                    ends.deallocate()
+                }
                 starts = newStarts
                 ends = newEnds
                 capacity = newCapacity
@@ -373,7 +398,8 @@ public enum CSVReader {
     static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, source: String) throws -> Tokens {
         guard bytes.count < Int(UInt32.max) else { throw LearningError(.malformedData, "\(source): files over 4 GiB are not supported") }
         let oneChunk = { try tokenize(bytes, from: 0, to: bytes.count, firstLine: 1, width: nil, source: source) }
-        guard bytes.count > 0, memchr(bytes.baseAddress!, 34, bytes.count) == nil, let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
+        guard bytes.count > 0, memchr(bytes.baseAddress!, 34, bytes.count) == nil,
+            let newlineAt = memchr(bytes.baseAddress!, 10, bytes.count)
         else { return try oneChunk() }
         let headerEnd = UnsafeRawPointer(newlineAt) - UnsafeRawPointer(bytes.baseAddress!) + 1
         let ranges = lineChunks(bytes, after: headerEnd)
@@ -383,9 +409,11 @@ public enum CSVReader {
         // chunk can write its fields straight into its own slice of one table.
         var counts = [(newlines: Int, fields: Int)](repeating: (0, 0), count: ranges.count)
         counts.withUnsafeMutableBufferPointer { buffer in
-            let out = SharedPointer<(newlines: Int, fields: Int)>(base: buffer.baseAddress!), base = SharedConstPointer<UInt8>(base: bytes.baseAddress!)
+            let out = SharedPointer<(newlines: Int, fields: Int)>(base: buffer.baseAddress!)
+            let base = SharedConstPointer<UInt8>(base: bytes.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
-                var newlines = 0, commas = 0
+                var newlines = 0
+                var commas = 0
                 for position in ranges[index] {
                     let byte = base.base[position]
                     if byte == 10 { newlines += 1 } else if byte == 44 { commas += 1 }
@@ -395,28 +423,36 @@ public enum CSVReader {
                 out[index] = (newlines, commas + newlines + unterminated)
             }
         }
-        var firstLines: [Int] = [], firstFields: [Int] = []
-        var line = 2, field = header.count
+        var firstLines: [Int] = []
+        var firstFields: [Int] = []
+        var line = 2
+        var field = header.count
         for count in counts {
-            firstLines.append(line); line += count.newlines
-            firstFields.append(field); field += count.fields
+            firstLines.append(line)
+            line += count.newlines
+            firstFields.append(field)
+            field += count.fields
         }
         var merged = Tokens(capacity: field)
         merged.width = header.width
         merged.starts.update(from: header.starts, count: header.count)
         merged.ends.update(from: header.ends, count: header.count)
         header.release()
-        let lineStarts = firstLines, fieldStarts = firstFields, expected = counts.map(\.fields)
+        let lineStarts = firstLines
+        let fieldStarts = firstFields
+        let expected = counts.map(\.fields)
         var results = [Result<Tokens, any Error>?](repeating: nil, count: ranges.count)
         let shared = SharedTokens(tokens: merged, bytes: bytes)
         results.withUnsafeMutableBufferPointer { buffer in
             let out = SharedPointer<Result<Tokens, any Error>?>(base: buffer.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
-                let slice = Tokens(starts: shared.tokens.starts + fieldStarts[index], ends: shared.tokens.ends + fieldStarts[index],
-                                   capacity: expected[index])
+                let slice = Tokens(
+                    starts: shared.tokens.starts + fieldStarts[index], ends: shared.tokens.ends + fieldStarts[index],
+                    capacity: expected[index])
                 out[index] = Result<Tokens, any Error>(catching: {
-                    try tokenize(shared.bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, firstLine: lineStarts[index],
-                                 width: shared.tokens.width, source: source, into: slice)
+                    try tokenize(
+                        shared.bytes, from: ranges[index].lowerBound, to: ranges[index].upperBound, firstLine: lineStarts[index],
+                        width: shared.tokens.width, source: source, into: slice)
                 })
             }
         }
@@ -431,7 +467,10 @@ public enum CSVReader {
         // A chunk whose fields did not fill its slice exactly (blank lines) or outgrew it: read the file in one pass.
         let exact = failure == nil && zip(parts, expected).allSatisfy { !$0.owned && $0.count == $1 }
         for part in parts { part.release() }
-        if let failure { merged.release(); throw failure }
+        if let failure {
+            merged.release()
+            throw failure
+        }
         guard exact else {
             merged.release()
             return try oneChunk()
@@ -442,12 +481,17 @@ public enum CSVReader {
     }
 
     /// Tokenizes bytes[from..<to], whose first byte is on line `firstLine`; `width` is the header's when known.
-    static func tokenize(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, firstLine: Int, width: Int?, source: String,
-                         into storage: Tokens? = nil) throws -> Tokens {
+    static func tokenize(
+        _ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int, firstLine: Int, width: Int?, source: String,
+        into storage: Tokens? = nil
+    ) throws -> Tokens {
         // A first guess at the number of fields, unless the caller gives the storage.
         var tokens = storage ?? Tokens(capacity: (to - from) / 6)
         if let width { tokens.width = width }
-        let comma: UInt8 = 44, quote: UInt8 = 34, newline: UInt8 = 10, carriageReturn: UInt8 = 13
+        let comma: UInt8 = 44
+        let quote: UInt8 = 34
+        let newline: UInt8 = 10
+        let carriageReturn: UInt8 = 13
         var position = from
         var line = firstLine
         var fieldsInRow = 0
@@ -507,17 +551,24 @@ public enum CSVReader {
                     if fieldsInRow == 1 && fieldEnd == fieldStart {
                         tokens.count -= 1  // a blank line
                     } else {
-                        throw LearningError(.malformedData,
+                        throw LearningError(
+                            .malformedData,
                             "\(source):\(rowStartLine):\(min(fieldsInRow + 1, tokens.width + 1)): row has \(fieldsInRow) fields, "
                                 + "expected \(tokens.width) as in the header")
                     }
                     fieldsInRow = 0
-                    if position < end { position += 1; line += 1 }
+                    if position < end {
+                        position += 1
+                        line += 1
+                    }
                     continue
                 }
                 tokens.lines.append(Int32(rowStartLine))
                 fieldsInRow = 0
-                if position < end { position += 1; line += 1 }
+                if position < end {
+                    position += 1
+                    line += 1
+                }
             } else {
                 position += 1  // past the comma
                 if position == end {
@@ -525,7 +576,8 @@ public enum CSVReader {
                     tokens.append(end, end)
                     fieldsInRow += 1
                     if fieldsInRow != tokens.width {
-                        throw LearningError(.malformedData,
+                        throw LearningError(
+                            .malformedData,
                             "\(source):\(rowStartLine):\(min(fieldsInRow + 1, tokens.width + 1)): row has \(fieldsInRow) fields, "
                                 + "expected \(tokens.width) as in the header")
                     }
@@ -556,7 +608,8 @@ public enum CSVReader {
     static func parseColumn(
         _ column: Int, rows: Int, declared: ColumnType?, name: String, _ shared: SharedTokens, source: String
     ) throws -> Column {
-        let tokens = shared.tokens, bytes = shared.bytes
+        let tokens = shared.tokens
+        let bytes = shared.bytes
         let width = tokens.width
         if declared != .categorical {
             var values = [Double](repeating: .nan, count: rows)
@@ -564,7 +617,8 @@ public enum CSVReader {
             values.withUnsafeMutableBufferPointer { out in
                 for row in 0..<rows {
                     let index = (row + 1) * width + column
-                    let start = Int(tokens.starts[index]), end = Int(tokens.ends[index])
+                    let start = Int(tokens.starts[index])
+                    let end = Int(tokens.ends[index])
                     guard let value = number(bytes, start, end) else {
                         numeric = false
                         return
@@ -576,10 +630,12 @@ public enum CSVReader {
             if declared == .numeric {
                 for row in 0..<rows {
                     let index = (row + 1) * width + column
-                    let start = Int(tokens.starts[index]), end = Int(tokens.ends[index])
+                    let start = Int(tokens.starts[index])
+                    let end = Int(tokens.ends[index])
                     if number(bytes, start, end) == nil {
                         let text = tokens.string(row: row + 1, column: column, bytes)
-                        throw LearningError(.invalidValue,
+                        throw LearningError(
+                            .invalidValue,
                             "\(source):\(tokens.lines[row + 1]):\(column + 1): '\(text)' in numeric column '\(name)' is not a number")
                     }
                 }
@@ -606,7 +662,8 @@ public enum CSVReader {
             let (start, end, isQuoted) = field(row)
             if isMissing(bytes, start, end) { continue }
             if !isQuoted {
-                for level in recent where level.count == end - start && memcmp(bytes.baseAddress! + level.start, bytes.baseAddress! + start, level.count) == 0 {
+                for level in recent
+                where level.count == end - start && memcmp(bytes.baseAddress! + level.start, bytes.baseAddress! + start, level.count) == 0 {
                     rawCodes[row] = level.code
                     continue rows
                 }
@@ -670,7 +727,8 @@ public enum CSVReader {
     @inline(__always)
     public static func parseDouble(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
         let base = bytes.baseAddress!
-        var position = start, stop = end
+        var position = start
+        var stop = end
         if position < stop && (base[position] == 32 || base[stop - 1] == 32) {
             while position < stop && base[position] == 32 { position += 1 }
             while stop > position && base[stop - 1] == 32 { stop -= 1 }
@@ -686,7 +744,8 @@ public enum CSVReader {
             mantissa = mantissa &* 10 &+ UInt64(digit)
             position += 1
         }
-        var digits = position - integerStart, exponent = 0
+        var digits = position - integerStart
+        var exponent = 0
         if position < stop && base[position] == 46 {
             position += 1
             let fractionStart = position

@@ -123,8 +123,9 @@ public enum Drift {
         } else {
             sample = (0..<sampleSize).map { present[Int((Double($0) + 0.5) * Double(present.count) / Double(sampleSize))] }
         }
-        return FeatureProfile(name: name, kind: .numeric, rows: values.count, missing: values.count - present.count,
-                              edges: edges, counts: binCounts(present, edges: edges), levels: nil, sample: sample)
+        return FeatureProfile(
+            name: name, kind: .numeric, rows: values.count, missing: values.count - present.count,
+            edges: edges, counts: binCounts(present, edges: edges), levels: nil, sample: sample)
     }
 
     /// The profile of a categorical column read from a file: codes into `levels` (-1 is missing), counted by code.
@@ -134,8 +135,9 @@ public enum Drift {
         for code in codes { if code < 0 { missing += 1 } else { counts[Int(code)] += 1 } }
         // Levels in sorted order, as for text values; a level no row has is not one.
         let present = levels.indices.filter { counts[$0] > 0 }.sorted { levels[$0] < levels[$1] }
-        return FeatureProfile(name: name, kind: .categorical, rows: codes.count, missing: missing,
-                              edges: nil, counts: present.map { counts[$0] }, levels: present.map { levels[$0] }, sample: nil)
+        return FeatureProfile(
+            name: name, kind: .categorical, rows: codes.count, missing: missing,
+            edges: nil, counts: present.map { counts[$0] }, levels: present.map { levels[$0] }, sample: nil)
     }
 
     /// The profile of a categorical column (nil is missing).
@@ -143,21 +145,24 @@ public enum Drift {
         var counts: [String: Int] = [:]
         for case let value? in values { counts[value, default: 0] += 1 }
         let levels = counts.keys.sorted()
-        return FeatureProfile(name: name, kind: .categorical, rows: values.count, missing: values.count - counts.values.reduce(0, +),
-                              edges: nil, counts: levels.map { counts[$0]! }, levels: levels, sample: nil)
+        return FeatureProfile(
+            name: name, kind: .categorical, rows: values.count, missing: values.count - counts.values.reduce(0, +),
+            edges: nil, counts: levels.map { counts[$0]! }, levels: levels, sample: nil)
     }
 
     /// The linear-interpolation quantile of sorted values (numpy's default).
     static func quantile(_ sorted: [Double], _ q: Double) -> Double {
         let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down)), upper = min(lower + 1, sorted.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
         return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
     }
 
     static func binCounts(_ values: [Double], edges: [Double]) -> [Int] {
         var counts = [Int](repeating: 0, count: edges.count + 1)
         for value in values {
-            var low = 0, high = edges.count
+            var low = 0
+            var high = edges.count
             while low < high {
                 let middle = (low + high) / 2
                 if value <= edges[middle] { high = middle } else { low = middle + 1 }
@@ -174,8 +179,9 @@ public enum Drift {
         let present = values.filter { !$0.isNaN }
         let current = binCounts(present, edges: profile.edges ?? [])
         let (ks, p) = kolmogorovSmirnov(profile.sample ?? [], present, referenceCount: profile.rows - profile.missing)
-        return FeatureDrift(name: profile.name, kind: .numeric, rows: values.count, psi: psi(expected: profile.counts, actual: current),
-                            ks: ks, ksPValue: p)
+        return FeatureDrift(
+            name: profile.name, kind: .numeric, rows: values.count, psi: psi(expected: profile.counts, actual: current),
+            ks: ks, ksPValue: p)
     }
 
     /// Drift of current categorical values (nil is missing) against a categorical profile.
@@ -191,16 +197,19 @@ public enum Drift {
         let expected = profile.counts + newLevels.map { _ in 0 }
         let actual = current + newLevels.map { unseen[$0]! }
         let (chi, degrees, p) = chiSquared([expected, actual])
-        return FeatureDrift(name: profile.name, kind: .categorical, rows: values.count, psi: psi(expected: expected, actual: actual),
-                            chiSquared: chi, chiSquaredDegrees: degrees, chiSquaredPValue: p, newLevels: newLevels)
+        return FeatureDrift(
+            name: profile.name, kind: .categorical, rows: values.count, psi: psi(expected: expected, actual: actual),
+            chiSquared: chi, chiSquaredDegrees: degrees, chiSquaredPValue: p, newLevels: newLevels)
     }
 
     /// PSI = Σ (a − e) · ln(a / e) over bins, with proportions floored at ``psiFloor``.
     public static func psi(expected: [Int], actual: [Int]) -> Double {
-        let expectedTotal = Double(max(expected.reduce(0, +), 1)), actualTotal = Double(max(actual.reduce(0, +), 1))
+        let expectedTotal = Double(max(expected.reduce(0, +), 1))
+        let actualTotal = Double(max(actual.reduce(0, +), 1))
         var total = 0.0
         for (e, a) in zip(expected, actual) {
-            let pe = max(Double(e) / expectedTotal, psiFloor), pa = max(Double(a) / actualTotal, psiFloor)
+            let pe = max(Double(e) / expectedTotal, psiFloor)
+            let pa = max(Double(a) / actualTotal, psiFloor)
             total += (pa - pe) * log(pa / pe)
         }
         return total
@@ -209,17 +218,23 @@ public enum Drift {
     /// The two-sample Kolmogorov–Smirnov statistic D (the largest gap between the two empirical distribution
     /// functions) and its asymptotic p-value, P(K > √(nm/(n+m)) · D) for Kolmogorov's K. `referenceCount` is
     /// the size of the population `reference` was sampled from (the sample stands for its distribution).
-    public static func kolmogorovSmirnov(_ reference: [Double], _ current: [Double], referenceCount: Int? = nil) -> (statistic: Double, pValue: Double) {
+    public static func kolmogorovSmirnov(_ reference: [Double], _ current: [Double], referenceCount: Int? = nil) -> (
+        statistic: Double, pValue: Double
+    ) {
         guard !reference.isEmpty, !current.isEmpty else { return (0, 1) }
-        let a = reference.sorted(), b = current.sorted()
-        var i = 0, j = 0, d = 0.0
+        let a = reference.sorted()
+        let b = current.sorted()
+        var i = 0
+        var j = 0
+        var d = 0.0
         while i < a.count && j < b.count {
             let value = min(a[i], b[j])
             while i < a.count && a[i] == value { i += 1 }
             while j < b.count && b[j] == value { j += 1 }
             d = max(d, abs(Double(i) / Double(a.count) - Double(j) / Double(b.count)))
         }
-        let n = Double(referenceCount ?? a.count), m = Double(b.count)
+        let n = Double(referenceCount ?? a.count)
+        let m = Double(b.count)
         return (d, kolmogorovSurvival(sqrt(n * m / (n + m)) * d))
     }
 
@@ -262,7 +277,9 @@ public enum Drift {
         guard x > 0 else { return 1 }
         let logPrefix = -x + a * log(x) - lgamma(a)
         if x < a + 1 {
-            var sum = 1 / a, term = 1 / a, n = a
+            var sum = 1 / a
+            var term = 1 / a
+            var n = a
             for _ in 0..<1_000 {
                 n += 1
                 term *= x / n
@@ -272,7 +289,10 @@ public enum Drift {
             return max(0, 1 - sum * exp(logPrefix))
         }
         let tiny = 1e-300
-        var b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d
+        var b = x + 1 - a
+        var c = 1 / tiny
+        var d = 1 / b
+        var h = d
         for i in 1...1_000 {
             let an = -Double(i) * (Double(i) - a)
             b += 2

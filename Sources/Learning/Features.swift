@@ -84,15 +84,19 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
     /// Fits one feature on its column.
     static func fitFeature(_ request: FeatureRequest, _ data: Dataset) throws -> Feature {
         guard let column = data.column(request.name) else {
-            throw LearningError(.missingColumn, "\(data.source): no column '\(request.name)' (columns: "
-                + "\(data.names.joined(separator: ", ")))")
+            throw LearningError(
+                .missingColumn,
+                "\(data.source): no column '\(request.name)' (columns: "
+                    + "\(data.names.joined(separator: ", ")))")
         }
         switch column {
         case .numeric(let values) where request.type != .categorical:
             let imputation = request.imputation ?? .mean
             if imputation == .mostFrequent {
-                throw LearningError(.invalidValue, "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a "
-                    + "categorical feature")
+                throw LearningError(
+                    .invalidValue,
+                    "feature '\(request.name)' is numeric: missing '\(imputation.rawValue)' needs a "
+                        + "categorical feature")
             }
             // Sums are taken in place (no copies of the column): skipping, then filling, the missing values.
             let present = values.count { !$0.isNaN }
@@ -115,8 +119,10 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             let (codes, levels) = categorical(column)
             let imputation = request.imputation ?? .mostFrequent
             guard imputation == .mostFrequent || imputation == .error else {
-                throw LearningError(.invalidValue, "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a "
-                    + "numeric feature")
+                throw LearningError(
+                    .invalidValue,
+                    "feature '\(request.name)' is categorical: missing '\(imputation.rawValue)' needs a "
+                        + "numeric feature")
             }
             if imputation == .error, let row = codes.firstIndex(of: -1) {
                 throw missingValue(request.name, row: row, data)
@@ -146,7 +152,9 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
                 // Chunk by chunk, all features: a chunk's rows stay in cache while each of their features is written.
                 RowChunks(rows: rows).forEach { range in
                     for (slot, source) in sources.enumerated() {
-                        let fill = source.fill, mean = source.mean, scale = source.scale
+                        let fill = source.fill
+                        let mean = source.mean
+                        let scale = source.scale
                         guard let values = source.values else {
                             for row in range { out[row &* width &+ slot] = (fill - mean) / scale }
                             continue
@@ -162,11 +170,13 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
             }
             var codes = [Int32](repeating: -1, count: rows * categorical.count)
             for (slot, position) in categorical.enumerated() {
-                try Self.transformCategorical(features.baseAddress! + position, position: position, slot: slot, width: categorical.count,
-                                              data, into: &codes)
+                try Self.transformCategorical(
+                    features.baseAddress! + position, position: position, slot: slot, width: categorical.count,
+                    data, into: &codes)
             }
-            return FeatureMatrix(rowCount: rows, numeric: numericValues, numericCount: numeric.count, codes: codes,
-                                 levelCounts: categorical.map { features[$0].levels!.count })
+            return FeatureMatrix(
+                rowCount: rows, numeric: numericValues, numericCount: numeric.count, codes: codes,
+                levelCounts: categorical.map { features[$0].levels!.count })
         }
     }
 
@@ -180,8 +190,10 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
 
     /// A missing value at `row` (0-based, after the header) of `name`, whose missing-value policy is `error`.
     private static func missingValue(_ name: String, row: Int, _ data: Dataset) -> LearningError {
-        LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', "
-            + "whose missing-value policy is 'error'")
+        LearningError(
+            .invalidValue,
+            "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): missing value in '\(name)', "
+                + "whose missing-value policy is 'error'")
     }
 
     /// A numeric feature's column, checked, with its fitted fill, mean and scale: the values are nil for a column read as
@@ -193,8 +205,11 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
 
     /// The column of one numeric feature, checked against its missing-value policy and for text.
     private static func numericSource(_ feature: UnsafePointer<Feature>, position: Int, _ data: Dataset) throws -> NumericSource {
-        let name = feature.pointee.name, column = try requiredColumn(name, position: position, data)
-        let fill = feature.pointee.fill!, mean = feature.pointee.mean!, scale = feature.pointee.scale!
+        let name = feature.pointee.name
+        let column = try requiredColumn(name, position: position, data)
+        let fill = feature.pointee.fill!
+        let mean = feature.pointee.mean!
+        let scale = feature.pointee.scale!
         switch column {
         case .numeric(let values):
             if feature.pointee.imputation == .error, let row = values.firstIndex(where: \.isNaN) {
@@ -204,8 +219,10 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
         case .categorical(let columnCodes, let levels):
             // Text in a numeric feature: only all-missing columns are accepted (they read as categorical).
             if let row = columnCodes.firstIndex(where: { $0 >= 0 }) {
-                throw LearningError(.invalidValue, "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): "
-                    + "'\(levels[Int(columnCodes[row])])' in numeric feature '\(name)' is not a number")
+                throw LearningError(
+                    .invalidValue,
+                    "\(data.source):\(row + 2):\(data.names.firstIndex(of: name)! + 1): "
+                        + "'\(levels[Int(columnCodes[row])])' in numeric feature '\(name)' is not a number")
             }
             return NumericSource(values: nil, fill: fill, mean: mean, scale: scale)
         }
@@ -213,14 +230,18 @@ public struct FeaturePipeline: Sendable, Codable, Equatable {
 
     /// Maps one categorical feature's column onto its fitted levels' codes in `out` (row-major, `width` per row, at
     /// `slot`); an unseen level is -1, a missing one the fill level.
-    private static func transformCategorical(_ feature: UnsafePointer<Feature>, position: Int, slot: Int, width: Int, _ data: Dataset,
-                                             into out: inout [Int32]) throws {
-        let name = feature.pointee.name, column = try requiredColumn(name, position: position, data)
+    private static func transformCategorical(
+        _ feature: UnsafePointer<Feature>, position: Int, slot: Int, width: Int, _ data: Dataset,
+        into out: inout [Int32]
+    ) throws {
+        let name = feature.pointee.name
+        let column = try requiredColumn(name, position: position, data)
         let known = feature.pointee.levels!
         let (columnCodes, columnLevels) = Self.categorical(column)
         // Map this data's levels onto the fitted ones (sorted, so found by bisection); unseen levels become -1.
         let remap = columnLevels.map { level -> Int32 in
-            var low = 0, high = known.count
+            var low = 0
+            var high = known.count
             while low < high {
                 let middle = (low + high) / 2
                 if known[middle] < level { low = middle + 1 } else { high = middle }
@@ -277,20 +298,24 @@ public struct FeatureMatrix: Sendable {
 
     /// The rows at `indices`, in that order.
     public func rows(_ indices: [Int]) -> FeatureMatrix {
-        var numericOut = [Double](); numericOut.reserveCapacity(indices.count * numericCount)
-        var codesOut = [Int32](); codesOut.reserveCapacity(indices.count * categoricalCount)
+        var numericOut = [Double]()
+        numericOut.reserveCapacity(indices.count * numericCount)
+        var codesOut = [Int32]()
+        codesOut.reserveCapacity(indices.count * categoricalCount)
         for row in indices {
-            numericOut.append(contentsOf: numeric[row * numericCount ..< (row + 1) * numericCount])
-            codesOut.append(contentsOf: codes[row * categoricalCount ..< (row + 1) * categoricalCount])
+            numericOut.append(contentsOf: numeric[row * numericCount..<(row + 1) * numericCount])
+            codesOut.append(contentsOf: codes[row * categoricalCount..<(row + 1) * categoricalCount])
         }
-        return FeatureMatrix(rowCount: indices.count, numeric: numericOut, numericCount: numericCount, codes: codesOut, levelCounts: levelCounts)
+        return FeatureMatrix(
+            rowCount: indices.count, numeric: numericOut, numericCount: numericCount, codes: codesOut, levelCounts: levelCounts)
     }
 }
 
 /// Sum with compensation, so that means do not depend on accumulated rounding error.
 /// NaN values are skipped, or replaced by `fill`; with `minus`, the squares of (value - minus) are summed.
 func kahanSum(_ values: [Double], skippingNaN: Bool = false, replacingNaN fill: Double? = nil, minus center: Double? = nil) -> Double {
-    var sum = 0.0, compensation = 0.0
+    var sum = 0.0
+    var compensation = 0.0
     for raw in values {
         var value = raw
         if value.isNaN {

@@ -13,9 +13,11 @@ public struct Binning: Sendable, Codable, Equatable {
 
     /// Bins every row: row-major, `featureCount` bytes per row.
     func bin(_ matrix: FeatureMatrix) -> [UInt8] {
-        let features = featureCount, rows = matrix.rowCount
+        let features = featureCount
+        let rows = matrix.rowCount
         var out = [UInt8](repeating: 0, count: rows * features)
-        let p = matrix.numericCount, c = matrix.categoricalCount
+        let p = matrix.numericCount
+        let c = matrix.categoricalCount
         // Each feature's thresholds padded with infinity to 256, for a search of eight steps without branches.
         var padded = [Double](repeating: .infinity, count: p * 256)
         for (j, cuts) in thresholds.enumerated() {
@@ -25,11 +27,13 @@ public struct Binning: Sendable, Codable, Equatable {
             padded.withUnsafeBufferPointer { padded in
                 matrix.numeric.withUnsafeBufferPointer { x in
                     let shared = SharedPointer(base: buffer.baseAddress!)
-                    let padded = SharedConstPointer(base: padded.baseAddress!), x = SharedConstPointer(base: x.baseAddress!)
+                    let padded = SharedConstPointer(base: padded.baseAddress!)
+                    let x = SharedConstPointer(base: x.baseAddress!)
                     let levelBins = self.levelBins
                     RowChunks(rows: rows).forEach { range in
                         for row in range {
-                            let values = x.base + row &* p, binsOfRow = shared.base + row &* features
+                            let values = x.base + row &* p
+                            let binsOfRow = shared.base + row &* features
                             for j in 0..<p {
                                 binsOfRow[j] = UInt8(Binning.countBelow(values[j], in: padded.base + j &* 256))
                             }
@@ -49,7 +53,8 @@ public struct Binning: Sendable, Codable, Equatable {
     /// conditional moves, not branches.
     @inline(__always)
     static func countBelow(_ value: Double, in thresholds: UnsafePointer<Double>) -> Int {
-        var base = 0, step = 128
+        var base = 0
+        var step = 128
         while step > 0 {
             base &+= thresholds[base &+ step &- 1] < value ? step : 0
             step >>= 1
@@ -68,11 +73,13 @@ public struct Binning: Sendable, Codable, Equatable {
         // Percentiles by the "averaged inverted CDF" (NumPy's method of that name, as scikit-learn 1.9 uses), with the
         // same floating-point steps, so that the cuts are the same numbers.
         var cuts: [Double] = []
-        let n = values.count, step = 100.0 / Double(maxBins)
+        let n = values.count
+        let step = 100.0 / Double(maxBins)
         for k in 1..<maxBins {
             let virtual = Double(n) * (Double(k) * step / 100) - 1
             let index = virtual.rounded(.down)
-            let low = min(max(Int(index), 0), n - 1), high = min(max(Int(index) + 1, 0), n - 1)
+            let low = min(max(Int(index), 0), n - 1)
+            let high = min(max(Int(index) + 1, 0), n - 1)
             let cut = virtual == index ? (values[low] + values[high]) / 2 : values[high]
             if cuts.last.map({ cut > $0 }) ?? true { cuts.append(cut) }
         }
@@ -100,7 +107,8 @@ public struct Binning: Sendable, Codable, Equatable {
 
         for (j, levels) in matrix.levelCounts.enumerated() {
             let order = (0..<levels).sorted { a, b in
-                let sa = levelScore(j, a), sb = levelScore(j, b)
+                let sa = levelScore(j, a)
+                let sb = levelScore(j, b)
                 return sa != sb ? sa < sb : a < b
             }
             var bins = [UInt8](repeating: 0, count: levels)
@@ -123,7 +131,9 @@ public struct Tree: Sendable, Codable, Equatable {
 
     /// Adds the tree's value for each row of `rows` (binned, `features` bytes per row at `bins`) to
     /// `scores[row * stride + offset]`.
-    func addValues(rows: Range<Int>, bins: UnsafePointer<UInt8>, features: Int, to scores: UnsafeMutablePointer<Double>, stride: Int, offset: Int) {
+    func addValues(
+        rows: Range<Int>, bins: UnsafePointer<UInt8>, features: Int, to scores: UnsafeMutablePointer<Double>, stride: Int, offset: Int
+    ) {
         feature.withUnsafeBufferPointer { feature in
             threshold.withUnsafeBufferPointer { threshold in
                 left.withUnsafeBufferPointer { left in
@@ -158,17 +168,21 @@ public struct BoostedTrees: Sendable, Codable, Equatable {
     /// Raw scores, `outputs` per row: on all cores, chunk by chunk and tree by tree (a tree's nodes stay in cache over
     /// the chunk's rows); each row adds its trees in order, as one tree at a time would.
     public func scores(_ matrix: FeatureMatrix) -> [Double] {
-        let rows = matrix.rowCount, features = binning.featureCount, outputs = self.outputs
+        let rows = matrix.rowCount
+        let features = binning.featureCount
+        let outputs = self.outputs
         var scores = [Double](repeating: 0, count: rows * outputs)
         guard rows > 0 else { return scores }
         for row in 0..<rows { for k in 0..<outputs { scores[row * outputs + k] = baseline[k] } }
         let bins = binning.bin(matrix)
         bins.withUnsafeBufferPointer { b in
             scores.withUnsafeMutableBufferPointer { s in
-                let bins = SharedConstPointer(base: b.baseAddress!), out = SharedPointer(base: s.baseAddress!)
+                let bins = SharedConstPointer(base: b.baseAddress!)
+                let out = SharedPointer(base: s.baseAddress!)
                 RowChunks(rows: rows).forEach { range in
                     for (index, tree) in trees.enumerated() {
-                        tree.addValues(rows: range, bins: bins.base, features: features, to: out.base, stride: outputs, offset: index % outputs)
+                        tree.addValues(
+                            rows: range, bins: bins.base, features: features, to: out.base, stride: outputs, offset: index % outputs)
                     }
                 }
             }
@@ -200,13 +214,16 @@ public struct GradientBoostingTrainer: Sendable {
     public typealias Progress = @Sendable (Int, Int) -> Void
 
     /// Fits on `matrix`. Classification: `labels` are class indices and `classCount` > 1; regression: `targets`.
-    public func fit(_ matrix: FeatureMatrix, task: LearningTask, labels: [Int32], targets: [Double], classCount: Int,
-                    progress: Progress? = nil) -> (BoostedTrees, rounds: Int) {
+    public func fit(
+        _ matrix: FeatureMatrix, task: LearningTask, labels: [Int32], targets: [Double], classCount: Int,
+        progress: Progress? = nil
+    ) -> (BoostedTrees, rounds: Int) {
         let outputs = task == .multiclassClassification ? classCount : 1
         let rows = matrix.rowCount
         // Early stopping holds out a validation split (stratified for classification).
         let stopEarly = earlyStopping ?? (rows > 10_000)
-        var trainRows = Array(0..<rows), validationRows: [Int] = []
+        var trainRows = Array(0..<rows)
+        var validationRows: [Int] = []
         if stopEarly {
             (trainRows, validationRows) = splitForValidation(rows: rows, labels: task.isClassification ? labels : nil)
         }
@@ -218,7 +235,10 @@ public struct GradientBoostingTrainer: Sendable {
             let y: Double = task == .regression ? targets[row] : (task == .binaryClassification ? Double(labels[row]) : 1)
             for j in 0..<c {
                 let code = Int(matrix.codes[row * c + j])
-                if code >= 0 { levelSum[j][code] += y; levelCount[j][code] += 1 }
+                if code >= 0 {
+                    levelSum[j][code] += y
+                    levelCount[j][code] += 1
+                }
             }
         }
         let binning = Binning.fit(matrix, rows: trainRows, maxBins: maxBins, seed: seed) { j, level in
@@ -255,17 +275,20 @@ public struct GradientBoostingTrainer: Sendable {
 
         var grown: [Tree] = []
         var validationScores: [Double] = []
-        var builder = TreeBuilder(bins: gather(allBins, rows: trainRows, width: features), features: features, rows: n, maxBins: 256,
-                                  maxLeaves: maxLeaves, maxDepth: maxDepth, minSamplesLeaf: minSamplesLeaf, l2: l2)
+        var builder = TreeBuilder(
+            bins: gather(allBins, rows: trainRows, width: features), features: features, rows: n, maxBins: 256,
+            maxLeaves: maxLeaves, maxDepth: maxDepth, minSamplesLeaf: minSamplesLeaf, l2: l2)
         var rounds = 0
         for round in 0..<trees {
             for k in 0..<outputs {
-                computeGradients(task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: builder.records)
+                computeGradients(
+                    task: task, raw: raw, outputs: outputs, k: k, labels: trainLabels, targets: trainTargets, into: builder.records)
                 let tree = builder.grow(learningRate: learningRate)
                 builder.addLeafValues(of: tree, to: &raw, stride: outputs, offset: k)
                 validationBins.withUnsafeBufferPointer { b in
                     validationRaw.withUnsafeMutableBufferPointer { buffer in
-                        let out = SharedPointer(base: buffer.baseAddress!), bins = SharedConstPointer(base: b.baseAddress!)
+                        let out = SharedPointer(base: buffer.baseAddress!)
+                        let bins = SharedConstPointer(base: b.baseAddress!)
                         let chunks = RowChunks(rows: validationRows.count)
                         chunks.forEach { range in
                             tree.addValues(rows: range, bins: bins.base, features: features, to: out.base, stride: outputs, offset: k)
@@ -277,7 +300,8 @@ public struct GradientBoostingTrainer: Sendable {
             rounds = round + 1
             progress?(rounds, trees)
             if stopEarly {
-                validationScores.append(-loss(task: task, raw: validationRaw, outputs: outputs, labels: validationLabels, targets: validationTargets))
+                validationScores.append(
+                    -loss(task: task, raw: validationRaw, outputs: outputs, labels: validationLabels, targets: validationTargets))
                 if validationScores.count > patience {
                     let reference = validationScores[validationScores.count - patience - 1]
                     if !validationScores.suffix(patience).contains(where: { $0 > reference + 1e-7 }) { break }
@@ -313,7 +337,8 @@ public struct GradientBoostingTrainer: Sendable {
             let held = Int((Double(group.count) * validationFraction).rounded())
             for row in group[0..<held] { isHeld[row] = true }
         }
-        var train: [Int] = [], validation: [Int] = []
+        var train: [Int] = []
+        var validation: [Int] = []
         train.reserveCapacity(rows)
         for row in 0..<rows { if isHeld[row] { validation.append(row) } else { train.append(row) } }
         return (train, validation)
@@ -321,8 +346,10 @@ public struct GradientBoostingTrainer: Sendable {
 
     /// Each row's gradient and hessian for output `k`, kept in 32 bits as scikit-learn keeps them (near-tied splits
     /// then go the same way as in `HistGradientBoosting*`; sums stay 64-bit).
-    private func computeGradients(task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
-                                  into records: RowRecords) {
+    private func computeGradients(
+        task: LearningTask, raw: [Double], outputs: Int, k: Int, labels: [Int32], targets: [Double],
+        into records: RowRecords
+    ) {
         raw.withUnsafeBufferPointer { rawBuffer in
             let r = SharedConstPointer(base: rawBuffer.baseAddress!)
             RowChunks(rows: labels.count).forEach { range in
@@ -410,7 +437,8 @@ struct TreeBuilder {
         var columns = [UInt8](repeating: 0, count: bins.count)
         columns.withUnsafeMutableBufferPointer { out in
             bins.withUnsafeBufferPointer { input in
-                let out = SharedPointer(base: out.baseAddress!), input = SharedConstPointer(base: input.baseAddress!)
+                let out = SharedPointer(base: out.baseAddress!)
+                let input = SharedConstPointer(base: input.baseAddress!)
                 DispatchQueue.concurrentPerform(iterations: features) { f in
                     for row in 0..<rows { out[f * rows + row] = input.base[row * features + f] }
                 }
@@ -459,7 +487,8 @@ struct TreeBuilder {
         // Equal pieces (so that the cores finish together) of at least `RowChunks.size` rows and at most 8 of them
         // (each piece's histogram is zeroed and added in: more pieces cost more than they balance). How a node is cut
         // depends only on its number of rows.
-        let count = end - start, pieceCount = min((count + RowChunks.size - 1) / RowChunks.size, 8)
+        let count = end - start
+        let pieceCount = min((count + RowChunks.size - 1) / RowChunks.size, 8)
         let groups = min(ProcessInfo.processInfo.activeProcessorCount, features)
         histogram.withUnsafeMutableBufferPointer { h in
             let out = SharedPointer(base: h.baseAddress!)
@@ -472,8 +501,9 @@ struct TreeBuilder {
                     let range = (0..<count).piece(piece, of: pieceCount)
                     let target = piece == 0 ? out.base : shared.base + (piece - 1) * width
                     if piece > 0 { target.initialize(repeating: 0, count: width) }
-                    accumulate(rows: start + range.lowerBound ..< start + range.upperBound, features: 0..<features,
-                               inRowOrder: inRowOrder, into: target)
+                    accumulate(
+                        rows: start + range.lowerBound..<start + range.upperBound, features: 0..<features,
+                        inRowOrder: inRowOrder, into: target)
                 }
                 // Added up piece by piece, in order, each core taking a part of the bins.
                 let parts = ProcessInfo.processInfo.activeProcessorCount
@@ -486,8 +516,9 @@ struct TreeBuilder {
                 }
             } else if count >= 4_096 && groups > 1 {
                 DispatchQueue.concurrentPerform(iterations: groups) { group in
-                    accumulate(rows: start..<end, features: (0..<features).piece(group, of: groups), inRowOrder: inRowOrder,
-                               into: out.base)
+                    accumulate(
+                        rows: start..<end, features: (0..<features).piece(group, of: groups), inRowOrder: inRowOrder,
+                        into: out.base)
                 }
             } else {
                 accumulate(rows: start..<end, features: 0..<features, inRowOrder: inRowOrder, into: out.base)
@@ -498,9 +529,12 @@ struct TreeBuilder {
 
     /// Adds the gradient and hessian of rows order[rows] to `histogram`, for the given features, row by row in order.
     private func accumulate(rows: Range<Int>, features wanted: Range<Int>, inRowOrder: Bool, into histogram: UnsafeMutablePointer<Double>) {
-        let maxBins = self.maxBins, records = self.records
+        let maxBins = self.maxBins
+        let records = self.records
         order.withUnsafeBufferPointer { o in
-            let histogram = histogram + wanted.lowerBound * maxBins * 2, width = wanted.count, first = wanted.lowerBound
+            let histogram = histogram + wanted.lowerBound * maxBins * 2
+            let width = wanted.count
+            let first = wanted.lowerBound
             let rowsOfNode = o.baseAddress!
             @inline(__always) func add(_ row: Int) {
                 let (gradient, hessian) = records.gradient(of: row)
@@ -517,7 +551,8 @@ struct TreeBuilder {
                 for row in rows { add(row) }
                 return
             }
-            let ahead = Self.prefetchDistance, last = rows.upperBound
+            let ahead = Self.prefetchDistance
+            let last = rows.upperBound
             for i in rows {
                 // The rows of a node are scattered: ask for a row's record some rows before it is needed.
                 if i &+ ahead < last { records.prefetch(Int(rowsOfNode[i &+ ahead])) }
@@ -542,8 +577,10 @@ struct TreeBuilder {
     func bestSplit(_ leaf: Leaf) -> Split? {
         guard splittable(leaf) else { return nil }
         guard let candidate = scan(leaf, counts: nil) else { return nil }
-        let count = leaf.end - leaf.start, margin = 1e-9 * abs(leaf.hessian)
-        let leftHessian = candidate.leftHessian, rightHessian = leaf.hessian - candidate.leftHessian
+        let count = leaf.end - leaf.start
+        let margin = 1e-9 * abs(leaf.hessian)
+        let leftHessian = candidate.leftHessian
+        let rightHessian = leaf.hessian - candidate.leftHessian
         let least = Double(minSamplesLeaf) * maxHessian
         if leftHessian - margin >= least && rightHessian - margin >= least { return candidate }
         let left = countLeft(leaf, feature: candidate.feature, threshold: candidate.threshold)
@@ -559,16 +596,20 @@ struct TreeBuilder {
         var best: Split?
         leaf.histogram.withUnsafeBufferPointer { h in
             for f in 0..<features {
-                var gl = 0.0, hl = 0.0, cl = 0
+                var gl = 0.0
+                var hl = 0.0
+                var cl = 0
                 for b in 0..<(maxBins - 1) {
                     let slot = (f * maxBins + b) * 2
-                    gl += h[slot]; hl += h[slot + 1]
+                    gl += h[slot]
+                    hl += h[slot + 1]
                     if let counts {
                         cl += counts[f * maxBins + b]
                         if cl < minSamplesLeaf { continue }
                         if count - cl < minSamplesLeaf { break }
                     }
-                    let gr = leaf.gradient - gl, hr = leaf.hessian - hl
+                    let gr = leaf.gradient - gl
+                    let hr = leaf.hessian - hl
                     if hl < 1e-3 || hr < 1e-3 { continue }
                     let gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parentScore
                     if gain > (best?.gain ?? 0) {
@@ -616,12 +657,14 @@ struct TreeBuilder {
                 scratch.withUnsafeMutableBufferPointer { spill in
                     leftCounts.withUnsafeMutableBufferPointer { counts in
                         let column = SharedConstPointer(base: b.baseAddress! + feature * rows)
-                        let order = SharedPointer(base: o.baseAddress!), spill = SharedPointer(base: spill.baseAddress!)
+                        let order = SharedPointer(base: o.baseAddress!)
+                        let spill = SharedPointer(base: spill.baseAddress!)
                         let counts = SharedPointer(base: counts.baseAddress!)
                         // Each piece: its left rows in place, its right rows to the scratch space at the same offsets.
                         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
                             let rowsOfPiece = range.piece(piece, of: pieces)
-                            var left = rowsOfPiece.lowerBound, right = rowsOfPiece.lowerBound
+                            var left = rowsOfPiece.lowerBound
+                            var right = rowsOfPiece.lowerBound
                             // Without a branch (which side a row goes is a coin toss to the predictor): the row is
                             // written to both places and only its side's cursor moves.
                             for index in rowsOfPiece {
@@ -665,39 +708,62 @@ struct TreeBuilder {
         // The root's sums, in fixed chunks (the same on any machine), and the largest hessian.
         let records = self.records
         let sums = RowChunks(rows: rows).map { range in
-            var gradient = 0.0, hessian = 0.0, largest = 0.0
+            var gradient = 0.0
+            var hessian = 0.0
+            var largest = 0.0
             for row in range {
                 let (g, h) = records.gradient(of: row)
-                gradient += Double(g); hessian += Double(h); largest = max(largest, Double(h))
+                gradient += Double(g)
+                hessian += Double(h)
+                largest = max(largest, Double(h))
             }
             return (gradient, hessian, largest)
         }
-        var totalG = 0.0, totalH = 0.0
+        var totalG = 0.0
+        var totalH = 0.0
         maxHessian = 0
-        for (gradient, hessian, largest) in sums { totalG += gradient; totalH += hessian; maxHessian = max(maxHessian, largest) }
-        var root = Leaf(node: 0, start: 0, end: rows, depth: 0, gradient: totalG, hessian: totalH,
-                        histogram: histogram(start: 0, end: rows, inRowOrder: true))
+        for (gradient, hessian, largest) in sums {
+            totalG += gradient
+            totalH += hessian
+            maxHessian = max(maxHessian, largest)
+        }
+        var root = Leaf(
+            node: 0, start: 0, end: rows, depth: 0, gradient: totalG, hessian: totalH,
+            histogram: histogram(start: 0, end: rows, inRowOrder: true))
         root.split = bestSplit(root)
         var leaves = [root]
         var leafCount = 1
         while leafCount < maxLeaves {
             // The open leaf with the largest gain (ties: the earliest node).
-            guard let pick = leaves.indices.filter({ leaves[$0].split != nil })
-                .max(by: { leaves[$0].split!.gain < leaves[$1].split!.gain || (leaves[$0].split!.gain == leaves[$1].split!.gain && leaves[$0].node > leaves[$1].node) })
+            guard
+                let pick = leaves.indices.filter({ leaves[$0].split != nil })
+                    .max(by: {
+                        leaves[$0].split!.gain < leaves[$1].split!.gain
+                            || (leaves[$0].split!.gain == leaves[$1].split!.gain && leaves[$0].node > leaves[$1].node)
+                    })
             else { break }
             let leaf = leaves.remove(at: pick)
             let split = leaf.split!
             let leftEnd = partition(leaf.start..<leaf.end, feature: split.feature, threshold: split.threshold)
-            let leftNode = tree.feature.count, rightNode = leftNode + 1
+            let leftNode = tree.feature.count
+            let rightNode = leftNode + 1
             tree.feature[leaf.node] = Int32(split.feature)
             tree.threshold[leaf.node] = UInt8(split.threshold)
             tree.left[leaf.node] = Int32(leftNode)
             tree.right[leaf.node] = Int32(rightNode)
-            for _ in 0..<2 { tree.feature.append(-1); tree.threshold.append(0); tree.left.append(-1); tree.right.append(-1); tree.value.append(0) }
-            var left = Leaf(node: leftNode, start: leaf.start, end: leftEnd, depth: leaf.depth + 1,
-                            gradient: split.leftGradient, hessian: split.leftHessian, histogram: [])
-            var right = Leaf(node: rightNode, start: leftEnd, end: leaf.end, depth: leaf.depth + 1,
-                             gradient: leaf.gradient - split.leftGradient, hessian: leaf.hessian - split.leftHessian, histogram: [])
+            for _ in 0..<2 {
+                tree.feature.append(-1)
+                tree.threshold.append(0)
+                tree.left.append(-1)
+                tree.right.append(-1)
+                tree.value.append(0)
+            }
+            var left = Leaf(
+                node: leftNode, start: leaf.start, end: leftEnd, depth: leaf.depth + 1,
+                gradient: split.leftGradient, hessian: split.leftHessian, histogram: [])
+            var right = Leaf(
+                node: rightNode, start: leftEnd, end: leaf.end, depth: leaf.depth + 1,
+                gradient: leaf.gradient - split.leftGradient, hessian: leaf.hessian - split.leftHessian, histogram: [])
             // Children that will not be split need no histograms: the tree is full after this split, or neither
             // is large (or shallow) enough to split (scikit-learn's grower skips them too).
             if leafCount + 1 < maxLeaves && (splittable(left) || splittable(right)) {
@@ -708,7 +774,13 @@ struct TreeBuilder {
                 large.withUnsafeMutableBufferPointer { l in
                     small.withUnsafeBufferPointer { sm in for index in 0..<l.count { l[index] -= sm[index] } }
                 }
-                if leftSmaller { left.histogram = small; right.histogram = large } else { right.histogram = small; left.histogram = large }
+                if leftSmaller {
+                    left.histogram = small
+                    right.histogram = large
+                } else {
+                    right.histogram = small
+                    left.histogram = large
+                }
                 left.split = bestSplit(left)
                 right.split = bestSplit(right)
             }
@@ -726,14 +798,19 @@ struct TreeBuilder {
         let leafRanges = self.leafRanges
         order.withUnsafeBufferPointer { o in
             raw.withUnsafeMutableBufferPointer { r in
-                let order = SharedConstPointer(base: o.baseAddress!), out = SharedPointer(base: r.baseAddress! + offset)
+                let order = SharedConstPointer(base: o.baseAddress!)
+                let out = SharedPointer(base: r.baseAddress! + offset)
                 // Chunks of positions in `order`: each row is at one position, so no two chunks write the same score.
                 RowChunks(rows: rows).forEach { positions in
                     var leaf = leafRanges.firstIndex { $0.end > positions.lowerBound } ?? leafRanges.count
                     var index = positions.lowerBound
                     while index < positions.upperBound {
-                        let value = tree.value[leafRanges[leaf].node], end = min(leafRanges[leaf].end, positions.upperBound)
-                        while index < end { out[Int(order.base[index]) &* stride] += value; index &+= 1 }
+                        let value = tree.value[leafRanges[leaf].node]
+                        let end = min(leafRanges[leaf].end, positions.upperBound)
+                        while index < end {
+                            out[Int(order.base[index]) &* stride] += value
+                            index &+= 1
+                        }
                         leaf += 1
                     }
                 }
@@ -790,7 +867,9 @@ final class RowRecords: @unchecked Sendable {
     @inline(__always)
     func gradient(of row: Int) -> (gradient: Float, hessian: Float) {
         let record = base + row &* size
-        return (record.load(fromByteOffset: gradientOffset, as: Float.self), record.load(fromByteOffset: gradientOffset &+ 4, as: Float.self))
+        return (
+            record.load(fromByteOffset: gradientOffset, as: Float.self), record.load(fromByteOffset: gradientOffset &+ 4, as: Float.self)
+        )
     }
 
     /// Writes `row`'s gradient and hessian (rows may be written from several threads at once: each owns its record).
@@ -817,7 +896,7 @@ final class DoubleScratch: @unchecked Sendable {
 extension Range<Int> {
     /// Piece `index` of `pieces` nearly equal, consecutive pieces of this range.
     func piece(_ index: Int, of pieces: Int) -> Range<Int> {
-        lowerBound + count * index / pieces ..< lowerBound + count * (index + 1) / pieces
+        lowerBound + count * index / pieces..<lowerBound + count * (index + 1) / pieces
     }
 }
 

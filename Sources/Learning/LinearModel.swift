@@ -23,7 +23,8 @@ public struct LinearModel: Sendable, Codable, Equatable {
     @inline(__always)
     static func score(_ matrix: FeatureMatrix, row: Int, weights: [Double], offsets: [Int]) -> Double {
         var z = 0.0
-        let p = matrix.numericCount, c = matrix.categoricalCount
+        let p = matrix.numericCount
+        let c = matrix.categoricalCount
         matrix.numeric.withUnsafeBufferPointer { x in
             weights.withUnsafeBufferPointer { w in
                 let base = row * p
@@ -66,10 +67,13 @@ public struct LogisticRegressionTrainer: Sendable {
         let objective: ([Double]) -> (Double, [Double]) = { parameters in
             // Per chunk: [loss, gradient...]
             let totals = chunks.sum(width: parameterCount + 1) { range, out in
-                let matrix = shared.matrix, labels = shared.labels
-                let p = matrix.numericCount, c = matrix.categoricalCount
+                let matrix = shared.matrix
+                let labels = shared.labels
+                let p = matrix.numericCount
+                let c = matrix.categoricalCount
                 if outputs == 1 {
-                    LogisticRegressionTrainer.binaryChunk(matrix, labels: labels, parameters: parameters, offsets: offsets, range: range, out: out)
+                    LogisticRegressionTrainer.binaryChunk(
+                        matrix, labels: labels, parameters: parameters, offsets: offsets, range: range, out: out)
                     return
                 }
                 var z = [Double](repeating: 0, count: outputs)
@@ -101,7 +105,10 @@ public struct LogisticRegressionTrainer: Sendable {
                                     var maximum = z[0]
                                     for k in 1..<outputs { maximum = max(maximum, z[k]) }
                                     var total = 0.0
-                                    for k in 0..<outputs { g[k] = exp(z[k] - maximum); total += g[k] }
+                                    for k in 0..<outputs {
+                                        g[k] = exp(z[k] - maximum)
+                                        total += g[k]
+                                    }
                                     out[0] += log(total) + maximum - z[label]
                                     for k in 0..<outputs { g[k] = g[k] / total - (k == label ? 1 : 0) }
                                 }
@@ -139,16 +146,21 @@ public struct LogisticRegressionTrainer: Sendable {
 
 extension LogisticRegressionTrainer {
     /// Loss and gradient of the binary model over `range`, added to out[0] (loss) and out[1...] (gradient).
-    static func binaryChunk(_ matrix: FeatureMatrix, labels: [Int32], parameters: [Double], offsets: [Int],
-                            range: Range<Int>, out: UnsafeMutablePointer<Double>) {
-        let p = matrix.numericCount, c = matrix.categoricalCount, width = matrix.oneHotWidth
+    static func binaryChunk(
+        _ matrix: FeatureMatrix, labels: [Int32], parameters: [Double], offsets: [Int],
+        range: Range<Int>, out: UnsafeMutablePointer<Double>
+    ) {
+        let p = matrix.numericCount
+        let c = matrix.categoricalCount
+        let width = matrix.oneHotWidth
         parameters.withUnsafeBufferPointer { w in
             matrix.numeric.withUnsafeBufferPointer { x in
                 matrix.codes.withUnsafeBufferPointer { codes in
                     offsets.withUnsafeBufferPointer { offsets in
                         labels.withUnsafeBufferPointer { labels in
                             let intercept = w[width]
-                            var loss = 0.0, interceptGradient = 0.0
+                            var loss = 0.0
+                            var interceptGradient = 0.0
                             for row in range {
                                 let base = row &* p
                                 var z = intercept
@@ -194,17 +206,26 @@ public struct LinearRegressionTrainer: Sendable {
         let sharedTargets = SharedValues(values: targets)
         // Accumulate XᵀX (upper triangle, full) and Xᵀy per chunk.
         let totals = RowChunks(rows: rows).sum(width: size * size + size) { range, out in
-            let matrix = shared.matrix, targets = sharedTargets.values
+            let matrix = shared.matrix
+            let targets = sharedTargets.values
             var row = [Double](repeating: 0, count: size)
             var active: [Int] = []
             for r in range {
                 active.removeAll(keepingCapacity: true)
-                for j in 0..<matrix.numericCount { row[j] = matrix.numeric[r * matrix.numericCount + j]; active.append(j) }
+                for j in 0..<matrix.numericCount {
+                    row[j] = matrix.numeric[r * matrix.numericCount + j]
+                    active.append(j)
+                }
                 for j in 0..<matrix.categoricalCount {
                     let code = matrix.codes[r * matrix.categoricalCount + j]
-                    if code >= 0 { let column = offsets[j] + Int(code); row[column] = 1; active.append(column) }
+                    if code >= 0 {
+                        let column = offsets[j] + Int(code)
+                        row[column] = 1
+                        active.append(column)
+                    }
                 }
-                row[width] = 1; active.append(width)
+                row[width] = 1
+                active.append(width)
                 for a in active {
                     for b in active { out[a * size + b] += row[a] * row[b] }
                     out[size * size + a] += row[a] * targets[r]

@@ -112,7 +112,8 @@ public struct ModelFile: Sendable, Codable, Equatable {
     /// What the training features and the holdout predictions looked like (format 2 on), for drift monitoring.
     public var reference: ReferenceProfile?
 
-    public init(task: LearningTask, target: String, classes: [String]?, pipeline: FeaturePipeline, estimator: Estimator, build: BuildRecord) {
+    public init(task: LearningTask, target: String, classes: [String]?, pipeline: FeaturePipeline, estimator: Estimator, build: BuildRecord)
+    {
         self.task = task
         self.target = target
         self.classes = classes
@@ -188,7 +189,11 @@ public struct ModelFile: Sendable, Codable, Equatable {
                 var maximum = scores[row * k]
                 for j in 1..<k { maximum = max(maximum, scores[row * k + j]) }
                 var total = 0.0
-                for j in 0..<k { let e = exp(scores[row * k + j] - maximum); probabilities[row * k + j] = e; total += e }
+                for j in 0..<k {
+                    let e = exp(scores[row * k + j] - maximum)
+                    probabilities[row * k + j] = e
+                    total += e
+                }
                 for j in 0..<k { probabilities[row * k + j] /= total }
             }
             var best = 0
@@ -207,14 +212,19 @@ public struct ModelFile: Sendable, Codable, Equatable {
 
     /// Reads a model file, refusing other formats and unknown format versions.
     public static func decode(_ data: Data) throws -> ModelFile {
-        struct Header: Decodable { var format: String?; var formatVersion: Int? }
+        struct Header: Decodable {
+            var format: String?
+            var formatVersion: Int?
+        }
         let header = try? JSONDecoder().decode(Header.self, from: data)
         guard header?.format == "stagecraft-model" else {
             throw LearningError(.invalidModelFile, "not a Stagecraft model file (expected \"format\": \"stagecraft-model\")")
         }
         guard let version = header?.formatVersion, readableFormatVersions.contains(version) else {
-            throw LearningError(.invalidModelFile, "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not "
-                + "supported (this build reads \(readableFormatVersions.lowerBound) to \(readableFormatVersions.upperBound))")
+            throw LearningError(
+                .invalidModelFile,
+                "model file format version \(header?.formatVersion.map(String.init) ?? "?") is not "
+                    + "supported (this build reads \(readableFormatVersions.lowerBound) to \(readableFormatVersions.upperBound))")
         }
         do {
             return try JSONDecoder().decode(ModelFile.self, from: data)

@@ -30,8 +30,10 @@ public struct TrainingRequest: Sendable {
     public var search: SearchRequest?
     public var seed: UInt64
 
-    public init(task: LearningTask, target: String, features: [FeatureRequest]? = nil, algorithm: AlgorithmName,
-                parameters: [String: ParameterValue] = [:], search: SearchRequest? = nil, seed: UInt64 = 42) {
+    public init(
+        task: LearningTask, target: String, features: [FeatureRequest]? = nil, algorithm: AlgorithmName,
+        parameters: [String: ParameterValue] = [:], search: SearchRequest? = nil, seed: UInt64 = 42
+    ) {
         self.task = task
         self.target = target
         self.features = features
@@ -106,21 +108,25 @@ public enum Training {
 
         progress?(.fitting)
         var start = Date()
-        let (pipeline, estimator) = try fit(request, parameters: parameters, data: train.keeping(trainTargets.rows), targets: trainTargets, progress: progress)
+        let (pipeline, estimator) = try fit(
+            request, parameters: parameters, data: train.keeping(trainTargets.rows), targets: trainTargets, progress: progress)
         timings["fit"] = Date().timeIntervalSince(start)
 
         progress?(.evaluating)
         start = Date()
         let testMatrix = try pipeline.transform(test.keeping(testTargets.rows))
-        let model = ModelFile(task: request.task, target: request.target, classes: trainTargets.classes, pipeline: pipeline,
-                              estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
+        let model = ModelFile(
+            task: request.task, target: request.target, classes: trainTargets.classes, pipeline: pipeline,
+            estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
         let predictions = model.predict(testMatrix)
         let metrics = evaluate(model, predictions, targets: testTargets)
         timings["evaluate"] = Date().timeIntervalSince(start)
-        let reference = ReferenceProfile(training: train.keeping(trainTargets.rows), features: pipeline.features.map(\.name),
-                                         predictions: predictions)
-        return TrainingOutcome(pipeline: pipeline, estimator: estimator, classes: trainTargets.classes, parameters: parameters,
-                               holdoutMetrics: metrics, search: candidates, timings: timings, reference: reference)
+        let reference = ReferenceProfile(
+            training: train.keeping(trainTargets.rows), features: pipeline.features.map(\.name),
+            predictions: predictions)
+        return TrainingOutcome(
+            pipeline: pipeline, estimator: estimator, classes: trainTargets.classes, parameters: parameters,
+            holdoutMetrics: metrics, search: candidates, timings: timings, reference: reference)
     }
 
     /// Metrics of `model` on transformed rows with known targets.
@@ -136,8 +142,10 @@ public enum Training {
         return Metrics.regression(targets: targets.values, predictions: predictions.values ?? [])
     }
 
-    static func fit(_ request: TrainingRequest, parameters: [String: ParameterValue], data: Dataset, targets: Targets,
-                    progress: Progress?) throws -> (FeaturePipeline, Estimator) {
+    static func fit(
+        _ request: TrainingRequest, parameters: [String: ParameterValue], data: Dataset, targets: Targets,
+        progress: Progress?
+    ) throws -> (FeaturePipeline, Estimator) {
         let pipeline = try FeaturePipeline.fit(data, target: request.target, requests: request.features)
         let matrix = try pipeline.transform(data)
         func number(_ name: String) -> Double? { parameters[name]?.number }
@@ -170,14 +178,17 @@ public enum Training {
             if let progress {
                 boostingProgress = { round, rounds in progress(.boosting(round: round, rounds: rounds)) }
             }
-            let (model, _) = trainer.fit(matrix, task: request.task, labels: targets.labels, targets: targets.values,
-                                         classCount: targets.classes?.count ?? 1, progress: boostingProgress)
+            let (model, _) = trainer.fit(
+                matrix, task: request.task, labels: targets.labels, targets: targets.values,
+                classCount: targets.classes?.count ?? 1, progress: boostingProgress)
             return (pipeline, .gradientBoosting(model))
         }
     }
 
-    static func gridSearch(_ request: TrainingRequest, search: SearchRequest, data: Dataset, targets: Targets,
-                           progress: Progress?) throws -> [SearchCandidate] {
+    static func gridSearch(
+        _ request: TrainingRequest, search: SearchRequest, data: Dataset, targets: Targets,
+        progress: Progress?
+    ) throws -> [SearchCandidate] {
         // Combinations in a fixed order: parameter names sorted, values as written, the last name varying fastest.
         let names = search.grid.keys.sorted()
         var combinations: [[String: ParameterValue]] = [[:]]
@@ -196,18 +207,22 @@ public enum Training {
                 progress?(.searching(candidate: index + 1, candidates: combinations.count, fold: fold + 1, folds: folds))
                 let held = shuffled.enumerated().filter { $0.offset % folds == fold }.map(\.element).sorted()
                 let kept = shuffled.enumerated().filter { $0.offset % folds != fold }.map(\.element).sorted()
-                let foldTargets = targets.subset(kept), heldTargets = targets.subset(held)
+                let foldTargets = targets.subset(kept)
+                let heldTargets = targets.subset(held)
                 let parameters = request.parameters.merging(combination) { $1 }
-                let (pipeline, estimator) = try fit(request, parameters: parameters, data: data.rows(foldTargets.rows), targets: foldTargets, progress: nil)
-                let model = ModelFile(task: request.task, target: request.target, classes: targets.classes, pipeline: pipeline,
-                                      estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
+                let (pipeline, estimator) = try fit(
+                    request, parameters: parameters, data: data.rows(foldTargets.rows), targets: foldTargets, progress: nil)
+                let model = ModelFile(
+                    task: request.task, target: request.target, classes: targets.classes, pipeline: pipeline,
+                    estimator: estimator, build: BuildRecord(digest: "", model: "", data: [:], parameters: [:], tool: ""))
                 let metrics = evaluate(model, try pipeline.transform(data.rows(heldTargets.rows)), targets: heldTargets)
                 guard let score = metrics[search.metric] else {
                     throw LearningError(.unusableData, "search metric '\(search.metric)' cannot be computed for this task")
                 }
                 scores.append(score)
             }
-            candidates.append(SearchCandidate(parameters: combination, score: scores.reduce(0, +) / Double(scores.count), foldScores: scores))
+            candidates.append(
+                SearchCandidate(parameters: combination, score: scores.reduce(0, +) / Double(scores.count), foldScores: scores))
         }
         return candidates
     }
@@ -234,8 +249,10 @@ struct Targets {
     /// Reads the target of `data`; `classes` (from training) fixes the class order of a test set.
     init(_ data: Dataset, request: TrainingRequest, classes known: [String]?) throws {
         guard let column = data.column(request.target) else {
-            throw LearningError(.missingColumn, "\(data.source): no target column '\(request.target)' (columns: "
-                + "\(data.names.joined(separator: ", ")))")
+            throw LearningError(
+                .missingColumn,
+                "\(data.source): no target column '\(request.target)' (columns: "
+                    + "\(data.names.joined(separator: ", ")))")
         }
         if request.task == .regression {
             guard case .numeric(let values) = column else {
@@ -249,19 +266,24 @@ struct Targets {
         let classes = known ?? levels
         var index: [String: Int32] = [:]
         for (code, label) in classes.enumerated() { index[label] = Int32(code) }
-        var kept: [Int] = [], labels: [Int32] = []
+        var kept: [Int] = []
+        var labels: [Int32] = []
         for row in codes.indices where codes[row] >= 0 {
             guard let label = index[levels[Int(codes[row])]] else {
-                throw LearningError(.unusableData, "\(data.source):\(row + 2): class '\(levels[Int(codes[row])])' of "
-                    + "'\(request.target)' does not appear in the training data")
+                throw LearningError(
+                    .unusableData,
+                    "\(data.source):\(row + 2): class '\(levels[Int(codes[row])])' of "
+                        + "'\(request.target)' does not appear in the training data")
             }
             kept.append(row)
             labels.append(label)
         }
         if known == nil {
             if request.task == .binaryClassification && classes.count != 2 {
-                throw LearningError(.unusableData, "\(data.source): a binary classification needs exactly 2 classes in "
-                    + "'\(request.target)', found \(classes.count) (\(classes.prefix(5).joined(separator: ", ")))")
+                throw LearningError(
+                    .unusableData,
+                    "\(data.source): a binary classification needs exactly 2 classes in "
+                        + "'\(request.target)', found \(classes.count) (\(classes.prefix(5).joined(separator: ", ")))")
             }
             if classes.count < 2 {
                 throw LearningError(.unusableData, "\(data.source): '\(request.target)' has fewer than 2 classes")
@@ -272,7 +294,8 @@ struct Targets {
 
     /// The targets of kept rows at positions `positions` (indices into `rows`).
     func subset(_ positions: [Int]) -> Targets {
-        Targets(rows: positions.map { rows[$0] }, labels: labels.isEmpty ? [] : positions.map { labels[$0] },
-                values: values.isEmpty ? [] : positions.map { values[$0] }, classes: classes)
+        Targets(
+            rows: positions.map { rows[$0] }, labels: labels.isEmpty ? [] : positions.map { labels[$0] },
+            values: values.isEmpty ? [] : positions.map { values[$0] }, classes: classes)
     }
 }

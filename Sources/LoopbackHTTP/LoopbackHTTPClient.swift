@@ -1,6 +1,7 @@
 public import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal HTTP/1.1 client over one keep-alive TCP connection to a server on this machine: what the
@@ -55,7 +56,9 @@ public final class HTTPConnection {
     }
 
     /// Sends one request and reads its response.
-    public func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(HTTPConnectionError) -> Response {
+    public func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(HTTPConnectionError)
+        -> Response
+    {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
@@ -77,8 +80,11 @@ public final class HTTPConnection {
         var lines = headerText.components(separatedBy: "\r\n")
         let statusLine = lines.removeFirst()
         let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw HTTPConnectionError("\(host):\(port) answered '\(statusLine)', "
-            + "not HTTP") }
+        guard parts.count >= 2, let status = Int(parts[1]) else {
+            throw HTTPConnectionError(
+                "\(host):\(port) answered '\(statusLine)', "
+                    + "not HTTP")
+        }
         var fields: [String: String] = [:]
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -94,7 +100,8 @@ public final class HTTPConnection {
 
     private func find(_ pattern: [UInt8]) -> Int? {
         guard buffer.count >= pattern.count else { return nil }
-        for index in 0...(buffer.count - pattern.count) where buffer[index] == pattern[0] && Array(buffer[index..<(index + pattern.count)]) == pattern {
+        for index in 0...(buffer.count - pattern.count)
+        where buffer[index] == pattern[0] && Array(buffer[index..<(index + pattern.count)]) == pattern {
             return index
         }
         return nil
@@ -103,8 +110,13 @@ public final class HTTPConnection {
     private func fill() throws(HTTPConnectionError) {
         var chunk = [UInt8](repeating: 0, count: 65_536)
         let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { throw HTTPConnectionError(count == 0 ? "\(host):\(port) closed the connection" : "no answer from "
-            + "\(host):\(port) in time") }
+        guard count > 0 else {
+            throw HTTPConnectionError(
+                count == 0
+                    ? "\(host):\(port) closed the connection"
+                    : "no answer from "
+                        + "\(host):\(port) in time")
+        }
         buffer += chunk[0..<count]
     }
 }

@@ -73,8 +73,12 @@ public struct EnvironmentManifest: Hashable, Sendable {
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> EnvironmentManifest? {
-        guard let (header, spec) = reader.document(node, kind: "Environment", spec: "a mapping with server and "
-            + "models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor"]) else { return nil }
+        guard
+            let (header, spec) = reader.document(
+                node, kind: "Environment",
+                spec: "a mapping with server and "
+                    + "models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor"])
+        else { return nil }
         let upstreamNode = spec["upstream"].flatMap { YAMLReader.isNull($0) ? nil : $0 }
         let upstream = upstreamNode.flatMap { reader.string($0, "spec.upstream") }
         let track = spec["track"].map { reader.bool($0, "spec.track") } ?? false
@@ -82,23 +86,31 @@ public struct EnvironmentManifest: Hashable, Sendable {
         var port: (Int, SourceLocation)?
         var grpc: (Int, SourceLocation)?
         if let serverNode = reader.required(spec, "server", "a mapping with port, and optionally host"),
-           let server = reader.mapping(serverNode, "spec.server", allowed: ["host", "port", "grpcPort"]) {
+            let server = reader.mapping(serverNode, "spec.server", allowed: ["host", "port", "grpcPort"])
+        {
             if let hostNode = server["host"], let text = reader.string(hostNode, "spec.server.host") { host = text }
             if let portNode = reader.required(server, "port", "a TCP port, 1 to 65535"),
-               let value = reader.int(portNode, "spec.server.port", range: 1...65535) {
+                let value = reader.int(portNode, "spec.server.port", range: 1...65535)
+            {
                 port = (value, reader.location(portNode))
             }
             if let grpcNode = server["grpcPort"], !YAMLReader.isNull(grpcNode),
-               let value = reader.int(grpcNode, "spec.server.grpcPort", range: 1...65535) {
+                let value = reader.int(grpcNode, "spec.server.grpcPort", range: 1...65535)
+            {
                 grpc = (value, reader.location(grpcNode))
-                if let port, port.0 == value { reader.report(grpcNode, "grpcPort \(value) is the HTTP port too; give gRPC a port of its "
-                    + "own") }
+                if let port, port.0 == value {
+                    reader.report(
+                        grpcNode,
+                        "grpcPort \(value) is the HTTP port too; give gRPC a port of its "
+                            + "own")
+                }
             }
         }
         let gates = spec["gates"].map { reader.gates($0, "spec.gates") } ?? []
         var models: [ModelDeployment] = []
         if let modelsNode = spec["models"], !YAMLReader.isNull(modelsNode),
-           let mapping = reader.mapping(modelsNode, "spec.models", allowed: nil) {
+            let mapping = reader.mapping(modelsNode, "spec.models", allowed: nil)
+        {
             for (name, keyNode, value) in mapping.entries {
                 if let deployment = decodeDeployment(name, keyNode, value, reader: reader) { models.append(deployment) }
             }
@@ -117,10 +129,12 @@ public struct EnvironmentManifest: Hashable, Sendable {
             reader.report(keyNode, "invalid model name '\(name)' (expected 1 to 63 lowercase letters, digits or '-')")
         }
         if YAMLReader.isNull(node) {
-            return ModelDeployment(model: name, version: nil, source: nil, gates: [], traffic: nil, shadow: nil, location: reader.location(keyNode))
+            return ModelDeployment(
+                model: name, version: nil, source: nil, gates: [], traffic: nil, shadow: nil, location: reader.location(keyNode))
         }
         guard let mapping = reader.mapping(node, path, allowed: ["version", "source", "gates", "traffic", "shadow"]) else { return nil }
-        let versionNode = mapping["version"], sourceNode = mapping["source"]
+        let versionNode = mapping["version"]
+        let sourceNode = mapping["source"]
         let version = versionNode.flatMap { YAMLReader.isNull($0) ? nil : digest($0, "\(path).version", reader: reader) }
         let source = sourceNode.flatMap { YAMLReader.isNull($0) ? nil : commitID($0, "\(path).source", reader: reader) }
         if version != nil && source == nil && (sourceNode.map(YAMLReader.isNull) ?? true) {
@@ -129,20 +143,27 @@ public struct EnvironmentManifest: Hashable, Sendable {
         let gates = mapping["gates"].map { reader.gates($0, "\(path).gates") } ?? []
         let traffic = mapping["traffic"].flatMap { decodeTraffic($0, "\(path).traffic", reader: reader) }
         var shadow: TrafficSplit?
-        if let shadowNode = mapping["shadow"], let shadowMapping = reader.mapping(shadowNode, "\(path).shadow", allowed: ["version", "source"]) {
-            let shadowVersion = reader.required(shadowMapping, "version", "a version digest").flatMap { digest($0, "\(path).shadow.version", reader: reader) }
+        if let shadowNode = mapping["shadow"],
+            let shadowMapping = reader.mapping(shadowNode, "\(path).shadow", allowed: ["version", "source"])
+        {
+            let shadowVersion = reader.required(shadowMapping, "version", "a version digest").flatMap {
+                digest($0, "\(path).shadow.version", reader: reader)
+            }
             let shadowSource = shadowMapping["source"].flatMap { commitID($0, "\(path).shadow.source", reader: reader) }
             if let shadowVersion {
                 if shadowVersion == version {
-                    reader.report(shadowMapping["version"]!, "'\(path).shadow.version' is the version that serves; a shadow must be "
-                        + "another version")
+                    reader.report(
+                        shadowMapping["version"]!,
+                        "'\(path).shadow.version' is the version that serves; a shadow must be "
+                            + "another version")
                 } else {
                     shadow = TrafficSplit(version: shadowVersion, source: shadowSource, weight: 0)
                 }
             }
         }
         return ModelDeployment(
-            model: name, version: version, source: source, gates: gates, traffic: traffic, shadow: shadow, location: reader.location(keyNode),
+            model: name, version: version, source: source, gates: gates, traffic: traffic, shadow: shadow,
+            location: reader.location(keyNode),
             versionLocation: versionNode.map(reader.location), sourceLocation: sourceNode.map(reader.location))
     }
 
@@ -152,12 +173,23 @@ public struct EnvironmentManifest: Hashable, Sendable {
         var complete = true
         for (index, item) in items.enumerated() {
             let itemPath = "\(path)[\(index)]"
-            guard let mapping = reader.mapping(item, itemPath, allowed: ["version", "source", "weight"]) else { complete = false; continue }
-            let version = reader.required(mapping, "version", "a version digest").flatMap { digest($0, "\(itemPath).version", reader: reader) }
+            guard let mapping = reader.mapping(item, itemPath, allowed: ["version", "source", "weight"]) else {
+                complete = false
+                continue
+            }
+            let version = reader.required(mapping, "version", "a version digest").flatMap {
+                digest($0, "\(itemPath).version", reader: reader)
+            }
             let source = mapping["source"].flatMap { commitID($0, "\(itemPath).source", reader: reader) }
-            let weight = reader.required(mapping, "weight", "a percentage, 0 to "
-                + "100").flatMap { reader.int($0, "\(itemPath).weight", range: 0...100) }
-            guard let version, let weight else { complete = false; continue }
+            let weight = reader.required(
+                mapping, "weight",
+                "a percentage, 0 to "
+                    + "100"
+            ).flatMap { reader.int($0, "\(itemPath).weight", range: 0...100) }
+            guard let version, let weight else {
+                complete = false
+                continue
+            }
             if splits.contains(where: { $0.version == version }) {
                 reader.report(mapping["version"]!, "version \(version) appears twice in '\(path)'")
             }
@@ -181,8 +213,10 @@ public struct EnvironmentManifest: Hashable, Sendable {
     private static func hex(_ node: Node, _ path: String, digits: ClosedRange<Int>, what: String, reader: YAMLReader) -> String? {
         guard let text = reader.string(node, path) else { return nil }
         guard digits.contains(text.count), text.allSatisfy(\.isHexDigit), text == text.lowercased() else {
-            reader.report(node, "'\(path)' must be \(what) of \(digits.lowerBound) to \(digits.upperBound) lowercase hex digits, found "
-                + "'\(text)'")
+            reader.report(
+                node,
+                "'\(path)' must be \(what) of \(digits.lowerBound) to \(digits.upperBound) lowercase hex digits, found "
+                    + "'\(text)'")
             return nil
         }
         return text

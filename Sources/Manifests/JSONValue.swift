@@ -87,12 +87,19 @@ public enum JSONValue: Hashable, Sendable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -119,12 +126,21 @@ public enum JSONValue: Hashable, Sendable, Codable {
         case .alias:
             self = .null
         case .scalar(let scalar):
-            guard scalar.style == .plain else { self = .string(scalar.string); return }
-            if YAMLReader.isNull(node) { self = .null }
-            else if let value = node.bool, ["true", "false", "True", "False", "TRUE", "FALSE"].contains(scalar.string) { self = .bool(value) }
-            else if let value = Double(scalar.string), value.isFinite, scalar.string.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true {
+            guard scalar.style == .plain else {
+                self = .string(scalar.string)
+                return
+            }
+            if YAMLReader.isNull(node) {
+                self = .null
+            } else if let value = node.bool, ["true", "false", "True", "False", "TRUE", "FALSE"].contains(scalar.string) {
+                self = .bool(value)
+            } else if let value = Double(scalar.string), value.isFinite,
+                scalar.string.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true
+            {
                 self = .number(value)
-            } else { self = .string(scalar.string) }
+            } else {
+                self = .string(scalar.string)
+            }
         }
     }
 }

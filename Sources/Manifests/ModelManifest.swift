@@ -13,8 +13,10 @@ public enum Algorithm: String, Sendable, Hashable, CaseIterable, Codable {
         case .logisticRegression: return ["l2", "maxIterations", "tolerance"]
         case .linearRegression: return ["l2"]
         case .gradientBoosting:
-            return ["learningRate", "trees", "maxDepth", "maxLeaves", "minSamplesLeaf", "l2", "maxBins",
-                    "earlyStopping", "validationFraction", "patience"]
+            return [
+                "learningRate", "trees", "maxDepth", "maxLeaves", "minSamplesLeaf", "l2", "maxBins",
+                "earlyStopping", "validationFraction", "patience",
+            ]
         }
     }
 
@@ -126,8 +128,12 @@ public struct ModelManifest: Hashable, Sendable {
     }
 
     private static func decode(_ node: Node, reader: YAMLReader) -> ModelManifest? {
-        guard let (header, spec) = reader.document(node, kind: "Model", spec: "a mapping with task, data and "
-            + "trainer", specKeys: ["task", "data", "features", "trainer"]) else { return nil }
+        guard
+            let (header, spec) = reader.document(
+                node, kind: "Model",
+                spec: "a mapping with task, data and "
+                    + "trainer", specKeys: ["task", "data", "features", "trainer"])
+        else { return nil }
 
         let task: Task? = reader.required(spec, "task", "one of: \(Task.allCases.map(\.rawValue).joined(separator: ", "))")
             .flatMap { reader.choice($0, "spec.task", "task") }
@@ -136,8 +142,9 @@ public struct ModelManifest: Hashable, Sendable {
         let trainer = reader.required(spec, "trainer", "a mapping with algorithm").flatMap { decodeTrainer($0, task: task, reader: reader) }
 
         guard let header, let task, let data, let trainer else { return nil }
-        return ModelManifest(name: header.name, file: reader.file, task: task, data: data.data, features: features,
-                             trainer: trainer, spec: JSONValue(spec.node), dataLocations: data.locations)
+        return ModelManifest(
+            name: header.name, file: reader.file, task: task, data: data.data, features: features,
+            trainer: trainer, spec: JSONValue(spec.node), dataLocations: data.locations)
     }
 
     private static func decodeData(_ node: Node, reader: YAMLReader) -> (data: DataSpec, locations: [String: SourceLocation])? {
@@ -145,7 +152,8 @@ public struct ModelManifest: Hashable, Sendable {
         var locations: [String: SourceLocation] = [:]
         func path(_ key: String) -> String? {
             guard let value = reader.required(mapping, key, "a CSV file path relative to the repository root"),
-                  let text = reader.string(value, "spec.data.\(key)") else { return nil }
+                let text = reader.string(value, "spec.data.\(key)")
+            else { return nil }
             locations[key] = reader.location(value)
             if text.hasPrefix("/") {
                 reader.report(value, "data path '\(text)' must be relative to the repository root, not absolute")
@@ -154,7 +162,10 @@ public struct ModelManifest: Hashable, Sendable {
             // Normalized before it is checked: `./data/x.csv` is `data/x.csv`; a `..` that would leave the root is refused.
             var parts: [Substring] = []
             for part in text.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
-                if part != ".." { parts.append(part); continue }
+                if part != ".." {
+                    parts.append(part)
+                    continue
+                }
                 guard !parts.isEmpty else {
                     reader.report(value, "data path '\(text)' must stay inside the repository: it must not climb above the root with '..'")
                     return nil
@@ -167,9 +178,13 @@ public struct ModelManifest: Hashable, Sendable {
             }
             return parts.joined(separator: "/")
         }
-        let train = path("train"), test = path("test")
-        let target = reader.required(mapping, "target", "the name of the column to "
-            + "predict").flatMap { reader.string($0, "spec.data.target") }
+        let train = path("train")
+        let test = path("test")
+        let target = reader.required(
+            mapping, "target",
+            "the name of the column to "
+                + "predict"
+        ).flatMap { reader.string($0, "spec.data.target") }
         guard let train, let test, let target else { return nil }
         return (DataSpec(train: train, test: test, target: target), locations)
     }
@@ -181,15 +196,18 @@ public struct ModelManifest: Hashable, Sendable {
         for (index, item) in items.enumerated() {
             let path = "spec.features[\(index)]"
             guard let mapping = reader.mapping(item, path, allowed: ["name", "type", "missing"]),
-                  let nameNode = reader.required(mapping, "name", "the column's name"),
-                  let name = reader.string(nameNode, "\(path).name") else { continue }
+                let nameNode = reader.required(mapping, "name", "the column's name"),
+                let name = reader.string(nameNode, "\(path).name")
+            else { continue }
             if !seen.insert(name).inserted { reader.report(nameNode, "feature '\(name)' is listed twice") }
             if name == target { reader.report(nameNode, "feature '\(name)' is the target column; it cannot also be an input") }
             let type: FeatureType? = mapping["type"].flatMap { reader.choice($0, "\(path).type", "feature type") }
             let missing: MissingPolicy? = mapping["missing"].flatMap { reader.choice($0, "\(path).missing", "missing-value policy") }
             if type == .categorical, let missing, [.mean, .median].contains(missing), let node = mapping["missing"] {
-                reader.report(node, "missing-value policy '\(missing.rawValue)' needs a numeric feature; '\(name)' is categorical "
-                    + "(expected most-frequent or error)")
+                reader.report(
+                    node,
+                    "missing-value policy '\(missing.rawValue)' needs a numeric feature; '\(name)' is categorical "
+                        + "(expected most-frequent or error)")
             }
             features.append(FeatureSpec(name: name, type: type, missing: missing))
         }
@@ -201,11 +219,15 @@ public struct ModelManifest: Hashable, Sendable {
         let algorithmNode = reader.required(mapping, "algorithm", "one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         let algorithm: Algorithm? = algorithmNode.flatMap { reader.choice($0, "spec.trainer.algorithm", "algorithm") }
         if let algorithm, let task, !algorithm.tasks.contains(task), let algorithmNode {
-            reader.report(algorithmNode, "algorithm '\(algorithm.rawValue)' cannot learn a \(task.rawValue) task (expected one of: "
-                + "\(Algorithm.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue).joined(separator: ", ")))")
+            reader.report(
+                algorithmNode,
+                "algorithm '\(algorithm.rawValue)' cannot learn a \(task.rawValue) task (expected one of: "
+                    + "\(Algorithm.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue).joined(separator: ", ")))")
         }
         var params: [String: JSONValue] = [:]
-        if let paramsNode = mapping["params"], let paramMapping = reader.mapping(paramsNode, "spec.trainer.params", allowed: algorithm?.parameterNames) {
+        if let paramsNode = mapping["params"],
+            let paramMapping = reader.mapping(paramsNode, "spec.trainer.params", allowed: algorithm?.parameterNames)
+        {
             for (key, _, value) in paramMapping.entries {
                 if let parsed = parameter(value, "spec.trainer.params.\(key)", reader: reader) { params[key] = parsed }
             }
@@ -234,12 +256,15 @@ public struct ModelManifest: Hashable, Sendable {
         let metric: Metric? = metricNode.flatMap { reader.choice($0, "spec.trainer.search.metric", "metric") }
         if let metric, let metricNode, let task, !metric.isOffline || !Metric.applicable(to: task).contains(metric) {
             let choices = Metric.applicable(to: task).filter(\.isOffline).map(\.rawValue)
-            reader.report(metricNode, "search metric '\(metric.rawValue)' does not apply to a \(task.rawValue) model (expected one of: "
-                + "\(choices.joined(separator: ", ")))")
+            reader.report(
+                metricNode,
+                "search metric '\(metric.rawValue)' does not apply to a \(task.rawValue) model (expected one of: "
+                    + "\(choices.joined(separator: ", ")))")
         }
         var grid: [String: [JSONValue]] = [:]
         if let gridNode = reader.required(mapping, "grid", "parameter names with lists of values"),
-           let gridMapping = reader.mapping(gridNode, "spec.trainer.search.grid", allowed: algorithm?.parameterNames) {
+            let gridMapping = reader.mapping(gridNode, "spec.trainer.search.grid", allowed: algorithm?.parameterNames)
+        {
             for (key, _, value) in gridMapping.entries {
                 let path = "spec.trainer.search.grid.\(key)"
                 guard let items = reader.list(value, path) else { continue }

@@ -40,7 +40,8 @@ public struct MonitorSpec: Hashable, Sendable {
 
     public init() {}
 
-    static let keys = ["window", "psi", "pValue", "minLabels", "newRows", "schedule", "webhook"] + Metric.allCases.filter(\.isOffline).map(\.rawValue)
+    static let keys =
+        ["window", "psi", "pValue", "minLabels", "newRows", "schedule", "webhook"] + Metric.allCases.filter(\.isOffline).map(\.rawValue)
 }
 
 extension YAMLReader {
@@ -50,8 +51,10 @@ extension YAMLReader {
         func threshold(_ key: String) -> Threshold? {
             guard let value = mapping[key] else { return nil }
             guard case .scalar(let scalar) = value, let (comparison, number) = Gate.parse(scalar.string) else {
-                report(value, "'\(path).\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \"<= 0.2\"), found "
-                    + "\(Self.describe(value))")
+                report(
+                    value,
+                    "'\(path).\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \"<= 0.2\"), found "
+                        + "\(Self.describe(value))")
                 return nil
             }
             return Threshold(comparison: comparison, value: number)
@@ -68,18 +71,32 @@ extension YAMLReader {
         spec.pValue = threshold("pValue")
         spec.newRows = threshold("newRows")
         if let node = mapping["schedule"], let text = string(node, "\(path).schedule") {
-            if DurationText.seconds(text) == nil { report(node, "'\(path).schedule' must be a duration such as 30m, 12h or 7d, found "
-                + "'\(text)'") } else { spec.schedule = text }
+            if DurationText.seconds(text) == nil {
+                report(
+                    node,
+                    "'\(path).schedule' must be a duration such as 30m, 12h or 7d, found "
+                        + "'\(text)'")
+            } else {
+                spec.schedule = text
+            }
         }
         if let node = mapping["webhook"], let text = string(node, "\(path).webhook") {
-            if text.hasPrefix("http://") { spec.webhook = text } else { report(node, "'\(path).webhook' must be an http:// URL, found "
-                + "'\(text)'") }
+            if text.hasPrefix("http://") {
+                spec.webhook = text
+            } else {
+                report(
+                    node,
+                    "'\(path).webhook' must be an http:// URL, found "
+                        + "'\(text)'")
+            }
         }
         for (key, keyNode, value) in mapping.entries {
             guard let metric = Metric(rawValue: key) else { continue }
             guard case .scalar(let scalar) = value, let (comparison, number) = Gate.parse(scalar.string) else {
-                report(value, "'\(path).\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \">= 0.9\"), found "
-                    + "\(Self.describe(value))")
+                report(
+                    value,
+                    "'\(path).\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \">= 0.9\"), found "
+                        + "\(Self.describe(value))")
                 continue
             }
             spec.live.append(Gate(metric: metric, comparison: comparison, threshold: number, location: location(keyNode)))

@@ -11,15 +11,17 @@ final class YAMLReader {
     func parse(_ text: String) -> Node? {
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                report(SourceLocation(file: file, line: 1, column: 1), "the file is empty (expected a YAML mapping with apiVersion, "
-                    + "kind, metadata and spec)")
+                report(
+                    SourceLocation(file: file, line: 1, column: 1),
+                    "the file is empty (expected a YAML mapping with apiVersion, "
+                        + "kind, metadata and spec)")
                 return nil
             }
             return node
         } catch let error as YamlError {
             switch error {
             case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-                 .composer(let context, let problem, let mark, _):
+                .composer(let context, let problem, let mark, _):
                 let detail = context.map { "\(problem) \($0.text) that starts at \($0.mark.line):\($0.mark.column)" } ?? problem
                 report(SourceLocation(file: file, line: mark.line, column: mark.column), "invalid YAML: \(detail)")
             case .duplicatedKeysInMapping(let duplicates, let context):
@@ -47,8 +49,10 @@ final class YAMLReader {
                 continue
             }
             for line in lineNumbers.dropFirst() {
-                report(SourceLocation(file: file, line: line, column: mark.column), "duplicate key '\(key)' (first at "
-                    + "\(first):\(mark.column))")
+                report(
+                    SourceLocation(file: file, line: line, column: mark.column),
+                    "duplicate key '\(key)' (first at "
+                        + "\(first):\(mark.column))")
             }
         }
     }
@@ -73,7 +77,7 @@ final class YAMLReader {
         case .sequence: return "a list"
         case .alias: return "an alias"
         case .scalar(let scalar):
-            if (scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)) { return "nothing" }
+            if scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string) { return "nothing" }
             return "'\(scalar.string)'"
         }
     }
@@ -113,8 +117,10 @@ final class YAMLReader {
             let key = keyScalar.string
             if let allowed, !allowed.contains(key) {
                 let scope = path.isEmpty ? "the document" : path
-                report(keyNode, "unknown key '\(key)' in \(scope)\(Spelling.didYouMean(key, among: allowed)) (expected one of: "
-                    + "\(allowed.joined(separator: ", ")))")
+                report(
+                    keyNode,
+                    "unknown key '\(key)' in \(scope)\(Spelling.didYouMean(key, among: allowed)) (expected one of: "
+                        + "\(allowed.joined(separator: ", ")))")
                 continue
             }
             entries.append((key, keyNode, value))
@@ -181,8 +187,10 @@ final class YAMLReader {
         guard let text = string(node, path) else { return nil }
         if let value = E(rawValue: text) { return value }
         let names = E.allCases.map(\.rawValue)
-        report(node, "unknown \(what) '\(text)'\(Spelling.didYouMean(text, among: names)) (expected one of: "
-            + "\(names.joined(separator: ", ")))")
+        report(
+            node,
+            "unknown \(what) '\(text)'\(Spelling.didYouMean(text, among: names)) (expected one of: "
+                + "\(names.joined(separator: ", ")))")
         return nil
     }
 
@@ -203,7 +211,9 @@ final class YAMLReader {
 
     /// The top of a Model or Environment document: `apiVersion`, `kind`, a checked `metadata.name`, and the
     /// `spec` mapping with its allowed keys. The header is nil when the name is missing.
-    func document(_ node: Node, kind: String, spec expected: String, specKeys: [String]) -> (header: (name: String, node: Node)?, spec: Mapping)? {
+    func document(_ node: Node, kind: String, spec expected: String, specKeys: [String]) -> (
+        header: (name: String, node: Node)?, spec: Mapping
+    )? {
         guard let root = mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
         let header = self.header(root, kind: kind)
         if let header { checkName(header.name, header.node, what: kind.lowercased()) }
@@ -223,16 +233,18 @@ final class YAMLReader {
     /// Checks `apiVersion` and `kind`, and reads `metadata.name`.
     func header(_ root: Mapping, kind: String) -> (name: String, node: Node)? {
         if let version = required(root, "apiVersion", "expected 'stagecraft/v1'"), let text = string(version, "apiVersion"),
-           text != "stagecraft/v1" {
+            text != "stagecraft/v1"
+        {
             report(version, "unsupported apiVersion '\(text)' (expected 'stagecraft/v1')")
         }
         if let kindNode = required(root, "kind", "expected '\(kind)'"), let text = string(kindNode, "kind"), text != kind {
             report(kindNode, "kind '\(text)' does not belong here (expected '\(kind)')")
         }
         guard let metadataNode = required(root, "metadata", "a mapping with 'name'"),
-              let metadata = mapping(metadataNode, "metadata", allowed: ["name", "labels", "annotations"]),
-              let nameNode = required(metadata, "name", "the \(kind.lowercased())'s name"),
-              let name = string(nameNode, "metadata.name") else { return nil }
+            let metadata = mapping(metadataNode, "metadata", allowed: ["name", "labels", "annotations"]),
+            let nameNode = required(metadata, "name", "the \(kind.lowercased())'s name"),
+            let name = string(nameNode, "metadata.name")
+        else { return nil }
         return (name, nameNode)
     }
 }

@@ -61,16 +61,19 @@ public struct Builder: Sendable {
             let file = "\(Project.manifestsFolder)/\(model).yaml"
             guard let manifest = project.models[model] else {
                 let known = project.models.keys.sorted()
-                throw BuildError("no model '\(model)' at \(source.revision) (expected \(file); models: "
-                    + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+                throw BuildError(
+                    "no model '\(model)' at \(source.revision) (expected \(file); models: "
+                        + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
             }
-            var data: [String: Data] = [:], hashes: [String: String] = [:]
+            var data: [String: Data] = [:]
+            var hashes: [String: String] = [:]
             for path in [manifest.data.train, manifest.data.test] where data[path] == nil {
                 let bytes = try repository.file(at: path, in: source.commit)
                 data[path] = bytes
                 hashes[path] = VersionDigest.sha256(bytes)
             }
-            let digest = VersionDigest.compute(canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion)
+            let digest = VersionDigest.compute(
+                canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion)
             return Inputs(manifest: manifest, source: source, project: project, data: data, dataHashes: hashes, digest: digest)
         }
     }
@@ -85,8 +88,9 @@ public struct Builder: Sendable {
         let started = Date()
         let store = store(for: inputs.project.settings)
         if store.contains(inputs.digest) {
-            return BuildResult(digest: inputs.digest, reused: true, info: try store.buildInfo(inputs.digest),
-                               metrics: try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
+            return BuildResult(
+                digest: inputs.digest, reused: true, info: try store.buildInfo(inputs.digest),
+                metrics: try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
         }
         let manifest = inputs.manifest
         let request = Self.trainingRequest(manifest)
@@ -96,7 +100,8 @@ public struct Builder: Sendable {
         let test = try CSVReader.read(inputs.data[manifest.data.test]!, source: manifest.data.test, types: types)
         let readTime = Date().timeIntervalSince(readStart)
         let outcome = try Training.run(request, train: train, test: test, progress: progress)
-        let record = BuildRecord(digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: outcome.parameters, tool: toolVersion)
+        let record = BuildRecord(
+            digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: outcome.parameters, tool: toolVersion)
         let modelFile = outcome.modelFile(task: request.task, target: request.target, build: record)
         let metrics = MetricsFile(holdout: outcome.holdoutMetrics, search: outcome.search)
         var timings = outcome.timings
@@ -107,7 +112,8 @@ public struct Builder: Sendable {
             source: inputs.source.commit.hex, ref: ref, data: inputs.dataHashes, parameters: outcome.parameters,
             metrics: outcome.holdoutMetrics, timings: timings, tool: toolVersion, createdAt: Date())
         try store.store(digest: inputs.digest, model: modelFile, metrics: metrics, build: info)
-        return BuildResult(digest: inputs.digest, reused: false, info: info, metrics: metrics, artifact: store.directory(for: inputs.digest))
+        return BuildResult(
+            digest: inputs.digest, reused: false, info: info, metrics: metrics, artifact: store.directory(for: inputs.digest))
     }
 
     /// The ML core's request for a manifest.
@@ -132,8 +138,9 @@ public struct Builder: Sendable {
             }
         }
         let search = manifest.trainer.search.map { search in
-            SearchRequest(folds: search.folds, metric: search.metric.rawValue,
-                          grid: search.grid.mapValues { $0.compactMap(parameter) })
+            SearchRequest(
+                folds: search.folds, metric: search.metric.rawValue,
+                grid: search.grid.mapValues { $0.compactMap(parameter) })
         }
         return TrainingRequest(
             task: task, target: manifest.data.target, features: features,

@@ -1,8 +1,8 @@
 import Foundation
 public import GitStore
+import Learning
 public import Manifests
 public import Registry
-import Learning
 
 /// One step of a plan.
 public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertible {
@@ -72,8 +72,10 @@ public final class EnvironmentReconciler {
     /// Who the records name.
     public var actor: String
 
-    public init(workspace: Workspace, state: any StateStore, environment: String, ref: String,
-                startServer: @escaping (EnvironmentManifest, ObjectID) throws -> Void) {
+    public init(
+        workspace: Workspace, state: any StateStore, environment: String, ref: String,
+        startServer: @escaping (EnvironmentManifest, ObjectID) throws -> Void
+    ) {
         self.workspace = workspace
         self.state = state
         self.environment = environment
@@ -111,9 +113,14 @@ public final class EnvironmentReconciler {
         if manifest.track {
             let digests = try workspace.builder.inputs(models: manifest.models.map(\.model), ref: commit.hex).map(\.digest)
             for (deployment, digest) in zip(manifest.models, digests) {
-                guard deployment.version.map({ !digest.hasPrefix($0) }) ?? true, try !declined(model: deployment.model, digest: digest, commit: commit) else { continue }
-                actions.append(PlannedAction(kind: .promote, model: deployment.model, version: digest, detail: "build of "
-                    + "\(commit.short) replaces the pin in \(manifest.file)"))
+                guard deployment.version.map({ !digest.hasPrefix($0) }) ?? true,
+                    try !declined(model: deployment.model, digest: digest, commit: commit)
+                else { continue }
+                actions.append(
+                    PlannedAction(
+                        kind: .promote, model: deployment.model, version: digest,
+                        detail: "build of "
+                            + "\(commit.short) replaces the pin in \(manifest.file)"))
                 if let index = desired.models.firstIndex(where: { $0.model == deployment.model }) {
                     desired.models[index].version = digest
                     desired.models[index].source = commit.hex
@@ -122,13 +129,16 @@ public final class EnvironmentReconciler {
             }
         }
         actions += modelActions(desired, actual: actual)
-        return Plan(environment: environment, commit: commit.hex, server: "\(manifest.host):\(manifest.port)", serverRunning: running, actions: actions)
+        return Plan(
+            environment: environment, commit: commit.hex, server: "\(manifest.host):\(manifest.port)", serverRunning: running,
+            actions: actions)
     }
 
     /// What the server will hold once started: what the state store records as serving.
     private func expectedAfterStart() throws -> ServerState {
         let served = try state.served(environment: environment)
-        var versions: [String: Set<String>] = [:], routes: [String: ServerState.Route] = [:]
+        var versions: [String: Set<String>] = [:]
+        var routes: [String: ServerState.Route] = [:]
         for (model, entry) in served {
             versions[model] = entry.versions
             routes[model] = ServerState.Route(defaultVersion: entry.version, traffic: entry.traffic, shadow: entry.shadow)
@@ -146,7 +156,8 @@ public final class EnvironmentReconciler {
     static func pins(_ deployment: ModelDeployment) -> [Pin] {
         guard let version = deployment.version else { return [] }
         var pins = [Pin(version: version, source: deployment.source)]
-        for extra in (deployment.traffic ?? []) + [deployment.shadow].compactMap({ $0 }) where !pins.contains(where: { $0.version == extra.version }) {
+        for extra in (deployment.traffic ?? []) + [deployment.shadow].compactMap({ $0 })
+        where !pins.contains(where: { $0.version == extra.version }) {
             pins.append(Pin(version: extra.version, source: extra.source ?? deployment.source))
         }
         return pins
@@ -164,27 +175,41 @@ public final class EnvironmentReconciler {
             guard !pins.isEmpty else { continue }
             let model = deployment.model
             for pin in pins where workspace.digest(pin.version) == nil {
-                actions.append(PlannedAction(kind: .build, model: model, version: pin.version, detail: "from "
-                    + "\(pin.source.map { String($0.prefix(12)) } ?? "?")"))
+                actions.append(
+                    PlannedAction(
+                        kind: .build, model: model, version: pin.version,
+                        detail: "from "
+                            + "\(pin.source.map { String($0.prefix(12)) } ?? "?")"))
             }
             let current = actual.routes[model]
             let routed = current.map(Self.versions) ?? []
             if let desired = workspace.route(deployment), desired == current {
                 let extra = (actual.versions[model] ?? []).subtracting(Self.versions(of: desired))
-                for version in extra.sorted() { actions.append(PlannedAction(kind: .unload, model: model, version: version, detail: "not pinned")) }
+                for version in extra.sorted() {
+                    actions.append(PlannedAction(kind: .unload, model: model, version: version, detail: "not pinned"))
+                }
                 continue
             }
             for pin in pins {
                 let full = workspace.digest(pin.version) ?? pin.version
                 if !routed.contains(full) {
-                    actions.append(PlannedAction(kind: .verify, model: model, version: full, detail: "gates: "
-                        + "\(manifest.gates(for: model).map(\.description).joined(separator: ", "))"))
+                    actions.append(
+                        PlannedAction(
+                            kind: .verify, model: model, version: full,
+                            detail: "gates: "
+                                + "\(manifest.gates(for: model).map(\.description).joined(separator: ", "))"))
                 }
             }
             let target = workspace.digest(deployment.version!) ?? deployment.version!
             var detail = current.map { "from \(VersionDigest.short($0.defaultVersion))" } ?? "first version"
-            if let traffic = deployment.traffic { detail += ", split " + traffic.map { "\(VersionDigest.short($0.version)) "
-                + "\($0.weight)%" }.joined(separator: " / ") }
+            if let traffic = deployment.traffic {
+                detail +=
+                    ", split "
+                    + traffic.map {
+                        "\(VersionDigest.short($0.version)) "
+                            + "\($0.weight)%"
+                    }.joined(separator: " / ")
+            }
             if let shadow = deployment.shadow { detail += ", shadow \(VersionDigest.short(shadow.version))" }
             actions.append(PlannedAction(kind: .switch, model: model, version: target, detail: detail))
             let keep = Set(pins.map { workspace.digest($0.version) ?? $0.version })
@@ -194,8 +219,11 @@ public final class EnvironmentReconciler {
         }
         let pinned = Set(manifest.models.filter { $0.version != nil }.map(\.model))
         for model in actual.routes.keys.sorted() where !pinned.contains(model) {
-            actions.append(PlannedAction(kind: .remove, model: model, version: actual.routes[model]?.defaultVersion, detail: "no longer "
-                + "pinned in \(manifest.file)"))
+            actions.append(
+                PlannedAction(
+                    kind: .remove, model: model, version: actual.routes[model]?.defaultVersion,
+                    detail: "no longer "
+                        + "pinned in \(manifest.file)"))
         }
         return actions
     }
@@ -214,7 +242,9 @@ public final class EnvironmentReconciler {
         // Fast path: nothing changed in git since the last reconcile that ended in sync, and the server holds it.
         let live = client.isLive()
         if live, try state.syncedCommit(environment: environment) == commit.hex,
-           try client.state().serves(same: expectedAfterStart()), try state.records(environment: environment, model: nil).allSatisfy({ $0.outcome != .inProgress }) {
+            try client.state().serves(same: expectedAfterStart()),
+            try state.records(environment: environment, model: nil).allSatisfy({ $0.outcome != .inProgress })
+        {
             return ReconcileReport(environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true)
         }
         // What is deployed is what validate accepts (the fast path above only skips a commit already reconciled in sync).
@@ -235,8 +265,12 @@ public final class EnvironmentReconciler {
                 commit = try repository.resolve(workspace.settings.branch)
                 manifest = try workspace.validatedEnvironment(environment, at: commit)
                 client = try workspace.serverClient(for: manifest)
-                applied += promotions.map { PlannedAction(kind: .promote, model: $0.model, version: $0.version, detail: "commit "
-                    + "\($0.commit.prefix(12))") }
+                applied += promotions.map {
+                    PlannedAction(
+                        kind: .promote, model: $0.model, version: $0.version,
+                        detail: "commit "
+                            + "\($0.commit.prefix(12))")
+                }
             }
         }
 
@@ -251,7 +285,9 @@ public final class EnvironmentReconciler {
             return found
         }
         for deployment in manifest.models where actions.contains(where: { $0.model == deployment.model }) {
-            if let record = try apply(deployment, manifest: manifest, actual: actual, client: client, environmentCommit: lastEnvironmentCommit) {
+            if let record = try apply(
+                deployment, manifest: manifest, actual: actual, client: client, environmentCommit: lastEnvironmentCommit)
+            {
                 records.append(record)
             }
         }
@@ -259,8 +295,9 @@ public final class EnvironmentReconciler {
             guard let model = action.model, let version = action.version else { continue }
             progress("removing \(model) from \(environment)")
             try client.unload(model: model, version: nil)
-            var record = DeploymentRecord(environment: environment, model: model, version: version, source: actual.sources[version],
-                                          environmentCommit: try lastEnvironmentCommit().hex, actor: actor)
+            var record = DeploymentRecord(
+                environment: environment, model: model, version: version, source: actual.sources[version],
+                environmentCommit: try lastEnvironmentCommit().hex, actor: actor)
             record.outcome = .removed
             record.reason = "no longer pinned in \(manifest.file)"
             record.finishedAt = Timestamp.now()
@@ -268,8 +305,9 @@ public final class EnvironmentReconciler {
             records.append(record)
         }
         try workspace.writeNotes(state)
-        let report = ReconcileReport(environment: environment, commit: commit.hex, promotions: promotions, actions: applied, records: records,
-                                     wasInSync: applied.isEmpty)
+        let report = ReconcileReport(
+            environment: environment, commit: commit.hex, promotions: promotions, actions: applied, records: records,
+            wasInSync: applied.isEmpty)
         try state.setSyncedCommit(report.failed ? nil : commit.hex, environment: environment)
         return report
     }
@@ -287,8 +325,9 @@ public final class EnvironmentReconciler {
             if let route = actual.routes[record.model], route.defaultVersion == record.version {
                 record.outcome = .succeeded
                 record.reason = "completed by the next reconcile: the previous one was stopped after the switch"
-                served = ServedModel(environment: environment, model: record.model, version: route.defaultVersion, source: record.source,
-                                     traffic: route.traffic, shadow: route.shadow, recordID: record.id, since: record.finishedAt!)
+                served = ServedModel(
+                    environment: environment, model: record.model, version: route.defaultVersion, source: record.source,
+                    traffic: route.traffic, shadow: route.shadow, recordID: record.id, since: record.finishedAt!)
             } else {
                 record.outcome = .interrupted
                 record.reason = "the reconcile was stopped before the switch; the previous version kept serving"
@@ -300,8 +339,10 @@ public final class EnvironmentReconciler {
     }
 
     /// Builds, verifies and switches one model; returns its record, or nil when only unloads were needed.
-    func apply(_ deployment: ModelDeployment, manifest: EnvironmentManifest, actual: ServerState, client: ServerClient,
-               environmentCommit: () throws -> ObjectID) throws -> DeploymentRecord? {
+    func apply(
+        _ deployment: ModelDeployment, manifest: EnvironmentManifest, actual: ServerState, client: ServerClient,
+        environmentCommit: () throws -> ObjectID
+    ) throws -> DeploymentRecord? {
         let model = deployment.model
         let pins = Self.pins(deployment)
         let current = actual.routes[model]
@@ -311,8 +352,9 @@ public final class EnvironmentReconciler {
             }
             return nil
         }
-        var record = DeploymentRecord(environment: environment, model: model, version: workspace.digest(pins[0].version) ?? pins[0].version,
-                                      source: pins[0].source, environmentCommit: try environmentCommit().hex, actor: actor)
+        var record = DeploymentRecord(
+            environment: environment, model: model, version: workspace.digest(pins[0].version) ?? pins[0].version,
+            source: pins[0].source, environmentCommit: try environmentCommit().hex, actor: actor)
         try state.begin(record)
         Failpoint.hit("after-begin")
         var loadedHere: [String] = []
@@ -327,8 +369,11 @@ public final class EnvironmentReconciler {
         }
         // Build what is missing; each digest must equal its pin.
         for pin in pins where workspace.digest(pin.version) == nil {
-            guard let source = pin.source else { return try fail("version \(pin.version) is not built and has no source commit to build "
-                + "it from") }
+            guard let source = pin.source else {
+                return try fail(
+                    "version \(pin.version) is not built and has no source commit to build "
+                        + "it from")
+            }
             progress("building \(model) at \(source.prefix(12))")
             let built: BuildResult
             do {
@@ -337,9 +382,13 @@ public final class EnvironmentReconciler {
                 return try fail("building \(model) at \(source.prefix(12)) failed: \(error)")
             }
             guard built.digest.hasPrefix(pin.version) else {
-                let inputs = built.info.data.sorted { $0.key < $1.key }.map { "\($0.key) sha256 "
-                    + "\($0.value.prefix(12))" }.joined(separator: ", ")
-                return try fail("building \(model) at \(source.prefix(12)) gives \(VersionDigest.short(built.digest)), not the pinned \(pin.version): the manifest's spec, the data (\(inputs)) or the ML core's format version \(ModelFile.currentFormatVersion) differ from those the pin was built with")
+                let inputs = built.info.data.sorted { $0.key < $1.key }.map {
+                    "\($0.key) sha256 "
+                        + "\($0.value.prefix(12))"
+                }.joined(separator: ", ")
+                return try fail(
+                    "building \(model) at \(source.prefix(12)) gives \(VersionDigest.short(built.digest)), not the pinned \(pin.version): the manifest's spec, the data (\(inputs)) or the ML core's format version \(ModelFile.currentFormatVersion) differ from those the pin was built with"
+                )
             }
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
         }
@@ -349,7 +398,9 @@ public final class EnvironmentReconciler {
         let routed = current.map(Self.versions) ?? []
         let gates = manifest.gates(for: model)
         var results: [GateResult] = []
-        for version in Self.versions(of: desired).subtracting(routed).sorted(by: { ($0 != desired.defaultVersion ? 1 : 0, $0) < ($1 != desired.defaultVersion ? 1 : 0, $1) }) {
+        for version in Self.versions(of: desired).subtracting(routed).sorted(by: {
+            ($0 != desired.defaultVersion ? 1 : 0, $0) < ($1 != desired.defaultVersion ? 1 : 0, $1)
+        }) {
             progress("verifying \(model) \(VersionDigest.short(version)) in \(environment)")
             do {
                 if !(actual.versions[model] ?? []).contains(version) {
@@ -383,13 +434,17 @@ public final class EnvironmentReconciler {
         Failpoint.hit("after-switch")
         // Unloading is clean-up: the switch has happened, and a version left loaded is unloaded by the next reconcile.
         for version in ((try? client.state().versions[model]) ?? []).subtracting(Self.versions(of: desired)).sorted() {
-            do { try client.unload(model: model, version: version) } catch { progress("could not unload \(VersionDigest.short(version)) "
-                + "of \(model): \(error)") }
+            do { try client.unload(model: model, version: version) } catch {
+                progress(
+                    "could not unload \(VersionDigest.short(version)) "
+                        + "of \(model): \(error)")
+            }
         }
         record.outcome = .succeeded
         record.finishedAt = Timestamp.now()
-        let served = ServedModel(environment: environment, model: model, version: desired.defaultVersion, source: record.source,
-                                 traffic: desired.traffic, shadow: desired.shadow, recordID: record.id, since: record.finishedAt!)
+        let served = ServedModel(
+            environment: environment, model: model, version: desired.defaultVersion, source: record.source,
+            traffic: desired.traffic, shadow: desired.shadow, recordID: record.id, since: record.finishedAt!)
         try state.finish(record, served: served, removed: nil)
         Failpoint.hit("after-finish")
         progress("✓ \(model) \(VersionDigest.short(desired.defaultVersion)) serves in \(environment)")
@@ -413,8 +468,10 @@ public final class EnvironmentReconciler {
             progress("building \(deployment.model) at \(branch) (\(start.short))")
             let built = try workspace.builder.build(inputs, ref: start.hex)
             try? (state as? SQLiteStateStore)?.recordBuild(built.info)
-            let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map { "\($0.key) "
-                + "\(GateResult.format($0.value))" }.joined(separator: ", ")
+            let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map {
+                "\($0.key) "
+                    + "\(GateResult.format($0.value))"
+            }.joined(separator: ", ")
             var trailers = [
                 Trailer(key: "Stagecraft-Model", value: deployment.model), Trailer(key: "Stagecraft-Version", value: built.digest),
                 Trailer(key: "Stagecraft-Source", value: start.hex), Trailer(key: "Stagecraft-From", value: branch),
@@ -422,26 +479,32 @@ public final class EnvironmentReconciler {
             ]
             // A retrain commit's trigger travels with the promotion, so that history shows why the version came.
             if let change = try repository.history(of: "\(Project.manifestsFolder)/\(deployment.model).yaml", from: start, limit: 1).first,
-               let trigger = try repository.commit(change).trailer("Stagecraft-Trigger") {
+                let trigger = try repository.commit(change).trailer("Stagecraft-Trigger")
+            {
                 trailers.append(Trailer(key: "Stagecraft-Trigger", value: trigger))
             }
-            let message = Trailers.append(trailers, to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from "
-                + "\(branch) to \(environment)")
+            let message = Trailers.append(
+                trailers,
+                to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from "
+                    + "\(branch) to \(environment)")
             let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")
             // Each promotion is a commit on the branch's head (the previous promotion, or whatever someone pushed meanwhile:
             // then the file is read again there); the manifests and data stay those of `start`.
             let made = try Promotion.retryingWhenMoved { () throws -> ObjectID? in
                 let head = try repository.resolve(branch)
-                return try promotion.commitPin(model: deployment.model, environment: try workspace.environment(environment, at: head),
-                                               version: built.digest, source: start.hex, at: head, branch: branch, message: message,
-                                               author: automation)
+                return try promotion.commitPin(
+                    model: deployment.model, environment: try workspace.environment(environment, at: head),
+                    version: built.digest, source: start.hex, at: head, branch: branch, message: message,
+                    author: automation)
             }
             guard let made else { continue }
             Failpoint.hit("after-promotion")
             progress("promoted \(deployment.model) \(VersionDigest.short(built.digest)) to \(environment) (commit \(made.short))")
-            results.append(PromotionResult(commit: made.hex, branch: branch, model: deployment.model, environment: environment, version: built.digest,
-                                           source: start.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false,
-                                           alreadyPinned: false))
+            results.append(
+                PromotionResult(
+                    commit: made.hex, branch: branch, model: deployment.model, environment: environment, version: built.digest,
+                    source: start.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false,
+                    alreadyPinned: false))
         }
         return results
     }
@@ -452,8 +515,12 @@ public final class EnvironmentReconciler {
         // Only a failed gate declines a version: a build or server error is worth another try on the next reconcile.
         if try state.records(environment: environment, model: model).contains(where: { record in
             record.version == digest && record.outcome == .failed && record.gates.contains { !$0.passed }
-        }) { return true }
-        guard let last = try repository.history(of: Workspace.environmentFile(environment), from: commit, limit: 1).first else { return false }
+        }) {
+            return true
+        }
+        guard let last = try repository.history(of: Workspace.environmentFile(environment), from: commit, limit: 1).first else {
+            return false
+        }
         let message = try repository.commit(last)
         return message.trailer("Stagecraft-Rollback-Of") == digest
     }

@@ -1,8 +1,9 @@
 public import Foundation
 public import GitStore
 public import Registry
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One change of desired state (a commit to an environment file) and what actually happened because of it.
@@ -55,7 +56,11 @@ public struct History {
             for commit in commits {
                 let trailers = commit.trailers.map { Self.escape($0.key) + "\u{1F}" + Self.escape($0.value) }.joined(separator: "\u{1E}")
                 let milliseconds = Int64((commit.date.timeIntervalSince1970 * 1000).rounded())
-                text += [commit.commit, String(milliseconds), Self.escape(commit.author), Self.escape(commit.email), Self.escape(commit.summary), trailers]
+                text +=
+                    [
+                        commit.commit, String(milliseconds), Self.escape(commit.author), Self.escape(commit.email),
+                        Self.escape(commit.summary), trailers,
+                    ]
                     .joined(separator: "\t") + "\n"
             }
             return text
@@ -77,12 +82,18 @@ public struct History {
             for line in lines.dropFirst(2) where !line.isEmpty {
                 let fields = line.split(separator: 9, omittingEmptySubsequences: false).map { Substring($0) }
                 guard fields.count == 6, let milliseconds = Int64(fields[1]) else { return nil }
-                let trailers = fields[5].isEmpty ? [] : fields[5].split(separator: "\u{1E}", omittingEmptySubsequences: false).compactMap { pair -> Trailer? in
-                    let parts = pair.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
-                    return parts.count == 2 ? Trailer(key: Self.unescape(parts[0]), value: Self.unescape(parts[1])) : nil
-                }
-                commits.append(CachedCommit(commit: String(fields[0]), author: Self.unescape(fields[2]), email: Self.unescape(fields[3]),
-                                            date: Date(timeIntervalSince1970: Double(milliseconds) / 1000), summary: Self.unescape(fields[4]), trailers: trailers))
+                let trailers =
+                    fields[5].isEmpty
+                    ? []
+                    : fields[5].split(separator: "\u{1E}", omittingEmptySubsequences: false).compactMap { pair -> Trailer? in
+                        let parts = pair.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
+                        return parts.count == 2 ? Trailer(key: Self.unescape(parts[0]), value: Self.unescape(parts[1])) : nil
+                    }
+                commits.append(
+                    CachedCommit(
+                        commit: String(fields[0]), author: Self.unescape(fields[2]), email: Self.unescape(fields[3]),
+                        date: Date(timeIntervalSince1970: Double(milliseconds) / 1000), summary: Self.unescape(fields[4]),
+                        trailers: trailers))
             }
         }
 
@@ -128,19 +139,27 @@ public struct History {
     /// The entries of `environments`, newest first.
     public func entries(environments: [String], model: String?, since: Date?, ref: String) throws -> [HistoryEntry] {
         let tip = try workspace.repository.resolve(ref)
-        let records = Dictionary(grouping: try state.records(environment: nil, model: model)) { "\($0.environment) "
-            + "\($0.environmentCommit)" }
+        let records = Dictionary(grouping: try state.records(environment: nil, model: model)) {
+            "\($0.environment) "
+                + "\($0.environmentCommit)"
+        }
         var entries: [(entry: HistoryEntry, order: Int)] = []
         for environment in environments {
             for commit in try commits(of: Workspace.environmentFile(environment), from: tip) {
                 if let since, commit.date < since { break }
                 let attached = records["\(environment) \(commit.commit)"] ?? []
-                if let model, attached.isEmpty, !commit.trailers.contains(where: { $0.key == "Stagecraft-Model" && $0.value == model }) { continue }
+                if let model, attached.isEmpty, !commit.trailers.contains(where: { $0.key == "Stagecraft-Model" && $0.value == model }) {
+                    continue
+                }
                 let served = attached.first { $0.outcome == .succeeded }?.finishedAt
-                entries.append((HistoryEntry(
-                    environment: environment, commit: commit.commit, author: commit.author, authorEmail: commit.email, date: commit.date,
-                    summary: commit.summary, trailers: commit.trailers, records: attached,
-                    commitToServingSeconds: served.map { $0.timeIntervalSince(commit.date) }), entries.count))
+                entries.append(
+                    (
+                        HistoryEntry(
+                            environment: environment, commit: commit.commit, author: commit.author, authorEmail: commit.email,
+                            date: commit.date,
+                            summary: commit.summary, trailers: commit.trailers, records: attached,
+                            commitToServingSeconds: served.map { $0.timeIntervalSince(commit.date) }), entries.count
+                    ))
             }
         }
         // Newest first; commits of one file keep git's order, which settles commits made in the same second.
@@ -159,8 +178,9 @@ public struct History {
         let seen = Set(known.map(\.commit))
         let new = try walk.commits.filter { !seen.contains($0.hex) }.map { (id) throws -> CachedCommit in
             let commit = try repository.commit(id)
-            return CachedCommit(commit: id.hex, author: commit.author.name, email: commit.author.email, date: commit.committer.date,
-                                summary: commit.summary, trailers: commit.trailers)
+            return CachedCommit(
+                commit: id.hex, author: commit.author.name, email: commit.author.email, date: commit.committer.date,
+                summary: commit.summary, trailers: commit.trailers)
         }
         known = new + known
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -85,8 +85,9 @@ public struct Monitor {
         }
         let labels = labels(environment: environment, model: model)
 
-        var report = ModelMonitorReport(environment: environment, model: model, version: version, rows: window.count, drift: [],
-                                        predictionDrift: nil, live: [:], labels: 0, newRows: 0, triggers: [])
+        var report = ModelMonitorReport(
+            environment: environment, model: model, version: version, rows: window.count, drift: [],
+            predictionDrift: nil, live: [:], labels: 0, newRows: 0, triggers: [])
         if let reference = file.reference, !window.isEmpty {
             let (dataset, predictions) = try Self.dataset(window, file: file)
             let (drift, predicted) = reference.compare(dataset, predictions: predictions)
@@ -108,7 +109,10 @@ public struct Monitor {
         if labelled.count >= spec.minLabels {
             for gate in spec.live {
                 guard let value = report.live[gate.metric.rawValue], !gate.passes(value) else { continue }
-                report.triggers.append(Trigger(kind: gate.metric.rawValue, subject: "", measured: value, threshold: "\(gate.comparison.rawValue) \(GateResult.format(gate.threshold))"))
+                report.triggers.append(
+                    Trigger(
+                        kind: gate.metric.rawValue, subject: "", measured: value,
+                        threshold: "\(gate.comparison.rawValue) \(GateResult.format(gate.threshold))"))
             }
         }
         let since = Timestamp.string(built)
@@ -126,7 +130,9 @@ public struct Monitor {
         let folder = workspace.root.appendingPathComponent(".stagecraft/capture/\(environment)/\(model)")
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .compactMap { name -> (Int, String)? in
-                guard name.hasPrefix("capture-"), name.hasSuffix(".jsonl"), let index = Int(name.dropFirst(8).dropLast(6)) else { return nil }
+                guard name.hasPrefix("capture-"), name.hasSuffix(".jsonl"), let index = Int(name.dropFirst(8).dropLast(6)) else {
+                    return nil
+                }
                 return (index, name)
             }.sorted { $0.0 < $1.0 }
         var rows: [CapturedRow] = []
@@ -134,16 +140,19 @@ public struct Monitor {
             guard let data = try? Data(contentsOf: folder.appendingPathComponent(name)) else { continue }
             for line in data.split(separator: UInt8(ascii: "\n")) {
                 guard let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], record["shadow"] == nil,
-                      let id = record["id"] as? String, let version = record["version"] as? String,
-                      let inputs = record["inputs"] as? [String: Any], let outputs = record["outputs"] as? [String: Any],
-                      let predictions = outputs["predict"] as? [Any] else { continue }
+                    let id = record["id"] as? String, let version = record["version"] as? String,
+                    let inputs = record["inputs"] as? [String: Any], let outputs = record["outputs"] as? [String: Any],
+                    let predictions = outputs["predict"] as? [Any]
+                else { continue }
                 let probabilities = outputs["predict_proba"] as? [[Double]]
                 let time = record["time"] as? String ?? ""
                 // One captured row per input row; a multi-row request's id stands for its first row only.
                 for row in predictions.indices {
                     let values = inputs.mapValues { ($0 as? [Any]).map { row < $0.count ? $0[row] : NSNull() } ?? NSNull() }
-                    rows.append(CapturedRow(id: row == 0 ? id : "\(id)#\(row)", version: version, inputs: values, prediction: predictions[row],
-                                            probabilities: probabilities.flatMap { row < $0.count ? $0[row] : nil }, time: time))
+                    rows.append(
+                        CapturedRow(
+                            id: row == 0 ? id : "\(id)#\(row)", version: version, inputs: values, prediction: predictions[row],
+                            probabilities: probabilities.flatMap { row < $0.count ? $0[row] : nil }, time: time))
                 }
             }
         }
@@ -157,7 +166,8 @@ public struct Monitor {
         var labels: [String: String] = [:]
         for line in data.split(separator: UInt8(ascii: "\n")) {
             guard let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let id = record["id"] as? String,
-                  let values = record["labels"] as? [String] else { continue }
+                let values = record["labels"] as? [String]
+            else { continue }
             for (row, value) in values.enumerated() { labels[row == 0 ? id : "\(id)#\(row)"] = value }
         }
         return labels
@@ -165,7 +175,8 @@ public struct Monitor {
 
     /// The captured rows as the model's raw feature columns, and their predictions.
     static func dataset(_ rows: [CapturedRow], file: ModelFile) throws -> (Dataset, Predictions) {
-        let predictions = file.classes == nil
+        let predictions =
+            file.classes == nil
             ? Predictions(values: rows.map { ($0.prediction as? NSNumber)?.doubleValue ?? .nan })
             : Predictions(labels: rows.map { "\($0.prediction)" })
         return (try file.dataset(records: rows.map(\.inputs), source: "capture"), predictions)
@@ -175,7 +186,8 @@ public struct Monitor {
     static func liveMetrics(_ rows: [CapturedRow], labels: [String: String], classes: [String]?) -> [String: Double] {
         guard !rows.isEmpty else { return [:] }
         if let classes {
-            var indices: [Int32] = [], probabilities: [Double] = []
+            var indices: [Int32] = []
+            var probabilities: [Double] = []
             for row in rows {
                 guard let label = labels[row.id], let index = classes.firstIndex(of: label) else { continue }
                 indices.append(Int32(index))
@@ -189,7 +201,9 @@ public struct Monitor {
             return indices.isEmpty ? [:] : Metrics.classification(labels: indices, probabilities: probabilities, classCount: classes.count)
         }
         let pairs = rows.compactMap { row -> (Double, Double)? in
-            guard let label = labels[row.id].flatMap(Double.init), let predicted = (row.prediction as? NSNumber)?.doubleValue else { return nil }
+            guard let label = labels[row.id].flatMap(Double.init), let predicted = (row.prediction as? NSNumber)?.doubleValue else {
+                return nil
+            }
             return (label, predicted)
         }
         return pairs.isEmpty ? [:] : Metrics.regression(targets: pairs.map(\.0), predictions: pairs.map(\.1))

@@ -35,35 +35,46 @@ public struct Promotion {
     ///   - force: promote even when the upstream has no passed verification of the version (recorded in a trailer).
     ///   - branch: commit on this branch (created from the project branch) instead, for a pull request.
     ///   - author: who promotes.
-    public func promote(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
-                        author: Signature) throws -> PromotionResult {
+    public func promote(
+        model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
+        author: Signature
+    ) throws -> PromotionResult {
         try Self.retryingWhenMoved {
             try promoteOnce(model: model, to: environment, version: requested, force: force, branch: branch, author: author)
         }
     }
 
-    private func promoteOnce(model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
-                             author: Signature) throws -> PromotionResult {
+    private func promoteOnce(
+        model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
+        author: Signature
+    ) throws -> PromotionResult {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
         guard let upstream = target.upstream else {
-            throw ReconcileError(.refused, "'\(environment)' has no upstream to promote from; versions reach it by its own reconcile "
-                + "(track) or by editing \(target.file)")
+            throw ReconcileError(
+                .refused,
+                "'\(environment)' has no upstream to promote from; versions reach it by its own reconcile "
+                    + "(track) or by editing \(target.file)")
         }
         let records = try state.records(environment: upstream, model: model)
         let served = try state.served(environment: upstream)[model]
         let version: String
         if let requested {
-            guard let full = workspace.artifacts.resolve(requested) ?? records.last(where: { $0.version.hasPrefix(requested) })?.version else {
-                throw ReconcileError(.refused, "no version '\(requested)' of '\(model)' is known here (not in the artifact store nor in "
-                    + "\(upstream)'s records)")
+            guard let full = workspace.artifacts.resolve(requested) ?? records.last(where: { $0.version.hasPrefix(requested) })?.version
+            else {
+                throw ReconcileError(
+                    .refused,
+                    "no version '\(requested)' of '\(model)' is known here (not in the artifact store nor in "
+                        + "\(upstream)'s records)")
             }
             version = full
         } else {
             guard let served else {
-                throw ReconcileError(.refused, "'\(upstream)' serves no version of '\(model)' yet; reconcile it first (stagecraft "
-                    + "reconcile --env \(upstream)) or name one with --version")
+                throw ReconcileError(
+                    .refused,
+                    "'\(upstream)' serves no version of '\(model)' yet; reconcile it first (stagecraft "
+                        + "reconcile --env \(upstream)) or name one with --version")
             }
             version = served.version
         }
@@ -71,17 +82,26 @@ public struct Promotion {
         var forcedReason: String?
         if passed == nil {
             let failed = records.last { $0.version == version && $0.outcome == .failed }
-            let why = failed.map { "its verification in '\(upstream)' failed "
-                + "(\($0.reason ?? "gates"))" } ?? "it has not passed verification in '\(upstream)'"
+            let why =
+                failed.map {
+                    "its verification in '\(upstream)' failed "
+                        + "(\($0.reason ?? "gates"))"
+                } ?? "it has not passed verification in '\(upstream)'"
             guard force else {
-                throw ReconcileError(.refused, "will not promote \(VersionDigest.short(version)) of '\(model)' to '\(environment)': "
-                    + "\(why); --force promotes it anyway and records that")
+                throw ReconcileError(
+                    .refused,
+                    "will not promote \(VersionDigest.short(version)) of '\(model)' to '\(environment)': "
+                        + "\(why); --force promotes it anyway and records that")
             }
             forcedReason = why
         }
         let source = passed?.source ?? (try? workspace.artifacts.buildInfo(version).source) ?? served?.source
-        guard let source else { throw ReconcileError(.refused, "the source commit of \(VersionDigest.short(version)) is unknown; build "
-            + "it first") }
+        guard let source else {
+            throw ReconcileError(
+                .refused,
+                "the source commit of \(VersionDigest.short(version)) is unknown; build "
+                    + "it first")
+        }
         let evidence = passed.map { Self.evidence($0) } ?? "none"
         var trailers = [
             Trailer(key: "Stagecraft-Model", value: model), Trailer(key: "Stagecraft-Version", value: version),
@@ -90,11 +110,13 @@ public struct Promotion {
         ]
         if let forcedReason { trailers.append(Trailer(key: "Stagecraft-Forced", value: forcedReason)) }
         let message = Trailers.append(trailers, to: "Promote \(model) \(VersionDigest.short(version)) from \(upstream) to \(environment)")
-        let commit = try commitPin(model: model, environment: target, version: version, source: source, at: tip,
-                                   branch: branch ?? base, message: message, author: author)
-        return PromotionResult(commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
-                               version: version, source: source, from: upstream, evidence: evidence, forced: forcedReason != nil,
-                               alreadyPinned: commit == nil)
+        let commit = try commitPin(
+            model: model, environment: target, version: version, source: source, at: tip,
+            branch: branch ?? base, message: message, author: author)
+        return PromotionResult(
+            commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
+            version: version, source: source, from: upstream, evidence: evidence, forced: forcedReason != nil,
+            alreadyPinned: commit == nil)
     }
 
     /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
@@ -115,11 +137,17 @@ public struct Promotion {
         }
         let passed = try state.records(environment: environment, model: model).filter { $0.outcome == .succeeded }
         guard let previous = passed.last(where: { !$0.version.hasPrefix(current) && !current.hasPrefix($0.version) }) else {
-            throw ReconcileError(.refused, "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in "
-                + "'\(environment)'; there is nothing to roll back to")
+            throw ReconcileError(
+                .refused,
+                "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in "
+                    + "'\(environment)'; there is nothing to roll back to")
         }
-        guard let source = previous.source else { throw ReconcileError(.refused, "the source commit of "
-            + "\(VersionDigest.short(previous.version)) is unknown") }
+        guard let source = previous.source else {
+            throw ReconcileError(
+                .refused,
+                "the source commit of "
+                    + "\(VersionDigest.short(previous.version)) is unknown")
+        }
         let evidence = Self.evidence(previous)
         let trailers = [
             Trailer(key: "Stagecraft-Model", value: model), Trailer(key: "Stagecraft-Version", value: previous.version),
@@ -128,30 +156,36 @@ public struct Promotion {
             Trailer(key: "Stagecraft-Rollback-Of", value: current),
         ]
         let message = Trailers.append(trailers, to: "Roll back \(model) in \(environment) to \(VersionDigest.short(previous.version))")
-        let commit = try commitPin(model: model, environment: target, version: previous.version, source: source, at: tip,
-                                   branch: branch ?? base, message: message, author: author)
-        return PromotionResult(commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
-                               version: previous.version, source: source, from: environment, evidence: evidence, forced: false,
-                               alreadyPinned: commit == nil)
+        let commit = try commitPin(
+            model: model, environment: target, version: previous.version, source: source, at: tip,
+            branch: branch ?? base, message: message, author: author)
+        return PromotionResult(
+            commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
+            version: previous.version, source: source, from: environment, evidence: evidence, forced: false,
+            alreadyPinned: commit == nil)
     }
 
     /// Commits the new pin of `model` in `environment`'s file as read at `tip`, onto `tip` only (a branch that moved
     /// meanwhile is a ``GitError/Code/conflict``); nil, and no commit, when the file already pins that version and source.
-    func commitPin(model: String, environment: EnvironmentManifest, version: String, source: String, at tip: ObjectID, branch: String,
-                   message: String, author: Signature) throws -> ObjectID? {
+    func commitPin(
+        model: String, environment: EnvironmentManifest, version: String, source: String, at tip: ObjectID, branch: String,
+        message: String, author: Signature
+    ) throws -> ObjectID? {
         guard let deployment = environment.deployment(model) else {
             throw ReconcileError(.refused, "'\(model)' has no entry in \(environment.file); add one (with version: ~ and source: ~) first")
         }
         if let pinned = deployment.version, version.hasPrefix(pinned), let pinnedSource = deployment.source,
-           source.hasPrefix(pinnedSource) || pinnedSource.hasPrefix(source) {
+            source.hasPrefix(pinnedSource) || pinnedSource.hasPrefix(source)
+        {
             return nil
         }
         let text = String(decoding: try workspace.repository.file(at: environment.file, in: tip), as: UTF8.self)
         let edited = try Self.pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12)))
         // A new branch (for a pull request) starts at the tip that was read.
         if try workspace.repository.branchTip(branch) == nil { try workspace.repository.createBranch(branch, at: tip) }
-        return try workspace.repository.commit([.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch,
-                                               message: message, author: author, parent: tip)
+        return try workspace.repository.commit(
+            [.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch,
+            message: message, author: author, parent: tip)
     }
 
     /// Runs `body` again (up to five times in all) when the branch moved under it: another promotion committed
@@ -170,8 +204,10 @@ public struct Promotion {
     private func tip(of branch: String, fallback: String) throws -> ObjectID {
         if let tip = try workspace.repository.branchTip(branch) { return tip }
         guard let tip = try workspace.repository.branchTip(fallback) else {
-            throw ReconcileError(.invalid, "no branch '\(fallback)' in \(workspace.repository.gitDirectory) (stagecraft.yaml's "
-                + "spec.branch)")
+            throw ReconcileError(
+                .invalid,
+                "no branch '\(fallback)' in \(workspace.repository.gitDirectory) (stagecraft.yaml's "
+                    + "spec.branch)")
         }
         return tip
     }
@@ -185,12 +221,16 @@ public struct Promotion {
     /// `text` with the `version` and `source` scalars of `deployment` replaced, every other byte unchanged.
     public static func pin(_ text: String, deployment: ModelDeployment, version: String, source: String) throws -> String {
         guard let versionAt = deployment.versionLocation, let sourceAt = deployment.sourceLocation else {
-            throw ReconcileError(.refused, "'\(deployment.model)' in \(deployment.location.file) needs both 'version:' and 'source:' "
-                + "keys (they may be ~) for a promotion to set")
+            throw ReconcileError(
+                .refused,
+                "'\(deployment.model)' in \(deployment.location.file) needs both 'version:' and 'source:' "
+                    + "keys (they may be ~) for a promotion to set")
         }
         // Replace the later scalar first so the earlier one's position still holds.
         var edited = text
-        for (location, value) in [(versionAt, version), (sourceAt, source)].sorted(by: { ($0.0.line, $0.0.column) > ($1.0.line, $1.0.column) }) {
+        for (location, value) in [(versionAt, version), (sourceAt, source)].sorted(by: {
+            ($0.0.line, $0.0.column) > ($1.0.line, $1.0.column)
+        }) {
             edited = try ScalarEdit.replace(in: edited, at: location, with: value)
         }
         return edited
@@ -201,9 +241,16 @@ public struct Promotion {
 enum ScalarEdit {
     static func replace(in text: String, at location: SourceLocation, with value: String) throws -> String {
         var scalars = Array(text.unicodeScalars)
-        var line = 1, column = 1, index = 0
+        var line = 1
+        var column = 1
+        var index = 0
         while index < scalars.count && (line, column) < (location.line, location.column) {
-            if scalars[index] == "\n" { line += 1; column = 1 } else { column += 1 }
+            if scalars[index] == "\n" {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
             index += 1
         }
         guard line == location.line, column == location.column, index < scalars.count else {
@@ -215,9 +262,15 @@ enum ScalarEdit {
             let quote = scalars[index]
             end += 1
             while end < scalars.count {
-                if scalars[end] == "\\" && quote == "\"" { end += 2; continue }
+                if scalars[end] == "\\" && quote == "\"" {
+                    end += 2
+                    continue
+                }
                 if scalars[end] == quote {
-                    if quote == "'" && end + 1 < scalars.count && scalars[end + 1] == "'" { end += 2; continue }
+                    if quote == "'" && end + 1 < scalars.count && scalars[end + 1] == "'" {
+                        end += 2
+                        continue
+                    }
                     end += 1
                     break
                 }
@@ -225,7 +278,8 @@ enum ScalarEdit {
             }
         default:
             while end < scalars.count, !["\n", "\r", ",", "}", "]"].contains(scalars[end]),
-                  !(scalars[end] == "#" && end > index && scalars[end - 1] == " ") {
+                !(scalars[end] == "#" && end > index && scalars[end - 1] == " ")
+            {
                 end += 1
             }
             while end > index && (scalars[end - 1] == " " || scalars[end - 1] == "\t") { end -= 1 }

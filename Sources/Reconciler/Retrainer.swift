@@ -30,8 +30,12 @@ public struct Retrainer {
     public func retrain(_ report: ModelMonitorReport, date: Date = Date()) throws -> RetrainResult {
         let repository = workspace.repository
         let branch = workspace.settings.branch
-        guard let tip = try repository.branchTip(branch) else { throw ReconcileError(.invalid, "no branch '\(branch)' to commit the "
-            + "retrain on") }
+        guard let tip = try repository.branchTip(branch) else {
+            throw ReconcileError(
+                .invalid,
+                "no branch '\(branch)' to commit the "
+                    + "retrain on")
+        }
         let inputs = try workspace.builder.inputs(model: report.model, ref: tip.hex)
         let manifest = inputs.manifest
         let trainPath = manifest.data.train
@@ -40,8 +44,10 @@ public struct Retrainer {
         let labels = monitor.labels(environment: report.environment, model: report.model)
         let rows = monitor.captured(environment: report.environment, model: report.model).filter { labels[$0.id] != nil }
         guard !rows.isEmpty else {
-            throw ReconcileError(.refused, "no captured request of '\(report.model)' in '\(report.environment)' has a true label (send "
-                + "them with 'stagecraft feedback'); nothing to retrain on")
+            throw ReconcileError(
+                .refused,
+                "no captured request of '\(report.model)' in '\(report.environment)' has a true label (send "
+                    + "them with 'stagecraft feedback'); nothing to retrain on")
         }
         var seen = Set<String>()
         var text = String(decoding: previous, as: UTF8.self)
@@ -78,6 +84,7 @@ public struct Retrainer {
         let commit = try repository.commit(
             [.write(path: newPath, contents: Data(text.utf8)), .write(path: manifestFile, contents: Data(edited.utf8))],
             onBranch: branch, message: message, author: Signature(name: "stagecraft", email: "stagecraft@localhost"))
-        return RetrainResult(model: report.model, commit: commit.hex, branch: branch, data: newPath, addedRows: added, triggers: report.triggers)
+        return RetrainResult(
+            model: report.model, commit: commit.hex, branch: branch, data: newPath, addedRows: added, triggers: report.triggers)
     }
 }

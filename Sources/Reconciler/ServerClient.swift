@@ -63,7 +63,8 @@ public final class ServerClient {
     /// connections and never answers is not a live server, and must not hold a reconcile for the 30 s of a call).
     public func isLive() -> Bool {
         guard let probe = try? HTTPConnection(host: host, port: port, timeout: 3),
-              let response = try? probe.send("GET", "/v2/health/live", body: nil, headers: [:]) else { return false }
+            let response = try? probe.send("GET", "/v2/health/live", body: nil, headers: [:])
+        else { return false }
         return response.status == 200
     }
 
@@ -71,7 +72,8 @@ public final class ServerClient {
     public func state() throws(ReconcileError) -> ServerState {
         let response = try adminCall("/v2/repository/index", [:])
         let body = response.json
-        var versions: [String: Set<String>] = [:], sources: [String: String] = [:]
+        var versions: [String: Set<String>] = [:]
+        var sources: [String: String] = [:]
         for item in body["models"] as? [[String: Any]] ?? [] {
             guard let name = item["name"] as? String, let version = item["version"] as? String else { continue }
             versions[name, default: []].insert(version)
@@ -109,16 +111,21 @@ public final class ServerClient {
     }
 
     /// Sends one infer request to a version and returns the answer and the time it took.
-    public func infer(model: String, version: String, body: Data) throws(ReconcileError) -> (status: Int, json: [String: Any], seconds: Double) {
+    public func infer(model: String, version: String, body: Data) throws(ReconcileError) -> (
+        status: Int, json: [String: Any], seconds: Double
+    ) {
         let start = ContinuousClock.now
-        let response = try request("POST", "/v2/models/\(model)/versions/\(version)/infer", body: body, admin: false, retry: false,
-                                   headers: ["Stagecraft-Probe": "verify"])
+        let response = try request(
+            "POST", "/v2/models/\(model)/versions/\(version)/infer", body: body, admin: false, retry: false,
+            headers: ["Stagecraft-Probe": "verify"])
         let elapsed = start.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return (response.status, response.json, seconds)
     }
 
-    private func adminCall(_ path: String, _ parameters: [String: Any], accepting: Set<Int> = []) throws(ReconcileError) -> HTTPConnection.Response {
+    private func adminCall(_ path: String, _ parameters: [String: Any], accepting: Set<Int> = []) throws(ReconcileError)
+        -> HTTPConnection.Response
+    {
         let body = (try? JSONSerialization.data(withJSONObject: ["parameters": parameters])) ?? Data()
         let response = try request("POST", path, body: body, admin: true, retry: true)
         if response.status == 401, let another = anotherServer() { throw another }
@@ -129,8 +136,10 @@ public final class ServerClient {
         return response
     }
 
-    private func request(_ method: String, _ path: String, body: Data? = nil, admin: Bool, retry: Bool,
-                         headers extra: [String: String] = [:]) throws(ReconcileError) -> HTTPConnection.Response {
+    private func request(
+        _ method: String, _ path: String, body: Data? = nil, admin: Bool, retry: Bool,
+        headers extra: [String: String] = [:]
+    ) throws(ReconcileError) -> HTTPConnection.Response {
         let headers = (admin ? ["Authorization": "Bearer \(token)"] : [:]).merging(extra) { $1 }
         for attempt in 0..<2 {
             do {

@@ -30,15 +30,20 @@ public struct Verifier {
         var results: [GateResult] = []
         for gate in gates where gate.metric.isOffline {
             let value = metrics[gate.metric.rawValue]
-            results.append(GateResult(gate: gate.description, metric: gate.metric.rawValue, value: value,
-                                      passed: value.map(gate.passes) ?? false, stage: "offline"))
+            results.append(
+                GateResult(
+                    gate: gate.description, metric: gate.metric.rawValue, value: value,
+                    passed: value.map(gate.passes) ?? false, stage: "offline"))
         }
         let probe = try self.probe(model: model, version: version, server: server)
-        results.append(GateResult(gate: "predictions match the build's", metric: "predictionMismatches", value: Double(probe.mismatches),
-                                  passed: probe.mismatches == 0 && probe.requests > 0, stage: "online"))
+        results.append(
+            GateResult(
+                gate: "predictions match the build's", metric: "predictionMismatches", value: Double(probe.mismatches),
+                passed: probe.mismatches == 0 && probe.requests > 0, stage: "online"))
         for gate in gates where !gate.metric.isOffline {
             let value = gate.metric == .latencyP99Ms ? probe.latencyP99Ms : probe.errorRate
-            results.append(GateResult(gate: gate.description, metric: gate.metric.rawValue, value: value, passed: gate.passes(value), stage: "online"))
+            results.append(
+                GateResult(gate: gate.description, metric: gate.metric.rawValue, value: value, passed: gate.passes(value), stage: "online"))
         }
         return results
     }
@@ -59,22 +64,36 @@ public struct Verifier {
             var inputs: [[String: Any]] = []
             var complete = true
             for (feature, column) in zip(features, columns) {
-                guard let column else { complete = false; break }
+                guard let column else {
+                    complete = false
+                    break
+                }
                 switch column {
                 case .numeric(let values):
-                    guard values[row].isFinite else { complete = false; break }
+                    guard values[row].isFinite else {
+                        complete = false
+                        break
+                    }
                     inputs.append(["name": feature.name, "datatype": "FP64", "shape": [1], "data": [values[row]]])
                 case .categorical(let codes, let levels):
-                    guard codes[row] >= 0 else { complete = false; break }
+                    guard codes[row] >= 0 else {
+                        complete = false
+                        break
+                    }
                     inputs.append(["name": feature.name, "datatype": "BYTES", "shape": [1], "data": [levels[Int(codes[row])]]])
                 }
             }
             guard complete else { continue }  // rows with missing values cannot be sent as JSON numbers
-            let body = try JSONSerialization.data(withJSONObject: ["id": "verify-\(row)", "inputs": inputs, "outputs": [["name": "predict"]]])
+            let body = try JSONSerialization.data(withJSONObject: [
+                "id": "verify-\(row)", "inputs": inputs, "outputs": [["name": "predict"]],
+            ])
             let answer = try server.infer(model: model, version: version, body: body)
             probe.requests += 1
             latencies.append(answer.seconds * 1000)
-            guard answer.status == 200 else { probe.errors += 1; continue }
+            guard answer.status == 200 else {
+                probe.errors += 1
+                continue
+            }
             let output = (answer.json["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "predict" }
             let data = output?["data"] as? [Any]
             if let labels = expected.labels {
@@ -86,7 +105,9 @@ public struct Verifier {
             }
         }
         latencies.sort()
-        if !latencies.isEmpty { probe.latencyP99Ms = latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)] }
+        if !latencies.isEmpty {
+            probe.latencyP99Ms = latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)]
+        }
         return probe
     }
 }

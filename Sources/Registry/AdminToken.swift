@@ -12,7 +12,10 @@ public enum AdminToken {
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            guard FileManager.default.createFile(atPath: url.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: url.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            else {
                 throw RegistryError("cannot create \(url.path)")
             }
         } catch let error as RegistryError {

@@ -22,8 +22,10 @@ public struct BuildInfo: Sendable, Codable, Equatable {
     public var tool: String
     public var createdAt: Date
 
-    public init(digest: String, model: String, algorithm: String, task: String, source: String, ref: String, data: [String: String],
-                parameters: [String: ParameterValue], metrics: [String: Double], timings: [String: Double], tool: String, createdAt: Date) {
+    public init(
+        digest: String, model: String, algorithm: String, task: String, source: String, ref: String, data: [String: String],
+        parameters: [String: ParameterValue], metrics: [String: Double], timings: [String: Double], tool: String, createdAt: Date
+    ) {
         self.digest = digest
         self.model = model
         self.algorithm = algorithm
@@ -102,12 +104,13 @@ public struct ArtifactStore: Sendable {
             }
             do {
                 try files.moveItem(at: staging, to: target)
-            } catch where contains(digest) {
+            } catch  where contains(digest) {
                 return  // stored concurrently
             }
         } catch {
-            throw RegistryError("cannot store version \(VersionDigest.short(digest)) under "
-                + "\(root.path)", cause: RegistryError.Underlying(error))
+            throw RegistryError(
+                "cannot store version \(VersionDigest.short(digest)) under "
+                    + "\(root.path)", cause: RegistryError.Underlying(error))
         }
     }
 
@@ -130,7 +133,9 @@ public struct ArtifactStore: Sendable {
 
     /// Finds the full digest of a stored version from a prefix of at least 12 hex digits.
     public func resolve(_ prefix: String) -> String? {
-        let matches = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix(prefix) && contains($0) }
+        let matches = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter {
+            $0.hasPrefix(prefix) && contains($0)
+        }
         return matches.count == 1 ? matches[0] : nil
     }
 

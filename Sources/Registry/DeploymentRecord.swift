@@ -64,9 +64,11 @@ public struct DeploymentRecord: Codable, Sendable, Hashable, Identifiable {
     public var startedAt: Date
     public var finishedAt: Date?
 
-    public init(id: String = UUID().uuidString.lowercased(), environment: String, model: String, version: String, source: String?,
-                environmentCommit: String, outcome: DeploymentOutcome = .inProgress, gates: [GateResult] = [], reason: String? = nil,
-                actor: String, startedAt: Date = Timestamp.now(), finishedAt: Date? = nil) {
+    public init(
+        id: String = UUID().uuidString.lowercased(), environment: String, model: String, version: String, source: String?,
+        environmentCommit: String, outcome: DeploymentOutcome = .inProgress, gates: [GateResult] = [], reason: String? = nil,
+        actor: String, startedAt: Date = Timestamp.now(), finishedAt: Date? = nil
+    ) {
         self.id = id
         self.environment = environment
         self.model = model
@@ -107,8 +109,10 @@ public struct ServedModel: Codable, Sendable, Hashable {
     public var recordID: String
     public var since: Date
 
-    public init(environment: String, model: String, version: String, source: String?, traffic: [VersionShare]?, shadow: String?,
-                recordID: String, since: Date) {
+    public init(
+        environment: String, model: String, version: String, source: String?, traffic: [VersionShare]?, shadow: String?,
+        recordID: String, since: Date
+    ) {
         self.environment = environment
         self.model = model
         self.version = version
@@ -157,9 +161,20 @@ public enum Timestamp {
             if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
             text += digits
         }
-        append(year, width: 4); text += "-"; append(month, width: 2); text += "-"; append(day, width: 2)
-        text += "T"; append(seconds / 3600, width: 2); text += ":"; append(seconds / 60 % 60, width: 2); text += ":"; append(seconds % 60, width: 2)
-        text += "."; append(dayMilliseconds % 1000, width: 3); text += "Z"
+        append(year, width: 4)
+        text += "-"
+        append(month, width: 2)
+        text += "-"
+        append(day, width: 2)
+        text += "T"
+        append(seconds / 3600, width: 2)
+        text += ":"
+        append(seconds / 60 % 60, width: 2)
+        text += ":"
+        append(seconds % 60, width: 2)
+        text += "."
+        append(dayMilliseconds % 1000, width: 3)
+        text += "Z"
         return text
     }
 
@@ -167,7 +182,8 @@ public enum Timestamp {
     public static func date(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z"), bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-              bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":") else { return nil }
+            bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":")
+        else { return nil }
         func number(_ range: Range<Int>) -> Int64? {
             var value: Int64 = 0
             for index in range {
@@ -178,8 +194,9 @@ public enum Timestamp {
             return value
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-              let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day),
-              hour < 24, minute < 60, second < 61 else { return nil }
+            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day),
+            hour < 24, minute < 60, second < 61
+        else { return nil }
         var milliseconds: Int64 = 0
         if bytes.count > 20 {
             guard bytes[19] == UInt8(ascii: "."), bytes.count - 21 <= 9, let fraction = number(20..<(bytes.count - 1)) else { return nil }

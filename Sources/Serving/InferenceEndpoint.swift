@@ -60,8 +60,10 @@ struct InferenceEndpoint: Sendable {
     ///   - requestID: the request's id, read before decoding: it picks the split's bucket.
     ///   - decode: the request, decoded for the model file of the version that answers.
     ///   - answered: set to the answering version as soon as it is known (for the metrics of a request that fails later).
-    func infer(model name: String, version: String?, requestID: String?, probe: Bool, started: ContinuousClock.Instant,
-               answered: inout LoadedVersion?, decode: (ModelFile) throws(InferenceError) -> InferenceRequest) throws -> Answer {
+    func infer(
+        model name: String, version: String?, requestID: String?, probe: Bool, started: ContinuousClock.Instant,
+        answered: inout LoadedVersion?, decode: (ModelFile) throws(InferenceError) -> InferenceRequest
+    ) throws -> Answer {
         guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
             throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
         }
@@ -72,22 +74,27 @@ struct InferenceEndpoint: Sendable {
         let id = decoded.id ?? InferenceRequest.newID()
         // Verification probes (reconcile's online gates) are not live traffic.
         if !probe {
-            feedback?.remember(id: id, model: name, version: loaded.version, predictions: predictions, classes: file.classes,
-                               rows: decoded.rows.rowCount)
+            feedback?.remember(
+                id: id, model: name, version: loaded.version, predictions: predictions, classes: file.classes,
+                rows: decoded.rows.rowCount)
             if let capture {
                 let shadow = version == nil ? repository.shadow(of: name).flatMap { $0.version == loaded.version ? nil : $0 } : nil
-                capture.record(id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
-                               classes: file.classes, latency: seconds(since: started), shadow: shadow)
+                capture.record(
+                    id: id, model: name, version: loaded.version, rows: decoded.rows, predictions: predictions,
+                    classes: file.classes, latency: seconds(since: started), shadow: shadow)
             }
         }
         return Answer(loaded: loaded, request: decoded, predictions: predictions, id: id)
     }
 
     /// Counts one answered request under its model (when loaded), answering version, status and protocol.
-    func count(model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol,
-               started: ContinuousClock.Instant) {
-        metrics.record(requested: name, in: repository, version: answered?.version, status: status, protocol: `protocol`,
-                       seconds: seconds(since: started))
+    func count(
+        model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol,
+        started: ContinuousClock.Instant
+    ) {
+        metrics.record(
+            requested: name, in: repository, version: answered?.version, status: status, protocol: `protocol`,
+            seconds: seconds(since: started))
     }
 
     /// The reply to an HTTP infer request for `model` (and `version`, when the path names one).
@@ -97,16 +104,20 @@ struct InferenceEndpoint: Sendable {
     ///     tensor extension: the body's JSON part is that long, the inputs' raw data follows).
     ///   - probe: the request is a verification probe (header `Stagecraft-Probe`): answered and counted, not captured.
     ///   - started: when the request arrived, for the latency metric.
-    func answer(model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, binaryHeader: Substring? = nil,
-                probe: Bool, started: ContinuousClock.Instant) -> Reply {
+    func answer(
+        model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, binaryHeader: Substring? = nil,
+        probe: Bool, started: ContinuousClock.Instant
+    ) -> Reply {
         var answered: LoadedVersion?
         let reply: Reply
         do {
             var headerLength: Int?
             if let binaryHeader {
                 guard let length = Int(binaryHeader), length >= 0 else {
-                    throw InferenceError(.badRequest, "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found "
-                        + "'\(binaryHeader.prefix(40))'")
+                    throw InferenceError(
+                        .badRequest,
+                        "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found "
+                            + "'\(binaryHeader.prefix(40))'")
                 }
                 headerLength = length
             }
@@ -114,14 +125,18 @@ struct InferenceEndpoint: Sendable {
             guard repository.contains(model: name) else {
                 throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
             }
-            let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) } }.get()
-            let done = try infer(model: name, version: version, requestID: try InferenceRequest.id(json), probe: probe, started: started,
-                                 answered: &answered) { file throws(InferenceError) in
+            let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) }
+            }.get()
+            let done = try infer(
+                model: name, version: version, requestID: try InferenceRequest.id(json), probe: probe, started: started,
+                answered: &answered
+            ) { file throws(InferenceError) in
                 try InferenceRequest.decode(json, binary: binary, for: file)
             }
-            let answer = InferenceResponse.body(model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
-                                                classes: done.loaded.file.classes, outputs: done.request.outputs,
-                                                binary: done.request.binaryOutputs)
+            let answer = InferenceResponse.body(
+                model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
+                classes: done.loaded.file.classes, outputs: done.request.outputs,
+                binary: done.request.binaryOutputs)
             reply = Reply(status: .ok, source: done.loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
         } catch {
             reply = InferenceServer.reply(for: error)
@@ -143,7 +158,9 @@ struct InferenceEndpoint: Sendable {
             body = .failure(InferenceError(.badRequest, "the body could not be read"))
         }
         let binaryHeader = request.headers[InferenceServer.binaryHeaderLength].map { Substring($0) }
-        return answer(model: model, version: version, body: body, binaryHeader: binaryHeader,
-                      probe: request.headers[InferenceServer.probeHeader] != nil, started: started).response
+        return answer(
+            model: model, version: version, body: body, binaryHeader: binaryHeader,
+            probe: request.headers[InferenceServer.probeHeader] != nil, started: started
+        ).response
     }
 }

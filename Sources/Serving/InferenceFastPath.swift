@@ -55,8 +55,9 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 let started = ContinuousClock.now
                 let body = readable.getSlice(at: readable.readerIndex + request.bodyStart, length: request.bodyLength) ?? ByteBuffer()
                 buffered!.moveReaderIndex(forwardBy: request.bodyStart + request.bodyLength)
-                let reply = endpoint.answer(model: request.model, version: request.version, body: .success(body),
-                                            binaryHeader: request.binaryHeader, probe: request.probe, started: started)
+                let reply = endpoint.answer(
+                    model: request.model, version: request.version, body: .success(body),
+                    binaryHeader: request.binaryHeader, probe: request.probe, started: started)
                 let close = request.close || (quiescing && buffered!.readableBytes == 0)
                 let answer = wrapOutboundOut(encode(reply, close: close, allocator: context.channel.allocator))
                 if close {
@@ -199,7 +200,10 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             // Header lines up to the empty line.
             while true {
                 guard position + 1 < count else { return count > headLimit ? .other : .incomplete }
-                if bytes[position] == 13 && bytes[position + 1] == 10 { position += 2; break }
+                if bytes[position] == 13 && bytes[position + 1] == 10 {
+                    position += 2
+                    break
+                }
                 let nameStart = position
                 while position < count, bytes[position] != 58 {
                     // Token characters only (no spaces, no folding, no bare line ends).
@@ -225,7 +229,9 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 let name = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd])
                 let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
                 if Self.equalsIgnoringCase(name, "content-length") {
-                    guard contentLength == nil, !value.isEmpty, value.count <= 12, value.allSatisfy({ $0 &- 48 < 10 }) else { return .other }
+                    guard contentLength == nil, !value.isEmpty, value.count <= 12, value.allSatisfy({ $0 &- 48 < 10 }) else {
+                        return .other
+                    }
                     contentLength = value.reduce(0) { $0 * 10 + Int($1 - 48) }
                 } else if Self.equalsIgnoringCase(name, "connection") {
                     if Self.equalsIgnoringCase(value, "close") {
@@ -234,7 +240,8 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                         return .other
                     }
                 } else if Self.equalsIgnoringCase(name, "transfer-encoding") || Self.equalsIgnoringCase(name, "expect")
-                            || Self.equalsIgnoringCase(name, "upgrade") {
+                    || Self.equalsIgnoringCase(name, "upgrade")
+                {
                     return .other
                 } else if Self.equalsIgnoringCase(name, "stagecraft-probe") {
                     request.probe = true
@@ -255,7 +262,8 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// for any other path, and for paths with a query or escapes, which the router reads.
     static func inferTarget(_ path: String?) -> (model: String, version: String?)? {
         guard let path, path.hasPrefix("/v2/models/"), path.hasSuffix("/infer"),
-              !path.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "%") }) else { return nil }
+            !path.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "%") })
+        else { return nil }
         let parts = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         // "", "v2", "models", model, ["versions", version,] "infer"
         switch parts.count {
@@ -271,7 +279,8 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// RFC 9110 token characters.
     static func isToken(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
         default: return "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
     }
@@ -316,11 +325,14 @@ struct HTTPDate {
         clock_gettime(CLOCK_REALTIME, &clock)
         if clock.tv_sec != second || text.isEmpty {
             second = clock.tv_sec
-            var time = clock.tv_sec, parts = tm()
+            var time = clock.tv_sec
+            var parts = tm()
             gmtime_r(&time, &parts)
-            let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
             func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-            text = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            text =
+                "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
                 + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
         }
         return text

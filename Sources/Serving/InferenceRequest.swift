@@ -1,7 +1,7 @@
 public import Foundation
+public import Learning
 import NIOCore
 import Synchronization
-public import Learning
 
 /// A request the server cannot answer, with the HTTP status it stands for (decided at the edge, in the server).
 public struct InferenceError: Error, Sendable, CustomStringConvertible {
@@ -67,8 +67,10 @@ public struct InferenceRequest: Sendable {
     /// The body as a JSON object.
     static func parse(_ body: UnsafeRawBufferPointer) throws(InferenceError) -> JSON {
         guard let json = JSON.parse(body) else {
-            throw InferenceError(.badRequest, "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", "
-                + "\"data\"}, ...]})")
+            throw InferenceError(
+                .badRequest,
+                "the body is not valid JSON (expected {\"inputs\": [{\"name\", \"shape\", \"datatype\", "
+                    + "\"data\"}, ...]})")
         }
         guard case .object = json else {
             throw InferenceError(.badRequest, "the body must be a JSON object with \"inputs\"")
@@ -79,12 +81,16 @@ public struct InferenceRequest: Sendable {
     /// A new request id, in the form of a version 4 UUID (lowercase): 64 random bits drawn once per process, then a
     /// counter; unique in the process, and across processes but for a 2⁻⁶⁰ chance. No system call per request.
     static func newID() -> String {
-        let high = idPrefix, low = idCounter.wrappingAdd(1, ordering: .relaxed).newValue & 0x3fff_ffff_ffff_ffff | 0x8000_0000_0000_0000
+        let high = idPrefix
+        let low = idCounter.wrappingAdd(1, ordering: .relaxed).newValue & 0x3fff_ffff_ffff_ffff | 0x8000_0000_0000_0000
         let digits = Array("0123456789abcdef".utf8)
         return String(unsafeUninitializedCapacity: 36) { text in
             var position = 0
             for (index, shift) in stride(from: 124, through: 0, by: -4).enumerated() {
-                if index == 8 || index == 12 || index == 16 || index == 20 { text[position] = 45; position += 1 }
+                if index == 8 || index == 12 || index == 16 || index == 20 {
+                    text[position] = 45
+                    position += 1
+                }
                 let nibble = shift >= 64 ? high >> UInt64(shift - 64) : low >> UInt64(shift)
                 text[position] = digits[Int(nibble & 15)]
                 position += 1
@@ -94,7 +100,7 @@ public struct InferenceRequest: Sendable {
     }
 
     private static let idPrefix = UInt64.random(in: .min ... .max) & 0xffff_ffff_ffff_0fff | 0x4000
-    private static let idCounter = Atomic<UInt64>(UInt64.random(in: 0 ..< 1 << 32))
+    private static let idCounter = Atomic<UInt64>(UInt64.random(in: 0..<1 << 32))
 
     /// The request's `id`, if it has one.
     static func id(_ json: JSON) throws(InferenceError) -> String? {
@@ -147,7 +153,9 @@ public struct InferenceRequest: Sendable {
         var datatype: String
         var values: Values
 
-        static let numericTypes: Set<String> = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
+        static let numericTypes: Set<String> = [
+            "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64",
+        ]
 
         /// A tensor whose values are already read (the gRPC service's typed or raw contents).
         init(name: String, shape: [Int], datatype: String, values: Values) {
@@ -162,18 +170,25 @@ public struct InferenceRequest: Sendable {
             var dimensions: [Int] = []
             if case .array(let shape)? = input["shape"] {
                 for item in shape {
-                    guard case .number(let value) = item, value >= 0, value == value.rounded(), value < 1e9 else { dimensions = []; break }
+                    guard case .number(let value) = item, value >= 0, value == value.rounded(), value < 1e9 else {
+                        dimensions = []
+                        break
+                    }
                     dimensions.append(Int(value))
                 }
                 if dimensions.count != shape.count { dimensions = [] }
             }
             guard !dimensions.isEmpty else {
-                throw InferenceError(.badRequest, "input '\(name)': \"shape\" must be a list of non-negative integers, such as [2] or "
-                    + "[2, 1]")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': \"shape\" must be a list of non-negative integers, such as [2] or "
+                        + "[2, 1]")
             }
             guard case .string(let datatype)? = input["datatype"], Self.numericTypes.contains(datatype) || datatype == "BYTES" else {
-                throw InferenceError(.badRequest, "input '\(name)': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, "
-                    + "FP32, FP64, BYTES")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': \"datatype\" must be one of BOOL, INT8…INT64, UINT8…UINT64, FP16, "
+                        + "FP32, FP64, BYTES")
             }
             self.name = name
             self.shape = dimensions
@@ -186,8 +201,10 @@ public struct InferenceRequest: Sendable {
                     throw InferenceError(.badRequest, "input '\(name)' has both \"data\" and binary_data_size: send its values one way")
                 }
                 guard binary != nil else {
-                    throw InferenceError(.badRequest, "input '\(name)' says binary_data_size but the request has no binary data (no "
-                        + "\(BinaryTensors.headerLengthField) header)")
+                    throw InferenceError(
+                        .badRequest,
+                        "input '\(name)' says binary_data_size but the request has no binary data (no "
+                            + "\(BinaryTensors.headerLengthField) header)")
                 }
                 values = try binary!.values(name: name, datatype: datatype, shape: dimensions, size: Int(bytes))
                 return
@@ -202,8 +219,10 @@ public struct InferenceRequest: Sendable {
             }
             let expected = dimensions.reduce(1, *)
             guard flat.count == expected else {
-                throw InferenceError(.badRequest, "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has "
-                    + "\(flat.count)")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': shape \(dimensions) needs \(expected) values, \"data\" has "
+                        + "\(flat.count)")
             }
             self.values = .json(flat)
         }
@@ -211,8 +230,10 @@ public struct InferenceRequest: Sendable {
         /// The values as numbers (NaN for null; true and false are 1 and 0); anything else is an error.
         func numbers(feature: String) throws(InferenceError) -> [Double] {
             guard datatype != "BYTES" else {
-                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric "
-                    + "(FP32, FP64, INT*, BOOL), not BYTES")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric "
+                        + "(FP32, FP64, INT*, BOOL), not BYTES")
             }
             switch values {
             case .json(let values):
@@ -224,8 +245,10 @@ public struct InferenceRequest: Sendable {
                 }
                 return numbers
             case .strings:
-                throw InferenceError(.badRequest, "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric "
-                    + "(FP32, FP64, INT*, BOOL), not BYTES")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(name)': feature '\(feature)' is numeric, so the datatype must be numeric "
+                        + "(FP32, FP64, INT*, BOOL), not BYTES")
             }
         }
 
@@ -283,15 +306,20 @@ public struct InferenceRequest: Sendable {
         if tensors.count == 1, tensors[0].shape.count == 2, !names.contains(tensors[0].name) {
             let tensor = tensors[0]
             guard kinds.allSatisfy({ $0 == .numeric }) else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all "
-                    + "numeric; send one tensor per feature (\(names.joined(separator: ", ")))")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(tensor.name)': a single [N, F] tensor needs a model whose features are all "
+                        + "numeric; send one tensor per feature (\(names.joined(separator: ", ")))")
             }
             guard tensor.shape[1] == names.count else {
-                throw InferenceError(.badRequest, "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(names.count)], one "
-                    + "column per feature (\(names.joined(separator: ", ")))")
+                throw InferenceError(
+                    .badRequest,
+                    "input '\(tensor.name)': shape \(tensor.shape) must be [N, \(names.count)], one "
+                        + "column per feature (\(names.joined(separator: ", ")))")
             }
             let numbers = try tensor.numbers(feature: names[0])
-            let rows = tensor.shape[0], width = names.count
+            let rows = tensor.shape[0]
+            let width = names.count
             let columns = (0..<width).map { column in Column.numeric((0..<rows).map { numbers[$0 * width + column] }) }
             return Dataset(names: names, columns: columns, source: "request")
         }
@@ -309,8 +337,10 @@ public struct InferenceRequest: Sendable {
         let missing = names.filter { byName[$0] == nil }
         guard missing.isEmpty else {
             let listed = missing.map { "'\($0)'" }.joined(separator: ", ")
-            throw InferenceError(.badRequest, "missing input\(missing.count == 1 ? "" : "s") \(listed) "
-                + "(the model needs one tensor per feature: \(names.joined(separator: ", ")))")
+            throw InferenceError(
+                .badRequest,
+                "missing input\(missing.count == 1 ? "" : "s") \(listed) "
+                    + "(the model needs one tensor per feature: \(names.joined(separator: ", ")))")
         }
         let rows = byName[names[0]]!.shape[0]
         var columns: [Column] = []
@@ -337,8 +367,10 @@ public enum InferenceResponse {
     /// The body of the answer to a request for `outputs` (nil: all), with the outputs named in `binary` as raw bytes
     /// after the JSON; `jsonLength` is the JSON part's length when any output is binary (the
     /// `Inference-Header-Content-Length` of the response), nil otherwise.
-    static func body(model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?,
-                     binary: Set<String> = []) -> (bytes: [UInt8], jsonLength: Int?) {
+    static func body(
+        model: String, version: String, id: String, predictions: Predictions, classes: [String]?, outputs: [String]?,
+        binary: Set<String> = []
+    ) -> (bytes: [UInt8], jsonLength: Int?) {
         let wanted = outputs ?? (classes == nil ? ["predict"] : ["predict", "predict_proba"])
         let rows = predictions.labels?.count ?? predictions.values?.count ?? 0
         var json = JSONWriter(capacity: 128 + rows * 48)
@@ -359,10 +391,17 @@ public enum InferenceResponse {
                 first = false
                 if let labels = predictions.labels {
                     json.raw("{\"name\":\"predict\",\"datatype\":\"BYTES\",\"shape\":[\(rows)]")
-                    if isBinary { BinaryTensors.append(strings: labels, to: &raw) } else { json.raw(",\"data\":"); json.strings(labels) }
+                    if isBinary {
+                        BinaryTensors.append(strings: labels, to: &raw)
+                    } else {
+                        json.raw(",\"data\":")
+                        json.strings(labels)
+                    }
                 } else {
                     json.raw("{\"name\":\"predict\",\"datatype\":\"FP64\",\"shape\":[\(rows)]")
-                    if isBinary { BinaryTensors.append(numbers: predictions.values ?? [], to: &raw) } else {
+                    if isBinary {
+                        BinaryTensors.append(numbers: predictions.values ?? [], to: &raw)
+                    } else {
                         json.raw(",\"data\":")
                         json.numbers(predictions.values ?? [])
                     }
@@ -372,7 +411,8 @@ public enum InferenceResponse {
             } else if name == "predict_proba", let probabilities = predictions.probabilities, let classes {
                 if !first { json.raw(",") }
                 first = false
-                json.raw("{\"name\":\"predict_proba\",\"datatype\":\"FP64\",\"shape\":[\(rows),\(classes.count)],\"parameters\":{\"classes\":")
+                json.raw(
+                    "{\"name\":\"predict_proba\",\"datatype\":\"FP64\",\"shape\":[\(rows),\(classes.count)],\"parameters\":{\"classes\":")
                 json.strings(classes)
                 if isBinary {
                     BinaryTensors.append(numbers: probabilities, to: &raw)

@@ -23,13 +23,20 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var json = JSONWriter(capacity: 160)
         json.raw("{\"time\":")
-        json.string(ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
-        json.raw(",\"level\":"); json.string(event.level.rawValue)
-        json.raw(",\"label\":"); json.string(label)
-        json.raw(",\"message\":"); json.string(event.message.description)
+        json.string(
+            ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
+        json.raw(",\"level\":")
+        json.string(event.level.rawValue)
+        json.raw(",\"label\":")
+        json.string(label)
+        json.raw(",\"message\":")
+        json.string(event.message.description)
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         for key in merged.keys.sorted() {
-            json.raw(","); json.string(key); json.raw(":"); json.string(merged[key]!.description)
+            json.raw(",")
+            json.string(key)
+            json.raw(":")
+            json.string(merged[key]!.description)
         }
         json.raw("}\n")
         let data = Data(json.bytes)

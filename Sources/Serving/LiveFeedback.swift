@@ -1,6 +1,6 @@
 public import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 public import Learning
 import NIOCore
 import Synchronization
@@ -53,15 +53,19 @@ public final class LiveFeedback: Sendable {
     /// Remembers a prediction under its request id.
     public func remember(id: String, model: String, version: String, predictions: Predictions, classes: [String]?, rows: Int) {
         guard capacity > 0 else { return }
-        let pending = Pending(model: model, version: version, classes: classes, probabilities: predictions.probabilities,
-                              values: predictions.values, rows: rows)
+        let pending = Pending(
+            model: model, version: version, classes: classes, probabilities: predictions.probabilities,
+            values: predictions.values, rows: rows)
         state.withLock { state in
             if state.pending.updateValue(pending, forKey: id) == nil {
                 state.order.append(id)
                 if state.order.count - state.head > capacity {
                     state.pending[state.order[state.head]] = nil
                     state.head += 1
-                    if state.head > capacity { state.order.removeFirst(state.head); state.head = 0 }
+                    if state.head > capacity {
+                        state.order.removeFirst(state.head)
+                        state.head = 0
+                    }
                 }
             }
         }
@@ -81,7 +85,8 @@ public final class LiveFeedback: Sendable {
     /// Joins labels with remembered predictions of `model`; returns how many rows were labelled and the ids that
     /// matched nothing (unknown, forgotten, another model's, or a row count that differs).
     public func add(model: String, _ labels: [Label]) -> (accepted: Int, unmatched: [String]) {
-        var accepted = 0, unmatched: [String] = []
+        var accepted = 0
+        var unmatched: [String] = []
         state.withLock { state in
             for label in labels {
                 guard let pending = state.pending[label.id], pending.model == model, pending.rows == label.values.count else {
@@ -91,7 +96,10 @@ public final class LiveFeedback: Sendable {
                 var outcomes = state.outcomes[model, default: [:]][pending.version] ?? Outcomes()
                 for (row, value) in label.values.enumerated() {
                     if let classes = pending.classes, let probabilities = pending.probabilities {
-                        guard let index = classes.firstIndex(of: value) else { outcomes.unknownLabels += 1; continue }
+                        guard let index = classes.firstIndex(of: value) else {
+                            outcomes.unknownLabels += 1
+                            continue
+                        }
                         outcomes.classCount = classes.count
                         outcomes.labels.append(Int32(index))
                         outcomes.probabilities += probabilities[(row * classes.count)..<((row + 1) * classes.count)]
@@ -111,12 +119,17 @@ public final class LiveFeedback: Sendable {
         if let directory, !labels.isEmpty {
             // Every label is kept, matched or not: `monitor` joins them with the capture files, which reach further back.
             let lines = labels.map { label in
-                String(decoding: (try? JSONSerialization.data(withJSONObject: ["id": label.id, "labels": label.values, "time": Date().timeIntervalSince1970])) ?? Data(), as: UTF8.self)
+                String(
+                    decoding: (try? JSONSerialization.data(withJSONObject: [
+                        "id": label.id, "labels": label.values, "time": Date().timeIntervalSince1970,
+                    ])) ?? Data(), as: UTF8.self)
             }
             let file = directory.appendingPathComponent("\(model).jsonl")
             queue.async {
                 try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                if !FileManager.default.fileExists(atPath: file.path) { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+                if !FileManager.default.fileExists(atPath: file.path) {
+                    _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+                }
                 guard let handle = try? FileHandle(forWritingTo: file) else { return }
                 defer { try? handle.close() }
                 _ = try? handle.seekToEnd()
@@ -132,7 +145,8 @@ public final class LiveFeedback: Sendable {
         return outcomes.mapValues { outcome in
             var metrics: [String: Double]
             if !outcome.labels.isEmpty {
-                metrics = Metrics.classification(labels: outcome.labels, probabilities: outcome.probabilities, classCount: outcome.classCount)
+                metrics = Metrics.classification(
+                    labels: outcome.labels, probabilities: outcome.probabilities, classCount: outcome.classCount)
             } else if !outcome.targets.isEmpty {
                 metrics = Metrics.regression(targets: outcome.targets, predictions: outcome.predictions)
             } else {
@@ -155,13 +169,16 @@ public final class LiveFeedback: Sendable {
         for model in models {
             for (version, metrics) in metrics(model: model).sorted(by: { $0.key < $1.key }) {
                 let labels = "model=\"\(model)\",version=\"\(version.prefix(12))\""
-                for (name, value) in metrics.sorted(by: { $0.key < $1.key }) where name != "labels" && name != "unknownLabels" && value.isFinite {
+                for (name, value) in metrics.sorted(by: { $0.key < $1.key })
+                where name != "labels" && name != "unknownLabels" && value.isFinite {
                     text += "stagecraft_live_metric{\(labels),metric=\"\(name)\"} \(value)\n"
                 }
                 counts += "stagecraft_feedback_labels_total{\(labels)} \(Int(metrics["labels"] ?? 0))\n"
             }
         }
-        return text + "# HELP stagecraft_feedback_labels_total Rows that received a true label.\n# TYPE stagecraft_feedback_labels_total counter\n" + counts
+        return text
+            + "# HELP stagecraft_feedback_labels_total Rows that received a true label.\n# TYPE stagecraft_feedback_labels_total counter\n"
+            + counts
     }
 
     // MARK: HTTP
@@ -171,18 +188,27 @@ public final class LiveFeedback: Sendable {
     func post(_ repository: ModelRepository, _ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
         guard let model = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
         guard repository.contains(model: model) else { return InferenceServer.notFound(model, nil, repository) }
-        let usage = #"the body must be {"id": "<request id>", "label": <true label>}, {"id": "…", "labels": [one per row]}, or {"feedback": [those]}"#
+        let usage =
+            #"the body must be {"id": "<request id>", "label": <true label>}, {"id": "…", "labels": [one per row]}, or {"feedback": [those]}"#
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: bodyLimit) } catch { return InferenceServer.response(for: InferenceError.bodyTooLarge(limit: bodyLimit)) }
-        guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else { return InferenceServer.error(.badRequest, "the body is not a JSON object; \(usage)") }
+        do { body = try await request.body.collect(upTo: bodyLimit) } catch {
+            return InferenceServer.response(for: InferenceError.bodyTooLarge(limit: bodyLimit))
+        }
+        guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else {
+            return InferenceServer.error(.badRequest, "the body is not a JSON object; \(usage)")
+        }
         var items: [JSON] = [json]
         if let list = json["feedback"] {
-            guard case .array(let entries) = list else { return InferenceServer.error(.badRequest, "\"feedback\" must be a list; \(usage)") }
+            guard case .array(let entries) = list else {
+                return InferenceServer.error(.badRequest, "\"feedback\" must be a list; \(usage)")
+            }
             items = entries
         }
         var labels: [Label] = []
         for (index, item) in items.enumerated() {
-            guard case .string(let id)? = item["id"] else { return InferenceServer.error(.badRequest, "feedback \(index): no \"id\" string; \(usage)") }
+            guard case .string(let id)? = item["id"] else {
+                return InferenceServer.error(.badRequest, "feedback \(index): no \"id\" string; \(usage)")
+            }
             var values: [JSON] = []
             if let single = item["label"] { values = [single] } else if case .array(let many)? = item["labels"] { values = many }
             var texts: [String] = []
@@ -191,10 +217,13 @@ public final class LiveFeedback: Sendable {
                 case .string(let text): texts.append(text)
                 case .number(let number) where number.isFinite: texts.append(formatNumber(number))
                 case .bool(let flag): texts.append(flag ? "true" : "false")
-                default: return InferenceServer.error(.badRequest, "feedback \(index) ('\(id)'): a label must be a string or a finite number")
+                default:
+                    return InferenceServer.error(.badRequest, "feedback \(index) ('\(id)'): a label must be a string or a finite number")
                 }
             }
-            guard !texts.isEmpty else { return InferenceServer.error(.badRequest, "feedback \(index) ('\(id)'): no \"label\" or \"labels\"; \(usage)") }
+            guard !texts.isEmpty else {
+                return InferenceServer.error(.badRequest, "feedback \(index) ('\(id)'): no \"label\" or \"labels\"; \(usage)")
+            }
             labels.append(Label(id: id, values: texts))
         }
         let (accepted, unmatched) = add(model: model, labels)

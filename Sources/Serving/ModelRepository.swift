@@ -50,7 +50,10 @@ public final class ModelRepository: Sendable {
     public func unload(model: String, version: String? = nil) -> Bool {
         entries.withLock { entries in
             guard var entry = entries[model] else { return false }
-            guard let version else { entries[model] = nil; return true }
+            guard let version else {
+                entries[model] = nil
+                return true
+            }
             guard let full = Self.match(version, in: entry.versions.keys) else { return false }
             entry.versions[full] = nil
             entry.split = nil  // a split that names an unloaded version no longer holds
@@ -89,7 +92,9 @@ public final class ModelRepository: Sendable {
         }
     }
 
-    private static func split(_ model: String, _ weights: [(version: String, weight: Int)], _ entry: Entry) throws(InferenceError) -> [(version: String, upTo: Int)] {
+    private static func split(_ model: String, _ weights: [(version: String, weight: Int)], _ entry: Entry) throws(InferenceError) -> [(
+        version: String, upTo: Int
+    )] {
         guard weights.reduce(0, { $0 + $1.weight }) == 100, weights.allSatisfy({ $0.weight >= 0 }) else {
             throw InferenceError(.badRequest, "traffic weights of '\(model)' must be 0 to 100 and sum to 100")
         }
@@ -124,7 +129,9 @@ public final class ModelRepository: Sendable {
     /// Sets in one step which loaded version of `model` answers by default, its traffic split and its shadow, so
     /// that a request sees either the old routing or the new one, whole.
     /// - Throws: ``InferenceError`` when a version is not loaded or the weights do not sum to 100.
-    public func route(model: String, defaultVersion: String, traffic: [(version: String, weight: Int)]?, shadow: String?) throws(InferenceError) {
+    public func route(model: String, defaultVersion: String, traffic: [(version: String, weight: Int)]?, shadow: String?)
+        throws(InferenceError)
+    {
         try entries.withLock { (entries) throws(InferenceError) in
             guard var entry = entries[model] else { throw InferenceError(.notFound, "no model '\(model)'") }
             guard let full = Self.match(defaultVersion, in: entry.versions.keys) else {

@@ -1,6 +1,6 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import Learning
 import NIOCore
 
@@ -15,8 +15,10 @@ struct RepositoryAPI: Sendable {
         guard let token else { return InferenceServer.error(.notFound, "the model repository API is off on this server") }
         let given = request.headers[.authorization] ?? ""
         guard given == "Bearer \(token)" else {
-            return InferenceServer.error(.unauthorized, "the model repository API needs 'Authorization: Bearer <token>' with the token "
-                + "in .stagecraft/admin-token")
+            return InferenceServer.error(
+                .unauthorized,
+                "the model repository API needs 'Authorization: Bearer <token>' with the token "
+                    + "in .stagecraft/admin-token")
         }
         return nil
     }
@@ -29,7 +31,9 @@ struct RepositoryAPI: Sendable {
             guard let routing = repository.routing(of: name) else { continue }
             for version in repository.versions(of: name) ?? [] {
                 let source = repository.resolve(model: name, version: version)?.source ?? ""
-                models.append(["name": name, "version": version, "source": source, "state": "READY", "default": version == routing.defaultVersion])
+                models.append([
+                    "name": name, "version": version, "source": source, "state": "READY", "default": version == routing.defaultVersion,
+                ])
             }
             var route: [String: Any] = ["default": routing.defaultVersion]
             if let traffic = routing.traffic { route["traffic"] = traffic.map { ["version": $0.version, "weight": $0.weight] } }
@@ -44,17 +48,21 @@ struct RepositoryAPI: Sendable {
     func route(_ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
         if let refusal = authorized(request) { return refusal }
         guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
-        let usage = "the body must be {\"parameters\": {\"default\": \"<digest>\", \"traffic\": [{\"version\": \"<digest>\", "
+        let usage =
+            "the body must be {\"parameters\": {\"default\": \"<digest>\", \"traffic\": [{\"version\": \"<digest>\", "
             + "\"weight\": 90}], \"shadow\": \"<digest>\"}} (traffic and shadow optional)"
         let parameters: JSON?
-        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch { return InferenceServer.error(.badRequest, error.message) }
+        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch {
+            return InferenceServer.error(.badRequest, error.message)
+        }
         guard case .string(let defaultVersion)? = parameters?["default"] else { return InferenceServer.error(.badRequest, usage) }
         var traffic: [(version: String, weight: Int)]?
         if let value = parameters?["traffic"], !value.isNull {
             guard case .array(let items) = value else { return InferenceServer.error(.badRequest, usage) }
             traffic = []
             for item in items {
-                guard case .string(let version)? = item["version"], case .number(let weight)? = item["weight"], weight == weight.rounded() else {
+                guard case .string(let version)? = item["version"], case .number(let weight)? = item["weight"], weight == weight.rounded()
+                else {
                     return InferenceServer.error(.badRequest, usage)
                 }
                 traffic?.append((version, Int(weight)))
@@ -79,10 +87,14 @@ struct RepositoryAPI: Sendable {
         if let refusal = authorized(request) { return refusal }
         guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
         let parameters: JSON?
-        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch { return InferenceServer.error(.badRequest, error.message) }
+        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch {
+            return InferenceServer.error(.badRequest, error.message)
+        }
         guard case .string(let version)? = parameters?["version"] else {
-            return InferenceServer.error(.badRequest, "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally "
-                + "\"default\": false)")
+            return InferenceServer.error(
+                .badRequest,
+                "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally "
+                    + "\"default\": false)")
         }
         var makeDefault = true
         if let flag = parameters?["default"] {
@@ -106,7 +118,9 @@ struct RepositoryAPI: Sendable {
         if let refusal = authorized(request) { return refusal }
         guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
         let parameters: JSON?
-        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch { return InferenceServer.error(.badRequest, error.message) }
+        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch {
+            return InferenceServer.error(.badRequest, error.message)
+        }
         var version: String?
         if case .string(let text)? = parameters?["version"] { version = text }
         guard repository.unload(model: name, version: version) else {
@@ -117,8 +131,12 @@ struct RepositoryAPI: Sendable {
 
     private func parameters(_ request: Request, bodyLimit: Int) async throws(InferenceError) -> JSON? {
         let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: bodyLimit) } catch { throw InferenceError(.badRequest, "the body could not be "
-            + "read") }
+        do { body = try await request.body.collect(upTo: bodyLimit) } catch {
+            throw InferenceError(
+                .badRequest,
+                "the body could not be "
+                    + "read")
+        }
         guard body.readableBytes > 0 else { return nil }
         guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else {
             throw InferenceError(.badRequest, "the body is not a JSON object")

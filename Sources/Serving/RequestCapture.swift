@@ -20,30 +20,43 @@ public final class RequestCapture: @unchecked Sendable {
     }
 
     /// Captures one answered request, if it falls in the sample.
-    func record(id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?, latency: Double,
-                shadow: LoadedVersion? = nil) {
+    func record(
+        id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?, latency: Double,
+        shadow: LoadedVersion? = nil
+    ) {
         guard samplePercent >= 100 || Double.random(in: 0..<100) < samplePercent else { return }
         let time = Date()
         queue.async { [self] in
-            encode(time: time, id: id, model: model, version: version, rows: rows, predictions: predictions, classes: classes, latency: latency, shadow: false)
+            encode(
+                time: time, id: id, model: model, version: version, rows: rows, predictions: predictions, classes: classes,
+                latency: latency, shadow: false)
             // The shadow answers the same rows here, off the request path; its answer is only recorded.
             if let shadow, let answer = try? shadow.file.predict(rows) {
-                encode(time: time, id: id, model: model, version: shadow.version, rows: rows, predictions: answer, classes: shadow.file.classes,
-                       latency: 0, shadow: true)
+                encode(
+                    time: time, id: id, model: model, version: shadow.version, rows: rows, predictions: answer,
+                    classes: shadow.file.classes,
+                    latency: 0, shadow: true)
             }
         }
     }
 
-    private func encode(time: Date, id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?,
-                        latency: Double, shadow: Bool) {
+    private func encode(
+        time: Date, id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?,
+        latency: Double, shadow: Bool
+    ) {
         var json = JSONWriter(capacity: 256)
         json.raw("{\"time\":")
-        json.string(ISO8601DateFormatter.string(from: time, timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
-        json.raw(",\"id\":"); json.string(id)
-        json.raw(",\"model\":"); json.string(model)
-        json.raw(",\"version\":"); json.string(version)
+        json.string(
+            ISO8601DateFormatter.string(from: time, timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
+        json.raw(",\"id\":")
+        json.string(id)
+        json.raw(",\"model\":")
+        json.string(model)
+        json.raw(",\"version\":")
+        json.string(version)
         if shadow { json.raw(",\"shadow\":true") }
-        json.raw(",\"latency_ms\":"); json.number((latency * 1e6).rounded() / 1e3)
+        json.raw(",\"latency_ms\":")
+        json.number((latency * 1e6).rounded() / 1e3)
         json.raw(",\"inputs\":{")
         for (index, name) in rows.names.enumerated() {
             if index > 0 { json.raw(",") }
@@ -102,7 +115,10 @@ public final class RequestCapture: @unchecked Sendable {
     private func open(_ folder: URL, index: Int, model: String) {
         let url = folder.appendingPathComponent("capture-\(index).jsonl")
         if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
-        guard let handle = try? FileHandle(forWritingTo: url) else { files[model] = nil; return }
+        guard let handle = try? FileHandle(forWritingTo: url) else {
+            files[model] = nil
+            return
+        }
         let size = Int((try? handle.seekToEnd()) ?? 0)
         files[model] = (handle, index, size)
     }

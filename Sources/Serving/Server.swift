@@ -1,13 +1,13 @@
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import HTTPTypes
 public import Hummingbird
 import HummingbirdCore
 import Learning
 public import Logging
 import NIOCore
-import HTTPTypes
 import UnixSignals
-import GRPCCore
-import GRPCNIOTransportHTTP2
 
 /// One environment's inference server: the Open Inference Protocol (KServe V2) over HTTP/1.1.
 public struct InferenceServer: Sendable {
@@ -48,14 +48,19 @@ public struct InferenceServer: Sendable {
     /// The server's routes.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        let repository = self.repository, bodyLimit = self.bodyLimit, metrics = self.metrics, feedback = self.feedback
+        let repository = self.repository
+        let bodyLimit = self.bodyLimit
+        let metrics = self.metrics
+        let feedback = self.feedback
         router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
         }
         router.get("/v2") { [environment, repositoryPath] _, _ in
-            var metadata: [String: Any] = ["name": "stagecraft", "version": InferenceServer.version, "extensions": ["model_repository"],
-                                           "environment": environment]
+            var metadata: [String: Any] = [
+                "name": "stagecraft", "version": InferenceServer.version, "extensions": ["model_repository"],
+                "environment": environment,
+            ]
             // Which repository's server this is, so that a reconcile of another repository that finds it on its port can say so.
             if let repositoryPath { metadata["repository"] = repositoryPath }
             return Self.json(metadata)
@@ -75,7 +80,9 @@ public struct InferenceServer: Sendable {
         router.post("/v2/models/:model/versions/:version/infer") { request, context in
             await endpoint.answer(request, model: context.parameters.get("model"), version: context.parameters.get("version"))
         }
-        router.post("/v2/models/:model/feedback") { request, context in await feedback.post(repository, request, context, bodyLimit: bodyLimit) }
+        router.post("/v2/models/:model/feedback") { request, context in
+            await feedback.post(repository, request, context, bodyLimit: bodyLimit)
+        }
         router.get("/v2/models/:model/feedback") { _, context in feedback.get(repository, context) }
         router.get("/ping") { _, _ in Self.json(["status": "ok"]) }
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
@@ -100,12 +107,14 @@ public struct InferenceServer: Sendable {
         let admin = RepositoryAPI(repository: repository, token: adminToken, loader: loader)
         router.post("/v2/repository/index") { request, _ in admin.index(request) }
         router.post("/v2/repository/models/:model/load") { request, context in await admin.load(request, context, bodyLimit: bodyLimit) }
-        router.post("/v2/repository/models/:model/unload") { request, context in await admin.unload(request, context, bodyLimit: bodyLimit) }
+        router.post("/v2/repository/models/:model/unload") { request, context in await admin.unload(request, context, bodyLimit: bodyLimit)
+        }
         router.post("/v2/repository/models/:model/route") { request, context in await admin.route(request, context, bodyLimit: bodyLimit) }
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render() + feedback.render())))
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render() + feedback.render())))
         }
         return router
     }
@@ -114,12 +123,15 @@ public struct InferenceServer: Sendable {
     /// finish first).
     /// - Parameter onRunning: called once the port is open.
     public func run(handleSignals: Bool = true, logger: Logger? = nil, onRunning: @escaping @Sendable () async -> Void = {}) async throws {
-        let logger = logger ?? {
-            var quiet = Logger(label: "stagecraft.serve.\(environment)")
-            quiet.logLevel = .critical
-            return quiet
-        }()
-        let endpoint = inferenceEndpoint, serverName = "stagecraft"
+        let logger =
+            logger
+            ?? {
+                var quiet = Logger(label: "stagecraft.serve.\(environment)")
+                quiet.logLevel = .critical
+                return quiet
+            }()
+        let endpoint = inferenceEndpoint
+        let serverName = "stagecraft"
         let app = Application(
             router: router(),
             // Infer requests are answered on the event loop, from the connection's bytes; everything else goes
@@ -129,8 +141,12 @@ public struct InferenceServer: Sendable {
             },
             configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { [environment, repository, host, port] _ in
-                let models = repository.models.compactMap { name in repository.resolve(model: name).map { "\(name)@\($0.version.prefix(12))" } }
-                logger.info("serving", metadata: ["environment": "\(environment)", "address": "\(host):\(port)", "models": "\(models.joined(separator: ","))"])
+                let models = repository.models.compactMap { name in
+                    repository.resolve(model: name).map { "\(name)@\($0.version.prefix(12))" }
+                }
+                logger.info(
+                    "serving",
+                    metadata: ["environment": "\(environment)", "address": "\(host):\(port)", "models": "\(models.joined(separator: ","))"])
                 await onRunning()
             },
             logger: logger)
@@ -141,9 +157,10 @@ public struct InferenceServer: Sendable {
         }
         // gRPC beside HTTP, through the same endpoint: when either stops (a signal, a port that cannot be bound), both do.
         let grpc = GRPCServer(
-            transport: .http2NIOPosix(address: .ipv4(host: host == "localhost" ? "127.0.0.1" : host, port: grpcPort),
-                                      transportSecurity: .plaintext,
-                                      config: .defaults { $0.rpc.maxRequestPayloadSize = 4 * bodyLimit }),
+            transport: .http2NIOPosix(
+                address: .ipv4(host: host == "localhost" ? "127.0.0.1" : host, port: grpcPort),
+                transportSecurity: .plaintext,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = 4 * bodyLimit }),
             services: [GRPCInference(endpoint: endpoint, adminToken: adminToken, loader: loader)])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: signals) }
@@ -183,7 +200,9 @@ public struct InferenceServer: Sendable {
         }
         return json([
             "name": name, "versions": repository.versions(of: name) ?? [], "platform": "stagecraft",
-            "parameters": ["version": loaded.version, "source": loaded.source, "task": file.task.rawValue, "algorithm": file.estimator.algorithm],
+            "parameters": [
+                "version": loaded.version, "source": loaded.source, "task": file.task.rawValue, "algorithm": file.estimator.algorithm,
+            ],
             "inputs": inputs, "outputs": outputs,
         ])
     }

@@ -3,7 +3,12 @@ import Synchronization
 
 /// Request counts and a latency histogram per model, version and status, in Prometheus text format.
 public final class ServerMetrics: Sendable {
-    struct Key: Hashable { var model: String; var version: String; var status: Int; var wire: WireProtocol }
+    struct Key: Hashable {
+        var model: String
+        var version: String
+        var status: Int
+        var wire: WireProtocol
+    }
 
     /// How a request came: the `protocol` label.
     public enum WireProtocol: String, Sendable, Comparable {
@@ -38,8 +43,10 @@ public final class ServerMetrics: Sendable {
 
     /// Counts one answered request for the model a request named: the name becomes a label only when `repository` has
     /// that model loaded (the one place that rule is applied, whatever the protocol).
-    func record(requested model: String, in repository: ModelRepository, version: String?, status: Int,
-                protocol wire: WireProtocol = .http, seconds: Double) {
+    func record(
+        requested model: String, in repository: ModelRepository, version: String?, status: Int,
+        protocol wire: WireProtocol = .http, seconds: Double
+    ) {
         record(model: repository.contains(model: model) ? model : nil, version: version, status: status, protocol: wire, seconds: seconds)
     }
 
@@ -89,6 +96,7 @@ public final class ServerMetrics: Sendable {
     }
 
     private func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
+            of: "\n", with: "\\n")
     }
 }

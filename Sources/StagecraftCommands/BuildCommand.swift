@@ -92,12 +92,14 @@ struct BuildCommand: AsyncParsableCommand {
         let parameters = info.parameters.keys.sorted().map { "\($0)=\(info.parameters[$0]!)" }.joined(separator: ", ")
         let version = console.styled(VersionDigest.short(result.digest), .bold)
         if result.reused {
-            console.print(console.styled("✓", .green) + " \(info.model) \(version) reused: the artifact store has it (built from "
-                + "\(String(info.source.prefix(12))))")
+            console.print(
+                console.styled("✓", .green) + " \(info.model) \(version) reused: the artifact store has it (built from "
+                    + "\(String(info.source.prefix(12))))")
         } else {
             let seconds = String(format: "%.2f", info.timings["total"] ?? 0)
-            console.print(console.styled("✓", .green) + " \(info.model) \(version) built from \(String(info.source.prefix(12))) in "
-                + "\(seconds) s (\(info.algorithm)\(parameters.isEmpty ? "" : ", \(parameters)"))")
+            console.print(
+                console.styled("✓", .green) + " \(info.model) \(version) built from \(String(info.source.prefix(12))) in "
+                    + "\(seconds) s (\(info.algorithm)\(parameters.isEmpty ? "" : ", \(parameters)"))")
         }
         console.print("  holdout: " + formatMetrics(result.metrics.holdout))
         console.print("  artifact: \(result.artifact.path)")
@@ -146,7 +148,10 @@ struct BuildsCommand: AsyncParsableCommand {
         let header = ["VERSION", "MODEL", "ALGORITHM", "SOURCE", "BUILT"] + metricNames
         let formatter = ISO8601DateFormatter()
         let rows = builds.map { build in
-            [VersionDigest.short(build.digest), build.model, build.algorithm, String(build.source.prefix(12)), formatter.string(from: build.createdAt)]
+            [
+                VersionDigest.short(build.digest), build.model, build.algorithm, String(build.source.prefix(12)),
+                formatter.string(from: build.createdAt),
+            ]
                 + metricNames.map { name in build.metrics[name].map { String(format: "%.4f", $0) } ?? "-" }
         }
         for line in table([header] + rows) { console.print(line) }

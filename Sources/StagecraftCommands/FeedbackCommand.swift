@@ -40,7 +40,8 @@ struct FeedbackCommand: AsyncParsableCommand {
         let repo = try repository.open()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
         let environment = try workspace.environment(env, at: try repo.resolve(repository.ref))
-        let data = try CSVReader.read(Data(contentsOf: URL(fileURLWithPath: file)), source: file, types: ["id": .categorical, "label": .categorical])
+        let data = try CSVReader.read(
+            Data(contentsOf: URL(fileURLWithPath: file)), source: file, types: ["id": .categorical, "label": .categorical])
         guard let ids = data.column("id"), let labels = data.column("label") else {
             throw CommandFailure(.failure, "\(file): expected the columns 'id' and 'label' (found: \(data.names.joined(separator: ", ")))")
         }
@@ -48,31 +49,41 @@ struct FeedbackCommand: AsyncParsableCommand {
         do {
             connection = try HTTPConnection(host: environment.host, port: environment.port)
         } catch {
-            throw CommandFailure(.failure, "no server for '\(env)' at \(environment.host):\(environment.port): \(error); start it with: "
-                + "stagecraft reconcile --env \(env)")
+            throw CommandFailure(
+                .failure,
+                "no server for '\(env)' at \(environment.host):\(environment.port): \(error); start it with: "
+                    + "stagecraft reconcile --env \(env)")
         }
-        var accepted = 0, unmatched: [String] = [], last: [String: Any] = [:]
+        var accepted = 0
+        var unmatched: [String] = []
+        var last: [String: Any] = [:]
         for start in stride(from: 0, to: data.rowCount, by: 1_000) {
             let items = (start..<min(start + 1_000, data.rowCount)).map { ["id": ids.text(at: $0), "label": labels.text(at: $0)] }
-            let response = try connection.send("POST", "/v2/models/\(model)/feedback", body: try JSONSerialization.data(withJSONObject: ["feedback": items]))
+            let response = try connection.send(
+                "POST", "/v2/models/\(model)/feedback", body: try JSONSerialization.data(withJSONObject: ["feedback": items]))
             guard response.status == 200 else {
-                throw CommandFailure(.failure, "the server refused the labels: \(response.status) "
-                    + "\((response.json["error"] as? String) ?? response.text)")
+                throw CommandFailure(
+                    .failure,
+                    "the server refused the labels: \(response.status) "
+                        + "\((response.json["error"] as? String) ?? response.text)")
             }
             accepted += response.json["accepted"] as? Int ?? 0
             unmatched += response.json["unmatched"] as? [String] ?? []
             last = response.json["live"] as? [String: Any] ?? [:]
         }
         if format.json {
-            let body = try JSONSerialization.data(withJSONObject: ["accepted": accepted, "unmatched": unmatched, "live": last], options: [.sortedKeys, .prettyPrinted])
+            let body = try JSONSerialization.data(
+                withJSONObject: ["accepted": accepted, "unmatched": unmatched, "live": last], options: [.sortedKeys, .prettyPrinted])
             console.print(String(decoding: body, as: UTF8.self))
             return
         }
         console.print("\(count(accepted, "row")) labelled; \(unmatched.count) ids matched no prediction")
         for (version, value) in last.sorted(by: { $0.key < $1.key }) {
             guard let metrics = value as? [String: Double] else { continue }
-            let shown = metrics.filter { $0.key != "unknownLabels" }.sorted { $0.key < $1.key }.map { "\($0.key) "
-                + "\(GateResult.format($0.value))" }
+            let shown = metrics.filter { $0.key != "unknownLabels" }.sorted { $0.key < $1.key }.map {
+                "\($0.key) "
+                    + "\(GateResult.format($0.value))"
+            }
             console.print("  \(version.prefix(12)): " + shown.joined(separator: "  "))
         }
     }

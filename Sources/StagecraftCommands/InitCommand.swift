@@ -34,7 +34,8 @@ struct InitCommand: AsyncParsableCommand {
         guard let root = repository.workingDirectory else {
             throw CommandFailure(.failure, "\(path) is a bare repository; init needs a working tree")
         }
-        for existing in ["manifests", "environments", "stagecraft.yaml"] where FileManager.default.fileExists(atPath: root + "/" + existing) {
+        for existing in ["manifests", "environments", "stagecraft.yaml"] where FileManager.default.fileExists(atPath: root + "/" + existing)
+        {
             throw CommandFailure(.failure, "\(root)/\(existing) already exists: this is already a Stagecraft repository")
         }
         guard let branch = try repository.currentBranch() else {
@@ -47,12 +48,15 @@ struct InitCommand: AsyncParsableCommand {
             files[".gitignore"] = ignore + (ignore.isEmpty || ignore.hasSuffix("\n") ? "" : "\n") + ".stagecraft/\n"
         }
         let changes = files.keys.sorted().map { FileChange.write(path: $0, contents: Data(files[$0]!.utf8)) }
-        let commit = try repository.commit(changes, onBranch: branch, message: "Set up Stagecraft: example model and dev, qa, prod "
-            + "environments",
-                                           author: repository.defaultSignature())
+        let commit = try repository.commit(
+            changes, onBranch: branch,
+            message: "Set up Stagecraft: example model and dev, qa, prod "
+                + "environments",
+            author: repository.defaultSignature())
         console.print(console.styled("✓", .green) + " initialized a Stagecraft repository in \(root) (commit \(commit.short) on \(branch))")
         for file in files.keys.sorted() { console.print("  \(file)") }
-        console.print("\nNext: stagecraft validate --repo \(directory), then build, verify and serve dev: stagecraft reconcile --env "
-            + "dev --repo \(directory)")
+        console.print(
+            "\nNext: stagecraft validate --repo \(directory), then build, verify and serve dev: stagecraft reconcile --env "
+                + "dev --repo \(directory)")
     }
 }

@@ -52,8 +52,11 @@ struct MonitorCommand: AsyncParsableCommand {
     @OptionGroup var format: OutputOptions
 
     func validate() throws {
-        if let interval, DurationText.seconds(interval) == nil { throw ValidationError("--interval: '\(interval)' is not a duration "
-            + "such as 30s, 5m or 7d") }
+        if let interval, DurationText.seconds(interval) == nil {
+            throw ValidationError(
+                "--interval: '\(interval)' is not a duration "
+                    + "such as 30s, 5m or 7d")
+        }
     }
 
     func run() async throws {
@@ -90,9 +93,17 @@ struct MonitorCommand: AsyncParsableCommand {
         }
         try writeMetrics(reports, root: workspace.root)
         if let webhook = environment.monitor?.webhook, !alarmed.isEmpty { try post(alarmed, to: webhook) }
-        if let html { try MonitorPage.render(reports, environment: env, spec: environment.monitor ?? MonitorSpec()).write(toFile: html, atomically: true, encoding: .utf8) }
+        if let html {
+            try MonitorPage.render(reports, environment: env, spec: environment.monitor ?? MonitorSpec()).write(
+                toFile: html, atomically: true, encoding: .utf8)
+        }
         if format.json {
-            struct Output: Encodable { var environment: String; var models: [ModelMonitorReport]; var retrains: [RetrainResult]; var alarm: Bool }
+            struct Output: Encodable {
+                var environment: String
+                var models: [ModelMonitorReport]
+                var retrains: [RetrainResult]
+                var alarm: Bool
+            }
             console.print(try JSONOutput.encode(Output(environment: env, models: reports, retrains: retrains, alarm: !alarmed.isEmpty)))
         } else {
             print(reports, retrains: retrains)
@@ -105,36 +116,50 @@ struct MonitorCommand: AsyncParsableCommand {
         if reports.isEmpty { console.print("'\(env)' serves no model yet") }
         for report in reports {
             let mark = report.triggers.isEmpty ? console.styled("✓", .green) : console.styled("✗", .red)
-            console.print("\(mark) \(report.model) \(VersionDigest.short(report.version)) in \(env): \(report.rows) captured rows, "
-                + "\(report.labels) labelled, \(report.newRows) new labelled rows")
+            console.print(
+                "\(mark) \(report.model) \(VersionDigest.short(report.version)) in \(env): \(report.rows) captured rows, "
+                    + "\(report.labels) labelled, \(report.newRows) new labelled rows")
             for drift in report.drift + [report.predictionDrift].compactMap({ $0 }) {
                 var text = "    \(drift.name.padding(toLength: 20, withPad: " ", startingAt: 0)) psi \(GateResult.format(drift.psi))"
                 if let ks = drift.ks, let p = drift.ksPValue { text += "  ks \(GateResult.format(ks)) (p \(GateResult.format(p)))" }
-                if let chi = drift.chiSquared, let p = drift.chiSquaredPValue { text += "  chi² \(GateResult.format(chi)) (p "
-                    + "\(GateResult.format(p)))" }
+                if let chi = drift.chiSquared, let p = drift.chiSquaredPValue {
+                    text +=
+                        "  chi² \(GateResult.format(chi)) (p "
+                        + "\(GateResult.format(p)))"
+                }
                 if let levels = drift.newLevels, !levels.isEmpty { text += "  new levels: \(levels.joined(separator: ", "))" }
                 console.print(text)
             }
             let live = report.live.filter { ["accuracy", "auc", "f1", "rmse", "mae", "r2"].contains($0.key) }.sorted { $0.key < $1.key }
-            if !live.isEmpty { console.print("    live: " + live.map { "\($0.key) "
-                + "\(GateResult.format($0.value))" }.joined(separator: "  ")) }
+            if !live.isEmpty {
+                console.print(
+                    "    live: "
+                        + live.map {
+                            "\($0.key) "
+                                + "\(GateResult.format($0.value))"
+                        }.joined(separator: "  "))
+            }
             for trigger in report.triggers { console.print("    " + console.styled("alarm: ", .red) + trigger.description) }
         }
         for result in retrains {
-            console.print("retrain \(result.model): \(result.addedRows) labelled rows → \(result.data), commit "
-                + "\(result.commit.prefix(12)) on \(result.branch)")
+            console.print(
+                "retrain \(result.model): \(result.addedRows) labelled rows → \(result.data), commit "
+                    + "\(result.commit.prefix(12)) on \(result.branch)")
         }
     }
 
     /// `.stagecraft/monitor/<env>.prom`, for a Prometheus node exporter's textfile collector.
     private func writeMetrics(_ reports: [ModelMonitorReport], root: URL) throws {
         var text = "# HELP stagecraft_monitor_alarm 1 when a monitor threshold is crossed.\n# TYPE stagecraft_monitor_alarm gauge\n"
-        var drift = "# HELP stagecraft_monitor_psi Population stability index of a feature in the monitored window.\n# TYPE "
+        var drift =
+            "# HELP stagecraft_monitor_psi Population stability index of a feature in the monitored window.\n# TYPE "
             + "stagecraft_monitor_psi gauge\n"
         for report in reports {
             let labels = "environment=\"\(env)\",model=\"\(report.model)\",version=\"\(report.version.prefix(12))\""
             text += "stagecraft_monitor_alarm{\(labels)} \(report.triggers.isEmpty ? 0 : 1)\n"
-            for item in report.drift + [report.predictionDrift].compactMap({ $0 }) { drift += "stagecraft_monitor_psi{\(labels),feature=\"\(item.name)\"} \(item.psi)\n" }
+            for item in report.drift + [report.predictionDrift].compactMap({ $0 }) {
+                drift += "stagecraft_monitor_psi{\(labels),feature=\"\(item.name)\"} \(item.psi)\n"
+            }
         }
         let folder = root.appendingPathComponent(".stagecraft/monitor")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -143,15 +168,27 @@ struct MonitorCommand: AsyncParsableCommand {
 
     /// POSTs the alarms as JSON to an http:// webhook.
     private func post(_ reports: [ModelMonitorReport], to webhook: String) throws {
-        guard let url = URL(string: webhook), let host = url.host else { throw CommandFailure(.failure, "webhook '\(webhook)' is not a "
-            + "URL") }
-        let body: [String: Any] = ["environment": env, "alarms": reports.map { report in
-            ["model": report.model, "version": report.version, "triggers": report.triggers.map(\.description)] as [String: Any]
-        }]
+        guard let url = URL(string: webhook), let host = url.host else {
+            throw CommandFailure(
+                .failure,
+                "webhook '\(webhook)' is not a "
+                    + "URL")
+        }
+        let body: [String: Any] = [
+            "environment": env,
+            "alarms": reports.map { report in
+                ["model": report.model, "version": report.version, "triggers": report.triggers.map(\.description)] as [String: Any]
+            },
+        ]
         let connection = try HTTPConnection(host: host, port: url.port ?? 80, timeout: 10)
-        let response = try connection.send("POST", url.path.isEmpty ? "/" : url.path, body: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
-        guard (200..<300).contains(response.status) else { throw CommandFailure(.failure, "webhook \(webhook) answered "
-            + "\(response.status)") }
+        let response = try connection.send(
+            "POST", url.path.isEmpty ? "/" : url.path, body: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
+        guard (200..<300).contains(response.status) else {
+            throw CommandFailure(
+                .failure,
+                "webhook \(webhook) answered "
+                    + "\(response.status)")
+        }
     }
 }
 
@@ -168,30 +205,40 @@ enum MonitorPage {
             let items = report.drift + [report.predictionDrift].compactMap { $0 }
             let limit = spec.psi?.value ?? 0.2
             let scale = max(limit * 1.5, items.map(\.psi).max() ?? 0, 0.01)
-            var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(items.count * 26 + 30)\" role=\"img\" "
+            var svg =
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(items.count * 26 + 30)\" role=\"img\" "
                 + "aria-label=\"PSI per feature\">"
             for (index, item) in items.enumerated() {
-                let y = index * 26 + 10, width = Int(420 * item.psi / scale)
+                let y = index * 26 + 10
+                let width = Int(420 * item.psi / scale)
                 let colour = (spec.psi.map { !$0.holds(item.psi) } ?? (item.psi > limit)) ? "#d7263d" : "#2e86ab"
                 svg += "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(escape(item.name))</text>"
-                svg += "<rect x=\"150\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>psi "
+                svg +=
+                    "<rect x=\"150\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>psi "
                     + "\(GateResult.format(item.psi))</title></rect>"
                 svg += "<text x=\"\(156 + width)\" y=\"\(y + 14)\" font-size=\"12\">\(GateResult.format(item.psi))</text>"
             }
             let x = 150 + Int(420 * limit / scale)
             svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"0\" y2=\"\(items.count * 26 + 14)\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>"
             svg += "<text x=\"\(x + 4)\" y=\"\(items.count * 26 + 26)\" font-size=\"11\">psi limit \(GateResult.format(limit))</text></svg>"
-            let live = report.live.filter { ["accuracy", "auc", "f1", "precision", "recall", "r2"].contains($0.key) }.sorted { $0.key < $1.key }
-            var chart = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(live.count * 26 + 10)\" role=\"img\" "
+            let live = report.live.filter { ["accuracy", "auc", "f1", "precision", "recall", "r2"].contains($0.key) }.sorted {
+                $0.key < $1.key
+            }
+            var chart =
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(live.count * 26 + 10)\" role=\"img\" "
                 + "aria-label=\"live metrics\">"
             for (index, metric) in live.enumerated() {
-                let y = index * 26 + 4, width = Int(420 * min(max(metric.value, 0), 1))
-                chart += "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(metric.key)</text><rect x=\"150\" y=\"\(y)\" "
+                let y = index * 26 + 4
+                let width = Int(420 * min(max(metric.value, 0), 1))
+                chart +=
+                    "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(metric.key)</text><rect x=\"150\" y=\"\(y)\" "
                     + "width=\"\(width)\" height=\"18\" fill=\"#3a7d44\"/>"
                 chart += "<text x=\"\(156 + width)\" y=\"\(y + 14)\" font-size=\"12\">\(GateResult.format(metric.value))</text>"
             }
             chart += "</svg>"
-            let alarms = report.triggers.isEmpty ? "<p class=\"ok\">No alarm.</p>"
+            let alarms =
+                report.triggers.isEmpty
+                ? "<p class=\"ok\">No alarm.</p>"
                 : "<ul class=\"alarm\">" + report.triggers.map { "<li>\(escape($0.description))</li>" }.joined() + "</ul>"
             body += """
                 <section><h2>\(escape(report.model)) <code>\(report.version.prefix(12))</code></h2>

@@ -42,15 +42,20 @@ struct PredictCommand: AsyncParsableCommand {
         let types = file.columnTypes
         let out: FileHandle
         if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CommandFailure(.failure, "cannot write "
-                + "\(output)") }
+            guard FileManager.default.createFile(atPath: output, contents: nil) else {
+                throw CommandFailure(
+                    .failure,
+                    "cannot write "
+                        + "\(output)")
+            }
             out = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         } else {
             out = FileHandle.standardOutput
         }
         defer { if output != nil { try? out.close() } }
         var chunks = try CSVChunks(url: URL(fileURLWithPath: input))
-        var wroteHeader = false, rows = 0
+        var wroteHeader = false
+        var rows = 0
         while let chunk = chunks.next() {
             let data: Dataset
             do {
@@ -97,14 +102,17 @@ enum ScoredCSV {
         }
         let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project.settings)
         guard let digest = store.resolve(version) else {
-            throw CommandFailure(.failure, "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build "
-                + "it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
+            throw CommandFailure(
+                .failure,
+                "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build "
+                    + "it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
         }
         return (try store.model(digest), digest)
     }
 
     static func header(_ data: Dataset, _ file: ModelFile, version: String? = nil) -> String {
-        let names = data.names + ["prediction"] + (file.classes ?? []).map { "probability_\($0)" } + (version == nil ? [] : ["model_version"])
+        let names =
+            data.names + ["prediction"] + (file.classes ?? []).map { "probability_\($0)" } + (version == nil ? [] : ["model_version"])
         return CSVWriter.line(names)
     }
 

@@ -41,7 +41,8 @@ struct PromoteCommand: AsyncParsableCommand {
     func run() async throws {
         var pinned = version
         try publishing.commit(verb: "promoted") { promotion, author in
-            let result = try promotion.promote(model: model, to: to, version: pinned, force: force, branch: publishing.branch, author: author)
+            let result = try promotion.promote(
+                model: model, to: to, version: pinned, force: force, branch: publishing.branch, author: author)
             pinned = result.version  // a retry after a lost push race promotes the same version
             return result
         }
@@ -107,13 +108,15 @@ struct PublishingOptions: ParsableArguments {
             return
         }
         if result.alreadyPinned {
-            console.print(console.styled("✓", .green) + " \(result.model) \(VersionDigest.short(result.version)) is already pinned in "
-                + "\(result.environment) at \(result.commit.prefix(12)) on \(result.branch); nothing to commit")
+            console.print(
+                console.styled("✓", .green) + " \(result.model) \(VersionDigest.short(result.version)) is already pinned in "
+                    + "\(result.environment) at \(result.commit.prefix(12)) on \(result.branch); nothing to commit")
             return
         }
         let forced = result.forced ? console.styled(" (forced)", .yellow) : ""
-        console.print(console.styled("✓", .green) + " \(verb) \(result.model) \(VersionDigest.short(result.version)) in "
-            + "\(result.environment)\(forced): commit \(result.commit.prefix(12)) on \(result.branch)")
+        console.print(
+            console.styled("✓", .green) + " \(verb) \(result.model) \(VersionDigest.short(result.version)) in "
+                + "\(result.environment)\(forced): commit \(result.commit.prefix(12)) on \(result.branch)")
         console.print("  evidence: \(result.evidence)")
         console.print("  next: stagecraft reconcile --env \(result.environment)")
     }
@@ -210,22 +213,28 @@ struct HistoryCommand: AsyncParsableCommand {
         // One write for the whole listing: thousands of entries print in one system call.
         var text = ""
         for entry in entries {
-            text += console.styled(String(entry.commit.prefix(12)), .yellow) + " \(entry.environment)  \(Timestamp.string(entry.date))  "
+            text +=
+                console.styled(String(entry.commit.prefix(12)), .yellow) + " \(entry.environment)  \(Timestamp.string(entry.date))  "
                 + "\(entry.author) <\(entry.authorEmail)>\n"
             text += "    \(entry.summary)\n"
-            for trailer in entry.trailers where ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of", "Stagecraft-Trigger"].contains(trailer.key) {
+            for trailer in entry.trailers
+            where ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of", "Stagecraft-Trigger"].contains(trailer.key) {
                 text += "    \(trailer.key): \(trailer.value)\n"
             }
             for record in entry.records {
                 let gates = record.gates.map { "\($0.gate) [\($0.valueText)]\($0.passed ? "" : " FAILED")" }.joined(separator: ", ")
-                text += "    → \(record.outcome.rawValue) \(record.model) \(VersionDigest.short(record.version)) by \(record.actor) at "
+                text +=
+                    "    → \(record.outcome.rawValue) \(record.model) \(VersionDigest.short(record.version)) by \(record.actor) at "
                     + "\(Timestamp.string(record.finishedAt ?? record.startedAt))" + (gates.isEmpty ? "" : ": \(gates)") + "\n"
                 if let reason = record.reason, record.outcome != .succeeded { text += "      \(reason)\n" }
             }
             if let seconds = entry.commitToServingSeconds { text += "    commit to serving: \(String(format: "%.1f", seconds)) s\n" }
         }
         if !text.isEmpty { console.write(text, error: false) }
-        if entries.isEmpty { console.print("no changes to \(environments.map { "environments/\($0).yaml" }.joined(separator: ", ")) at "
-            + "\(repository.ref)") }
+        if entries.isEmpty {
+            console.print(
+                "no changes to \(environments.map { "environments/\($0).yaml" }.joined(separator: ", ")) at "
+                    + "\(repository.ref)")
+        }
     }
 }

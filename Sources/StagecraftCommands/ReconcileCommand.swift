@@ -19,9 +19,11 @@ struct EnvironmentOptions: ParsableArguments {
         let state = try workspace.openState(notice: Console.current.warn)
         let root = workspace.root
         let repoPath = repo.workingDirectory ?? repo.gitDirectory
-        let reconciler = EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) { manifest, commit in
-            try ServerLauncher.start(["serve", "--env", manifest.name, "--repo", repoPath, "--ref", commit.hex, "--deployed"],
-                                     files: RunFiles(root: root, environment: manifest.name), host: manifest.host, port: manifest.port)
+        let reconciler = EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) {
+            manifest, commit in
+            try ServerLauncher.start(
+                ["serve", "--env", manifest.name, "--repo", repoPath, "--ref", commit.hex, "--deployed"],
+                files: RunFiles(root: root, environment: manifest.name), host: manifest.host, port: manifest.port)
         }
         reconciler.progress = progress
         return reconciler
@@ -52,7 +54,10 @@ struct PlanCommand: AsyncParsableCommand {
         let console = Console.current
         let plan = try environment.reconciler().plan()
         if format.json {
-            struct Output: Encodable { var plan: Plan; var inSync: Bool }
+            struct Output: Encodable {
+                var plan: Plan
+                var inSync: Bool
+            }
             console.print(try JSONOutput.encode(Output(plan: plan, inSync: plan.inSync)))
         } else {
             let server = plan.serverRunning ? plan.server : "\(plan.server), not running"
@@ -114,8 +119,11 @@ struct ReconcileCommand: AsyncParsableCommand {
     var junit: String?
 
     func validate() throws {
-        guard DurationText.seconds(interval) != nil else { throw ValidationError("--interval: '\(interval)' is not a duration such as "
-            + "500ms, 30s or 5m") }
+        guard DurationText.seconds(interval) != nil else {
+            throw ValidationError(
+                "--interval: '\(interval)' is not a duration such as "
+                    + "500ms, 30s or 5m")
+        }
     }
 
     func run() async throws {
@@ -158,11 +166,14 @@ struct ReconcileCommand: AsyncParsableCommand {
             return report
         }
         for promotion in report.promotions {
-            console.print("promoted \(promotion.model) \(VersionDigest.short(promotion.version)) to \(promotion.environment) (commit "
-                + "\(promotion.commit.prefix(12)))")
+            console.print(
+                "promoted \(promotion.model) \(VersionDigest.short(promotion.version)) to \(promotion.environment) (commit "
+                    + "\(promotion.commit.prefix(12)))")
         }
         for record in report.records {
-            let mark = record.outcome == .succeeded ? console.styled("✓", .green) : record.outcome == .failed ? console.styled("✗", .red) : console.styled("•", .yellow)
+            let mark =
+                record.outcome == .succeeded
+                ? console.styled("✓", .green) : record.outcome == .failed ? console.styled("✗", .red) : console.styled("•", .yellow)
             var text = "\(mark) \(record.model) \(VersionDigest.short(record.version)) \(record.outcome.rawValue) in \(record.environment)"
             if !record.gates.isEmpty {
                 text += " — " + record.gates.map { "\($0.gate) [\($0.valueText)]\($0.passed ? "" : " FAILED")" }.joined(separator: ", ")
@@ -173,8 +184,9 @@ struct ReconcileCommand: AsyncParsableCommand {
         if report.wasInSync {
             console.print(console.styled("✓", .green) + " \(report.environment) is in sync at \(report.commit.prefix(12))")
         } else if !report.failed {
-            console.print(console.styled("✓", .green) + " \(report.environment) reconciled at \(report.commit.prefix(12)) "
-                + "(\(count(report.actions.count, "action")))")
+            console.print(
+                console.styled("✓", .green) + " \(report.environment) reconciled at \(report.commit.prefix(12)) "
+                    + "(\(count(report.actions.count, "action")))")
         }
         return report
     }
@@ -191,12 +203,14 @@ enum JUnitReport {
             if record.gates.isEmpty {
                 let failed = record.outcome == .failed
                 if failed { failures += 1 }
-                cases.append("    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): deploy\">"
-                              + (failed ? "<failure message=\"\(escape(record.reason ?? "failed"))\"/>" : "") + "</testcase>")
+                cases.append(
+                    "    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): deploy\">"
+                        + (failed ? "<failure message=\"\(escape(record.reason ?? "failed"))\"/>" : "") + "</testcase>")
             }
             for gate in record.gates {
                 let value = gate.valueText
-                var line = "    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): "
+                var line =
+                    "    <testcase classname=\"stagecraft.\(escape(report.environment))\" name=\"\(escape(prefix)): "
                     + "\(escape(gate.gate))\">"
                 line += "<system-out>measured \(escape(value)) (\(gate.stage))</system-out>"
                 if !gate.passed {

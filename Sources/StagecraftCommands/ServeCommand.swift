@@ -6,8 +6,9 @@ import Manifests
 import Reconciler
 import Registry
 import Serving
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ServeCommand: AsyncParsableCommand {
@@ -48,7 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run in the background: pid and log under .stagecraft/run/; stop it with 'stagecraft stop'.")
     var detach = false
 
-    @Flag(name: .long, help: "Load what the state store records as deployed (what reconcile verified) instead of the environment file's pins.")
+    @Flag(
+        name: .long, help: "Load what the state store records as deployed (what reconcile verified) instead of the environment file's pins."
+    )
     var deployed = false
 
     func run() async throws {
@@ -57,8 +60,10 @@ struct ServeCommand: AsyncParsableCommand {
         let (project, diagnostics) = try Project.check(source)
         guard let environment = project.environments[env] else {
             let known = project.environmentOrder
-            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision) (environments: "
-                + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+            throw CommandFailure(
+                .failure,
+                "no environment '\(env)' at \(source.revision) (environments: "
+                    + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
         }
         let relevant = diagnostics.filter { $0.location.file == environment.file }
         guard relevant.isEmpty else { throw InvalidProject(relevant) }
@@ -66,18 +71,24 @@ struct ServeCommand: AsyncParsableCommand {
         let store = builder.store(for: project.settings)
         let models = ModelRepository()
         if deployed {
-            try loadDeployed(into: models, store: store, workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
+            try loadDeployed(
+                into: models, store: store, workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
         }
         for deployment in environment.models where !deployed {
             guard let pinned = deployment.version else { continue }
-            let versions = [pinned] + ((deployment.traffic ?? []) + [deployment.shadow].compactMap { $0 }).map(\.version).filter { $0 != pinned }
+            let versions =
+                [pinned] + ((deployment.traffic ?? []) + [deployment.shadow].compactMap { $0 }).map(\.version).filter { $0 != pinned }
             for version in versions {
                 guard let digest = store.resolve(version) else {
-                    throw CommandFailure(.failure, "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); build it from its source commit: stagecraft build \(deployment.model) --ref \(deployment.source ?? "<source>")")
+                    throw CommandFailure(
+                        .failure,
+                        "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); build it from its source commit: stagecraft build \(deployment.model) --ref \(deployment.source ?? "<source>")"
+                    )
                 }
                 let info = try store.buildInfo(digest)
-                models.load(LoadedVersion(model: deployment.model, version: digest, source: info.source, file: try store.model(digest)),
-                            makeDefault: version == pinned)
+                models.load(
+                    LoadedVersion(model: deployment.model, version: digest, source: info.source, file: try store.model(digest)),
+                    makeDefault: version == pinned)
             }
             if let shadow = deployment.shadow {
                 do {
@@ -103,10 +114,12 @@ struct ServeCommand: AsyncParsableCommand {
         server.repositoryPath = builder.localRoot.path
         server.grpcPort = environment.grpcPort
         if capturePercent > 0 {
-            server.capture = RequestCapture(directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
-                                            samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)
+            server.capture = RequestCapture(
+                directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
+                samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)
         }
-        server.feedback = LiveFeedback(capacity: feedbackWindow, directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))
+        server.feedback = LiveFeedback(
+            capacity: feedbackWindow, directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))
         server.loader = { model, version in
             guard let digest = store.resolve(version) else {
                 throw RegistryError("version \(version) is not in the artifact store (\(store.root.path))")
@@ -127,10 +140,14 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, served) in try workspace.openState(notice: Console.current.warn).served(environment: env) {
             for version in served.versions.sorted() {
                 let info = try store.buildInfo(version)
-                models.load(LoadedVersion(model: name, version: version, source: info.source, file: try store.model(version)), makeDefault: version == served.version)
+                models.load(
+                    LoadedVersion(model: name, version: version, source: info.source, file: try store.model(version)),
+                    makeDefault: version == served.version)
             }
             do {
-                try models.route(model: name, defaultVersion: served.version, traffic: served.traffic.map { $0.map { ($0.version, $0.weight) } }, shadow: served.shadow)
+                try models.route(
+                    model: name, defaultVersion: served.version, traffic: served.traffic.map { $0.map { ($0.version, $0.weight) } },
+                    shadow: served.shadow)
             } catch {
                 throw CommandFailure(.failure, "the state store's route of '\(name)': \(error.message)")
             }
@@ -141,10 +158,12 @@ struct ServeCommand: AsyncParsableCommand {
     private func start(server: InferenceServer, root: URL) throws {
         let console = Console.current
         let files = RunFiles(root: root, environment: env)
-        let pid = try ServerLauncher.start(CommandLine.arguments.dropFirst().filter { $0 != "--detach" }, files: files,
-                                           host: server.host, port: server.port)
-        console.print(console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: "
-            + "\(files.logFile.path)")
+        let pid = try ServerLauncher.start(
+            CommandLine.arguments.dropFirst().filter { $0 != "--detach" }, files: files,
+            host: server.host, port: server.port)
+        console.print(
+            console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: "
+                + "\(files.logFile.path)")
     }
 }
 

@@ -52,7 +52,9 @@ struct StatusCommand: AsyncParsableCommand {
 
     /// The live metrics the server reports for `version` of `model`, when it has labels.
     static func live(_ connection: HTTPConnection?, model: String, version: String?) -> [String: Double]? {
-        guard let connection, let version, let response = try? connection.send("GET", "/v2/models/\(model)/feedback"), response.status == 200 else { return nil }
+        guard let connection, let version, let response = try? connection.send("GET", "/v2/models/\(model)/feedback"),
+            response.status == 200
+        else { return nil }
         return ((response.json["live"] as? [String: Any])?[version] as? [String: Any])?.compactMapValues { ($0 as? NSNumber)?.doubleValue }
     }
 
@@ -77,8 +79,10 @@ struct StatusCommand: AsyncParsableCommand {
                 rows += try self.rows(environment: name, commit: commit, workspace: workspace, state: state)
             } catch {
                 let message = (error as? ReconcileError)?.message ?? String(describing: error)
-                rows.append(Row(environment: name, model: "-", desired: nil, serving: [], sync: "Unknown", health: "Unknown",
-                                lastOutcome: nil, lastChange: nil, live: nil, error: message))
+                rows.append(
+                    Row(
+                        environment: name, model: "-", desired: nil, serving: [], sync: "Unknown", health: "Unknown",
+                        lastOutcome: nil, lastChange: nil, live: nil, error: message))
             }
         }
         if format.json {
@@ -86,9 +90,13 @@ struct StatusCommand: AsyncParsableCommand {
         } else {
             var cells = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"]]
             for row in rows {
-                let serving = row.serving.map { $0.weight == 100 ? VersionDigest.short($0.version) : "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: " ")
-                cells.append([row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
-                              row.sync, row.health, row.lastOutcome ?? "-", Self.liveText(row.live)])
+                let serving = row.serving.map {
+                    $0.weight == 100 ? VersionDigest.short($0.version) : "\(VersionDigest.short($0.version)) \($0.weight)%"
+                }.joined(separator: " ")
+                cells.append([
+                    row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
+                    row.sync, row.health, row.lastOutcome ?? "-", Self.liveText(row.live),
+                ])
             }
             for (index, text) in table(cells).enumerated() {
                 console.print(index == 0 ? console.styled(text, .bold) : text)
@@ -113,7 +121,8 @@ struct StatusCommand: AsyncParsableCommand {
         let actual = client.isLive() ? try client.state() : nil
         let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
         let records = try state.records(environment: name, model: nil)
-        let models = manifest.models.map(\.model)
+        let models =
+            manifest.models.map(\.model)
             + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
         for model in models {
             let deployment = manifest.deployment(model)
@@ -134,9 +143,11 @@ struct StatusCommand: AsyncParsableCommand {
             } else {
                 health = "Degraded"
             }
-            rows.append(Row(environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
-                            health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
-                            live: Self.live(connection, model: model, version: route?.defaultVersion)))
+            rows.append(
+                Row(
+                    environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
+                    health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
+                    live: Self.live(connection, model: model, version: route?.defaultVersion)))
         }
         return rows
     }

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Paths of the package under test.
@@ -70,7 +71,8 @@ extension ScratchRepository {
             guard let range = text.range(of: #"port: \d+"#, options: .regularExpression) else { continue }
             var edited = text.replacingCharacters(in: range, with: "port: \(port)")
             if relaxingLatencyGates {
-                edited = edited.replacingOccurrences(of: #"latencyP99Ms: "<= \d+""#, with: #"latencyP99Ms: "<= 5000""#, options: .regularExpression)
+                edited = edited.replacingOccurrences(
+                    of: #"latencyP99Ms: "<= \d+""#, with: #"latencyP99Ms: "<= 5000""#, options: .regularExpression)
             }
             files[path] = edited
             ports[String(name.dropLast(5))] = port
@@ -84,7 +86,8 @@ extension ScratchRepository {
         let path = "environments/\(environment).yaml"
         var lines = try directory.read(path).components(separatedBy: "\n")
         guard let entry = lines.firstIndex(of: "    \(model):"), entry + 2 < lines.count,
-              lines[entry + 1].hasPrefix("      version:"), lines[entry + 2].hasPrefix("      source:") else {
+            lines[entry + 1].hasPrefix("      version:"), lines[entry + 2].hasPrefix("      source:")
+        else {
             throw LoopbackError(message: "\(path) has no entry for '\(model)' with version and source lines")
         }
         lines[entry + 1] = "      version: \(version.prefix(12))"
@@ -103,7 +106,8 @@ extension ScratchRepository {
         let folder = directory.appending(".stagecraft/run")
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".pid") {
             guard let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8),
-                  let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            else { continue }
             kill(pid, SIGTERM)
             let deadline = Date().addingTimeInterval(5)
             while kill(pid, 0) == 0 && Date() < deadline { usleep(10_000) }
