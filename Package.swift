@@ -133,7 +133,7 @@ let package = Package(
         // Test support shared by every test target: scratch git repositories, processes, fixtures.
         .target(
             name: "StagecraftTesting",
-            dependencies: ["GitStore", "LoopbackHTTP"],
+            dependencies: ["GitStore", "LoopbackHTTP", "Reconciler", "Manifests", "Registry"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

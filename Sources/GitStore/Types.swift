@@ -99,6 +99,14 @@ public struct Commit: Sendable, Hashable {
     /// The full message, trailers included.
     public let message: String
 
+    public init(id: ObjectID, parents: [ObjectID], author: Signature, committer: Signature, message: String) {
+        self.id = id
+        self.parents = parents
+        self.author = author
+        self.committer = committer
+        self.message = message
+    }
+
     /// The first line of the message.
     public var summary: String { String(message.prefix(while: { $0 != "\n" })) }
     /// The trailers at the end of the message, in order.
@@ -117,6 +125,12 @@ public struct TreeEntry: Sendable, Hashable {
     public let name: String
     public let kind: Kind
     public let id: ObjectID
+
+    public init(name: String, kind: Kind, id: ObjectID) {
+        self.name = name
+        self.kind = kind
+        self.id = id
+    }
 }
 
 /// One change to make in a commit.

@@ -115,4 +115,12 @@ public enum DurationText {
         }
         return Double(text).flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
     }
+
+    /// `seconds` in the largest unit that keeps it whole-ish: `500ms`, `30s`, `5m`, `2h`.
+    public static func format(_ seconds: Double) -> String {
+        if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        if seconds < 120 { return "\(Int(seconds.rounded()))s" }
+        if seconds < 7200 { return "\(Int((seconds / 60).rounded()))m" }
+        return "\(Int((seconds / 3600).rounded()))h"
+    }
 }

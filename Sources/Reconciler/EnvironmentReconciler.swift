@@ -1,323 +1,133 @@
-import Foundation
+public import Foundation
 public import GitStore
 import Learning
 public import Manifests
 public import Registry
 
-/// One step of a plan.
-public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: String, Codable, Sendable {
-        case startServer = "start-server"
-        /// A `track` environment: commit the branch head's build as the new pin.
-        case promote
-        case build
-        /// Load in a slot that takes no traffic, then check the gates.
-        case verify
-        /// Move traffic (default version, split, shadow) atomically.
-        case `switch`
-        case unload
-        /// Take a model that is no longer pinned out of the server.
-        case remove
-    }
-
-    public var kind: Kind
-    public var model: String?
-    public var version: String?
-    public var detail: String
-
-    public var description: String {
-        var text = kind.rawValue
-        if let model { text += " \(model)" }
-        if let version { text += " \(VersionDigest.short(version))" }
-        return text + (detail.isEmpty ? "" : ": \(detail)")
-    }
-}
-
-/// Desired against actual for one environment, and the ordered actions that make them equal.
-public struct Plan: Codable, Sendable {
-    public var environment: String
-    /// The commit the environment file was read at.
-    public var commit: String
-    public var server: String
-    public var serverRunning: Bool
-    public var actions: [PlannedAction]
-    public var inSync: Bool { actions.isEmpty }
-}
-
-/// What a reconcile did.
-public struct ReconcileReport: Codable, Sendable {
-    public var environment: String
-    public var commit: String
-    /// Commits made for a `track` environment before deploying.
-    public var promotions: [PromotionResult]
-    /// The actions that were applied.
-    public var actions: [PlannedAction]
-    /// The deployment records this run finished (and those it settled for a killed run).
-    public var records: [DeploymentRecord]
-    /// Nothing was out of sync.
-    public var wasInSync: Bool
-    public var failed: Bool { records.contains { $0.outcome == .failed } }
-}
-
-/// Plans and applies one environment at one ref: the steps of DESIGN.md's "Reconcile".
+/// Plans and applies one environment at one ref: the steps of DESIGN.md's "Reconcile". It reads git, the state
+/// store and the serving target only through ``ReconcileSeams``; the ``Planner`` decides, the ``Executor`` acts.
 public final class EnvironmentReconciler {
-    public let workspace: Workspace
-    public let state: any StateStore
+    public let seams: ReconcileSeams
     public let environment: String
     public let ref: String
-    /// Starts the environment's server (in the background) serving what the state store records; returns once it listens.
-    public let startServer: (EnvironmentManifest, ObjectID) throws -> Void
+    /// The project branch, where a `track` environment's promotions are committed.
+    public let branch: String
     /// Reports what is being done, for a progress display.
     public var progress: (String) -> Void = { _ in }
     /// Who the records name.
     public var actor: String
+    /// The folder whose `.stagecraft/locks/` holds the environment's lock; nil: no lock (a single-process test).
+    public var lockRoot: URL?
 
-    public init(
-        workspace: Workspace, state: any StateStore, environment: String, ref: String,
-        startServer: @escaping (EnvironmentManifest, ObjectID) throws -> Void
-    ) {
-        self.workspace = workspace
-        self.state = state
+    public init(seams: ReconcileSeams, environment: String, ref: String, branch: String, actor: String) {
+        self.seams = seams
         self.environment = environment
         self.ref = ref
-        self.startServer = startServer
-        self.actor = workspace.actor.name
+        self.branch = branch
+        self.actor = actor
     }
 
-    private var repository: Repository { workspace.repository }
-
-    /// The commit to read: the ref, which for a `track` environment is the project branch unless given.
-    private func resolveRef() throws -> ObjectID { try repository.resolve(ref) }
-
-    /// Whether the environment's server answers, at the address the environment file names at the ref: a cheap
-    /// check for `--watch` (one file read, one request).
-    public func serverIsLive() throws -> Bool {
-        try workspace.serverClient(for: try workspace.environment(environment, at: try resolveRef())).isLive()
+    /// A reconciler over `workspace`: its repository, builder and artifact store, `state`, and the environment's local
+    /// server, which `startServer` starts (in the background) when it does not run.
+    public convenience init(
+        workspace: Workspace, state: any StateStore, environment: String, ref: String,
+        startServer: @escaping (EnvironmentManifest, ObjectID) throws -> Void
+    ) throws {
+        let commit = try workspace.repository.resolve(ref)
+        let manifest = try workspace.environment(environment, at: commit)
+        let client = try workspace.serverClient(for: manifest)
+        client.launch = startServer
+        let seams = ReconcileSeams(
+            git: workspace.repository, state: state, target: client, builds: WorkspaceBuilds(workspace: workspace),
+            gates: Verifier(workspace: workspace))
+        self.init(seams: seams, environment: environment, ref: ref, branch: workspace.settings.branch, actor: workspace.actor.name)
+        lockRoot = workspace.root
     }
+
+    private var git: any GitSource { seams.git }
+    private var state: any StateStore { seams.state }
+
+    /// The commit the ref names now.
+    public func currentCommit() throws -> ObjectID { try git.resolve(ref) }
+
+    /// Whether the environment's server answers: a cheap check for `--watch` (one request).
+    public func serverIsLive() -> Bool { seams.target.isLive() }
 
     // MARK: Plan
 
-    /// Desired versus actual, without changing anything. For a `track` environment it computes each manifest's
-    /// digest at the ref (reading the data, not training) to show the promotions a reconcile would commit.
+    /// Desired versus actual, without changing anything: the environment file at the ref (checked as `validate`
+    /// checks it), what the server holds (or will hold once started) and, for a `track` environment, the digest
+    /// each model builds to at the branch head (reading the data, not training).
     public func plan() throws -> Plan {
-        let commit = try resolveRef()
-        let manifest = try workspace.validatedEnvironment(environment, at: commit)
-        let client = try workspace.serverClient(for: manifest)
-        let running = client.isLive()
-        let actual = running ? try client.state() : try expectedAfterStart()
-        var actions: [PlannedAction] = []
-        if !running {
-            actions.append(PlannedAction(kind: .startServer, model: nil, version: nil, detail: "\(manifest.host):\(manifest.port)"))
-        }
-        var desired = manifest
-        if manifest.track {
-            let digests = try workspace.builder.inputs(models: manifest.models.map(\.model), ref: commit.hex).map(\.digest)
-            for (deployment, digest) in zip(manifest.models, digests) {
-                guard deployment.version.map({ !digest.hasPrefix($0) }) ?? true,
-                    try !declined(model: deployment.model, digest: digest, commit: commit)
-                else { continue }
-                actions.append(
-                    PlannedAction(
-                        kind: .promote, model: deployment.model, version: digest,
-                        detail: "build of "
-                            + "\(commit.short) replaces the pin in \(manifest.file)"))
-                if let index = desired.models.firstIndex(where: { $0.model == deployment.model }) {
-                    desired.models[index].version = digest
-                    desired.models[index].source = commit.hex
-                    desired.models[index].traffic = nil
-                }
-            }
-        }
-        actions += modelActions(desired, actual: actual)
+        let commit = try currentCommit()
+        let manifest = try EnvironmentFiles.validated(environment, at: commit, in: git)
+        let running = seams.target.isLive()
+        let actual = running ? try seams.target.state() : Planner.expectedAfterStart(try state.served(environment: environment))
+        let promotions = manifest.track ? try self.promotions(manifest) : []
+        let actions = Planner.plan(manifest, actual: actual, running: running, promotions: promotions, resolve: seams.builds.resolve)
         return Plan(
-            environment: environment, commit: commit.hex, server: "\(manifest.host):\(manifest.port)", serverRunning: running,
-            actions: actions)
+            environment: environment, commit: commit.hex, server: seams.target.address, serverRunning: running, actions: actions)
     }
 
-    /// What the server will hold once started: what the state store records as serving.
-    private func expectedAfterStart() throws -> ServerState {
-        let served = try state.served(environment: environment)
-        var versions: [String: Set<String>] = [:]
-        var routes: [String: ServerState.Route] = [:]
-        for (model, entry) in served {
-            versions[model] = entry.versions
-            routes[model] = ServerState.Route(defaultVersion: entry.version, traffic: entry.traffic, shadow: entry.shadow)
+    /// For a `track` environment: each model whose digest at the branch head differs from its pin and is not
+    /// declined here.
+    func promotions(_ manifest: EnvironmentManifest) throws -> [PlannedPromotion] {
+        guard let head = try git.branchTip(branch) else {
+            throw ReconcileError(.invalid, "no branch '\(branch)' (stagecraft.yaml's spec.branch)")
         }
-        return ServerState(versions: versions, sources: [:], routes: routes)
-    }
-
-    /// A pinned version and the commit it is built from.
-    struct Pin {
-        var version: String
-        var source: String?
-    }
-
-    /// The versions a deployment needs loaded: the pin first, then the split's and the shadow.
-    static func pins(_ deployment: ModelDeployment) -> [Pin] {
-        guard let version = deployment.version else { return [] }
-        var pins = [Pin(version: version, source: deployment.source)]
-        for extra in (deployment.traffic ?? []) + [deployment.shadow].compactMap({ $0 })
-        where !pins.contains(where: { $0.version == extra.version }) {
-            pins.append(Pin(version: extra.version, source: extra.source ?? deployment.source))
+        let digests = try seams.builds.digests(models: manifest.models.map(\.model), at: head.hex)
+        var promotions: [PlannedPromotion] = []
+        for (deployment, digest) in zip(manifest.models, digests) {
+            if let pin = deployment.version, digest.hasPrefix(pin) { continue }
+            if try declined(model: deployment.model, digest: digest, commit: head) { continue }
+            promotions.append(PlannedPromotion(model: deployment.model, version: digest, source: head.hex))
         }
-        return pins
-    }
-
-    /// Every version a route sends requests to: the default, the split's and the shadow.
-    public static func versions(of route: ServerState.Route) -> Set<String> {
-        Set([route.defaultVersion] + (route.traffic ?? []).map(\.version) + [route.shadow].compactMap { $0 })
-    }
-
-    func modelActions(_ manifest: EnvironmentManifest, actual: ServerState) -> [PlannedAction] {
-        var actions: [PlannedAction] = []
-        for deployment in manifest.models {
-            let pins = Self.pins(deployment)
-            guard !pins.isEmpty else { continue }
-            let model = deployment.model
-            for pin in pins where workspace.digest(pin.version) == nil {
-                actions.append(
-                    PlannedAction(
-                        kind: .build, model: model, version: pin.version,
-                        detail: "from "
-                            + "\(pin.source.map { String($0.prefix(12)) } ?? "?")"))
-            }
-            let current = actual.routes[model]
-            let routed = current.map(Self.versions) ?? []
-            if let desired = workspace.route(deployment), desired == current {
-                let extra = (actual.versions[model] ?? []).subtracting(Self.versions(of: desired))
-                for version in extra.sorted() {
-                    actions.append(PlannedAction(kind: .unload, model: model, version: version, detail: "not pinned"))
-                }
-                continue
-            }
-            for pin in pins {
-                let full = workspace.digest(pin.version) ?? pin.version
-                if !routed.contains(full) {
-                    actions.append(
-                        PlannedAction(
-                            kind: .verify, model: model, version: full,
-                            detail: "gates: "
-                                + "\(manifest.gates(for: model).map(\.description).joined(separator: ", "))"))
-                }
-            }
-            let target = workspace.digest(deployment.version!) ?? deployment.version!
-            var detail = current.map { "from \(VersionDigest.short($0.defaultVersion))" } ?? "first version"
-            if let traffic = deployment.traffic {
-                detail +=
-                    ", split "
-                    + traffic.map {
-                        "\(VersionDigest.short($0.version)) "
-                            + "\($0.weight)%"
-                    }.joined(separator: " / ")
-            }
-            if let shadow = deployment.shadow { detail += ", shadow \(VersionDigest.short(shadow.version))" }
-            actions.append(PlannedAction(kind: .switch, model: model, version: target, detail: detail))
-            let keep = Set(pins.map { workspace.digest($0.version) ?? $0.version })
-            for version in (actual.versions[model] ?? []).subtracting(keep).sorted() {
-                actions.append(PlannedAction(kind: .unload, model: model, version: version, detail: "after the switch"))
-            }
-        }
-        let pinned = Set(manifest.models.filter { $0.version != nil }.map(\.model))
-        for model in actual.routes.keys.sorted() where !pinned.contains(model) {
-            actions.append(
-                PlannedAction(
-                    kind: .remove, model: model, version: actual.routes[model]?.defaultVersion,
-                    detail: "no longer "
-                        + "pinned in \(manifest.file)"))
-        }
-        return actions
+        return promotions
     }
 
     // MARK: Reconcile
 
     /// Plans and applies, holding the environment's lock. A failed gate or build leaves the previous version
-    /// serving and is recorded; the report says so (``ReconcileReport/failed``).
+    /// serving and is recorded; the report says so (``ReconcileReport/failed``) and classifies the failure.
     public func reconcile(wait: Bool = true) throws -> ReconcileReport {
-        let lock = try EnvironmentLock(root: workspace.root, environment: environment, wait: wait)
+        let lock = try lockRoot.map { try EnvironmentLock(root: $0, environment: environment, wait: wait) }
         defer { withExtendedLifetime(lock) {} }
-        var commit = try resolveRef()
-        var manifest = try workspace.environment(environment, at: commit)
-        var client = try workspace.serverClient(for: manifest)
+        let commit = try currentCommit()
+        let live = seams.target.isLive()
 
-        // Fast path: nothing changed in git since the last reconcile that ended in sync, and the server holds it.
-        let live = client.isLive()
+        // Nothing changed in git since the last reconcile that ended in sync, and the server holds what it left.
         if live, try state.syncedCommit(environment: environment) == commit.hex,
-            try client.state().serves(same: expectedAfterStart()),
+            try seams.target.state().serves(same: Planner.expectedAfterStart(state.served(environment: environment))),
             try state.records(environment: environment, model: nil).allSatisfy({ $0.outcome != .inProgress })
         {
-            return ReconcileReport(environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true)
+            return ReconcileReport(
+                environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true)
         }
-        // What is deployed is what validate accepts (the fast path above only skips a commit already reconciled in sync).
-        manifest = try workspace.validatedEnvironment(environment, at: commit)
-        var applied: [PlannedAction] = []
-        if !live {
-            progress("starting the server of \(environment) on \(manifest.host):\(manifest.port)")
-            try startServer(manifest, commit)
-            applied.append(PlannedAction(kind: .startServer, model: nil, version: nil, detail: "\(manifest.host):\(manifest.port)"))
-        }
-        var records = try recover(client: client)
-        try workspace.writeNotes(state)
+        // What is deployed is what validate accepts.
+        let manifest = try EnvironmentFiles.validated(environment, at: commit, in: git)
+        let served = try state.served(environment: environment)
+        let actual = live ? try seams.target.state() : Planner.expectedAfterStart(served)
+        var records = try recover(actual: actual)
+        try EnvironmentFiles.writeNotes(state, to: git)
 
-        var promotions: [PromotionResult] = []
-        if manifest.track {
-            promotions = try promoteBranchHead(manifest: manifest, commit: commit)
-            if !promotions.isEmpty {
-                commit = try repository.resolve(workspace.settings.branch)
-                manifest = try workspace.validatedEnvironment(environment, at: commit)
-                client = try workspace.serverClient(for: manifest)
-                applied += promotions.map {
-                    PlannedAction(
-                        kind: .promote, model: $0.model, version: $0.version,
-                        detail: "commit "
-                            + "\($0.commit.prefix(12))")
-                }
-            }
-        }
-
-        let actual = try client.state()
-        let actions = modelActions(manifest, actual: actual)
-        applied += actions
-        var environmentCommit: ObjectID?
-        func lastEnvironmentCommit() throws -> ObjectID {
-            if let environmentCommit { return environmentCommit }
-            let found = try repository.history(of: manifest.file, from: commit, limit: 1).first ?? commit
-            environmentCommit = found
-            return found
-        }
-        for deployment in manifest.models where actions.contains(where: { $0.model == deployment.model }) {
-            if let record = try apply(
-                deployment, manifest: manifest, actual: actual, client: client, environmentCommit: lastEnvironmentCommit)
-            {
-                records.append(record)
-            }
-        }
-        for action in actions where action.kind == .remove {
-            guard let model = action.model, let version = action.version else { continue }
-            progress("removing \(model) from \(environment)")
-            try client.unload(model: model, version: nil)
-            var record = DeploymentRecord(
-                environment: environment, model: model, version: version, source: actual.sources[version],
-                environmentCommit: try lastEnvironmentCommit().hex, actor: actor)
-            record.outcome = .removed
-            record.reason = "no longer pinned in \(manifest.file)"
-            record.finishedAt = Timestamp.now()
-            try state.finish(record, served: nil, removed: model)
-            records.append(record)
-        }
-        try workspace.writeNotes(state)
+        let promotions = manifest.track ? try self.promotions(manifest) : []
+        let actions = Planner.plan(manifest, actual: actual, running: live, promotions: promotions, resolve: seams.builds.resolve)
+        let executor = Executor(seams: seams, environment: manifest, commit: commit, actor: actor, branch: branch)
+        executor.progress = progress
+        let failure = executor.run(actions)
+        records += executor.records
+        try EnvironmentFiles.writeNotes(state, to: git)
         let report = ReconcileReport(
-            environment: environment, commit: commit.hex, promotions: promotions, actions: applied, records: records,
-            wasInSync: applied.isEmpty)
-        try state.setSyncedCommit(report.failed ? nil : commit.hex, environment: environment)
+            environment: environment, commit: executor.commit.hex, promotions: executor.promotions, actions: executor.executed,
+            records: records, wasInSync: actions.isEmpty && records.isEmpty, failure: failure)
+        try state.setSyncedCommit(report.failed ? nil : executor.commit.hex, environment: environment)
         return report
     }
 
     /// Settles the records a killed reconcile left in progress: when the server already routes to the version the
     /// switch happened, so the record is finished as succeeded; otherwise it is marked interrupted.
-    func recover(client: ServerClient) throws -> [DeploymentRecord] {
+    func recover(actual: ServerState) throws -> [DeploymentRecord] {
         let open = try state.records(environment: environment, model: nil).filter { $0.outcome == .inProgress }
-        guard !open.isEmpty else { return [] }
-        let actual = try client.state()
         var settled: [DeploymentRecord] = []
         for var record in open {
             record.finishedAt = Timestamp.now()
@@ -338,177 +148,6 @@ public final class EnvironmentReconciler {
         return settled
     }
 
-    /// Builds, verifies and switches one model; returns its record, or nil when only unloads were needed.
-    func apply(
-        _ deployment: ModelDeployment, manifest: EnvironmentManifest, actual: ServerState, client: ServerClient,
-        environmentCommit: () throws -> ObjectID
-    ) throws -> DeploymentRecord? {
-        let model = deployment.model
-        let pins = Self.pins(deployment)
-        let current = actual.routes[model]
-        if let desired = workspace.route(deployment), desired == current {
-            for version in (actual.versions[model] ?? []).subtracting(Self.versions(of: desired)).sorted() {
-                try client.unload(model: model, version: version)
-            }
-            return nil
-        }
-        var record = DeploymentRecord(
-            environment: environment, model: model, version: workspace.digest(pins[0].version) ?? pins[0].version,
-            source: pins[0].source, environmentCommit: try environmentCommit().hex, actor: actor)
-        try state.begin(record)
-        Failpoint.hit("after-begin")
-        var loadedHere: [String] = []
-        func fail(_ reason: String) throws -> DeploymentRecord {
-            for version in loadedHere { try? client.unload(model: model, version: version) }
-            record.outcome = .failed
-            record.reason = reason
-            record.finishedAt = Timestamp.now()
-            try state.finish(record, served: nil, removed: nil)
-            progress("✗ \(model) \(VersionDigest.short(record.version)) in \(environment): \(reason)")
-            return record
-        }
-        // Build what is missing; each digest must equal its pin.
-        for pin in pins where workspace.digest(pin.version) == nil {
-            guard let source = pin.source else {
-                return try fail(
-                    "version \(pin.version) is not built and has no source commit to build "
-                        + "it from")
-            }
-            progress("building \(model) at \(source.prefix(12))")
-            let built: BuildResult
-            do {
-                built = try workspace.builder.build(model: model, ref: source)
-            } catch {
-                return try fail("building \(model) at \(source.prefix(12)) failed: \(error)")
-            }
-            guard built.digest.hasPrefix(pin.version) else {
-                let inputs = built.info.data.sorted { $0.key < $1.key }.map {
-                    "\($0.key) sha256 "
-                        + "\($0.value.prefix(12))"
-                }.joined(separator: ", ")
-                return try fail(
-                    "building \(model) at \(source.prefix(12)) gives \(VersionDigest.short(built.digest)), not the pinned \(pin.version): the manifest's spec, the data (\(inputs)) or the ML core's format version \(ModelFile.currentFormatVersion) differ from those the pin was built with"
-                )
-            }
-            try? (state as? SQLiteStateStore)?.recordBuild(built.info)
-        }
-        guard let desired = workspace.route(deployment) else { return try fail("a pinned version is not in the artifact store") }
-        record.version = desired.defaultVersion
-        // Verify each version that does not take traffic yet, in a slot of the real server.
-        let routed = current.map(Self.versions) ?? []
-        let gates = manifest.gates(for: model)
-        var results: [GateResult] = []
-        for version in Self.versions(of: desired).subtracting(routed).sorted(by: {
-            ($0 != desired.defaultVersion ? 1 : 0, $0) < ($1 != desired.defaultVersion ? 1 : 0, $1)
-        }) {
-            progress("verifying \(model) \(VersionDigest.short(version)) in \(environment)")
-            do {
-                if !(actual.versions[model] ?? []).contains(version) {
-                    try client.load(model: model, version: version)
-                    loadedHere.append(version)
-                    Failpoint.hit("after-load")
-                }
-                let checked = try Verifier(workspace: workspace).verify(model: model, version: version, gates: gates, server: client)
-                results += checked.map { result in
-                    var result = result
-                    if version != desired.defaultVersion { result.gate = "\(VersionDigest.short(version)): \(result.gate)" }
-                    return result
-                }
-            } catch {
-                record.gates = results
-                return try fail("verifying \(VersionDigest.short(version)) failed: \(error)")
-            }
-        }
-        record.gates = results
-        let failedGates = results.filter { !$0.passed }
-        if !failedGates.isEmpty {
-            let summary = failedGates.map { "\($0.gate) (measured \($0.valueText))" }.joined(separator: "; ")
-            return try fail("gate failed: \(summary)")
-        }
-        progress("switching \(model) to \(VersionDigest.short(desired.defaultVersion)) in \(environment)")
-        do {
-            try client.route(model: model, defaultVersion: desired.defaultVersion, traffic: desired.traffic, shadow: desired.shadow)
-        } catch {
-            return try fail("the switch failed: \(error)")
-        }
-        Failpoint.hit("after-switch")
-        // Unloading is clean-up: the switch has happened, and a version left loaded is unloaded by the next reconcile.
-        for version in ((try? client.state().versions[model]) ?? []).subtracting(Self.versions(of: desired)).sorted() {
-            do { try client.unload(model: model, version: version) } catch {
-                progress(
-                    "could not unload \(VersionDigest.short(version)) "
-                        + "of \(model): \(error)")
-            }
-        }
-        record.outcome = .succeeded
-        record.finishedAt = Timestamp.now()
-        let served = ServedModel(
-            environment: environment, model: model, version: desired.defaultVersion, source: record.source,
-            traffic: desired.traffic, shadow: desired.shadow, recordID: record.id, since: record.finishedAt!)
-        try state.finish(record, served: served, removed: nil)
-        Failpoint.hit("after-finish")
-        progress("✓ \(model) \(VersionDigest.short(desired.defaultVersion)) serves in \(environment)")
-        return record
-    }
-
-    // MARK: Track
-
-    /// For a `track` environment: builds each model at the branch head and, where the digest differs from the
-    /// pin, commits the new pin (actor `stagecraft`). A digest that already failed here, or that a rollback took
-    /// out, is not promoted again.
-    func promoteBranchHead(manifest: EnvironmentManifest, commit: ObjectID) throws -> [PromotionResult] {
-        var results: [PromotionResult] = []
-        let promotion = Promotion(workspace: workspace, state: state)
-        let branch = workspace.settings.branch
-        let start = try repository.resolve(branch)
-        let all = try workspace.builder.inputs(models: manifest.models.map(\.model), ref: start.hex)
-        for (deployment, inputs) in zip(manifest.models, all) {
-            if let pin = deployment.version, inputs.digest.hasPrefix(pin) { continue }
-            if try declined(model: deployment.model, digest: inputs.digest, commit: start) { continue }
-            progress("building \(deployment.model) at \(branch) (\(start.short))")
-            let built = try workspace.builder.build(inputs, ref: start.hex)
-            try? (state as? SQLiteStateStore)?.recordBuild(built.info)
-            let metrics = built.metrics.holdout.sorted { $0.key < $1.key }.map {
-                "\($0.key) "
-                    + "\(GateResult.format($0.value))"
-            }.joined(separator: ", ")
-            var trailers = [
-                Trailer(key: "Stagecraft-Model", value: deployment.model), Trailer(key: "Stagecraft-Version", value: built.digest),
-                Trailer(key: "Stagecraft-Source", value: start.hex), Trailer(key: "Stagecraft-From", value: branch),
-                Trailer(key: "Stagecraft-To", value: environment), Trailer(key: "Stagecraft-Evidence", value: "build holdout: \(metrics)"),
-            ]
-            // A retrain commit's trigger travels with the promotion, so that history shows why the version came.
-            if let change = try repository.history(of: "\(Project.manifestsFolder)/\(deployment.model).yaml", from: start, limit: 1).first,
-                let trigger = try repository.commit(change).trailer("Stagecraft-Trigger")
-            {
-                trailers.append(Trailer(key: "Stagecraft-Trigger", value: trigger))
-            }
-            let message = Trailers.append(
-                trailers,
-                to: "Promote \(deployment.model) \(VersionDigest.short(built.digest)) from "
-                    + "\(branch) to \(environment)")
-            let automation = Signature(name: "stagecraft", email: "stagecraft@localhost")
-            // Each promotion is a commit on the branch's head (the previous promotion, or whatever someone pushed meanwhile:
-            // then the file is read again there); the manifests and data stay those of `start`.
-            let made = try Promotion.retryingWhenMoved { () throws -> ObjectID? in
-                let head = try repository.resolve(branch)
-                return try promotion.commitPin(
-                    model: deployment.model, environment: try workspace.environment(environment, at: head),
-                    version: built.digest, source: start.hex, at: head, branch: branch, message: message,
-                    author: automation)
-            }
-            guard let made else { continue }
-            Failpoint.hit("after-promotion")
-            progress("promoted \(deployment.model) \(VersionDigest.short(built.digest)) to \(environment) (commit \(made.short))")
-            results.append(
-                PromotionResult(
-                    commit: made.hex, branch: branch, model: deployment.model, environment: environment, version: built.digest,
-                    source: start.hex, from: branch, evidence: "build holdout: \(metrics)", forced: false,
-                    alreadyPinned: false))
-        }
-        return results
-    }
-
     /// True when `digest` of `model` should not be promoted into this environment automatically: it failed a gate
     /// here, or the latest change to the environment file rolled it back.
     func declined(model: String, digest: String, commit: ObjectID) throws -> Bool {
@@ -518,10 +157,60 @@ public final class EnvironmentReconciler {
         }) {
             return true
         }
-        guard let last = try repository.history(of: Workspace.environmentFile(environment), from: commit, limit: 1).first else {
+        guard let last = try git.history(of: Workspace.environmentFile(environment), from: commit, limit: 1).first else {
             return false
         }
-        let message = try repository.commit(last)
-        return message.trailer("Stagecraft-Rollback-Of") == digest
+        return try git.commit(last).trailer("Stagecraft-Rollback-Of") == digest
+    }
+}
+
+/// Environment files and deployment notes, read and written through a ``GitSource``.
+public enum EnvironmentFiles {
+    /// The environment file of `environment` at `commit`, decoded and checked on its own.
+    public static func read(_ environment: String, at commit: ObjectID, in git: any GitSource) throws -> EnvironmentManifest {
+        let path = Workspace.environmentFile(environment)
+        guard let data = try git.fileIfPresent(at: path, in: commit) else {
+            let names = try names(at: commit, in: git)
+            throw ReconcileError(
+                .invalid,
+                "no environment '\(environment)' at \(commit.short) (expected \(path); environments: "
+                    + "\(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+        }
+        let (manifest, diagnostics) = EnvironmentManifest.decode(String(decoding: data, as: UTF8.self), file: path)
+        guard let manifest, diagnostics.isEmpty else { throw InvalidProject(diagnostics) }
+        return manifest
+    }
+
+    /// The environment file of `environment` at `commit`, checked as `validate` checks it: the file on its own,
+    /// against the manifests of its models (gates that fit their tasks, models that exist) and the project settings.
+    /// - Throws: ``InvalidProject`` with `validate`'s `file:line:column` messages for that file and the settings.
+    public static func validated(_ environment: String, at commit: ObjectID, in git: any GitSource) throws -> EnvironmentManifest {
+        let manifest = try read(environment, at: commit, in: git)
+        let (_, diagnostics) = try Project.check(GitProjectSource(git: git, commit: commit))
+        let relevant = diagnostics.filter { [manifest.file, ProjectSettings.file, "."].contains($0.location.file) }
+        guard relevant.isEmpty else { throw InvalidProject(relevant) }
+        return manifest
+    }
+
+    /// The environments at `commit`: the names of `environments/*.yaml`, sorted.
+    public static func names(at commit: ObjectID, in git: any GitSource) throws -> [String] {
+        (try git.directory(at: Project.environmentsFolder, in: commit) ?? [])
+            .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// Writes every finished record not yet in the git notes onto its environment-file commit. A record already in
+    /// its note (a run killed between the two writes) is not written twice.
+    public static func writeNotes(_ state: any StateStore, to git: any GitSource) throws {
+        let records = try state.unnoted()
+        guard !records.isEmpty else { return }
+        let author = Signature(name: "stagecraft", email: "stagecraft@localhost")
+        for record in records {
+            guard let commit = ObjectID(hex: record.environmentCommit) else { continue }
+            let existing = try git.note(for: commit, notesRef: Repository.stagecraftNotes) ?? ""
+            if !DeploymentRecord.parseNote(existing).contains(where: { $0.id == record.id }) {
+                try git.appendNoteLine(record.jsonLine(), to: commit, author: author, notesRef: Repository.stagecraftNotes)
+            }
+        }
+        try state.markNoted(records.map(\.id))
     }
 }

@@ -4,16 +4,23 @@ public import Manifests
 
 /// A project's files as git objects at one commit: no checkout, works on bare repositories and fetched caches.
 public struct GitProjectSource: ProjectSource, Sendable {
-    public let repository: Repository
+    public let repository: any GitSource
     public let commit: ObjectID
     /// The ref as the user named it, such as `HEAD` or `main`.
     public let ref: String
 
     /// Resolves `ref` in `repository`.
-    public init(repository: Repository, ref: String) throws(GitError) {
+    public init(repository: any GitSource, ref: String) throws(GitError) {
         self.repository = repository
         self.ref = ref
         self.commit = try repository.resolve(ref)
+    }
+
+    /// The files of `commit` in `git`.
+    public init(git: any GitSource, commit: ObjectID) {
+        self.repository = git
+        self.ref = commit.hex
+        self.commit = commit
     }
 
     public var revision: String { ref == commit.hex ? "commit \(commit.short)" : "\(ref) (\(commit.short))" }

@@ -171,21 +171,41 @@ public struct Promotion {
         model: String, environment: EnvironmentManifest, version: String, source: String, at tip: ObjectID, branch: String,
         message: String, author: Signature
     ) throws -> ObjectID? {
+        if let deployment = environment.deployment(model), Self.pins(deployment, version: version, source: source) { return nil }
+        // A new branch (for a pull request) starts at the tip that was read.
+        if try workspace.repository.branchTip(branch) == nil { try workspace.repository.createBranch(branch, at: tip) }
+        return try Self.commitPin(
+            git: workspace.repository, model: model, environment: environment.name, version: version, source: source, at: tip,
+            branch: branch, message: message, author: author)
+    }
+
+    /// Commits the new pin of `model` in the file of `environment` as read at `tip` onto `branch` (which must point at
+    /// `tip`); nil, and no commit, when the file already pins that version and source.
+    static func commitPin(
+        git: any GitSource, model: String, environment name: String, version: String, source: String, at tip: ObjectID,
+        branch: String, message: String, author: Signature
+    ) throws -> ObjectID? {
+        let path = Workspace.environmentFile(name)
+        guard let data = try git.fileIfPresent(at: path, in: tip) else {
+            throw ReconcileError(.invalid, "no environment '\(name)' at \(tip.short) (expected \(path))")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let (decoded, diagnostics) = EnvironmentManifest.decode(text, file: path)
+        guard let environment = decoded, diagnostics.isEmpty else { throw InvalidProject(diagnostics) }
         guard let deployment = environment.deployment(model) else {
             throw ReconcileError(.refused, "'\(model)' has no entry in \(environment.file); add one (with version: ~ and source: ~) first")
         }
-        if let pinned = deployment.version, version.hasPrefix(pinned), let pinnedSource = deployment.source,
-            source.hasPrefix(pinnedSource) || pinnedSource.hasPrefix(source)
-        {
-            return nil
-        }
-        let text = String(decoding: try workspace.repository.file(at: environment.file, in: tip), as: UTF8.self)
-        let edited = try Self.pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12)))
-        // A new branch (for a pull request) starts at the tip that was read.
-        if try workspace.repository.branchTip(branch) == nil { try workspace.repository.createBranch(branch, at: tip) }
-        return try workspace.repository.commit(
-            [.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch,
-            message: message, author: author, parent: tip)
+        if Self.pins(deployment, version: version, source: source) { return nil }
+        let edited = try pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12)))
+        return try git.commitChanges(
+            [.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch, message: message, author: author,
+            parent: tip)
+    }
+
+    /// True when `deployment` already pins `version` built from `source`.
+    static func pins(_ deployment: ModelDeployment, version: String, source: String) -> Bool {
+        guard let pinned = deployment.version, version.hasPrefix(pinned), let pinnedSource = deployment.source else { return false }
+        return source.hasPrefix(pinnedSource) || pinnedSource.hasPrefix(source)
     }
 
     /// Runs `body` again (up to five times in all) when the branch moved under it: another promotion committed

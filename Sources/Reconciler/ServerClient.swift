@@ -1,10 +1,13 @@
 public import Foundation
+public import GitStore
+public import Manifests
 import LoopbackHTTP
 public import Registry
 
 /// What an environment's server says it has loaded and how it routes each model.
 public struct ServerState: Sendable, Hashable {
-    public struct Route: Sendable, Hashable {
+    /// Which loaded versions of a model answer.
+    public struct Route: Codable, Sendable, Hashable {
         public var defaultVersion: String
         public var traffic: [VersionShare]?
         public var shadow: String?
@@ -21,6 +24,12 @@ public struct ServerState: Sendable, Hashable {
     public var sources: [String: String]
     public var routes: [String: Route]
 
+    public init(versions: [String: Set<String>], sources: [String: String], routes: [String: Route]) {
+        self.versions = versions
+        self.sources = sources
+        self.routes = routes
+    }
+
     /// True when both load and route the same versions (sources aside).
     public func serves(same other: ServerState) -> Bool { versions == other.versions && routes == other.routes }
 }
@@ -31,6 +40,8 @@ public final class ServerClient {
     public let port: Int
     private let token: String
     private var connection: HTTPConnection?
+    /// Starts the server when it is not running (see ``start(_:commit:)``); nil: this client cannot start one.
+    public var launch: ((EnvironmentManifest, ObjectID) throws -> Void)?
 
     /// The folder of the repository this client acts for (holding `.stagecraft/`), to tell its server from another's.
     private let repositoryPath: String?

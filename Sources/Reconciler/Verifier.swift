@@ -6,7 +6,7 @@ public import Registry
 /// Checks a version against an environment's gates: offline on the holdout metrics its build measured, online
 /// by sending the holdout rows, one request each, to the version loaded in a slot of the real server that takes
 /// no traffic: its answers must equal the model's own predictions, and latency and errors are measured.
-public struct Verifier {
+public struct Verifier: GateChecking {
     public let workspace: Workspace
     /// At most this many holdout rows are sent over HTTP.
     public var probeRows = 200
@@ -25,7 +25,7 @@ public struct Verifier {
     }
 
     /// Every gate's result for `version` of `model` (loaded in `server` under its digest).
-    public func verify(model: String, version: String, gates: [Gate], server: ServerClient) throws -> [GateResult] {
+    public func verify(model: String, version: String, gates: [Gate], on server: any ServingTarget) throws -> [GateResult] {
         let metrics = try workspace.artifacts.metrics(version).holdout
         var results: [GateResult] = []
         for gate in gates where gate.metric.isOffline {
@@ -49,7 +49,7 @@ public struct Verifier {
     }
 
     /// Sends holdout rows to the version's own route and compares each answer with the model file's prediction.
-    public func probe(model: String, version: String, server: ServerClient) throws -> Probe {
+    public func probe(model: String, version: String, server: any ServingTarget) throws -> Probe {
         let file = try workspace.artifacts.model(version)
         let info = try workspace.artifacts.buildInfo(version)
         let inputs = try workspace.builder.inputs(model: model, ref: info.source)

@@ -93,54 +93,24 @@ public struct Workspace: Sendable {
         try repository.allNotes().values.flatMap(DeploymentRecord.parseNote).sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }
     }
 
-    /// Writes every finished record not yet in the git notes onto its environment-file commit. A record already in
-    /// its note (a run killed between the two writes) is not written twice.
-    public func writeNotes(_ state: any StateStore) throws {
-        let records = try state.unnoted()
-        guard !records.isEmpty else { return }
-        let author = Signature(name: "stagecraft", email: "stagecraft@localhost")
-        for record in records {
-            guard let commit = ObjectID(hex: record.environmentCommit) else { continue }
-            let existing = try repository.note(for: commit) ?? ""
-            if !DeploymentRecord.parseNote(existing).contains(where: { $0.id == record.id }) {
-                try repository.appendNoteLine(record.jsonLine(), to: commit, author: author)
-            }
-        }
-        try state.markNoted(records.map(\.id))
-    }
+    /// Writes every finished record not yet in the git notes onto its environment-file commit.
+    public func writeNotes(_ state: any StateStore) throws { try EnvironmentFiles.writeNotes(state, to: repository) }
 
     /// The environment file of `environment` at `commit`, decoded and checked on its own.
     public func environment(_ environment: String, at commit: ObjectID) throws -> EnvironmentManifest {
-        let path = Self.environmentFile(environment)
-        guard let data = try repository.fileIfPresent(at: path, in: commit) else {
-            let names = try environmentNames(at: commit)
-            throw ReconcileError(.invalid, "no environment '\(environment)' at \(commit.short) (expected \(path); environments: "
-                + "\(names.isEmpty ? "none" : names.joined(separator: ", ")))")
-        }
-        let (manifest, diagnostics) = EnvironmentManifest.decode(String(decoding: data, as: UTF8.self), file: path)
-        guard let manifest, diagnostics.isEmpty else { throw InvalidProject(diagnostics) }
-        return manifest
+        try EnvironmentFiles.read(environment, at: commit, in: repository)
     }
 
-    /// The environment file of `environment` at `commit`, checked as `validate` checks it: the file on its own, against
-    /// the manifests of its models (gates that fit their tasks, models that exist) and the project settings. What
-    /// reconcile and plan deploy must be what validate accepts.
-    /// - Throws: ``InvalidProject`` with `validate`'s `file:line:column` messages for that file and the settings.
+    /// The environment file of `environment` at `commit`, checked as `validate` checks it (see
+    /// ``EnvironmentFiles/validated(_:at:in:)``): what reconcile and plan deploy is what validate accepts.
     public func validatedEnvironment(_ environment: String, at commit: ObjectID) throws -> EnvironmentManifest {
-        let manifest = try self.environment(environment, at: commit)
-        let (_, diagnostics) = try Project.check(try GitProjectSource(repository: repository, ref: commit.hex))
-        let relevant = diagnostics.filter { [manifest.file, ProjectSettings.file, "."].contains($0.location.file) }
-        guard relevant.isEmpty else { throw InvalidProject(relevant) }
-        return manifest
+        try EnvironmentFiles.validated(environment, at: commit, in: repository)
     }
 
     public static func environmentFile(_ environment: String) -> String { "\(Project.environmentsFolder)/\(environment).yaml" }
 
     /// The environments at `commit`: the names of `environments/*.yaml`, sorted.
-    public func environmentNames(at commit: ObjectID) throws -> [String] {
-        (try repository.directory(at: Project.environmentsFolder, in: commit) ?? [])
-            .map(\.name).filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
-    }
+    public func environmentNames(at commit: ObjectID) throws -> [String] { try EnvironmentFiles.names(at: commit, in: repository) }
 
     /// A client for `environment`'s server, with the admin token of this workspace.
     public func serverClient(for environment: EnvironmentManifest) throws -> ServerClient {
@@ -151,21 +121,7 @@ public struct Workspace: Sendable {
     /// The route a deployment asks for (default, split, shadow), with full digests; nil when it pins no version or
     /// a pinned version is not in the artifact store.
     public func route(_ deployment: ModelDeployment) -> ServerState.Route? {
-        guard let pin = deployment.version, let version = digest(pin) else { return nil }
-        var traffic: [VersionShare]?
-        if let split = deployment.traffic {
-            traffic = []
-            for share in split {
-                guard let full = digest(share.version) else { return nil }
-                traffic?.append(VersionShare(version: full, weight: share.weight))
-            }
-        }
-        var shadow: String?
-        if let pinned = deployment.shadow {
-            guard let full = digest(pinned.version) else { return nil }
-            shadow = full
-        }
-        return ServerState.Route(defaultVersion: version, traffic: traffic, shadow: shadow)
+        Planner.pinnedRoute(deployment).flatMap { Planner.resolved($0, digest) }
     }
 
     /// The full digest of a pinned version when it is in the artifact store.

@@ -24,7 +24,10 @@ public protocol StateStore: Sendable {
     func importRecords(_ records: [DeploymentRecord]) throws(StateStoreError)
     /// The commit of the last reconcile of `environment` that finished in sync.
     func syncedCommit(environment: String) throws(StateStoreError) -> String?
+    /// Records that `environment`'s last reconcile finished in sync at `commit` (nil: it did not).
     func setSyncedCommit(_ commit: String?, environment: String) throws(StateStoreError)
+    /// Records a build (by reconcile or `stagecraft build`); a digest already recorded is left alone.
+    func recordBuild(_ info: BuildInfo) throws(StateStoreError)
 }
 
 /// The state store could not be opened, read or written.

@@ -19,7 +19,7 @@ struct EnvironmentOptions: ParsableArguments {
         let state = try workspace.openState(notice: Console.current.warn)
         let root = workspace.root
         let repoPath = repo.workingDirectory ?? repo.gitDirectory
-        let reconciler = EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) {
+        let reconciler = try EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) {
             manifest, commit in
             try ServerLauncher.start(
                 ["serve", "--env", manifest.name, "--repo", repoPath, "--ref", commit.hex, "--deployed"],
@@ -138,21 +138,23 @@ struct ReconcileCommand: AsyncParsableCommand {
             return
         }
         let pause = DurationText.seconds(interval)!
-        var last: String?
+        var retry = WatchRetry(interval: pause)
         while !_Concurrency.Task.isCancelled {
-            let commit = try? reconciler.workspace.repository.resolve(environment.repository.ref).hex
-            let live = (try? reconciler.serverIsLive()) ?? false  // cheap: no plan unless something changed
-            if commit != last || !live {
+            let commit = try? reconciler.currentCommit().hex
+            let live = reconciler.serverIsLive()  // cheap: no plan unless something changed
+            if retry.shouldReconcile(commit: commit, live: live) {
                 do {
                     let report = try once(reconciler, line: line)
-                    last = report.failed ? commit : report.commit
-                } catch let error as ReconcileError where error.code == .locked {
-                    console.printError("\(error.message); trying again in \(interval)")
+                    retry.finished(commit: report.commit, failure: report.failure ?? (report.failed ? .stalled : nil))
                 } catch {
-                    console.printError(console.styled("error: ", .red) + String(describing: error))
+                    let failure = FailureClass(error)
+                    retry.finished(commit: commit, failure: failure)
+                    console.printError(
+                        console.styled("error: ", .red) + String(describing: error) + " (\(failure.rawValue): "
+                            + retry.nextStep + ")")
                 }
             }
-            try await _Concurrency.Task.sleep(for: .seconds(pause))
+            try await _Concurrency.Task.sleep(for: .seconds(retry.pause))
         }
     }
 
@@ -169,6 +171,13 @@ struct ReconcileCommand: AsyncParsableCommand {
             console.print(
                 "promoted \(promotion.model) \(VersionDigest.short(promotion.version)) to \(promotion.environment) (commit "
                     + "\(promotion.commit.prefix(12)))")
+        }
+        for action in report.actions where action.outcome == .failed {
+            // A failure with a record is printed with the record's gates below.
+            if let model = action.action.model, report.records.contains(where: { $0.model == model && $0.outcome == .failed }) {
+                continue
+            }
+            console.printError(console.styled("✗", .red) + " \(action.description) failed (\(action.failure?.rawValue ?? "")): \(action.error ?? "")")
         }
         for record in report.records {
             let mark =
@@ -191,6 +200,47 @@ struct ReconcileCommand: AsyncParsableCommand {
         return report
     }
 
+}
+
+/// When `reconcile --watch` reconciles again: on a new commit or a dead server; after a transient failure, with
+/// backoff (the interval doubled per failure, up to 10 minutes); after a stalled one, only on a new commit; after a
+/// waiting one (lock held, upstream not verified), at the next interval.
+struct WatchRetry {
+    let interval: Double
+    private(set) var last: String?
+    private(set) var failure: FailureClass?
+    private var failures = 0
+
+    init(interval: Double) { self.interval = interval }
+
+    /// Seconds to wait before the next look.
+    var pause: Double {
+        guard failure == .transient else { return interval }
+        return min(interval * pow(2, Double(min(failures, 12))), max(interval, 600))
+    }
+
+    /// What happens next, for a message.
+    var nextStep: String {
+        switch failure {
+        case .stalled: return "waiting for a new commit"
+        case .transient: return "trying again in \(DurationText.format(pause))"
+        case .waiting, nil: return "trying again in \(DurationText.format(interval))"
+        }
+    }
+
+    func shouldReconcile(commit: String?, live: Bool) -> Bool {
+        switch failure {
+        case .stalled: return commit != last
+        case .transient, .waiting: return true
+        case nil: return commit != last || !live
+        }
+    }
+
+    mutating func finished(commit: String?, failure: FailureClass?) {
+        last = commit
+        self.failure = failure
+        failures = failure == .transient ? failures + 1 : 0
+    }
 }
 
 /// A reconcile's gate results as JUnit XML: one test suite, one test case per gate of each record.

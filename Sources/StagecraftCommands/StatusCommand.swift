@@ -11,8 +11,8 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Environment × model: desired and serving versions, sync, health, last outcome.",
         discussion: """
-            Sync: Synced when the server routes exactly what the environment file
-            pins, else OutOfSync. Health: Healthy (serving the pin), Progressing (a
+            Sync: Synced when a reconcile would do nothing for the model (the one
+            definition plan and reconcile use), else OutOfSync. Health: Healthy (serving the pin), Progressing (a
             reconcile is applying), Degraded (serving, but the last attempt failed
             or the server holds another version), Missing (nothing serves). LIVE:
             the serving version's live metric over the predictions that received
@@ -73,11 +73,15 @@ struct StatusCommand: AsyncParsableCommand {
         let commit = try repo.resolve(repository.ref)
         let names = try env.map { [$0] } ?? workspace.environmentNames(at: commit)
         var rows: [Row] = []
+        var allInSync = true
         for name in names {
             // One environment that cannot be read (its server another repository's, its file invalid) does not hide the others.
             do {
-                rows += try self.rows(environment: name, commit: commit, workspace: workspace, state: state)
+                let (environmentRows, plan) = try self.rows(environment: name, commit: commit, workspace: workspace, state: state)
+                rows += environmentRows
+                allInSync = allInSync && plan.inSync
             } catch {
+                allInSync = false
                 let message = (error as? ReconcileError)?.message ?? String(describing: error)
                 rows.append(
                     Row(
@@ -103,20 +107,26 @@ struct StatusCommand: AsyncParsableCommand {
             }
             for row in rows { if let error = row.error { console.print("\(row.environment): \(error)") } }
         }
-        if check && rows.contains(where: { $0.sync != "Synced" }) { throw CommandFailure(.outOfSync) }
+        if check && !allInSync { throw CommandFailure(.outOfSync) }
     }
 
     /// Whether the last attempt failed for a version the environment still pins. A failure of a version no longer
     /// pinned (a rollback took it out) does not make what serves Degraded.
     static func failedWhilePinned(_ last: DeploymentRecord?, _ wanted: ServerState.Route?) -> Bool {
         guard let last, last.outcome == .failed, let wanted else { return false }
-        return EnvironmentReconciler.versions(of: wanted).contains(last.version)
+        return Planner.versions(of: wanted).contains(last.version)
     }
 
-    /// One row per model of `name` (those its file lists, then any other its server routes).
-    private func rows(environment name: String, commit: ObjectID, workspace: Workspace, state: any StateStore) throws -> [Row] {
+    /// One row per model of `name` (those its file lists, then any other its server routes), and the plan whose
+    /// actions say what is out of sync.
+    private func rows(
+        environment name: String, commit: ObjectID, workspace: Workspace, state: any StateStore
+    ) throws -> ([Row], Plan) {
         var rows: [Row] = []
         let manifest = try workspace.environment(name, at: commit)
+        let plan = try EnvironmentReconciler(
+            workspace: workspace, state: state, environment: name, ref: commit.hex, startServer: { _, _ in }
+        ).plan()
         let client = try workspace.serverClient(for: manifest)
         let actual = client.isLive() ? try client.state() : nil
         let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
@@ -132,7 +142,7 @@ struct StatusCommand: AsyncParsableCommand {
             if let route { serving = route.traffic ?? [VersionShare(version: route.defaultVersion, weight: 100)] }
             let last = records.last { $0.model == model }
             let wanted = deployment.flatMap(workspace.route)
-            let synced = desired == nil ? route == nil : (wanted != nil && wanted == route)
+            let synced = plan.isInSync(model: model) || (desired == nil && route == nil)
             let health: String
             if last?.outcome == .inProgress {
                 health = "Progressing"
@@ -149,6 +159,6 @@ struct StatusCommand: AsyncParsableCommand {
                     health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
                     live: Self.live(connection, model: model, version: route?.defaultVersion)))
         }
-        return rows
+        return (rows, plan)
     }
 }

@@ -18,12 +18,12 @@ import Testing
         let plan = await Stagecraft.execute(["plan", "--env", "dev", "--output", "json"] + repo)
         #expect(plan.exitCode == 2, "\(plan.errorOutput)")
         let actions = ((json(plan.output) as? [String: Any])?["plan"] as? [String: Any])?["actions"] as? [[String: Any]] ?? []
-        #expect(actions.compactMap { $0["kind"] as? String } == ["start-server", "promote", "promote", "build", "verify", "switch", "build", "verify", "switch"])
+        #expect(actions.compactMap { $0["kind"] as? String } == ["start-server", "promote", "promote", "verify", "switch", "verify", "switch"])
         #expect(try scratch.gitLine(["rev-list", "--count", "HEAD"]) == "2", "plan must not commit")
 
         let text = await Stagecraft.execute(["plan", "--env", "dev"] + repo)
         #expect(text.output.contains("  + start-server: 127.0.0.1:"))
-        #expect(text.output.contains("9 actions; apply with: stagecraft reconcile --env dev"))
+        #expect(text.output.contains("7 actions; apply with: stagecraft reconcile --env dev"))
 
         let reconcile = await Stagecraft.execute(["reconcile", "--env", "dev", "--output", "json"] + repo)
         #expect(reconcile.exitCode == 0, "\(reconcile.errorOutput)")
