@@ -110,54 +110,22 @@ struct StatusCommand: AsyncParsableCommand {
         if check && !allInSync { throw CommandFailure(.outOfSync) }
     }
 
-    /// Whether the last attempt failed for a version the environment still pins. A failure of a version no longer
-    /// pinned (a rollback took it out) does not make what serves Degraded.
-    static func failedWhilePinned(_ last: DeploymentRecord?, _ wanted: ServerState.Route?) -> Bool {
-        guard let last, last.outcome == .failed, let wanted else { return false }
-        return Planner.versions(of: wanted).contains(last.version)
-    }
-
     /// One row per model of `name` (those its file lists, then any other its server routes), and the plan whose
     /// actions say what is out of sync.
     private func rows(
         environment name: String, commit: ObjectID, workspace: Workspace, state: any StateStore
     ) throws -> ([Row], Plan) {
-        var rows: [Row] = []
+        let reconciler = try EnvironmentReconciler(
+            workspace: workspace, state: state, environment: name, ref: commit.hex, startServer: { _, _ in })
+        let (plan, models) = try reconciler.status()
         let manifest = try workspace.environment(name, at: commit)
-        let plan = try EnvironmentReconciler(
-            workspace: workspace, state: state, environment: name, ref: commit.hex, startServer: { _, _ in }
-        ).plan()
-        let client = try workspace.serverClient(for: manifest)
-        let actual = client.isLive() ? try client.state() : nil
-        let connection = actual == nil ? nil : try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5)
-        let records = try state.records(environment: name, model: nil)
-        let models =
-            manifest.models.map(\.model)
-            + (actual?.routes.keys.sorted() ?? []).filter { model in !manifest.models.contains { $0.model == model } }
-        for model in models {
-            let deployment = manifest.deployment(model)
-            let desired = deployment?.version.map { workspace.digest($0) ?? $0 }
-            let route = actual?.routes[model]
-            var serving: [VersionShare] = []
-            if let route { serving = route.traffic ?? [VersionShare(version: route.defaultVersion, weight: 100)] }
-            let last = records.last { $0.model == model }
-            let wanted = deployment.flatMap(workspace.route)
-            let synced = plan.isInSync(model: model) || (desired == nil && route == nil)
-            let health: String
-            if last?.outcome == .inProgress {
-                health = "Progressing"
-            } else if route == nil {
-                health = desired == nil ? "Healthy" : "Missing"
-            } else if synced && !Self.failedWhilePinned(last, wanted) {
-                health = "Healthy"
-            } else {
-                health = "Degraded"
-            }
-            rows.append(
-                Row(
-                    environment: name, model: model, desired: desired, serving: serving, sync: synced ? "Synced" : "OutOfSync",
-                    health: health, lastOutcome: last?.outcome.rawValue, lastChange: last?.finishedAt ?? last?.startedAt,
-                    live: Self.live(connection, model: model, version: route?.defaultVersion)))
+        let connection = plan.serverRunning ? try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5) : nil
+        let rows = models.map { status in
+            Row(
+                environment: name, model: status.model, desired: status.desired, serving: status.serving,
+                sync: status.sync.rawValue, health: status.health.rawValue, lastOutcome: status.lastOutcome?.rawValue,
+                lastChange: status.lastChange,
+                live: Self.live(connection, model: status.model, version: status.serving.isEmpty ? nil : status.serving[0].version))
         }
         return (rows, plan)
     }

@@ -324,9 +324,17 @@ public final class InMemoryBuilds: VersionBuilding {
 
     public init() {}
 
-    /// The digest `model` builds to at `commit`.
+    /// Where manifests and data are read: a digest depends on their content, not on the commit.
+    public var git: InMemoryGit?
+
+    /// The digest `model` builds to at `commit`: made from its manifest's and data's content there.
     public func digest(model: String, at commit: String) -> String {
-        outcomes["\(model)@\(commit)"] ?? testDigest("\(model) built at \(commit)")
+        if let outcome = outcomes["\(model)@\(commit)"] { return outcome }
+        guard let git, let id = try? git.resolve(commit) else { return testDigest("\(model) built at \(commit)") }
+        let inputs = ["manifests/\(model).yaml", "data/\(model)/train.csv", "data/\(model)/test.csv"].map { path in
+            (try? git.fileIfPresent(at: path, in: id)).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+        return testDigest(model + inputs.joined(separator: "\u{0}"))
     }
 
     /// Marks `digest` of `model` as built.
@@ -411,6 +419,7 @@ public struct InMemoryProject {
             files["data/\(model)/test.csv"] = "x,y\n1,0\n2,1\n"
         }
         git.commit(files, message: "project")
+        builds.git = git
     }
 
     public var seams: ReconcileSeams { ReconcileSeams(git: git, state: state, target: target, builds: builds, gates: gates) }
