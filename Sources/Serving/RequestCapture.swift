@@ -1,43 +1,81 @@
 public import Foundation
 import Learning
+import Synchronization
 
 /// Writes a sample of requests and responses as JSON Lines, one file set per model:
 /// `<directory>/<model>/capture-<n>.jsonl`, a new file when the current one passes `maxFileBytes`.
-/// Encoding and writing happen on a queue of their own, off the request path.
+/// Encoding and writing run on a worker thread of their own with a bounded queue, and a shadow's predictions on
+/// another: a full queue drops the sample (counted in `/metrics`), it never holds a request.
 public final class RequestCapture: @unchecked Sendable {
     public let directory: URL
     /// Percent of requests captured, 0 to 100.
     public let samplePercent: Double
     public let maxFileBytes: Int
-    private let queue = DispatchQueue(label: "stagecraft.capture")
-    /// Per model: the open file, its index and size. Touched only on `queue`.
+    private let writer: BoundedWorker
+    private let shadows: BoundedWorker
+    /// Samples dropped because a queue was full: the writer's, the shadow worker's.
+    private let dropped = Mutex((capture: 0, shadow: 0))
+    /// Per model: the open file, its index and size. Touched only on the writer's thread.
     private var files: [String: (handle: FileHandle, index: Int, size: Int)] = [:]
 
-    public init(directory: URL, samplePercent: Double = 100, maxFileBytes: Int = 64 << 20) {
+    /// - Parameters:
+    ///   - queueCapacity: samples waiting to be written before new ones are dropped.
+    ///   - shadowCapacity: shadow predictions waiting before new ones are dropped.
+    public init(
+        directory: URL, samplePercent: Double = 100, maxFileBytes: Int = 64 << 20, queueCapacity: Int = 4096,
+        shadowCapacity: Int = 256
+    ) {
         self.directory = directory
         self.samplePercent = samplePercent
         self.maxFileBytes = maxFileBytes
+        writer = BoundedWorker(name: "stagecraft.capture", capacity: queueCapacity)
+        shadows = BoundedWorker(name: "stagecraft.shadow", capacity: shadowCapacity)
     }
 
-    /// Captures one answered request, if it falls in the sample.
+    deinit {
+        writer.close()
+        shadows.close()
+    }
+
+    /// Captures one answered request, if it falls in the sample; a shadow answers the same rows on its own worker,
+    /// and its answer is only recorded.
     func record(
         id: String, model: String, version: String, rows: Dataset, predictions: Predictions, classes: [String]?, latency: Double,
         shadow: LoadedVersion? = nil
     ) {
         guard samplePercent >= 100 || Double.random(in: 0..<100) < samplePercent else { return }
         let time = Date()
-        queue.async { [self] in
+        capture { [self] in
             encode(
                 time: time, id: id, model: model, version: version, rows: rows, predictions: predictions, classes: classes,
                 latency: latency, shadow: false)
-            // The shadow answers the same rows here, off the request path; its answer is only recorded.
-            if let shadow, let answer = try? shadow.file.predict(rows) {
+        }
+        guard let shadow else { return }
+        let accepted = shadows.submit { [self] in
+            guard let answer = try? shadow.file.predict(rows) else { return }
+            capture { [self] in
                 encode(
                     time: time, id: id, model: model, version: shadow.version, rows: rows, predictions: answer,
-                    classes: shadow.file.classes,
-                    latency: 0, shadow: true)
+                    classes: shadow.file.classes, latency: 0, shadow: true)
             }
         }
+        if !accepted { dropped.withLock { $0.shadow += 1 } }
+    }
+
+    private func capture(_ job: @escaping @Sendable () -> Void) {
+        if !writer.submit(job) { dropped.withLock { $0.capture += 1 } }
+    }
+
+    /// Samples dropped so far because a queue was full.
+    public var droppedSamples: (capture: Int, shadow: Int) { dropped.withLock { $0 } }
+
+    /// The `/metrics` lines of the capture queues.
+    public func renderMetrics() -> String {
+        let counts = droppedSamples
+        return "# HELP stagecraft_capture_dropped_total Samples not captured because a capture queue was full.\n"
+            + "# TYPE stagecraft_capture_dropped_total counter\n"
+            + "stagecraft_capture_dropped_total{queue=\"capture\"} \(counts.capture)\n"
+            + "stagecraft_capture_dropped_total{queue=\"shadow\"} \(counts.shadow)\n"
     }
 
     private func encode(
@@ -85,11 +123,25 @@ public final class RequestCapture: @unchecked Sendable {
         write(json.text, model: model)
     }
 
-    /// Waits until every record given so far is written.
+    /// Waits until every sample given so far (and its shadow's answer) is written (blocking: tests, synchronous callers).
     public func flush() {
-        queue.sync {
-            for (_, file) in files { try? file.handle.synchronize() }
-        }
+        shadows.drain()
+        writer.drain()
+        writer.after { [self] in synchronizeFiles() }
+        writer.drain()
+    }
+
+    /// Writes every sample given so far (and its shadow's answer) and syncs the files, without blocking a thread: a
+    /// server calls it when it stops.
+    public func finish() async {
+        await shadows.drained()
+        await writer.drained()
+        writer.after { [self] in synchronizeFiles() }
+        await writer.drained()
+    }
+
+    private func synchronizeFiles() {
+        for (_, file) in files { try? file.handle.synchronize() }
     }
 
     private func write(_ line: String, model: String) {

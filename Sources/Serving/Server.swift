@@ -52,6 +52,7 @@ public struct InferenceServer: Sendable {
         let bodyLimit = self.bodyLimit
         let metrics = self.metrics
         let feedback = self.feedback
+        let capture = self.capture
         router.get("/v2/health/live") { _, _ in Self.json(["live": true]) }
         router.get("/v2/health/ready") { _, _ in
             Self.json(["ready": true])
@@ -114,7 +115,8 @@ public struct InferenceServer: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(
-                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render() + feedback.render())))
+                status: .ok, headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: metrics.render() + feedback.render() + (capture?.renderMetrics() ?? ""))))
         }
         return router
     }
@@ -151,8 +153,10 @@ public struct InferenceServer: Sendable {
             },
             logger: logger)
         let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
+        // What was captured before the server stopped is written before it returns.
         guard let grpcPort else {
             try await app.runService(gracefulShutdownSignals: signals)
+            await capture?.finish()
             return
         }
         // gRPC beside HTTP, through the same endpoint: when either stops (a signal, a port that cannot be bound), both do.
@@ -176,6 +180,7 @@ public struct InferenceServer: Sendable {
             group.cancelAll()
             try await group.waitForAll()
         }
+        await capture?.finish()
     }
 
     public static let version = "0.1.0"
