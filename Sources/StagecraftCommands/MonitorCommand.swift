@@ -67,11 +67,12 @@ struct MonitorCommand: AsyncParsableCommand {
             if try once(monitor, workspace: workspace) { throw CommandFailure(.failure) }
             return
         }
-        while !_Concurrency.Task.isCancelled {
-            do { _ = try once(monitor, workspace: workspace) } catch { Console.current.printError(console: error) }
-            let spec = try workspace.environment(env, at: try repo.resolve(repository.ref)).monitor
-            let pause = interval.flatMap(DurationText.seconds) ?? spec?.schedule.flatMap(DurationText.seconds) ?? 3600
-            try await _Concurrency.Task.sleep(for: .seconds(pause))
+        let context = RoundState((command: self, monitor: monitor, workspace: workspace, repo: repo))
+        try await LoopService.runUntilSignalled("monitor") {
+            let (command, monitor, workspace, repo) = context.value
+            do { _ = try command.once(monitor, workspace: workspace) } catch { Console.current.printError(console: error) }
+            let spec = try? workspace.environment(command.env, at: try repo.resolve(command.repository.ref)).monitor
+            return command.interval.flatMap(DurationText.seconds) ?? spec?.schedule.flatMap(DurationText.seconds) ?? 3600
         }
     }
 

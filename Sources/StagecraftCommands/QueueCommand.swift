@@ -70,26 +70,31 @@ struct QueueCommand: AsyncParsableCommand {
         try queue.prepare()
         let pause = DurationText.seconds(poll)!
         console.printError("queue: \(model) \(VersionDigest.short(digest)) (\(env)) on \(queue.inbox.path)")
-        while true {
-            guard let name = queue.claim() else {
-                if once && queue.isIdle { return }
-                usleep(useconds_t(pause * 1_000_000))
-                continue
-            }
-            let started = ContinuousClock.now
-            let outcome = queue.process(name) { input, name in
-                try Self.score(input, name: name, file: file, version: digest)
-            }
-            let elapsed = started.duration(to: .now)
-            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            switch outcome {
-            case .done(let output):
-                console.print("✓ \(name) → outbox/\(output) (\(String(format: "%.1f", milliseconds)) ms)")
-            case .retry(let attempt, let error):
-                console.printError("↻ \(name) failed (attempt \(attempt) of \(retries)): \(error)")
-            case .deadLetter(let error):
-                console.printError("✗ \(name) → dead-letter/: \(error)")
-            }
+        let context = RoundState((command: self, queue: queue, file: file, digest: digest))
+        try await LoopService.runUntilSignalled("queue") {
+            let (command, queue, file, digest) = context.value
+            guard let name = queue.claim() else { return command.once && queue.isIdle ? nil : pause }
+            command.process(name, queue: queue, file: file, digest: digest)
+            return 0
+        }
+    }
+
+    /// Scores one claimed file and says how it went.
+    private func process(_ name: String, queue: FileQueue, file: ModelFile, digest: String) {
+        let console = Console.current
+        let started = ContinuousClock.now
+        let outcome = queue.process(name) { input, name in
+            try Self.score(input, name: name, file: file, version: digest)
+        }
+        let elapsed = started.duration(to: .now)
+        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        switch outcome {
+        case .done(let output):
+            console.print("✓ \(name) → outbox/\(output) (\(String(format: "%.1f", milliseconds)) ms)")
+        case .retry(let attempt, let error):
+            console.printError("↻ \(name) failed (attempt \(attempt) of \(retries)): \(error)")
+        case .deadLetter(let error):
+            console.printError("✗ \(name) → dead-letter/: \(error)")
         }
     }
 

@@ -137,24 +137,24 @@ struct ReconcileCommand: AsyncParsableCommand {
             if report.failed { throw CommandFailure(.failure) }
             return
         }
-        let pause = DurationText.seconds(interval)!
-        var retry = WatchRetry(interval: pause)
-        while !_Concurrency.Task.isCancelled {
+        let retry = RoundState(WatchRetry(interval: DurationText.seconds(interval)!))
+        let context = RoundState((command: self, reconciler: reconciler, line: line))
+        try await LoopService.runUntilSignalled("reconcile") {
+            let (command, reconciler, line) = context.value
             let commit = try? reconciler.currentCommit().hex
             let live = reconciler.serverIsLive()  // cheap: no plan unless something changed
-            if retry.shouldReconcile(commit: commit, live: live) {
-                do {
-                    let report = try once(reconciler, line: line)
-                    retry.finished(commit: report.commit, failure: report.failure ?? (report.failed ? .stalled : nil))
-                } catch {
-                    let failure = FailureClass(error)
-                    retry.finished(commit: commit, failure: failure)
-                    console.printError(
-                        console.styled("error: ", .red) + String(describing: error) + " (\(failure.rawValue): "
-                            + retry.nextStep + ")")
-                }
+            guard retry.value.shouldReconcile(commit: commit, live: live) else { return retry.value.pause }
+            do {
+                let report = try command.once(reconciler, line: line)
+                retry.value.finished(commit: report.commit, failure: report.failure ?? (report.failed ? .stalled : nil))
+            } catch {
+                let failure = FailureClass(error)
+                retry.value.finished(commit: commit, failure: failure)
+                console.printError(
+                    console.styled("error: ", .red) + String(describing: error) + " (\(failure.rawValue): "
+                        + retry.value.nextStep + ")")
             }
-            try await _Concurrency.Task.sleep(for: .seconds(retry.pause))
+            return retry.value.pause
         }
     }
 

@@ -1,0 +1,47 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// A long-running loop of a command (`reconcile --watch`, `monitor --watch`, the queue worker) as a
+/// swift-service-lifecycle service: each round runs on a thread of its own (its work blocks: git, files, processes),
+/// then the loop waits. SIGTERM or SIGINT stops it between rounds, never in the middle of one.
+struct LoopService: Service {
+    /// One round; returns the seconds to wait before the next, or nil to stop.
+    let round: @Sendable () -> Double?
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            // Not cancelled by a shutdown: a round that started finishes.
+            guard let pause = await Self.onThread(round) else { return }
+            guard pause > 0 else { continue }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
+        }
+    }
+
+    /// Runs blocking `work` on a new thread and waits for it without holding an async executor's thread.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: work()) }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    /// Runs the loop in a service group that shuts it down gracefully on SIGTERM and SIGINT.
+    static func runUntilSignalled(_ label: String, round: @escaping @Sendable () -> Double?) async throws {
+        var logger = Logger(label: "stagecraft.\(label)")
+        logger.logLevel = .critical
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: LoopService(round: round))], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// A value a service's rounds share; they run one at a time, so no two threads touch it at once.
+final class RoundState<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
