@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import CoreFoundation
 import NIOCore
 
 /// Answers infer requests straight from the connection's bytes, on its event loop: no HTTP decoder, no header

@@ -161,24 +161,21 @@ public final class LiveFeedback: Sendable {
     /// Every model with labels.
     public var models: [String] { state.withLock { $0.outcomes.keys.sorted() } }
 
-    /// Prometheus lines: `stagecraft_live_metric{model, version, metric}` and `stagecraft_feedback_labels_total`.
-    func render() -> String {
-        var text = "# HELP stagecraft_live_metric A metric over the predictions that received true labels (feedback).\n"
-        text += "# TYPE stagecraft_live_metric gauge\n"
-        var counts = ""
+    /// Sets `stagecraft_live_metric{model, version, metric}` and `stagecraft_feedback_labels_total` in `metrics`.
+    func export(to metrics: ServerMetrics) {
         for model in models {
-            for (version, metrics) in metrics(model: model).sorted(by: { $0.key < $1.key }) {
-                let labels = "model=\"\(model)\",version=\"\(version.prefix(12))\""
-                for (name, value) in metrics.sorted(by: { $0.key < $1.key })
-                where name != "labels" && name != "unknownLabels" && value.isFinite {
-                    text += "stagecraft_live_metric{\(labels),metric=\"\(name)\"} \(value)\n"
+            for (version, values) in self.metrics(model: model) {
+                let labels = [("model", model), ("version", String(version.prefix(12)))]
+                for (name, value) in values where name != "labels" && name != "unknownLabels" && value.isFinite {
+                    metrics.setGauge(
+                        "stagecraft_live_metric", help: "A metric over the predictions that received true labels (feedback).",
+                        labels: labels + [("metric", name)], to: value)
                 }
-                counts += "stagecraft_feedback_labels_total{\(labels)} \(Int(metrics["labels"] ?? 0))\n"
+                metrics.setCounter(
+                    "stagecraft_feedback_labels_total", help: "Rows that received a true label.", labels: labels,
+                    to: Int(values["labels"] ?? 0))
             }
         }
-        return text
-            + "# HELP stagecraft_feedback_labels_total Rows that received a true label.\n# TYPE stagecraft_feedback_labels_total counter\n"
-            + counts
     }
 
     // MARK: HTTP

@@ -69,13 +69,14 @@ public final class RequestCapture: @unchecked Sendable {
     /// Samples dropped so far because a queue was full.
     public var droppedSamples: (capture: Int, shadow: Int) { dropped.withLock { $0 } }
 
-    /// The `/metrics` lines of the capture queues.
-    public func renderMetrics() -> String {
+    /// Sets `stagecraft_capture_dropped_total{queue}` in `metrics`.
+    func export(to metrics: ServerMetrics) {
         let counts = droppedSamples
-        return "# HELP stagecraft_capture_dropped_total Samples not captured because a capture queue was full.\n"
-            + "# TYPE stagecraft_capture_dropped_total counter\n"
-            + "stagecraft_capture_dropped_total{queue=\"capture\"} \(counts.capture)\n"
-            + "stagecraft_capture_dropped_total{queue=\"shadow\"} \(counts.shadow)\n"
+        for (queue, count) in [("capture", counts.capture), ("shadow", counts.shadow)] {
+            metrics.setCounter(
+                "stagecraft_capture_dropped_total", help: "Samples not captured because a capture queue was full.",
+                labels: [("queue", queue)], to: count)
+        }
     }
 
     private func encode(

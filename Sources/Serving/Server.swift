@@ -116,7 +116,7 @@ public struct InferenceServer: Sendable {
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(
                 status: .ok, headers: headers,
-                body: .init(byteBuffer: ByteBuffer(string: metrics.render() + feedback.render() + (capture?.renderMetrics() ?? ""))))
+                body: .init(byteBuffer: ByteBuffer(string: Self.metricsText(metrics, feedback: feedback, capture: capture))))
         }
         return router
     }
@@ -184,6 +184,13 @@ public struct InferenceServer: Sendable {
     }
 
     public static let version = "0.1.0"
+
+    /// `/metrics`: requests, live feedback and capture, from one registry.
+    static func metricsText(_ metrics: ServerMetrics, feedback: LiveFeedback, capture: RequestCapture?) -> String {
+        feedback.export(to: metrics)
+        capture?.export(to: metrics)
+        return metrics.render()
+    }
 
     // MARK: Handlers
 

@@ -1,4 +1,5 @@
 import Foundation
+import Prometheus
 import Synchronization
 
 /// Request counts and a latency histogram per model, version and status, in Prometheus text format.
@@ -15,22 +16,35 @@ public final class ServerMetrics: Sendable {
         case http, grpc
         public static func < (a: WireProtocol, b: WireProtocol) -> Bool { a.rawValue < b.rawValue }
     }
-    struct Series {
-        var count = 0
-        var sum = 0.0
-        var buckets = [Int](repeating: 0, count: ServerMetrics.bounds.count)
-
-        mutating func add(_ seconds: Double) {
-            count += 1
-            sum += seconds
-            for (index, bound) in ServerMetrics.bounds.enumerated() where seconds <= bound { buckets[index] += 1 }
-        }
+    /// One series' collectors: made once, then only incremented (their own atomics and locks).
+    struct Handles: Sendable {
+        let requests: Counter
+        let errors: Counter?
+        let duration: ValueHistogram
     }
 
     /// Upper bounds of the latency buckets, in seconds.
     static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
-    private let series = Mutex<[Key: Series]>([:])
+    /// Every series the server exports on `/metrics`, in Prometheus text format (swift-prometheus).
+    let registry = PrometheusCollectorRegistry()
+    private let series = Mutex<[Key: Handles]>([:])
+    /// The last total given for each counter set by ``setCounter(_:help:labels:to:)``.
+    private let totals = Mutex<[String: Int]>([:])
+
+    static var requests: MetricNameDescriptor {
+        MetricNameDescriptor(
+        metricName: "stagecraft_requests_total", unitName: "",
+        helpText: "Inference requests answered, by model, version and HTTP status.")
+    }
+    static var errors: MetricNameDescriptor {
+        MetricNameDescriptor(
+        metricName: "stagecraft_request_errors_total", unitName: "", helpText: "Inference requests answered with a 4xx or 5xx status.")
+    }
+    static var duration: MetricNameDescriptor {
+        MetricNameDescriptor(
+        metricName: "stagecraft_request_duration_seconds", unitName: "", helpText: "Time from request to response.")
+    }
 
     /// The label of every request whose model is not loaded (a name from a request path must never become a series:
     /// anyone who reaches the port could make as many as they like). Not a valid model name, so it cannot collide.
@@ -57,46 +71,47 @@ public final class ServerMetrics: Sendable {
     ///   - protocol: how the request came.
     public func record(model: String?, version: String?, status: Int, protocol wire: WireProtocol = .http, seconds: Double) {
         let status = (100...599).contains(status) ? status : 0
-        series.withLock { all in
+        let handles = series.withLock { all -> Handles in
             let label = model == nil ? "" : String((version ?? "").prefix(12))
             var key = Key(model: model ?? Self.unknownModel, version: label, status: status, wire: wire)
             if all[key] == nil && all.count >= Self.maxSeries {
                 key = Key(model: Self.unknownModel, version: "", status: status, wire: wire)
             }
-            all[key, default: Series()].add(seconds)
+            if let existing = all[key] { return existing }
+            let labels = [
+                ("model", key.model), ("version", key.version), ("status", String(key.status)), ("protocol", key.wire.rawValue),
+            ]
+            let made = Handles(
+                requests: registry.makeCounter(descriptor: Self.requests, labels: labels),
+                errors: key.status >= 400 ? registry.makeCounter(descriptor: Self.errors, labels: labels) : nil,
+                duration: registry.makeValueHistogram(descriptor: Self.duration, labels: labels, buckets: Self.bounds))
+            all[key] = made
+            return made
         }
+        handles.requests.increment()
+        handles.errors?.increment()
+        handles.duration.record(seconds)
+    }
+
+    /// Sets a counter kept elsewhere (dropped samples, labels received) to its running `total`.
+    func setCounter(_ name: String, help: String, labels: [(String, String)], to total: Int) {
+        let id = name + labels.map { "\u{0}\($0.0)=\($0.1)" }.joined()
+        let previous = totals.withLock { totals -> Int in
+            let previous = totals[id] ?? 0
+            totals[id] = max(previous, total)
+            return previous
+        }
+        let counter = registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        if total > previous { counter.increment(by: Int64(total - previous)) }
+    }
+
+    /// Sets a gauge.
+    func setGauge(_ name: String, help: String, labels: [(String, String)], to value: Double) {
+        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+            .set(to: value)
     }
 
     /// The Prometheus text exposition of every series.
-    public func render() -> String {
-        let snapshot = series.withLock { $0 }
-        let keys = snapshot.keys.sorted { ($0.model, $0.version, $0.status, $0.wire) < ($1.model, $1.version, $1.status, $1.wire) }
-        var text = "# HELP stagecraft_requests_total Inference requests answered, by model, version and HTTP status.\n"
-        text += "# TYPE stagecraft_requests_total counter\n"
-        for key in keys { text += "stagecraft_requests_total{\(labels(key))} \(snapshot[key]!.count)\n" }
-        text += "# HELP stagecraft_request_errors_total Inference requests answered with a 4xx or 5xx status.\n"
-        text += "# TYPE stagecraft_request_errors_total counter\n"
-        for key in keys where key.status >= 400 { text += "stagecraft_request_errors_total{\(labels(key))} \(snapshot[key]!.count)\n" }
-        text += "# HELP stagecraft_request_duration_seconds Time from request to response.\n"
-        text += "# TYPE stagecraft_request_duration_seconds histogram\n"
-        for key in keys {
-            let entry = snapshot[key]!
-            for (index, bound) in Self.bounds.enumerated() {
-                text += "stagecraft_request_duration_seconds_bucket{\(labels(key)),le=\"\(bound)\"} \(entry.buckets[index])\n"
-            }
-            text += "stagecraft_request_duration_seconds_bucket{\(labels(key)),le=\"+Inf\"} \(entry.count)\n"
-            text += "stagecraft_request_duration_seconds_sum{\(labels(key))} \(entry.sum)\n"
-            text += "stagecraft_request_duration_seconds_count{\(labels(key))} \(entry.count)\n"
-        }
-        return text
-    }
-
-    private func labels(_ key: Key) -> String {
-        "model=\"\(escape(key.model))\",version=\"\(escape(key.version))\",status=\"\(key.status)\",protocol=\"\(key.wire.rawValue)\""
-    }
-
-    private func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
-            of: "\n", with: "\\n")
-    }
+    public func render() -> String { registry.emitToString() }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Prometheus
 import GitStore
 import Learning
 import LoopbackHTTP
@@ -151,20 +152,23 @@ struct MonitorCommand: AsyncParsableCommand {
 
     /// `.stagecraft/monitor/<env>.prom`, for a Prometheus node exporter's textfile collector.
     private func writeMetrics(_ reports: [ModelMonitorReport], root: URL) throws {
-        var text = "# HELP stagecraft_monitor_alarm 1 when a monitor threshold is crossed.\n# TYPE stagecraft_monitor_alarm gauge\n"
-        var drift =
-            "# HELP stagecraft_monitor_psi Population stability index of a feature in the monitored window.\n# TYPE "
-            + "stagecraft_monitor_psi gauge\n"
+        let registry = PrometheusCollectorRegistry()
+        let alarm = MetricNameDescriptor(
+            metricName: "stagecraft_monitor_alarm", unitName: "", helpText: "1 when a monitor threshold is crossed.")
+        let psi = MetricNameDescriptor(
+            metricName: "stagecraft_monitor_psi", unitName: "",
+            helpText: "Population stability index of a feature in the monitored window.")
         for report in reports {
-            let labels = "environment=\"\(env)\",model=\"\(report.model)\",version=\"\(report.version.prefix(12))\""
-            text += "stagecraft_monitor_alarm{\(labels)} \(report.triggers.isEmpty ? 0 : 1)\n"
+            let labels = [("environment", env), ("model", report.model), ("version", String(report.version.prefix(12)))]
+            registry.makeGauge(descriptor: alarm, labels: labels).set(to: report.triggers.isEmpty ? 0 : 1)
             for item in report.drift + [report.predictionDrift].compactMap({ $0 }) {
-                drift += "stagecraft_monitor_psi{\(labels),feature=\"\(item.name)\"} \(item.psi)\n"
+                registry.makeGauge(descriptor: psi, labels: labels + [("feature", item.name)]).set(to: item.psi)
             }
         }
+        let text = registry.emitToString()
         let folder = root.appendingPathComponent(".stagecraft/monitor")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try (text + drift).write(to: folder.appendingPathComponent("\(env).prom"), atomically: true, encoding: .utf8)
+        try text.write(to: folder.appendingPathComponent("\(env).prom"), atomically: true, encoding: .utf8)
     }
 
     /// POSTs the alarms as JSON to an http:// webhook.

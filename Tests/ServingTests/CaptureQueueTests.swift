@@ -55,7 +55,9 @@ import Testing
         capture.flush()
         let dropped = capture.droppedSamples
         #expect(dropped.capture > 0 && dropped.shadow > 0, "\(dropped)")
-        #expect(capture.renderMetrics().contains("stagecraft_capture_dropped_total{queue=\"shadow\"} \(dropped.shadow)"))
+        let metrics = ServerMetrics()
+        capture.export(to: metrics)
+        #expect(metrics.render().contains("stagecraft_capture_dropped_total{queue=\"shadow\"} \(dropped.shadow)"))
         let text = try String(contentsOfFile: scratch.appending("penguins/capture-0.jsonl"), encoding: .utf8)
         let lines = text.split(separator: "\n")
         #expect(lines.count == 1_000 - dropped.capture - dropped.shadow)
