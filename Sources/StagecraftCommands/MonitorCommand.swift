@@ -1,5 +1,9 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 import Prometheus
 import GitStore
 import Learning
@@ -64,21 +68,40 @@ struct MonitorCommand: AsyncParsableCommand {
         let repo = try repository.open()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
         let monitor = Monitor(workspace: workspace, state: try workspace.openState(notice: Console.current.warn))
+        let context = RoundState((command: self, monitor: monitor, workspace: workspace, repo: repo))
         guard watch else {
-            if try once(monitor, workspace: workspace) { throw CommandFailure(.failure) }
+            if try await Self.once(context) { throw CommandFailure(.failure) }
             return
         }
-        let context = RoundState((command: self, monitor: monitor, workspace: workspace, repo: repo))
         try await LoopService.runUntilSignalled("monitor") {
-            let (command, monitor, workspace, repo) = context.value
-            do { _ = try command.once(monitor, workspace: workspace) } catch { Console.current.printError(console: error) }
+            let (command, _, workspace, repo) = context.value
+            do { _ = try await Self.once(context) } catch { Console.current.printError(console: error) }
             let spec = try? workspace.environment(command.env, at: try repo.resolve(command.repository.ref)).monitor
             return command.interval.flatMap(DurationText.seconds) ?? spec?.schedule.flatMap(DurationText.seconds) ?? 3600
         }
     }
 
-    /// One evaluation; returns true when an alarm was raised.
-    private func once(_ monitor: Monitor, workspace: Workspace) throws -> Bool {
+    /// One evaluation (on a thread of its own), then the webhook; returns true when an alarm was raised.
+    private static func once(
+        _ context: RoundState<(command: MonitorCommand, monitor: Monitor, workspace: Workspace, repo: Repository)>
+    ) async throws -> Bool {
+        let alarm = try await LoopService.onThread {
+            let (command, monitor, workspace, _) = context.value
+            return try command.evaluate(monitor, workspace: workspace)
+        }
+        if let alarm { try await context.value.command.post(alarm.reports, to: alarm.webhook) }
+        return alarm != nil
+    }
+
+    /// The alarms of an evaluation, and where to post them.
+    struct Alarm: Sendable {
+        var reports: [ModelMonitorReport]
+        var webhook: URL
+    }
+
+    /// One evaluation: alarms logged, retrains committed, metrics, report and output written; the alarms to post
+    /// (nil when there is none, or no webhook: then true alarms still make the command fail).
+    private func evaluate(_ monitor: Monitor, workspace: Workspace) throws -> Alarm? {
         let console = Console.current
         let commit = try workspace.repository.resolve(repository.ref)
         let environment = try workspace.environment(env, at: commit)
@@ -94,7 +117,6 @@ struct MonitorCommand: AsyncParsableCommand {
             if retrain { retrains.append(try Retrainer(monitor: monitor).retrain(report)) }
         }
         try writeMetrics(reports, root: workspace.root)
-        if let webhook = environment.monitor?.webhook, !alarmed.isEmpty { try post(alarmed, to: webhook) }
         if let html {
             try MonitorPage.render(reports, environment: env, spec: environment.monitor ?? MonitorSpec()).write(
                 toFile: html, atomically: true, encoding: .utf8)
@@ -110,8 +132,16 @@ struct MonitorCommand: AsyncParsableCommand {
         } else {
             print(reports, retrains: retrains)
         }
-        return !alarmed.isEmpty
+        guard !alarmed.isEmpty else { return nil }
+        guard let webhook = environment.monitor?.webhook else { return Alarm(reports: alarmed, webhook: Self.noWebhook) }
+        guard let url = URL(string: webhook), url.host != nil, ["http", "https"].contains(url.scheme ?? "") else {
+            throw CommandFailure(.failure, "webhook '\(webhook)' is not an http:// or https:// URL")
+        }
+        return Alarm(reports: alarmed, webhook: url)
     }
+
+    /// Stands for "no webhook" in an ``Alarm``.
+    static let noWebhook = URL(fileURLWithPath: "/")
 
     private func print(_ reports: [ModelMonitorReport], retrains: [RetrainResult]) {
         let console = Console.current
@@ -171,29 +201,38 @@ struct MonitorCommand: AsyncParsableCommand {
         try text.write(to: folder.appendingPathComponent("\(env).prom"), atomically: true, encoding: .utf8)
     }
 
-    /// POSTs the alarms as JSON to an http:// webhook.
-    private func post(_ reports: [ModelMonitorReport], to webhook: String) throws {
-        guard let url = URL(string: webhook), let host = url.host else {
-            throw CommandFailure(
-                .failure,
-                "webhook '\(webhook)' is not a "
-                    + "URL")
-        }
+    /// POSTs the alarms as JSON to the webhook (http or https, through async-http-client, 10 s timeout).
+    private func post(_ reports: [ModelMonitorReport], to webhook: URL) async throws {
+        guard webhook != Self.noWebhook else { return }
         let body: [String: Any] = [
             "environment": env,
             "alarms": reports.map { report in
                 ["model": report.model, "version": report.version, "triggers": report.triggers.map(\.description)] as [String: Any]
             },
         ]
-        let connection = try HTTPConnection(host: host, port: url.port ?? 80, timeout: 10)
-        let response = try connection.send(
-            "POST", url.path.isEmpty ? "/" : url.path, body: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
-        guard (200..<300).contains(response.status) else {
-            throw CommandFailure(
-                .failure,
-                "webhook \(webhook) answered "
-                    + "\(response.status)")
+        var request = HTTPClientRequest(url: webhook.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        } catch {
+            throw CommandFailure(.failure, "webhook \(Self.redacted(webhook)) could not be reached: \(error)")
         }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw CommandFailure(.failure, "webhook \(Self.redacted(webhook)) answered \(response.status.code)")
+        }
+    }
+
+    /// The webhook's address without credentials, query or fragment (they may hold a token): for messages.
+    static func redacted(_ url: URL) -> String {
+        var parts = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        parts?.user = nil
+        parts?.password = nil
+        parts?.query = nil
+        parts?.fragment = nil
+        return parts?.string ?? "(webhook)"
     }
 }
 

@@ -72,10 +72,12 @@ struct QueueCommand: AsyncParsableCommand {
         console.printError("queue: \(model) \(VersionDigest.short(digest)) (\(env)) on \(queue.inbox.path)")
         let context = RoundState((command: self, queue: queue, file: file, digest: digest))
         try await LoopService.runUntilSignalled("queue") {
-            let (command, queue, file, digest) = context.value
-            guard let name = queue.claim() else { return command.once && queue.isIdle ? nil : pause }
-            command.process(name, queue: queue, file: file, digest: digest)
-            return 0
+            await LoopService.onThread { () -> Double? in
+                let (command, queue, file, digest) = context.value
+                guard let name = queue.claim() else { return command.once && queue.isIdle ? nil : pause }
+                command.process(name, queue: queue, file: file, digest: digest)
+                return 0
+            }
         }
     }
 

@@ -140,22 +140,30 @@ struct ReconcileCommand: AsyncParsableCommand {
         let retry = RoundState(WatchRetry(interval: DurationText.seconds(interval)!))
         let context = RoundState((command: self, reconciler: reconciler, line: line))
         try await LoopService.runUntilSignalled("reconcile") {
-            let (command, reconciler, line) = context.value
-            let commit = try? reconciler.currentCommit().hex
-            let live = reconciler.serverIsLive()  // cheap: no plan unless something changed
-            guard retry.value.shouldReconcile(commit: commit, live: live) else { return retry.value.pause }
-            do {
-                let report = try command.once(reconciler, line: line)
-                retry.value.finished(commit: report.commit, failure: report.failure ?? (report.failed ? .stalled : nil))
-            } catch {
-                let failure = FailureClass(error)
-                retry.value.finished(commit: commit, failure: failure)
-                console.printError(
-                    console.styled("error: ", .red) + String(describing: error) + " (\(failure.rawValue): "
-                        + retry.value.nextStep + ")")
-            }
-            return retry.value.pause
+            await LoopService.onThread { Self.round(context, retry: retry) }
         }
+    }
+
+    /// One round of `--watch`: a reconcile when something changed (or a failure is to be tried again); the pause.
+    private static func round(
+        _ context: RoundState<(command: ReconcileCommand, reconciler: EnvironmentReconciler, line: ProgressLine)>,
+        retry: RoundState<WatchRetry>
+    ) -> Double {
+        let console = Console.current
+        let (command, reconciler, line) = context.value
+        let commit = try? reconciler.currentCommit().hex
+        let live = reconciler.serverIsLive()  // cheap: no plan unless something changed
+        guard retry.value.shouldReconcile(commit: commit, live: live) else { return retry.value.pause }
+        do {
+            let report = try command.once(reconciler, line: line)
+            retry.value.finished(commit: report.commit, failure: report.failure ?? (report.failed ? .stalled : nil))
+        } catch {
+            let failure = FailureClass(error)
+            retry.value.finished(commit: commit, failure: failure)
+            console.printError(
+                console.styled("error: ", .red) + String(describing: error) + " (\(failure.rawValue): " + retry.value.nextStep + ")")
+        }
+        return retry.value.pause
     }
 
     private func once(_ reconciler: EnvironmentReconciler, line: ProgressLine) throws -> ReconcileReport {

@@ -7,13 +7,14 @@ import UnixSignals
 /// swift-service-lifecycle service: each round runs on a thread of its own (its work blocks: git, files, processes),
 /// then the loop waits. SIGTERM or SIGINT stops it between rounds, never in the middle of one.
 struct LoopService: Service {
-    /// One round; returns the seconds to wait before the next, or nil to stop.
-    let round: @Sendable () -> Double?
+    /// One round; returns the seconds to wait before the next, or nil to stop. Blocking work in it runs through
+    /// ``onThread(_:)``.
+    let round: @Sendable () async -> Double?
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             // Not cancelled by a shutdown: a round that started finishes.
-            guard let pause = await Self.onThread(round) else { return }
+            guard let pause = await round() else { return }
             guard pause > 0 else { continue }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
         }
@@ -28,8 +29,17 @@ struct LoopService: Service {
         }
     }
 
+    /// Runs blocking, throwing `work` on a new thread and waits for it without holding an async executor's thread.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try work() }) }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
     /// Runs the loop in a service group that shuts it down gracefully on SIGTERM and SIGINT.
-    static func runUntilSignalled(_ label: String, round: @escaping @Sendable () -> Double?) async throws {
+    static func runUntilSignalled(_ label: String, round: @escaping @Sendable () async -> Double?) async throws {
         var logger = Logger(label: "stagecraft.\(label)")
         logger.logLevel = .critical
         let group = ServiceGroup(
