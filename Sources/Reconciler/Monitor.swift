@@ -139,7 +139,7 @@ public struct Monitor {
         for (_, name) in files {
             guard let data = try? Data(contentsOf: folder.appendingPathComponent(name)) else { continue }
             for line in data.split(separator: UInt8(ascii: "\n")) {
-                guard let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], record["shadow"] == nil,
+                guard let record = JSON.parse(Data(line))?.foundation as? [String: Any], record["shadow"] == nil,
                     let id = record["id"] as? String, let version = record["version"] as? String,
                     let inputs = record["inputs"] as? [String: Any], let outputs = record["outputs"] as? [String: Any],
                     let predictions = outputs["predict"] as? [Any]
@@ -165,7 +165,7 @@ public struct Monitor {
         guard let data = try? Data(contentsOf: file) else { return [:] }
         var labels: [String: String] = [:]
         for line in data.split(separator: UInt8(ascii: "\n")) {
-            guard let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let id = record["id"] as? String,
+            guard let record = JSON.parse(Data(line))?.foundation as? [String: Any], let id = record["id"] as? String,
                 let values = record["labels"] as? [String]
             else { continue }
             for (row, value) in values.enumerated() { labels[row == 0 ? id : "\(id)#\(row)"] = value }

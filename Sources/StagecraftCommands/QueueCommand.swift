@@ -119,7 +119,7 @@ struct QueueCommand: AsyncParsableCommand {
         var records: [[String: Any]] = [], lines: [Int] = []
         for (index, line) in input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
         where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+            guard let object = JSON.parse(Data(line))?.foundation as? [String: Any] else {
                 throw LearningError(.malformedData, "\(name):\(index + 1): not a JSON object")
             }
             records.append(object)

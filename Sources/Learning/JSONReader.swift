@@ -1,9 +1,8 @@
-import Foundation
-import Learning
+public import Foundation
 
 /// A parsed JSON value. Numbers keep their exact value (Foundation's JSONSerialization on Linux rounds some
 /// doubles to a neighbour, which would change a model's inputs).
-enum JSON {
+public enum JSON: Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -11,23 +10,39 @@ enum JSON {
     case array([JSON])
     case object([(String, JSON)])
 
-    var isNull: Bool {
+    /// The value as Foundation's JSON objects (`[String: Any]`, `[Any]`, `NSNumber`, `String`, `NSNull`), each number
+    /// the exact double the text wrote, and `true`/`false` as boolean numbers.
+    public var foundation: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let value): return NSNumber(value: value)
+        case .number(let value): return NSNumber(value: value)
+        case .string(let value): return value
+        case .array(let values): return values.map(\.foundation)
+        case .object(let members):
+            var object: [String: Any] = [:]
+            for (key, value) in members { object[key] = value.foundation }
+            return object
+        }
+    }
+
+    public var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
-    subscript(key: String) -> JSON? {
+    public subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
 
     /// Parses a complete JSON text; nil when it is not one.
-    static func parse(_ data: Data) -> JSON? {
+    public static func parse(_ data: Data) -> JSON? {
         data.withUnsafeBytes { parse($0) }
     }
 
     /// Parses a complete JSON text; nil when it is not one.
-    static func parse(_ raw: UnsafeRawBufferPointer) -> JSON? {
+    public static func parse(_ raw: UnsafeRawBufferPointer) -> JSON? {
         var parser = Parser(bytes: raw.bindMemory(to: UInt8.self))
         guard let value = parser.value(depth: 0) else { return nil }
         parser.skipSpace()
