@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "Serving",
             dependencies: [
-                "Learning", "Registry", "InferenceGRPC",
+                "Learning", "Registry", "InferenceGRPC", "RepositoryWire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -98,6 +98,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // A queue of files in a folder, shared by worker processes: atomic claims, leases, retries, a dead-letter folder.
+        // The model repository API's wire types, shared by the server and the reconciler's client.
+        .target(name: "RepositoryWire", swiftSettings: swiftSettings),
         .target(
             name: "FileQueue",
             swiftSettings: swiftSettings
@@ -110,7 +112,10 @@ let package = Package(
         // The GitOps logic: a project read from git at a ref; build, plan, reconcile, promote, rollback, history.
         .target(
             name: "Reconciler",
-            dependencies: ["GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The command-line commands, as a library tested in-process.

@@ -2,6 +2,7 @@ public import Foundation
 public import GitStore
 public import Manifests
 import LoopbackHTTP
+import RepositoryWire
 public import Registry
 
 /// What an environment's server says it has loaded and how it routes each model.
@@ -81,44 +82,45 @@ public final class ServerClient {
 
     /// The server's loaded versions and routes.
     public func state() throws(ReconcileError) -> ServerState {
-        let response = try adminCall("/v2/repository/index", [:])
-        let body = response.json
+        let response = try adminCall("/v2/repository/index", RepositoryRequest<UnloadParameters>(parameters: nil))
+        let index: RepositoryIndex
+        do {
+            index = try Wire.decode(RepositoryIndex.self, from: response.body, usage: "not a repository index")
+        } catch {
+            throw ReconcileError(.server, "the server at \(host):\(port) answered the index with \(error.message)")
+        }
         var versions: [String: Set<String>] = [:]
         var sources: [String: String] = [:]
-        for item in body["models"] as? [[String: Any]] ?? [] {
-            guard let name = item["name"] as? String, let version = item["version"] as? String else { continue }
-            versions[name, default: []].insert(version)
-            sources[version] = item["source"] as? String
+        for model in index.models {
+            versions[model.name, default: []].insert(model.version)
+            sources[model.version] = model.source
         }
-        var routes: [String: ServerState.Route] = [:]
-        for (name, value) in body["routes"] as? [String: Any] ?? [:] {
-            guard let route = value as? [String: Any], let version = route["default"] as? String else { continue }
-            let traffic = (route["traffic"] as? [[String: Any]])?.compactMap { share -> VersionShare? in
-                guard let version = share["version"] as? String, let weight = share["weight"] as? Int else { return nil }
-                return VersionShare(version: version, weight: weight)
-            }
-            routes[name] = ServerState.Route(defaultVersion: version, traffic: traffic, shadow: route["shadow"] as? String)
+        let routes = index.routes.mapValues { route in
+            ServerState.Route(
+                defaultVersion: route.default, traffic: route.traffic?.map { VersionShare(version: $0.version, weight: $0.weight) },
+                shadow: route.shadow)
         }
         return ServerState(versions: versions, sources: sources, routes: routes)
     }
 
     /// Loads (and warms) a version in a slot that takes no traffic until ``route(model:defaultVersion:traffic:shadow:)``.
     public func load(model: String, version: String) throws(ReconcileError) {
-        _ = try adminCall("/v2/repository/models/\(model)/load", ["version": version, "default": false])
+        _ = try adminCall(
+            "/v2/repository/models/\(model)/load", RepositoryRequest(parameters: LoadParameters(version: version, default: false)))
     }
 
     /// Switches, atomically, which loaded versions of `model` answer.
     public func route(model: String, defaultVersion: String, traffic: [VersionShare]?, shadow: String?) throws(ReconcileError) {
-        var parameters: [String: Any] = ["default": defaultVersion]
-        if let traffic { parameters["traffic"] = traffic.map { ["version": $0.version, "weight": $0.weight] } }
-        if let shadow { parameters["shadow"] = shadow }
-        _ = try adminCall("/v2/repository/models/\(model)/route", parameters)
+        let route = RouteParameters(
+            default: defaultVersion, traffic: traffic?.map { WireShare(version: $0.version, weight: $0.weight) }, shadow: shadow)
+        _ = try adminCall("/v2/repository/models/\(model)/route", RepositoryRequest(parameters: route))
     }
 
-    /// Unloads one version (or the whole model when `version` is nil).
-    /// A version that is already gone (a retried call whose first attempt did unload it) is not an error.
+    /// Unloads one version of `model`, or the whole model when `version` is nil; one already gone is not an error.
     public func unload(model: String, version: String?) throws(ReconcileError) {
-        _ = try adminCall("/v2/repository/models/\(model)/unload", version.map { ["version": $0] } ?? [:], accepting: [404])
+        _ = try adminCall(
+            "/v2/repository/models/\(model)/unload", RepositoryRequest(parameters: UnloadParameters(version: version)),
+            accepting: [404])
     }
 
     /// Sends one infer request to a version and returns the answer and the time it took.
@@ -134,14 +136,13 @@ public final class ServerClient {
         return (response.status, response.json, seconds)
     }
 
-    private func adminCall(_ path: String, _ parameters: [String: Any], accepting: Set<Int> = []) throws(ReconcileError)
+    private func adminCall(_ path: String, _ body: some Encodable, accepting: Set<Int> = []) throws(ReconcileError)
         -> HTTPConnection.Response
     {
-        let body = (try? JSONSerialization.data(withJSONObject: ["parameters": parameters])) ?? Data()
-        let response = try request("POST", path, body: body, admin: true, retry: true)
+        let response = try request("POST", path, body: Wire.encode(body), admin: true, retry: true)
         if response.status == 401, let another = anotherServer() { throw another }
         guard response.status == 200 || accepting.contains(response.status) else {
-            let message = (response.json["error"] as? String) ?? response.text
+            let message = (try? Wire.decode(ErrorAnswer.self, from: response.body, usage: ""))?.error ?? response.text
             throw ReconcileError(.server, "the server at \(host):\(port) refused \(path): \(response.status) \(message)")
         }
         return response

@@ -130,7 +130,8 @@ public final class SQLiteStateStore: StateStore {
                 let model = ServedModel(
                     environment: row["environment"], model: row["model"], version: row["version"], source: row["source"],
                     traffic: try traffic.map { try Timestamp.decoder.decode([VersionShare].self, from: Data($0.utf8)) },
-                    shadow: row["shadow"], recordID: row["record_id"], since: Timestamp.date(row["since"]) ?? Date(timeIntervalSince1970: 0))
+                    shadow: row["shadow"], recordID: row["record_id"],
+                    since: Timestamp.date(row["since"]) ?? Date(timeIntervalSince1970: 0))
                 served[model.model] = model
             }
             return served

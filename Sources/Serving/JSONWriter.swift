@@ -36,20 +36,16 @@ struct JSONWriter {
         if value.isFinite { append(formatNumber(value)) } else { raw("null") }
     }
 
-    mutating func numbers(_ values: [Double]) {
-        bytes.append(0x5B)
-        for (index, value) in values.enumerated() {
-            if index > 0 { bytes.append(0x2C) }
-            number(value)
-        }
-        bytes.append(0x5D)
-    }
+    mutating func numbers(_ values: [Double]) { list(values) { $0.number($1) } }
 
-    mutating func strings(_ values: [String]) {
+    mutating func strings(_ values: [String]) { list(values) { $0.string($1) } }
+
+    /// `[a,b,…]`, each element written by `element`.
+    mutating func list<T>(_ values: [T], _ element: (inout JSONWriter, T) -> Void) {
         bytes.append(0x5B)
         for (index, value) in values.enumerated() {
             if index > 0 { bytes.append(0x2C) }
-            string(value)
+            element(&self, value)
         }
         bytes.append(0x5D)
     }

@@ -186,7 +186,8 @@ public final class LiveFeedback: Sendable {
         guard let model = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
         guard repository.contains(model: model) else { return InferenceServer.notFound(model, nil, repository) }
         let usage =
-            #"the body must be {"id": "<request id>", "label": <true label>}, {"id": "…", "labels": [one per row]}, or {"feedback": [those]}"#
+            #"the body must be {"id": "<request id>", "label": <true label>}, {"id": "…", "labels": [one per row]}, "#
+            + #"or {"feedback": [those]}"#
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: bodyLimit) } catch {
             return InferenceServer.response(for: InferenceError.bodyTooLarge(limit: bodyLimit))

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Learning
 import NIOCore
+import RepositoryWire
 
 /// The model repository extension of the Open Inference Protocol: list, load and unload versions while serving.
 /// Every call needs `Authorization: Bearer <admin token>`.
@@ -25,22 +26,21 @@ struct RepositoryAPI: Sendable {
 
     func index(_ request: Request) -> Response {
         if let refusal = authorized(request) { return refusal }
-        var models: [[String: Any]] = []
-        var routes: [String: Any] = [:]
+        var models: [RepositoryIndex.Model] = []
+        var routes: [String: RouteParameters] = [:]
         for name in repository.models {
             guard let routing = repository.routing(of: name) else { continue }
             for version in repository.versions(of: name) ?? [] {
                 let source = repository.resolve(model: name, version: version)?.source ?? ""
-                models.append([
-                    "name": name, "version": version, "source": source, "state": "READY", "default": version == routing.defaultVersion,
-                ])
+                models.append(
+                    RepositoryIndex.Model(
+                        name: name, version: version, source: source, state: "READY", default: version == routing.defaultVersion))
             }
-            var route: [String: Any] = ["default": routing.defaultVersion]
-            if let traffic = routing.traffic { route["traffic"] = traffic.map { ["version": $0.version, "weight": $0.weight] } }
-            if let shadow = routing.shadow { route["shadow"] = shadow }
-            routes[name] = route
+            routes[name] = RouteParameters(
+                default: routing.defaultVersion, traffic: routing.traffic?.map { WireShare(version: $0.version, weight: $0.weight) },
+                shadow: routing.shadow)
         }
-        return InferenceServer.json(["models": models, "routes": routes])
+        return InferenceServer.json(encoding: RepositoryIndex(models: models, routes: routes))
     }
 
     /// `{"parameters": {"default": "<digest>", "traffic": [{"version": "<digest>", "weight": 90}, …], "shadow": "<digest>"}}`:
@@ -51,34 +51,23 @@ struct RepositoryAPI: Sendable {
         let usage =
             "the body must be {\"parameters\": {\"default\": \"<digest>\", \"traffic\": [{\"version\": \"<digest>\", "
             + "\"weight\": 90}], \"shadow\": \"<digest>\"}} (traffic and shadow optional)"
-        let parameters: JSON?
-        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch {
+        let route: RouteParameters
+        do {
+            guard let parameters = try await body(RouteParameters.self, request, bodyLimit: bodyLimit, usage: usage) else {
+                return InferenceServer.error(.badRequest, usage)
+            }
+            route = parameters
+        } catch {
             return InferenceServer.error(.badRequest, error.message)
         }
-        guard case .string(let defaultVersion)? = parameters?["default"] else { return InferenceServer.error(.badRequest, usage) }
-        var traffic: [(version: String, weight: Int)]?
-        if let value = parameters?["traffic"], !value.isNull {
-            guard case .array(let items) = value else { return InferenceServer.error(.badRequest, usage) }
-            traffic = []
-            for item in items {
-                guard case .string(let version)? = item["version"], case .number(let weight)? = item["weight"], weight == weight.rounded()
-                else {
-                    return InferenceServer.error(.badRequest, usage)
-                }
-                traffic?.append((version, Int(weight)))
-            }
-        }
-        var shadow: String?
-        if let value = parameters?["shadow"], !value.isNull {
-            guard case .string(let version) = value else { return InferenceServer.error(.badRequest, usage) }
-            shadow = version
-        }
         do {
-            try repository.route(model: name, defaultVersion: defaultVersion, traffic: traffic, shadow: shadow)
+            try repository.route(
+                model: name, defaultVersion: route.default, traffic: route.traffic?.map { ($0.version, $0.weight) },
+                shadow: route.shadow)
         } catch {
             return InferenceServer.response(for: error)
         }
-        return InferenceServer.json(["name": name, "default": defaultVersion, "state": "ROUTED"])
+        return InferenceServer.json(encoding: RouteAnswer(name: name, default: route.default, state: "ROUTED"))
     }
 
     /// `{"parameters": {"version": "<digest>", "default": true}}`: loads (and warms) the version; with
@@ -86,21 +75,18 @@ struct RepositoryAPI: Sendable {
     func load(_ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
         if let refusal = authorized(request) { return refusal }
         guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
-        let parameters: JSON?
-        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch {
+        let usage = "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally \"default\": false)"
+        let parameters: LoadParameters
+        do {
+            guard let given = try await body(LoadParameters.self, request, bodyLimit: bodyLimit, usage: usage) else {
+                return InferenceServer.error(.badRequest, usage)
+            }
+            parameters = given
+        } catch {
             return InferenceServer.error(.badRequest, error.message)
         }
-        guard case .string(let version)? = parameters?["version"] else {
-            return InferenceServer.error(
-                .badRequest,
-                "the body must be {\"parameters\": {\"version\": \"<digest>\"}} (and optionally "
-                    + "\"default\": false)")
-        }
-        var makeDefault = true
-        if let flag = parameters?["default"] {
-            guard case .bool(let value) = flag else { return InferenceServer.error(.badRequest, "\"default\" must be true or false") }
-            makeDefault = value
-        }
+        let version = parameters.version
+        let makeDefault = parameters.default ?? true
         guard let loader else { return InferenceServer.error(.notFound, "this server cannot load models") }
         let loaded: LoadedVersion
         do {
@@ -110,38 +96,39 @@ struct RepositoryAPI: Sendable {
         }
         Self.warm(loaded.file)
         repository.load(loaded, makeDefault: makeDefault)
-        return InferenceServer.json(["name": name, "version": loaded.version, "default": makeDefault, "state": "READY"])
+        return InferenceServer.json(encoding: LoadAnswer(name: name, version: loaded.version, default: makeDefault, state: "READY"))
     }
 
     /// `{"parameters": {"version": "<digest>"}}` unloads one version; an empty body unloads the model.
     func unload(_ request: Request, _ context: BasicRequestContext, bodyLimit: Int) async -> Response {
         if let refusal = authorized(request) { return refusal }
         guard let name = context.parameters.get("model") else { return InferenceServer.error(.badRequest, "no model in the path") }
-        let parameters: JSON?
-        do { parameters = try await self.parameters(request, bodyLimit: bodyLimit) } catch {
+        let version: String?
+        do {
+            version = try await body(UnloadParameters.self, request, bodyLimit: bodyLimit, usage: "the body must be "
+                + "{\"parameters\": {\"version\": \"<digest>\"}}, or empty to unload the model")?.version
+        } catch {
             return InferenceServer.error(.badRequest, error.message)
         }
-        var version: String?
-        if case .string(let text)? = parameters?["version"] { version = text }
         guard repository.unload(model: name, version: version) else {
             return InferenceServer.notFound(name, version, repository)
         }
-        return InferenceServer.json(["name": name, "unloaded": version ?? "all"])
+        return InferenceServer.json(encoding: UnloadAnswer(name: name, unloaded: version ?? "all"))
     }
 
-    private func parameters(_ request: Request, bodyLimit: Int) async throws(InferenceError) -> JSON? {
+    /// The request's parameters as `T`; nil when the body has none.
+    private func body<T: Codable & Sendable>(
+        _ type: T.Type, _ request: Request, bodyLimit: Int, usage: String
+    ) async throws(InferenceError) -> T? {
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: bodyLimit) } catch {
-            throw InferenceError(
-                .badRequest,
-                "the body could not be "
-                    + "read")
+            throw InferenceError(.badRequest, "the body could not be read")
         }
-        guard body.readableBytes > 0 else { return nil }
-        guard let json = JSON.parse(Data(body.readableBytesView)), case .object = json else {
-            throw InferenceError(.badRequest, "the body is not a JSON object")
+        do {
+            return try Wire.decode(RepositoryRequest<T>.self, from: Data(body.readableBytesView), usage: usage).parameters
+        } catch {
+            throw InferenceError(.badRequest, error.message)
         }
-        return json["parameters"]
     }
 
     /// Runs one prediction so that the first real request does not pay for first use.

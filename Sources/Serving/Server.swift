@@ -7,6 +7,7 @@ import HummingbirdCore
 import Learning
 public import Logging
 import NIOCore
+import RepositoryWire
 import UnixSignals
 
 /// One environment's inference server: the Open Inference Protocol (KServe V2) over HTTP/1.1.
@@ -269,6 +270,11 @@ public struct InferenceServer: Sendable {
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
         jsonReply(object, status: status).response
+    }
+
+    /// A wire type as the JSON answer.
+    static func json(encoding value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        Reply.json(ByteBuffer(bytes: Wire.encode(value)), status: status).response
     }
 
     static func jsonReply(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Reply {

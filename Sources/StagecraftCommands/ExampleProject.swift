@@ -38,8 +38,11 @@ enum ExampleProject {
 
                 """,
             "environments/dev.yaml": environment("dev", upstream: nil, port: 8101, gates: ["accuracy": ">= 0.70", "latencyP99Ms": "<= 50"]),
-            "environments/qa.yaml": environment("qa", upstream: "dev", port: 8102, gates: ["accuracy": ">= 0.75", "auc": ">= 0.80", "latencyP99Ms": "<= 25"]),
-            "environments/prod.yaml": environment("prod", upstream: "qa", port: 8103, gates: ["accuracy": ">= 0.75", "auc": ">= 0.80", "latencyP99Ms": "<= 25", "errorRate": "<= 0.001"]),
+            "environments/qa.yaml": environment(
+                "qa", upstream: "dev", port: 8102, gates: ["accuracy": ">= 0.75", "auc": ">= 0.80", "latencyP99Ms": "<= 25"]),
+            "environments/prod.yaml": environment(
+                "prod", upstream: "qa", port: 8103,
+                gates: ["accuracy": ">= 0.75", "auc": ">= 0.80", "latencyP99Ms": "<= 25", "errorRate": "<= 0.001"]),
             "data/example/train.csv": train,
             "data/example/test.csv": test,
         ]
@@ -48,7 +51,8 @@ enum ExampleProject {
     static func environment(_ name: String, upstream: String?, port: Int, gates: KeyValuePairs<String, String>) -> String {
         var text = "apiVersion: stagecraft/v1\nkind: Environment\nmetadata:\n  name: \(name)\nspec:\n"
         if let upstream { text += "  upstream: \(upstream)\n" }
-        text += "  track: \(upstream == nil)\(upstream == nil ? "                       # reconcile builds main's manifests and promotes them here" : "")\n"
+        let comment = "                       # reconcile builds main's manifests and promotes them here"
+        text += "  track: \(upstream == nil)\(upstream == nil ? comment : "")\n"
         text += "  server: {host: 127.0.0.1, port: \(port)}\n  gates:\n"
         for (metric, value) in gates { text += "    \(metric): \"\(value)\"\n" }
         text += "  models:\n    example:\n      version: ~                      # set by promotion\n      source: ~\n"

@@ -286,14 +286,16 @@ enum MonitorPage {
                 : "<ul class=\"alarm\">" + report.triggers.map { "<li>\(escape($0.description))</li>" }.joined() + "</ul>"
             body += """
                 <section><h2>\(escape(report.model)) <code>\(report.version.prefix(12))</code></h2>
-                <p>\(report.rows) captured rows in the window; \(report.labels) with true labels; \(report.newRows) labelled rows since the build.</p>
+                <p>\(report.rows) captured rows in the window; \(report.labels) with true labels; \
+                \(report.newRows) labelled rows since the build.</p>
                 \(alarms)<h3>Drift (PSI per feature)</h3>\(svg)<h3>Live metrics (\(report.labels) labels)</h3>\(live.isEmpty ? "<p>No "
                     + "labels yet.</p>" : chart)</section>
                 """
         }
         return """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Stagecraft monitor — \(escape(environment))</title>
-            <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:760px}code{font-size:.9em}.alarm{color:#d7263d}.ok{color:#3a7d44}section{border-top:1px solid #ddd;margin-top:1.5rem}</style>
+            <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:760px}code{font-size:.9em}\
+            .alarm{color:#d7263d}.ok{color:#3a7d44}section{border-top:1px solid #ddd;margin-top:1.5rem}</style>
             </head><body><h1>Monitor: \(escape(environment))</h1><p>\(Timestamp.string(Date()))</p>\(body.isEmpty ? "<p>Nothing "
                 + "served.</p>" : body)</body></html>
 

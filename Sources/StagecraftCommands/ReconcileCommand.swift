@@ -185,7 +185,9 @@ struct ReconcileCommand: AsyncParsableCommand {
             if let model = action.action.model, report.records.contains(where: { $0.model == model && $0.outcome == .failed }) {
                 continue
             }
-            console.printError(console.styled("✗", .red) + " \(action.description) failed (\(action.failure?.rawValue ?? "")): \(action.error ?? "")")
+            console.printError(
+                console.styled("✗", .red) + " \(action.description) failed (\(action.failure?.rawValue ?? "")): "
+                    + (action.error ?? ""))
         }
         for record in report.records {
             let mark =

@@ -82,7 +82,9 @@ struct ServeCommand: AsyncParsableCommand {
                 guard let digest = store.resolve(version) else {
                     throw CommandFailure(
                         .failure,
-                        "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); build it from its source commit: stagecraft build \(deployment.model) --ref \(deployment.source ?? "<source>")"
+                        "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); "
+                            + "build it from its source commit: stagecraft build \(deployment.model) --ref "
+                            + "\(deployment.source ?? "<source>")"
                     )
                 }
                 let info = try store.buildInfo(digest)

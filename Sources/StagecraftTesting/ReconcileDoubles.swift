@@ -385,7 +385,9 @@ public final class ScriptedGates: GateChecking {
         let passed = !failingVersions.contains(version)
         return [GateResult(gate: "predictions match the build's", metric: "predictionMismatches", value: 0, passed: true, stage: "online")]
             + gates.map { gate in
-                GateResult(gate: gate.description, metric: gate.metric.rawValue, value: passed ? 0.99 : 0.5, passed: passed, stage: "offline")
+                GateResult(
+                    gate: gate.description, metric: gate.metric.rawValue, value: passed ? 0.99 : 0.5, passed: passed,
+                    stage: "offline")
             }
     }
 }

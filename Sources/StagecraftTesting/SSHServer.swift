@@ -58,7 +58,9 @@ public final class SSHServer: @unchecked Sendable {
     public var log: String { (try? directory.read("sshd.log")) ?? "" }
 
     deinit {
-        if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
             kill(pid, SIGTERM)
         }
     }
