@@ -139,7 +139,7 @@ public struct FileQueue: Sendable {
         try data.write(to: staging)
         guard rename(staging.path, url.path) == 0 else {
             try? FileManager.default.removeItem(at: staging)
-            throw FileQueueError("cannot move the result into \(url.path)")
+            throw FileQueueError(.io, "cannot move the result into \(url.path)")
         }
     }
 
@@ -153,7 +153,26 @@ public struct FileQueue: Sendable {
 
 /// The queue's folders could not be used.
 public struct FileQueueError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A folder or file of the queue cannot be made, moved or written.
+        public static let io = Code("io")
+        /// An input cannot be processed (the work said so).
+        public static let input = Code("input")
+    }
+
+    public let code: Code
+    /// What failed, for the user.
     public let message: String
-    public init(_ message: String) { self.message = message }
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
     public var description: String { message }
 }

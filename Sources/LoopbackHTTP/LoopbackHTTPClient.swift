@@ -32,7 +32,7 @@ public final class HTTPConnection {
         self.host = host
         self.port = port
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPConnectionError("cannot open a socket") }
+        guard fd >= 0 else { throw HTTPConnectionError(.connect, "cannot open a socket") }
         var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
@@ -45,7 +45,7 @@ public final class HTTPConnection {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw HTTPConnectionError("cannot connect to \(host):\(port)") }  // deinit closes fd
+        guard connected == 0 else { throw HTTPConnectionError(.connect, "cannot connect to \(host):\(port)") }  // deinit closes fd
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -68,7 +68,7 @@ public final class HTTPConnection {
         var sent = 0
         while sent < bytes.count {
             let written = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written > 0 else { throw HTTPConnectionError("cannot send to \(host):\(port)") }
+            guard written > 0 else { throw HTTPConnectionError(.exchange, "cannot send to \(host):\(port)") }
             sent += written
         }
         var headerEnd: Int?
@@ -82,7 +82,7 @@ public final class HTTPConnection {
         let parts = statusLine.split(separator: " ")
         guard parts.count >= 2, let status = Int(parts[1]) else {
             throw HTTPConnectionError(
-                "\(host):\(port) answered '\(statusLine)', "
+                .malformed, "\(host):\(port) answered '\(statusLine)', "
                     + "not HTTP")
         }
         var fields: [String: String] = [:]
@@ -112,6 +112,7 @@ public final class HTTPConnection {
         let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else {
             throw HTTPConnectionError(
+                .exchange,
                 count == 0
                     ? "\(host):\(port) closed the connection"
                     : "no answer from "
@@ -123,7 +124,28 @@ public final class HTTPConnection {
 
 /// A connection that could not be made, or a request without a complete answer.
 public struct HTTPConnectionError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// No connection could be made (nothing listens, no socket).
+        public static let connect = Code("connect")
+        /// The request could not be sent, or no complete answer came in time.
+        public static let exchange = Code("exchange")
+        /// The answer is not HTTP this client reads.
+        public static let malformed = Code("malformed")
+    }
+
+    public let code: Code
+    /// What failed, for the user.
     public let message: String
-    public init(_ message: String) { self.message = message }
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
     public var description: String { message }
 }

@@ -62,7 +62,7 @@ public struct Builder: Sendable {
             guard let manifest = project.models[model] else {
                 let known = project.models.keys.sorted()
                 throw BuildError(
-                    "no model '\(model)' at \(source.revision) (expected \(file); models: "
+                    .unknownModel, "no model '\(model)' at \(source.revision) (expected \(file); models: "
                         + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
             }
             var data: [String: Data] = [:]
@@ -151,7 +151,27 @@ public struct Builder: Sendable {
 
 /// A build that cannot start (an unknown model).
 public struct BuildError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// No manifest of that model at the ref.
+        public static let unknownModel = Code("unknown-model")
+    }
+
+    public let code: Code
+    /// What failed, for the user.
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// What caused it, when something else failed first.
+    public let cause: (any Error & Sendable)?
+
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String { cause.map { "\(message): \($0)" } ?? message }
 }

@@ -7,8 +7,11 @@ public import Registry
 /// Plans and applies one environment at one ref: the steps of DESIGN.md's "Reconcile". It reads git, the state
 /// store and the serving target only through ``ReconcileSeams``; the ``Planner`` decides, the ``Executor`` acts.
 public final class EnvironmentReconciler {
+    /// What it reads and acts through.
     public let seams: ReconcileSeams
+    /// The environment reconciled.
     public let environment: String
+    /// The ref its file is read at (`HEAD`, a branch, a commit).
     public let ref: String
     /// The project branch, where a `track` environment's promotions are committed.
     public let branch: String
@@ -19,6 +22,7 @@ public final class EnvironmentReconciler {
     /// The folder whose `.stagecraft/locks/` holds the environment's lock; nil: no lock (a single-process test).
     public var lockRoot: URL?
 
+    /// A reconciler of `environment` at `ref` over `seams`.
     public init(seams: ReconcileSeams, environment: String, ref: String, branch: String, actor: String) {
         self.seams = seams
         self.environment = environment

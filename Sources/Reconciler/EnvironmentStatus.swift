@@ -1,7 +1,7 @@
 public import Foundation
 import Manifests
 public import Registry
-public import GitStore
+import GitStore
 
 /// One model of one environment as `status` shows it.
 public struct ModelStatus: Codable, Sendable {
@@ -13,15 +13,21 @@ public struct ModelStatus: Codable, Sendable {
         case healthy = "Healthy", progressing = "Progressing", degraded = "Degraded", missing = "Missing", unknown = "Unknown"
     }
 
+    /// The environment.
     public var environment: String
+    /// The model.
     public var model: String
     /// The pinned version (full digest when built).
     public var desired: String?
     /// What answers, by weight (empty when the server does not run).
     public var serving: [VersionShare]
+    /// Whether a reconcile would do anything for the model.
     public var sync: Sync
+    /// Whether what serves is what should.
     public var health: Health
+    /// The outcome of the model's last deployment record here.
     public var lastOutcome: DeploymentOutcome?
+    /// When that record finished (or started).
     public var lastChange: Date?
 }
 

@@ -19,9 +19,8 @@ public enum FailureClass: String, Codable, Sendable {
         case let error as ReconcileError:
             switch error.code {
             case .invalid, .build, .gate: self = .stalled
-            case .locked: self = .waiting
-            case .refused: self = .waiting
-            case .server, .state: self = .transient
+            case .locked, .refused: self = .waiting
+            default: self = .transient
             }
         case is InvalidProject: self = .stalled
         case let error as GitError where error.code == .locked: self = .waiting
@@ -32,21 +31,29 @@ public enum FailureClass: String, Codable, Sendable {
 
 /// An action that ran: what it was, how it ended and how long it took.
 public struct ExecutedAction: Codable, Sendable {
+    /// How an action ended.
     public enum Outcome: String, Codable, Sendable { case succeeded, failed }
 
+    /// The action as planned.
     public var action: PlannedAction
+    /// How it ended.
     public var outcome: Outcome
+    /// How long it took.
     public var seconds: Double
     /// Why it failed.
     public var error: String?
+    /// The failure's class, when it failed.
     public var failure: FailureClass?
 
+    /// The action's kind.
     public var kind: PlannedAction.Kind { action.kind }
+    /// The action as `plan` prints it.
     public var description: String { action.description }
 }
 
 /// What a reconcile did.
 public struct ReconcileReport: Codable, Sendable {
+    /// The environment reconciled.
     public var environment: String
     /// The commit deployed (after a `track` environment's promotions, the last promotion commit).
     public var commit: String
@@ -61,6 +68,7 @@ public struct ReconcileReport: Codable, Sendable {
     public var wasInSync: Bool
     /// The class of the first failure, when something failed: what would make the next reconcile succeed.
     public var failure: FailureClass?
+    /// True when an action or a deployment failed.
     public var failed: Bool { failure != nil || records.contains { $0.outcome == .failed } }
 }
 
@@ -68,7 +76,9 @@ public struct ReconcileReport: Codable, Sendable {
 /// switch, unload) stops at its first failure, which is recorded and leaves the previous version serving; the
 /// other models go on. A server that cannot be started stops the whole run.
 public final class Executor {
+    /// What it acts through.
     public let seams: ReconcileSeams
+    /// The environment file as read at the commit.
     public let environment: EnvironmentManifest
     /// Who the records name.
     public var actor: String
@@ -79,11 +89,15 @@ public final class Executor {
 
     /// The commit deployed: the ref's, then each promotion commit.
     public private(set) var commit: ObjectID
+    /// The actions that ran, in order, with their outcomes.
     public private(set) var executed: [ExecutedAction] = []
+    /// The deployment records finished by this run.
     public private(set) var records: [DeploymentRecord] = []
+    /// The promotion commits made by this run.
     public private(set) var promotions: [PromotionResult] = []
     private var environmentCommit: ObjectID?
 
+    /// An executor for `environment` as read at `commit`.
     public init(seams: ReconcileSeams, environment: EnvironmentManifest, commit: ObjectID, actor: String, branch: String) {
         self.seams = seams
         self.environment = environment

@@ -4,6 +4,7 @@ public import Registry
 
 /// One step of a plan, carrying everything the executor needs to run it.
 public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertible {
+    /// What the action does; the executor has one step per kind.
     public enum Kind: String, Codable, Sendable {
         case startServer = "start-server"
         /// A `track` environment: build the branch head's version and commit it as the new pin.
@@ -18,10 +19,13 @@ public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertibl
         case remove
     }
 
+    /// What the action does.
     public var kind: Kind
+    /// The model acted on; nil for the server as a whole.
     public var model: String?
     /// The version acted on: full digest when built, else the pin as written.
     public var version: String?
+    /// Why, for a reader: the source, the gates, the split.
     public var detail: String
     /// `build` and `promote`: the commit to build from.
     public var source: String?
@@ -32,6 +36,7 @@ public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertibl
     /// `switch`: the route to set, as pinned (versions are resolved to full digests when the switch runs).
     public var route: ServerState.Route?
 
+    /// An action; only the fields its kind needs are set.
     public init(
         kind: Kind, model: String? = nil, version: String? = nil, detail: String = "", source: String? = nil,
         gates: [Gate]? = nil, isDefault: Bool? = nil, route: ServerState.Route? = nil
@@ -46,6 +51,7 @@ public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertibl
         self.route = route
     }
 
+    /// `kind model short-version: detail`, as `plan` prints it.
     public var description: String {
         var text = kind.rawValue
         if let model { text += " \(model)" }
@@ -56,11 +62,15 @@ public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertibl
 
 /// Desired against actual for one environment, and the ordered actions that make them equal.
 public struct Plan: Codable, Sendable {
+    /// The environment planned.
     public var environment: String
     /// The commit the environment file was read at.
     public var commit: String
+    /// Where its server listens (`host:port`).
     public var server: String
+    /// Whether the server answered when the plan was made.
     public var serverRunning: Bool
+    /// What a reconcile would do, in order; empty when in sync.
     public var actions: [PlannedAction]
     /// In sync: there is nothing to do. The one definition that `plan`, `status` and `reconcile` share.
     public var inSync: Bool { actions.isEmpty }
@@ -73,11 +83,14 @@ public struct Plan: Codable, Sendable {
 
 /// A version a `track` environment would promote: the digest `model` builds to at the branch head.
 public struct PlannedPromotion: Sendable, Hashable {
+    /// The model promoted.
     public var model: String
+    /// The pinned version (a digest prefix of at least 12 hex digits).
     public var version: String
     /// The branch head it is built from.
     public var source: String
 
+    /// A promotion of `version` of `model`, built from `source`.
     public init(model: String, version: String, source: String) {
         self.model = model
         self.version = version

@@ -1,20 +1,25 @@
 /// Why a plan, reconcile, promotion, rollback or history could not be done.
 public struct ReconcileError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+    /// What kind of failure this is. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
         /// The files at the ref are not a valid project, or name what does not exist.
-        case invalid
+        public static let invalid = Code("invalid")
         /// A version could not be built, or its digest does not match the pin.
-        case build
+        public static let build = Code("build")
         /// A version failed its gates.
-        case gate
+        public static let gate = Code("gate")
         /// The environment's server could not be started or driven.
-        case server
+        public static let server = Code("server")
         /// Another reconcile holds the environment's lock.
-        case locked
+        public static let locked = Code("locked")
         /// A promotion or rollback was refused.
-        case refused
+        public static let refused = Code("refused")
         /// The state store or the git notes could not be read or written.
-        case state
+        public static let state = Code("state")
     }
 
     public let code: Code

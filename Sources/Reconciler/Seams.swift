@@ -43,12 +43,18 @@ public protocol GateChecking {
 
 /// The parts a reconcile works through.
 public struct ReconcileSeams {
+    /// Files, history, notes and commits.
     public var git: any GitSource
+    /// Records and what serves.
     public var state: any StateStore
+    /// What serves the environment.
     public var target: any ServingTarget
+    /// What is built, and building.
     public var builds: any VersionBuilding
+    /// Verification against gates.
     public var gates: any GateChecking
 
+    /// The seams of one reconcile.
     public init(
         git: any GitSource, state: any StateStore, target: any ServingTarget, builds: any VersionBuilding,
         gates: any GateChecking
@@ -63,8 +69,10 @@ public struct ReconcileSeams {
 
 /// The builder and artifact store of a workspace, as the engine sees them.
 public struct WorkspaceBuilds: VersionBuilding {
+    /// The workspace whose builder and artifact store are used.
     public let workspace: Workspace
 
+    /// The builds of `workspace`.
     public init(workspace: Workspace) { self.workspace = workspace }
 
     public func resolve(_ pin: String) -> String? { workspace.digest(pin) }
@@ -79,8 +87,10 @@ public struct WorkspaceBuilds: VersionBuilding {
 }
 
 extension ServerClient: ServingTarget {
+    /// `host:port`.
     public var address: String { "\(host):\(port)" }
 
+    /// Starts the server through ``launch``.
     public func start(_ environment: EnvironmentManifest, commit: ObjectID) throws {
         guard let launch else {
             throw ReconcileError(.server, "the server at \(address) is not running and this client cannot start it")
@@ -88,6 +98,7 @@ extension ServerClient: ServingTarget {
         try launch(environment, commit)
     }
 
+    /// Sets `model`'s route in one call.
     public func route(model: String, to route: ServerState.Route) throws {
         try self.route(model: model, defaultVersion: route.defaultVersion, traffic: route.traffic, shadow: route.shadow)
     }

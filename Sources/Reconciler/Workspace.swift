@@ -49,7 +49,7 @@ public struct Workspace: Sendable {
         do {
             store = try SQLiteStateStore(path: statePath)
         } catch {
-            throw StateStoreError("\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it "
+            throw StateStoreError(.damaged, "\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it "
                 + "aside and rebuilds the records from refs/notes/stagecraft")
         }
         if missing || empty {

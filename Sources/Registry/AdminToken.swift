@@ -16,12 +16,12 @@ public enum AdminToken {
                 FileManager.default.createFile(
                     atPath: url.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
             else {
-                throw RegistryError("cannot create \(url.path)")
+                throw RegistryError(.io, "cannot create \(url.path)")
             }
         } catch let error as RegistryError {
             throw error
         } catch {
-            throw RegistryError("cannot create \(url.path)", cause: RegistryError.Underlying(error))
+            throw RegistryError(.io, "cannot create \(url.path)", cause: RegistryError.Underlying(error))
         }
         return token
     }

@@ -60,9 +60,28 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
         public init(_ error: any Error) { description = String(describing: error) }
     }
 
+    /// What kind of failure this is. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// No such version in the store, or a version of another model.
+        public static let notFound = Code("not-found")
+        /// A version's files do not match its digest, or cannot be decoded.
+        public static let corrupt = Code("corrupt")
+        /// A file or folder cannot be read or written.
+        public static let io = Code("io")
+    }
+
+    public let code: Code
+    /// What failed, for the user.
     public let message: String
+    /// What the file system said.
     public let cause: (any Error & Sendable)?
-    public init(_ message: String, cause: (any Error & Sendable)? = nil) {
+
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil) {
+        self.code = code
         self.message = message
         self.cause = cause
     }
@@ -109,7 +128,7 @@ public struct ArtifactStore: Sendable {
             }
         } catch {
             throw RegistryError(
-                "cannot store version \(VersionDigest.short(digest)) under "
+                .io, "cannot store version \(VersionDigest.short(digest)) under "
                     + "\(root.path)", cause: RegistryError.Underlying(error))
         }
     }
@@ -118,7 +137,7 @@ public struct ArtifactStore: Sendable {
     public func model(_ digest: String) throws -> ModelFile {
         let url = directory(for: digest).appendingPathComponent("model.json")
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw RegistryError("version \(VersionDigest.short(digest)) is not in the artifact store (\(root.path))")
+            throw RegistryError(.notFound, "version \(VersionDigest.short(digest)) is not in the artifact store (\(root.path))")
         }
         return try ModelFile.decode(data)
     }

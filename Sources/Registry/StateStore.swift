@@ -32,12 +32,34 @@ public protocol StateStore: Sendable {
 
 /// The state store could not be opened, read or written.
 public struct StateStoreError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. New codes may be added; switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// The store cannot be opened or made (a missing folder, permissions, a lock).
+        public static let unavailable = Code("unavailable")
+        /// The file is not a state store, or its contents cannot be read.
+        public static let damaged = Code("damaged")
+        /// A read failed.
+        public static let read = Code("read")
+        /// A write failed.
+        public static let write = Code("write")
+    }
+
+    public let code: Code
+    /// What failed, for the user.
     public let message: String
+    /// What the database library said, as text.
     public let cause: String?
-    public init(_ message: String, cause: (any Error)? = nil) {
+
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
         self.message = message
         self.cause = cause.map { String(describing: $0) }
     }
+
     public var description: String { cause.map { "\(message): \($0)" } ?? message }
 }
 
@@ -62,7 +84,7 @@ public final class SQLiteStateStore: StateStore {
             database = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(database)
         } catch {
-            throw StateStoreError("cannot open the state store \(path)", cause: error)
+            throw StateStoreError(.unavailable, "cannot open the state store \(path)", cause: error)
         }
     }
 
@@ -114,11 +136,11 @@ public final class SQLiteStateStore: StateStore {
     }
 
     private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(StateStoreError) -> T {
-        do { return try database.read(body) } catch { throw StateStoreError("cannot read \(what) from \(path)", cause: error) }
+        do { return try database.read(body) } catch { throw StateStoreError(.read, "cannot read \(what) from \(path)", cause: error) }
     }
 
     private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(StateStoreError) -> T {
-        do { return try database.write(body) } catch { throw StateStoreError("cannot write \(what) to \(path)", cause: error) }
+        do { return try database.write(body) } catch { throw StateStoreError(.write, "cannot write \(what) to \(path)", cause: error) }
     }
 
     public func served(environment: String) throws(StateStoreError) -> [String: ServedModel] {

@@ -15,7 +15,7 @@ import Testing
         try "good".write(to: queue.inbox.appendingPathComponent("a.csv"), atomically: true, encoding: .utf8)
         try "bad".write(to: queue.inbox.appendingPathComponent("b.csv"), atomically: true, encoding: .utf8)
         func work(_ data: Data, _ name: String) throws -> (output: Data, name: String) {
-            guard String(decoding: data, as: UTF8.self) == "good" else { throw FileQueueError("'\(name)' is poisoned") }
+            guard String(decoding: data, as: UTF8.self) == "good" else { throw FileQueueError(.input, "'\(name)' is poisoned") }
             return (Data("scored".utf8), name + ".out")
         }
         #expect(queue.claim() == "a.csv")

@@ -1,0 +1,70 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real PostgreSQL server for tests: Debian's `postgresql`, a new cluster in a temporary folder, on a free port of
+/// 127.0.0.1, run as a non-root user (`postgres` when the tests run as root). Stopped (and its folder removed) on
+/// release.
+public final class PostgresServer: @unchecked Sendable {
+    public let port: Int
+    /// The database user (trust authentication on 127.0.0.1) and a database made for the test.
+    public let user = "stagecraft"
+    public let database = "stagecraft"
+    private let dataDirectory: String
+    private let bin: String
+    private let asUser: [String]
+
+    /// The folder of Debian's PostgreSQL programs, when one is installed.
+    static var binFolder: String? {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        return versions.last.map { "\(root)/\($0)/bin" }.flatMap { FileManager.default.isExecutableFile(atPath: "\($0)/pg_ctl") ? $0 : nil }
+    }
+
+    /// True when this machine can run the test server.
+    public static var available: Bool { binFolder != nil && (geteuid() != 0 || getpwnam("postgres") != nil) }
+
+    /// `postgres://stagecraft@127.0.0.1:PORT/stagecraft`.
+    public var url: String { "postgres://\(user)@127.0.0.1:\(port)/\(database)" }
+
+    public init() throws {
+        guard let bin = Self.binFolder else { throw ProcessFailure(command: "pg_ctl", output: ProcessOutput(status: 127, stdout: "", stderr: "PostgreSQL is not installed")) }
+        self.bin = bin
+        asUser = geteuid() == 0 ? ["runuser", "-u", "postgres", "--"] : []
+        dataDirectory = NSTemporaryDirectory() + "stagecraft-pg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        if geteuid() == 0 {
+            let owned = try ProcessRunner.run("chown", ["postgres:postgres", dataDirectory])
+            guard owned.status == 0 else { throw ProcessFailure(command: "chown", output: owned) }
+        }
+        port = try Loopback.freePort()
+        try run("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"])
+        try run(
+            "pg_ctl",
+            [
+                "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-o",
+                "-p \(port) -k \(dataDirectory) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+            ])
+        try run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", user, database])
+    }
+
+    @discardableResult
+    private func run(_ program: String, _ arguments: [String]) throws -> ProcessOutput {
+        let command = asUser + ["\(bin)/\(program)"] + arguments
+        let output = try ProcessRunner.run(command[0], Array(command.dropFirst()), in: NSTemporaryDirectory())
+        guard output.status == 0 else { throw ProcessFailure(command: program, output: output) }
+        return output
+    }
+
+    /// Runs `sql` with `psql` (an independent client) and returns its unaligned, tuples-only output.
+    public func psql(_ sql: String) throws -> String {
+        try run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", database, "-At", "-c", sql])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    deinit {
+        _ = try? run("pg_ctl", ["-D", dataDirectory, "-m", "immediate", "stop"])
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+}
