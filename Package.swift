@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -98,6 +100,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // A queue of files in a folder, shared by worker processes: atomic claims, leases, retries, a dead-letter folder.
+        // The state store in PostgreSQL, for reconcilers on several hosts.
+        .target(
+            name: "PostgresState",
+            dependencies: [
+                "Registry",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The model repository API's wire types, shared by the server and the reconciler's client.
         .target(name: "RepositoryWire", swiftSettings: swiftSettings),
         .target(
@@ -113,7 +128,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire",
+                "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire", "PostgresState",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -171,7 +186,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryTests",
-            dependencies: ["Registry", "StagecraftTesting"],
+            dependencies: ["Registry", "PostgresState", "StagecraftTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

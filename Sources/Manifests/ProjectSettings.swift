@@ -7,8 +7,14 @@ public struct ProjectSettings: Hashable, Sendable {
     public var branch: String = "main"
     /// Where artifacts are stored, relative to the repository root.
     public var artifacts: String = ".stagecraft/artifacts"
-    /// The state store: a SQLite path relative to the repository root.
+    /// The state store: a SQLite path relative to the repository root, or a PostgreSQL URL
+    /// (`postgres://user@host:5432/database?sslmode=require`) for a store shared by several hosts.
     public var stateStore: String = ".stagecraft/state.db"
+
+    /// True when ``stateStore`` is a PostgreSQL URL.
+    public var stateStoreIsPostgres: Bool { Self.isPostgresURL(stateStore) }
+
+    static func isPostgresURL(_ text: String) -> Bool { text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") }
 
     public init() {}
 
@@ -30,7 +36,21 @@ public struct ProjectSettings: Hashable, Sendable {
             if let specNode = root["spec"], let spec = reader.mapping(specNode, "spec", allowed: ["branch", "artifacts", "stateStore"]) {
                 if let node = spec["branch"], let value = reader.string(node, "spec.branch") { settings.branch = value }
                 if let node = spec["artifacts"], let value = reader.string(node, "spec.artifacts") { settings.artifacts = value }
-                if let node = spec["stateStore"], let value = reader.string(node, "spec.stateStore") { settings.stateStore = value }
+                if let node = spec["stateStore"], let value = reader.string(node, "spec.stateStore") {
+                    settings.stateStore = value
+                    if isPostgresURL(value) {
+                        let parts = URLComponents(string: value)
+                        if parts?.password != nil {
+                            // The file is committed: a password there would be in git for good.
+                            reader.report(
+                                node,
+                                "spec.stateStore: the URL holds a password, which would be committed; give it in PGPASSWORD "
+                                    + "or ~/.pgpass instead")
+                        } else if parts?.host?.isEmpty ?? true || (parts?.path ?? "").count < 2 {
+                            reader.report(node, "spec.stateStore: expected postgres://user@host:5432/database")
+                        }
+                    }
+                }
             }
         }
         return (reader.diagnostics.isEmpty ? settings : nil, reader.diagnostics)

@@ -21,6 +21,8 @@ public final class EnvironmentReconciler {
     public var actor: String
     /// The folder whose `.stagecraft/locks/` holds the environment's lock; nil: no lock (a single-process test).
     public var lockRoot: URL?
+    /// The environment file as last read, and the commit it was read at (read once per commit).
+    private var lastRead: (commit: ObjectID, manifest: EnvironmentManifest)?
 
     /// A reconciler of `environment` at `ref` over `seams`.
     public init(seams: ReconcileSeams, environment: String, ref: String, branch: String, actor: String) {
@@ -46,9 +48,18 @@ public final class EnvironmentReconciler {
             gates: Verifier(workspace: workspace))
         self.init(seams: seams, environment: environment, ref: ref, branch: workspace.settings.branch, actor: workspace.actor.name)
         lockRoot = workspace.root
+        lastRead = (commit, manifest)
     }
 
     private var git: any GitSource { seams.git }
+
+    /// The environment file at `commit`, checked as `validate` checks it.
+    private func validated(at commit: ObjectID) throws -> EnvironmentManifest {
+        let read = lastRead.flatMap { $0.commit == commit ? $0.manifest : nil }
+        let manifest = try EnvironmentFiles.validated(environment, at: commit, in: git, read: read)
+        lastRead = (commit, manifest)
+        return manifest
+    }
     private var state: any StateStore { seams.state }
 
     /// The commit the ref names now.
@@ -64,7 +75,7 @@ public final class EnvironmentReconciler {
     /// each model builds to at the branch head (reading the data, not training).
     public func plan() throws -> Plan {
         let commit = try currentCommit()
-        let manifest = try EnvironmentFiles.validated(environment, at: commit, in: git)
+        let manifest = try validated(at: commit)
         let running = seams.target.isLive()
         let actual = running ? try seams.target.state() : Planner.expectedAfterStart(try state.served(environment: environment))
         let promotions = manifest.track ? try self.promotions(manifest) : []
@@ -108,7 +119,7 @@ public final class EnvironmentReconciler {
                 environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true)
         }
         // What is deployed is what validate accepts.
-        let manifest = try EnvironmentFiles.validated(environment, at: commit, in: git)
+        let manifest = try validated(at: commit)
         let served = try state.served(environment: environment)
         let actual = live ? try seams.target.state() : Planner.expectedAfterStart(served)
         var records = try recover(actual: actual)
@@ -188,8 +199,11 @@ public enum EnvironmentFiles {
     /// The environment file of `environment` at `commit`, checked as `validate` checks it: the file on its own,
     /// against the manifests of its models (gates that fit their tasks, models that exist) and the project settings.
     /// - Throws: ``InvalidProject`` with `validate`'s `file:line:column` messages for that file and the settings.
-    public static func validated(_ environment: String, at commit: ObjectID, in git: any GitSource) throws -> EnvironmentManifest {
-        let manifest = try read(environment, at: commit, in: git)
+    /// - Parameter read: the file as already read at `commit`, if it was.
+    public static func validated(
+        _ environment: String, at commit: ObjectID, in git: any GitSource, read alreadyRead: EnvironmentManifest? = nil
+    ) throws -> EnvironmentManifest {
+        let manifest = try alreadyRead ?? read(environment, at: commit, in: git)
         let (_, diagnostics) = try Project.check(GitProjectSource(git: git, commit: commit))
         let relevant = diagnostics.filter { [manifest.file, ProjectSettings.file, "."].contains($0.location.file) }
         guard relevant.isEmpty else { throw InvalidProject(relevant) }

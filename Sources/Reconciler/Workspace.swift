@@ -2,6 +2,7 @@ public import Foundation
 public import GitStore
 public import Manifests
 public import Registry
+import PostgresState
 
 /// One repository as Stagecraft works on it: the git objects, the project settings, the artifact store, the
 /// state store and the local folder (`.stagecraft/`) that holds them.
@@ -31,7 +32,7 @@ public struct Workspace: Sendable {
         actor = repository.defaultSignature()
     }
 
-    /// The state store file.
+    /// The state store file (when the store is SQLite).
     public var statePath: String { root.appendingPathComponent(settings.stateStore).path }
 
     /// Opens the state store; when its file is missing (deleted, or a new clone) or empty (0 bytes: nothing was ever
@@ -39,7 +40,19 @@ public struct Workspace: Sendable {
     /// recorded is lost.
     /// - Parameter notice: told, in a sentence for the user, when the store is rebuilt.
     /// - Throws: ``StateStoreError`` naming `stagecraft state rebuild` when the file is not a state store.
-    public func openState(notice: (String) -> Void = { _ in }) throws -> SQLiteStateStore {
+    public func openState(notice: (String) -> Void = { _ in }) throws -> any StateStore {
+        if settings.stateStoreIsPostgres {
+            // A shared store: a new database (no record yet) takes the records of the notes, as a new SQLite file does.
+            let store = try PostgresStateStore(url: settings.stateStore)
+            if try store.records(environment: nil, model: nil).isEmpty {
+                let records = try notedRecords()
+                try store.importRecords(records)
+                if !records.isEmpty {
+                    notice("the state store \(store.location) was empty: imported \(records.count) deployment record(s) from refs/notes/stagecraft")
+                }
+            }
+            return store
+        }
         func size(_ path: String) -> Int? { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil }
         // Empty: no byte in the file nor in its write-ahead log (where a store just made by another process keeps its
         // first pages). SQLite takes an empty file as a new database; nothing is deleted (another process may have it open).
@@ -68,6 +81,12 @@ public struct Workspace: Sendable {
     /// records in `refs/notes/stagecraft`: the way forward from a damaged store. Returns where the old file went (nil
     /// when there was none) and how many records the new one holds.
     public func rebuildState() throws -> (movedTo: String?, records: Int) {
+        if settings.stateStoreIsPostgres {
+            // A shared database is not moved aside: what the notes hold is added, what it holds is kept.
+            let records = try notedRecords()
+            try PostgresStateStore(url: settings.stateStore).importRecords(records)
+            return (nil, records.count)
+        }
         var movedTo: String?
         if FileManager.default.fileExists(atPath: statePath) {
             let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")

@@ -18,8 +18,10 @@ public final class PostgresServer: @unchecked Sendable {
     /// The folder of Debian's PostgreSQL programs, when one is installed.
     static var binFolder: String? {
         let root = "/usr/lib/postgresql"
-        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
-        return versions.last.map { "\(root)/\($0)/bin" }.flatMap { FileManager.default.isExecutableFile(atPath: "\($0)/pg_ctl") ? $0 : nil }
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap { Int($0) }.sorted()
+        guard let version = versions.last else { return nil }
+        let bin = "\(root)/\(version)/bin"
+        return FileManager.default.isExecutableFile(atPath: bin + "/pg_ctl") ? bin : nil
     }
 
     /// True when this machine can run the test server.
@@ -29,7 +31,10 @@ public final class PostgresServer: @unchecked Sendable {
     public var url: String { "postgres://\(user)@127.0.0.1:\(port)/\(database)" }
 
     public init() throws {
-        guard let bin = Self.binFolder else { throw ProcessFailure(command: "pg_ctl", output: ProcessOutput(status: 127, stdout: "", stderr: "PostgreSQL is not installed")) }
+        guard let bin = Self.binFolder else {
+            throw ProcessFailure(
+                command: "pg_ctl", output: ProcessOutput(status: 127, stdout: "", stderr: "PostgreSQL is not installed (scripts/setup)"))
+        }
         self.bin = bin
         asUser = geteuid() == 0 ? ["runuser", "-u", "postgres", "--"] : []
         dataDirectory = NSTemporaryDirectory() + "stagecraft-pg-\(UUID().uuidString.prefix(8))"
@@ -40,13 +45,38 @@ public final class PostgresServer: @unchecked Sendable {
         }
         port = try Loopback.freePort()
         try run("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"])
-        try run(
-            "pg_ctl",
-            [
-                "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-o",
+        // The server outlives pg_ctl: it gets no pipe of ours, and pg_ctl is waited for with waitpid (Foundation's
+        // Process did not reap it here: its exit went unnoticed once the server it started lived on).
+        let status = try Self.spawnAndWait(
+            asUser + [
+                "\(bin)/pg_ctl", "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-o",
                 "-p \(port) -k \(dataDirectory) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
             ])
+        guard status == 0 else {
+            let log = (try? String(contentsOfFile: dataDirectory + "/server.log", encoding: .utf8)) ?? ""
+            throw ProcessFailure(command: "pg_ctl start", output: ProcessOutput(status: status, stdout: "", stderr: log))
+        }
         try run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", user, database])
+    }
+
+    /// Runs `command` (looked up in PATH) with /dev/null for its standard files and returns its exit status.
+    static func spawnAndWait(_ command: [String]) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor in Int32(0)...2 {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        let arguments = (["/usr/bin/env"] + command).map { strdup($0) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, arguments, environ)
+        guard spawned == 0 else {
+            throw ProcessFailure(command: command.joined(separator: " "), output: ProcessOutput(status: spawned, stdout: "", stderr: "posix_spawn failed"))
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     @discardableResult
@@ -64,7 +94,7 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     deinit {
-        _ = try? run("pg_ctl", ["-D", dataDirectory, "-m", "immediate", "stop"])
+        _ = try? Self.spawnAndWait(asUser + ["\(bin)/pg_ctl", "-D", dataDirectory, "-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 }

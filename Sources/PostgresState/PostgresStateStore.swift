@@ -1,0 +1,343 @@
+public import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+public import Registry
+
+/// The state store in PostgreSQL (`stateStore: postgres://user@host:5432/db` in `stagecraft.yaml`), shared by
+/// reconcilers on several hosts: the same tables and answers as the SQLite store, over one connection of
+/// postgres-nio. Calls block the calling thread until the server answers (the reconcile engine calls the store from
+/// threads of its own, never from an async executor).
+public final class PostgresStateStore: StateStore, @unchecked Sendable {
+    /// Where it is, without the password: for messages.
+    public let location: String
+    private let connection: PostgresConnection
+    private let logger: Logger
+    private let lock = NSLock()
+
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`) and
+    /// brings the schema up to date. The password comes from the URL, else `PGPASSWORD`, else `~/.pgpass`.
+    /// - Throws: ``StateStoreError`` (`unavailable`) naming the server, never the password.
+    public init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(StateStoreError) {
+        let target: PostgresURL
+        do { target = try PostgresURL(url, environment: environment) } catch {
+            throw StateStoreError(.unavailable, "the state store URL is not valid", cause: error)
+        }
+        location = target.redacted
+        var logger = Logger(label: "stagecraft.state.postgres")
+        logger.logLevel = .critical
+        self.logger = logger
+        var configuration = PostgresConnection.Configuration(
+            host: target.host, port: target.port, username: target.user, password: target.password, database: target.database,
+            tls: .disable)
+        if target.tls != .disable {
+            do {
+                let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+                configuration.tls = target.tls == .require ? .require(context) : .prefer(context)
+            } catch {
+                throw StateStoreError(.unavailable, "cannot set up TLS for \(location)", cause: error)
+            }
+        }
+        do {
+            connection = try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
+            ).wait()
+        } catch {
+            throw StateStoreError(.unavailable, "cannot connect to the state store \(location)", cause: Self.redact(error, target))
+        }
+        try migrate()
+    }
+
+    deinit { _ = try? connection.close().wait() }
+
+    /// An error's text without the password, should the library have put it there.
+    struct Redacted: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private static func redact(_ error: any Error, _ target: PostgresURL) -> Redacted {
+        let text = String(describing: error)
+        guard let password = target.password, !password.isEmpty else { return Redacted(description: text) }
+        return Redacted(description: text.replacingOccurrences(of: password, with: "***"))
+    }
+
+    // MARK: Queries
+
+    private func run(_ what: String, write: Bool = false, _ query: PostgresQuery) throws(StateStoreError) -> [PostgresRow] {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            return try connection.query(query, logger: logger).wait().rows
+        } catch {
+            throw StateStoreError(write ? .write : .read, "cannot \(write ? "write" : "read") \(what) \(write ? "to" : "from") \(location)", cause: error)
+        }
+    }
+
+    /// Runs `body`'s queries in one transaction.
+    private func transaction(_ what: String, _ queries: [PostgresQuery]) throws(StateStoreError) {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            _ = try connection.query("BEGIN", logger: logger).wait()
+            do {
+                for query in queries { _ = try connection.query(query, logger: logger).wait() }
+                _ = try connection.query("COMMIT", logger: logger).wait()
+            } catch {
+                _ = try? connection.query("ROLLBACK", logger: logger).wait()
+                throw error
+            }
+        } catch {
+            throw StateStoreError(.write, "cannot write \(what) to \(location)", cause: error)
+        }
+    }
+
+    /// The schema, by version: each step runs once, in a transaction, recorded in `stagecraft_schema`.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE deployment_record (
+                id TEXT PRIMARY KEY, environment TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, source TEXT,
+                environment_commit TEXT NOT NULL, outcome TEXT NOT NULL, gates TEXT NOT NULL, reason TEXT, actor TEXT NOT NULL,
+                started_at TEXT NOT NULL, finished_at TEXT, noted BOOLEAN NOT NULL DEFAULT FALSE)
+            """,
+            "CREATE INDEX deployment_record_by_environment ON deployment_record (environment, model, started_at)",
+            """
+            CREATE TABLE deployment (
+                environment TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, source TEXT, traffic TEXT, shadow TEXT,
+                record_id TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (environment, model))
+            """,
+            "CREATE TABLE environment_sync (environment TEXT PRIMARY KEY, synced_commit TEXT)",
+            """
+            CREATE TABLE build (
+                digest TEXT PRIMARY KEY, model TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL, metrics TEXT NOT NULL)
+            """,
+        ]
+    ]
+
+    private func migrate() throws(StateStoreError) {
+        _ = try run("the schema", write: true, "CREATE TABLE IF NOT EXISTS stagecraft_schema (version INTEGER PRIMARY KEY)")
+        for (index, statements) in Self.migrations.enumerated() {
+            let version = index + 1
+            // Two stores opening a new database at once: the primary key lets only one record the step; the other's
+            // transaction fails and it reads the schema as made.
+            let done = try run("the schema", "SELECT version FROM stagecraft_schema WHERE version = \(version)")
+            guard done.isEmpty else { continue }
+            do {
+                try transaction(
+                    "the schema",
+                    [PostgresQuery(unsafeSQL: "LOCK TABLE stagecraft_schema IN EXCLUSIVE MODE")]
+                        + [PostgresQuery(unsafeSQL: "INSERT INTO stagecraft_schema (version) VALUES (\(version))")]
+                        + statements.map { PostgresQuery(unsafeSQL: $0) })
+            } catch {
+                guard try !run("the schema", "SELECT version FROM stagecraft_schema WHERE version = \(version)").isEmpty else { throw error }
+            }
+        }
+    }
+
+    // MARK: StateStore
+
+    public func served(environment: String) throws(StateStoreError) -> [String: ServedModel] {
+        let rows = try run(
+            "deployments",
+            "SELECT environment, model, version, source, traffic, shadow, record_id, since FROM deployment WHERE environment = \(environment)")
+        var served: [String: ServedModel] = [:]
+        do {
+            for row in rows {
+                let (environment, model, version, source, traffic, shadow, record, since) = try row.decode(
+                    (String, String, String, String?, String?, String?, String, String).self)
+                served[model] = ServedModel(
+                    environment: environment, model: model, version: version, source: source,
+                    traffic: try traffic.map { try Timestamp.decoder.decode([VersionShare].self, from: Data($0.utf8)) },
+                    shadow: shadow, recordID: record, since: Timestamp.date(since) ?? Date(timeIntervalSince1970: 0))
+            }
+        } catch {
+            throw StateStoreError(.damaged, "cannot decode deployments from \(location)", cause: error)
+        }
+        return served
+    }
+
+    private static let recordColumns =
+        "id, environment, model, version, source, environment_commit, outcome, gates, reason, actor, started_at, finished_at"
+
+    private func records(_ query: PostgresQuery) throws(StateStoreError) -> [DeploymentRecord] {
+        let rows = try run("deployment records", query)
+        do {
+            return try rows.map { row in
+                let (id, environment, model, version, source, commit, outcome, gates, reason, actor, started, finished) =
+                    try row.decode((String, String, String, String, String?, String, String, String, String?, String, String, String?).self)
+                return DeploymentRecord(
+                    id: id, environment: environment, model: model, version: version, source: source, environmentCommit: commit,
+                    outcome: DeploymentOutcome(rawValue: outcome) ?? .interrupted,
+                    gates: try Timestamp.decoder.decode([GateResult].self, from: Data(gates.utf8)), reason: reason, actor: actor,
+                    startedAt: Timestamp.date(started) ?? Date(timeIntervalSince1970: 0), finishedAt: finished.flatMap(Timestamp.date))
+            }
+        } catch {
+            throw StateStoreError(.damaged, "cannot decode deployment records from \(location)", cause: error)
+        }
+    }
+
+    public func records(environment: String?, model: String?) throws(StateStoreError) -> [DeploymentRecord] {
+        // NULL parameters match everything: one statement for the four combinations.
+        try records(
+            """
+            SELECT \(unescaped: Self.recordColumns) FROM deployment_record
+            WHERE (\(environment)::TEXT IS NULL OR environment = \(environment))
+              AND (\(model)::TEXT IS NULL OR model = \(model))
+            ORDER BY started_at, id
+            """)
+    }
+
+    private static func save(_ record: DeploymentRecord, noted: Bool, ignoringExisting: Bool = false) -> PostgresQuery {
+        let gates = String(decoding: (try? Timestamp.encoder.encode(record.gates)) ?? Data("[]".utf8), as: UTF8.self)
+        let conflict =
+            ignoringExisting
+            ? "ON CONFLICT (id) DO NOTHING"
+            : """
+            ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, gates = excluded.gates, reason = excluded.reason,
+                finished_at = excluded.finished_at, version = excluded.version, source = excluded.source
+            """
+        return """
+            INSERT INTO deployment_record (\(unescaped: recordColumns), noted)
+            VALUES (\(record.id), \(record.environment), \(record.model), \(record.version), \(record.source),
+                \(record.environmentCommit), \(record.outcome.rawValue), \(gates), \(record.reason), \(record.actor),
+                \(Timestamp.string(record.startedAt)), \(record.finishedAt.map(Timestamp.string)), \(noted))
+            \(unescaped: conflict)
+            """
+    }
+
+    public func begin(_ record: DeploymentRecord) throws(StateStoreError) {
+        try transaction("a deployment record", [Self.save(record, noted: false)])
+    }
+
+    public func finish(_ record: DeploymentRecord, served: ServedModel?, removed: String?) throws(StateStoreError) {
+        var queries = [Self.save(record, noted: false)]
+        if let served {
+            let traffic = served.traffic.map { String(decoding: (try? Timestamp.encoder.encode($0)) ?? Data(), as: UTF8.self) }
+            queries.append(
+                """
+                INSERT INTO deployment (environment, model, version, source, traffic, shadow, record_id, since)
+                VALUES (\(served.environment), \(served.model), \(served.version), \(served.source), \(traffic), \(served.shadow),
+                    \(served.recordID), \(Timestamp.string(served.since)))
+                ON CONFLICT (environment, model) DO UPDATE SET version = excluded.version, source = excluded.source,
+                    traffic = excluded.traffic, shadow = excluded.shadow, record_id = excluded.record_id, since = excluded.since
+                """)
+        }
+        if let removed {
+            queries.append("DELETE FROM deployment WHERE environment = \(record.environment) AND model = \(removed)")
+        }
+        try transaction("a deployment record", queries)
+    }
+
+    public func unnoted() throws(StateStoreError) -> [DeploymentRecord] {
+        try records(
+            """
+            SELECT \(unescaped: Self.recordColumns) FROM deployment_record
+            WHERE NOT noted AND outcome <> \(DeploymentOutcome.inProgress.rawValue) ORDER BY started_at, id
+            """)
+    }
+
+    public func markNoted(_ ids: [String]) throws(StateStoreError) {
+        guard !ids.isEmpty else { return }
+        _ = try run("deployment records", write: true, "UPDATE deployment_record SET noted = TRUE WHERE id = ANY(\(ids))")
+    }
+
+    public func importRecords(_ records: [DeploymentRecord]) throws(StateStoreError) {
+        guard !records.isEmpty else { return }
+        try transaction("deployment records", records.map { Self.save($0, noted: true, ignoringExisting: true) })
+    }
+
+    public func syncedCommit(environment: String) throws(StateStoreError) -> String? {
+        let rows = try run("the synced commit", "SELECT synced_commit FROM environment_sync WHERE environment = \(environment)")
+        do { return try rows.first?.decode(String?.self) ?? nil } catch {
+            throw StateStoreError(.damaged, "cannot decode the synced commit from \(location)", cause: error)
+        }
+    }
+
+    public func setSyncedCommit(_ commit: String?, environment: String) throws(StateStoreError) {
+        _ = try run(
+            "the synced commit", write: true,
+            """
+            INSERT INTO environment_sync (environment, synced_commit) VALUES (\(environment), \(commit))
+            ON CONFLICT (environment) DO UPDATE SET synced_commit = excluded.synced_commit
+            """)
+    }
+
+    public func recordBuild(_ info: BuildInfo) throws(StateStoreError) {
+        let metrics = String(decoding: (try? Timestamp.encoder.encode(info.metrics)) ?? Data("{}".utf8), as: UTF8.self)
+        _ = try run(
+            "a build", write: true,
+            """
+            INSERT INTO build (digest, model, source, created_at, metrics)
+            VALUES (\(info.digest), \(info.model), \(info.source), \(Timestamp.string(info.createdAt)), \(metrics))
+            ON CONFLICT (digest) DO NOTHING
+            """)
+    }
+}
+
+/// A `postgres://` URL, with the password found where libpq looks for it.
+struct PostgresURL: Sendable {
+    enum TLS: Sendable { case disable, prefer, require }
+
+    var host: String
+    var port: Int
+    var user: String
+    var password: String?
+    var database: String
+    var tls: TLS
+
+    struct Invalid: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(_ text: String, environment: [String: String]) throws {
+        guard let parts = URLComponents(string: text), ["postgres", "postgresql"].contains(parts.scheme ?? ""),
+            let host = parts.host, !host.isEmpty
+        else {
+            throw Invalid(description: "expected postgres://user@host:5432/database")
+        }
+        self.host = host
+        port = parts.port ?? 5432
+        user = parts.user ?? environment["PGUSER"] ?? environment["USER"] ?? "postgres"
+        database = String(parts.path.drop { $0 == "/" })
+        guard !database.isEmpty else { throw Invalid(description: "the URL names no database (postgres://user@host:5432/database)") }
+        switch parts.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer
+        case "require", "verify-ca", "verify-full": tls = .require
+        case let other: throw Invalid(description: "sslmode '\(other)' is not one of disable, prefer, require")
+        }
+        password = parts.password ?? environment["PGPASSWORD"] ?? Self.passfile(environment: environment, host: host, port: port,
+            database: database, user: user)
+    }
+
+    /// The password `~/.pgpass` (or `PGPASSFILE`) has for this server, database and user (`*` matches anything).
+    static func passfile(environment: [String: String], host: String, port: Int, database: String, user: String) -> String? {
+        let path = environment["PGPASSFILE"] ?? (environment["HOME"].map { $0 + "/.pgpass" } ?? "")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            // host:port:database:user:password, with \: and \\ escaped.
+            var fields: [String] = [""]
+            var escaped = false
+            for character in line {
+                if escaped {
+                    fields[fields.count - 1].append(character)
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else if character == ":" && fields.count < 5 {
+                    fields.append("")
+                } else {
+                    fields[fields.count - 1].append(character)
+                }
+            }
+            guard fields.count == 5 else { continue }
+            let wanted = [host, String(port), database, user]
+            if zip(fields.prefix(4), wanted).allSatisfy({ $0 == "*" || $0 == $1 }) { return fields[4] }
+        }
+        return nil
+    }
+
+    /// The URL without its password.
+    var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+}
