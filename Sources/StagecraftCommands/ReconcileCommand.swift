@@ -132,13 +132,17 @@ struct ReconcileCommand: AsyncParsableCommand {
         let reconciler = try environment.reconciler { message in
             if console.isTerminal { line.update(message) }
         }
+        let context = RoundState((command: self, reconciler: reconciler, line: line))
         guard watch else {
-            let report = try once(reconciler, line: line)
-            if report.failed { throw CommandFailure(.failure) }
+            // The reconcile blocks (git, files, the lock, the server's start): on a thread of its own.
+            let failed = try await LoopService.onThread {
+                let (command, reconciler, line) = context.value
+                return try command.once(reconciler, line: line).failed
+            }
+            if failed { throw CommandFailure(.failure) }
             return
         }
         let retry = RoundState(WatchRetry(interval: DurationText.seconds(interval)!))
-        let context = RoundState((command: self, reconciler: reconciler, line: line))
         try await LoopService.runUntilSignalled("reconcile") {
             await LoopService.onThread { Self.round(context, retry: retry) }
         }
