@@ -128,7 +128,10 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire", "PostgresState",
+                "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire", "PostgresState", "InferenceGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

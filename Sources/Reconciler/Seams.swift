@@ -2,6 +2,7 @@ public import Foundation
 public import GitStore
 public import Manifests
 public import Registry
+public import InferenceGRPC
 
 /// What serves an environment's models: the seam between the reconcile engine and a serving engine. The local
 /// server process implements it (``ServerClient``); a Kubernetes or SageMaker target would too.
@@ -23,6 +24,18 @@ public protocol ServingTarget: AnyObject {
     func unload(model: String, version: String?) throws
     /// Sends one inference request (an Open Inference Protocol body) to a loaded version, as a verification probe.
     func infer(model: String, version: String, body: Data) throws -> (status: Int, json: [String: Any], seconds: Double)
+    /// True when it also serves the Open Inference Protocol over gRPC.
+    var servesGRPC: Bool { get }
+    /// Sends one `ModelInfer` over gRPC, as a verification probe.
+    func inferOverGRPC(_ request: Inference_ModelInferRequest) throws -> Inference_ModelInferResponse
+}
+
+extension ServingTarget {
+    public var servesGRPC: Bool { false }
+
+    public func inferOverGRPC(_ request: Inference_ModelInferRequest) throws -> Inference_ModelInferResponse {
+        throw ReconcileError(.server, "the server at \(address) does not serve gRPC")
+    }
 }
 
 /// Builds versions and finds built ones: the reconcile engine's view of the builder and the artifact store.

@@ -41,6 +41,8 @@ public final class ServerClient {
     public let port: Int
     private let token: String
     private var connection: HTTPConnection?
+    /// The port of the server's gRPC service, when it has one.
+    public var grpcPort: Int?
     /// Starts the server when it is not running (see ``start(_:commit:)``); nil: this client cannot start one.
     public var launch: ((EnvironmentManifest, ObjectID) throws -> Void)?
 

@@ -1,4 +1,5 @@
 import Foundation
+import InferenceGRPC
 import Learning
 public import Manifests
 public import Registry
@@ -21,6 +22,9 @@ public struct Verifier: GateChecking {
         public var errors: Int
         public var mismatches: Int
         public var latencyP99Ms: Double
+        /// Whether one row was also sent over gRPC (the server serves it), and whether its answer matched.
+        public var grpcChecked = false
+        public var grpcMatched = false
         public var errorRate: Double { requests == 0 ? 0 : Double(errors) / Double(requests) }
     }
 
@@ -40,6 +44,12 @@ public struct Verifier: GateChecking {
             GateResult(
                 gate: "predictions match the build's", metric: "predictionMismatches", value: Double(probe.mismatches),
                 passed: probe.mismatches == 0 && probe.requests > 0, stage: "online"))
+        if probe.grpcChecked {
+            results.append(
+                GateResult(
+                    gate: "the gRPC answer matches the build's", metric: "grpcMismatches", value: probe.grpcMatched ? 0 : 1,
+                    passed: probe.grpcMatched, stage: "online"))
+        }
         for gate in gates where !gate.metric.isOffline {
             let value = gate.metric == .latencyP99Ms ? probe.latencyP99Ms : probe.errorRate
             results.append(
@@ -84,6 +94,11 @@ public struct Verifier: GateChecking {
                 }
             }
             guard complete else { continue }  // rows with missing values cannot be sent as JSON numbers
+            if server.servesGRPC && !probe.grpcChecked {
+                probe.grpcChecked = true
+                probe.grpcMatched = try Self.grpcAnswerMatches(
+                    model: model, version: version, row: row, features: features, columns: columns, expected: expected, server: server)
+            }
             let body = try JSONSerialization.data(withJSONObject: [
                 "id": "verify-\(row)", "inputs": inputs, "outputs": [["name": "predict"]],
             ])
@@ -109,5 +124,42 @@ public struct Verifier: GateChecking {
             probe.latencyP99Ms = latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)]
         }
         return probe
+    }
+
+    /// Sends row `row` as one `ModelInfer` over gRPC (typed contents) and compares the answer with the model file's.
+    static func grpcAnswerMatches(
+        model: String, version: String, row: Int, features: [FeaturePipeline.Feature], columns: [Column?], expected: Predictions,
+        server: any ServingTarget
+    ) throws -> Bool {
+        var request = Inference_ModelInferRequest()
+        request.modelName = model
+        request.modelVersion = version
+        request.id = "verify-grpc-\(row)"
+        for (feature, column) in zip(features, columns) {
+            var input = Inference_ModelInferRequest.InferInputTensor()
+            input.name = feature.name
+            input.shape = [1]
+            switch column {
+            case .numeric(let values)?:
+                input.datatype = "FP64"
+                input.contents.fp64Contents = [values[row]]
+            case .categorical(let codes, let levels)?:
+                input.datatype = "BYTES"
+                input.contents.bytesContents = [Data(levels[Int(codes[row])].utf8)]
+            case nil:
+                return false
+            }
+            request.inputs.append(input)
+        }
+        var output = Inference_ModelInferRequest.InferRequestedOutputTensor()
+        output.name = "predict"
+        request.outputs = [output]
+        let answer = try server.inferOverGRPC(request)
+        guard let predict = answer.outputs.first(where: { $0.name == "predict" }) else { return false }
+        if let labels = expected.labels {
+            return predict.contents.bytesContents.first.map { String(decoding: $0, as: UTF8.self) } == labels[row]
+        }
+        guard let value = predict.contents.fp64Contents.first, let wanted = expected.values?[row] else { return false }
+        return value == wanted  // binary on the wire: bit for bit
     }
 }

@@ -133,8 +133,10 @@ public struct Workspace: Sendable {
 
     /// A client for `environment`'s server, with the admin token of this workspace.
     public func serverClient(for environment: EnvironmentManifest) throws -> ServerClient {
-        ServerClient(host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root),
-                     repositoryPath: root.path)
+        let client = ServerClient(
+            host: environment.host, port: environment.port, token: try AdminToken.loadOrCreate(root: root), repositoryPath: root.path)
+        client.grpcPort = environment.grpcPort
+        return client
     }
 
     /// The route a deployment asks for (default, split, shadow), with full digests; nil when it pins no version or

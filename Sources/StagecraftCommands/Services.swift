@@ -20,10 +20,12 @@ struct LoopService: Service {
         }
     }
 
-    /// Runs blocking `work` on a new thread and waits for it without holding an async executor's thread.
+    /// Runs blocking `work` on a new thread and waits for it without holding an async executor's thread. The command's
+    /// console goes with it (a task-local value does not cross to a thread of its own by itself).
     static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: work()) }
+        let console = Console.current
+        return await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: Console.$current.withValue(console) { work() }) }
             thread.stackSize = 8 << 20
             thread.start()
         }
@@ -31,8 +33,9 @@ struct LoopService: Service {
 
     /// Runs blocking, throwing `work` on a new thread and waits for it without holding an async executor's thread.
     static func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try work() }) }
+        let console = Console.current
+        return try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Console.$current.withValue(console) { Result { try work() } }) }
             thread.stackSize = 8 << 20
             thread.start()
         }
