@@ -70,7 +70,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         do {
             return try connection.query(query, logger: logger).wait().rows
         } catch {
-            throw StateStoreError(write ? .write : .read, "cannot \(write ? "write" : "read") \(what) \(write ? "to" : "from") \(location)", cause: error)
+            let verb = write ? "write \(what) to" : "read \(what) from"
+            throw StateStoreError(write ? .write : .read, "cannot \(verb) \(location)", cause: error)
         }
     }
 
@@ -130,7 +131,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                         + [PostgresQuery(unsafeSQL: "INSERT INTO stagecraft_schema (version) VALUES (\(version))")]
                         + statements.map { PostgresQuery(unsafeSQL: $0) })
             } catch {
-                guard try !run("the schema", "SELECT version FROM stagecraft_schema WHERE version = \(version)").isEmpty else { throw error }
+                let made = try run("the schema", "SELECT version FROM stagecraft_schema WHERE version = \(version)")
+                guard !made.isEmpty else { throw error }
             }
         }
     }
@@ -140,7 +142,10 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     public func served(environment: String) throws(StateStoreError) -> [String: ServedModel] {
         let rows = try run(
             "deployments",
-            "SELECT environment, model, version, source, traffic, shadow, record_id, since FROM deployment WHERE environment = \(environment)")
+            """
+            SELECT environment, model, version, source, traffic, shadow, record_id, since
+            FROM deployment WHERE environment = \(environment)
+            """)
         var served: [String: ServedModel] = [:]
         do {
             for row in rows {

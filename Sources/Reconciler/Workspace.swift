@@ -48,7 +48,9 @@ public struct Workspace: Sendable {
                 let records = try notedRecords()
                 try store.importRecords(records)
                 if !records.isEmpty {
-                    notice("the state store \(store.location) was empty: imported \(records.count) deployment record(s) from refs/notes/stagecraft")
+                    notice(
+                        "the state store \(store.location) was empty: imported \(records.count) deployment record(s) "
+                            + "from refs/notes/stagecraft")
                 }
             }
             return store
@@ -62,7 +64,9 @@ public struct Workspace: Sendable {
         do {
             store = try SQLiteStateStore(path: statePath)
         } catch {
-            throw StateStoreError(.damaged, "\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it "
+            throw StateStoreError(
+                .damaged,
+                "\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it "
                 + "aside and rebuilds the records from refs/notes/stagecraft")
         }
         if missing || empty {

@@ -127,7 +127,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw RegistryError(.notFound, "version \(version) is not in the artifact store (\(store.root.path))")
             }
             let info = try store.buildInfo(digest)
-            guard info.model == model else { throw RegistryError(.notFound, "version \(version) is a build of '\(info.model)', not '\(model)'") }
+            guard info.model == model else {
+                throw RegistryError(.notFound, "version \(version) is a build of '\(info.model)', not '\(model)'")
+            }
             return LoadedVersion(model: model, version: digest, source: info.source, file: try store.model(digest))
         }
         // A detached server records its own pid (the parent only knows setsid's) and holds the file's lock while it runs.

@@ -72,7 +72,8 @@ public final class PostgresServer: @unchecked Sendable {
         var pid = pid_t()
         let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, arguments, environ)
         guard spawned == 0 else {
-            throw ProcessFailure(command: command.joined(separator: " "), output: ProcessOutput(status: spawned, stdout: "", stderr: "posix_spawn failed"))
+            throw ProcessFailure(
+                command: command.joined(separator: " "), output: ProcessOutput(status: spawned, stdout: "", stderr: "posix_spawn failed"))
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
