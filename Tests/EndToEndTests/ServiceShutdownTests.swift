@@ -9,16 +9,14 @@ import Testing
         let scratch = try ScratchRepository.example()
         let ports = try scratch.useFreePorts()
         defer { scratch.stopServers() }
+        // The reconcile pauses after loading a version to verify it: SIGTERM arrives in the middle of it.
         let watcher = try BackgroundProcess(
-            Fixtures.stagecraftBinary, ["reconcile", "--env", "dev", "--watch", "--interval", "200ms"], in: scratch.path)
+            Fixtures.stagecraftBinary, ["reconcile", "--env", "dev", "--watch", "--interval", "200ms"], in: scratch.path,
+            environment: ["STAGECRAFT_FAILPOINT": "after-load:pause"])
         defer { watcher.stop() }
-        // The server is up: the reconcile is under way (it builds, promotes and verifies both models next).
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && (try? HTTPConnection(port: ports["dev"]!, timeout: 1).send("GET", "/v2/health/live"))?.status != 200 {
-            usleep(20_000)
-        }
-        let inProgress = try scratch.stagecraft(["status", "--env", "dev", "--output", "json"])
-        #expect(inProgress.stdout.contains("\"sync\" : \"OutOfSync\""), "the reconcile had already finished: \(inProgress.stdout)")
+        while Date() < deadline && !watcher.log.contains("failpoint after-load: paused") { usleep(20_000) }
+        #expect(watcher.log.contains("failpoint after-load: paused"), "\(watcher.log)")
         kill(watcher.process.processIdentifier, SIGTERM)
         let exitDeadline = Date().addingTimeInterval(120)
         while watcher.process.isRunning && Date() < exitDeadline { usleep(50_000) }
