@@ -53,7 +53,8 @@ struct InitCommand: AsyncParsableCommand {
             message: "Set up Stagecraft: example model and dev, qa, prod "
                 + "environments",
             author: repository.defaultSignature())
-        console.print(console.styled("✓", .green) + " initialized a Stagecraft repository in \(root) (commit \(commit.short) on \(branch))")
+        console.print(
+            console.styled("✓", .green) + " initialized a Stagecraft repository in \(root) (commit \(commit.short) on \(branch))")
         for file in files.keys.sorted() { console.print("  \(file)") }
         console.print(
             "\nNext: stagecraft validate --repo \(directory), then build, verify and serve dev: stagecraft reconcile --env "

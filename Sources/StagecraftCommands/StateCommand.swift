@@ -36,6 +36,7 @@ struct StateRebuildCommand: AsyncParsableCommand {
         let (movedTo, records) = try workspace.rebuildState()
         if let movedTo { console.print("moved the old state store to \(movedTo)") }
         console.print(
-            console.styled("✓", .green) + " rebuilt \(workspace.statePath) with \(records) deployment record(s) from refs/notes/stagecraft")
+            console.styled("✓", .green) + " rebuilt \(workspace.statePath) with \(records) deployment record(s) "
+                + "from refs/notes/stagecraft")
     }
 }

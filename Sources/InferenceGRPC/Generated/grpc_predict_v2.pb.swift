@@ -547,7 +547,9 @@ public nonisolated struct Inference_RepositoryModelUnloadResponse: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "inference"
 
-nonisolated extension Inference_ServerLiveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ServerLiveRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ServerLiveRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -566,7 +568,9 @@ nonisolated extension Inference_ServerLiveRequest: SwiftProtobuf.Message, SwiftP
   }
 }
 
-nonisolated extension Inference_ServerLiveResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ServerLiveResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ServerLiveResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}live\0")
 
@@ -596,7 +600,9 @@ nonisolated extension Inference_ServerLiveResponse: SwiftProtobuf.Message, Swift
   }
 }
 
-nonisolated extension Inference_ServerReadyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ServerReadyRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ServerReadyRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -615,7 +621,9 @@ nonisolated extension Inference_ServerReadyRequest: SwiftProtobuf.Message, Swift
   }
 }
 
-nonisolated extension Inference_ServerReadyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ServerReadyResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ServerReadyResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ready\0")
 
@@ -645,7 +653,9 @@ nonisolated extension Inference_ServerReadyResponse: SwiftProtobuf.Message, Swif
   }
 }
 
-nonisolated extension Inference_ModelReadyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelReadyRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelReadyRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0")
 
@@ -680,7 +690,9 @@ nonisolated extension Inference_ModelReadyRequest: SwiftProtobuf.Message, SwiftP
   }
 }
 
-nonisolated extension Inference_ModelReadyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelReadyResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelReadyResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ready\0")
 
@@ -710,7 +722,9 @@ nonisolated extension Inference_ModelReadyResponse: SwiftProtobuf.Message, Swift
   }
 }
 
-nonisolated extension Inference_ServerMetadataRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ServerMetadataRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ServerMetadataRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -729,7 +743,9 @@ nonisolated extension Inference_ServerMetadataRequest: SwiftProtobuf.Message, Sw
   }
 }
 
-nonisolated extension Inference_ServerMetadataResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ServerMetadataResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ServerMetadataResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}extensions\0")
 
@@ -769,7 +785,9 @@ nonisolated extension Inference_ServerMetadataResponse: SwiftProtobuf.Message, S
   }
 }
 
-nonisolated extension Inference_ModelMetadataRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelMetadataRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelMetadataRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0")
 
@@ -804,9 +822,14 @@ nonisolated extension Inference_ModelMetadataRequest: SwiftProtobuf.Message, Swi
   }
 }
 
-nonisolated extension Inference_ModelMetadataResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelMetadataResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelMetadataResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}versions\0\u{1}platform\0\u{1}inputs\0\u{1}outputs\0\u{1}parameters\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{1}name\0\u{1}versions\0\u{1}platform\0\u{1}inputs\0\u{1}outputs\0\u{1}parameters\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -819,7 +842,12 @@ nonisolated extension Inference_ModelMetadataResponse: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularStringField(value: &self.platform) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.inputs) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.outputs) }()
-      case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 6:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       default: break
       }
     }
@@ -842,7 +870,9 @@ nonisolated extension Inference_ModelMetadataResponse: SwiftProtobuf.Message, Sw
       try visitor.visitRepeatedMessageField(value: self.outputs, fieldNumber: 5)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 6)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 6)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -859,7 +889,9 @@ nonisolated extension Inference_ModelMetadataResponse: SwiftProtobuf.Message, Sw
   }
 }
 
-nonisolated extension Inference_ModelMetadataResponse.TensorMetadata: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelMetadataResponse.TensorMetadata:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = Inference_ModelMetadataResponse.protoMessageName + ".TensorMetadata"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}datatype\0\u{1}shape\0\u{1}parameters\0")
 
@@ -872,7 +904,12 @@ nonisolated extension Inference_ModelMetadataResponse.TensorMetadata: SwiftProto
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.datatype) }()
       case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.shape) }()
-      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 4:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       default: break
       }
     }
@@ -889,7 +926,9 @@ nonisolated extension Inference_ModelMetadataResponse.TensorMetadata: SwiftProto
       try visitor.visitPackedInt64Field(value: self.shape, fieldNumber: 3)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 4)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 4)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -904,9 +943,14 @@ nonisolated extension Inference_ModelMetadataResponse.TensorMetadata: SwiftProto
   }
 }
 
-nonisolated extension Inference_ModelInferRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelInferRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelInferRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_name\0\u{3}model_version\0\u{1}id\0\u{1}parameters\0\u{1}inputs\0\u{1}outputs\0\u{3}raw_input_contents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{3}model_name\0\u{3}model_version\0\u{1}id\0\u{1}parameters\0\u{1}inputs\0\u{1}outputs\0\u{3}raw_input_contents\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -917,7 +961,12 @@ nonisolated extension Inference_ModelInferRequest: SwiftProtobuf.Message, SwiftP
       case 1: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.modelVersion) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 4:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.inputs) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.outputs) }()
       case 7: try { try decoder.decodeRepeatedBytesField(value: &self.rawInputContents) }()
@@ -937,7 +986,9 @@ nonisolated extension Inference_ModelInferRequest: SwiftProtobuf.Message, SwiftP
       try visitor.visitSingularStringField(value: self.id, fieldNumber: 3)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 4)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 4)
     }
     if !self.inputs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.inputs, fieldNumber: 5)
@@ -964,9 +1015,14 @@ nonisolated extension Inference_ModelInferRequest: SwiftProtobuf.Message, SwiftP
   }
 }
 
-nonisolated extension Inference_ModelInferRequest.InferInputTensor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelInferRequest.InferInputTensor:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = Inference_ModelInferRequest.protoMessageName + ".InferInputTensor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}datatype\0\u{1}shape\0\u{1}parameters\0\u{1}contents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{1}name\0\u{1}datatype\0\u{1}shape\0\u{1}parameters\0\u{1}contents\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -977,7 +1033,12 @@ nonisolated extension Inference_ModelInferRequest.InferInputTensor: SwiftProtobu
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.datatype) }()
       case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.shape) }()
-      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 4:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._contents) }()
       default: break
       }
@@ -999,7 +1060,9 @@ nonisolated extension Inference_ModelInferRequest.InferInputTensor: SwiftProtobu
       try visitor.visitPackedInt64Field(value: self.shape, fieldNumber: 3)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 4)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 4)
     }
     try { if let v = self._contents {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
@@ -1018,7 +1081,9 @@ nonisolated extension Inference_ModelInferRequest.InferInputTensor: SwiftProtobu
   }
 }
 
-nonisolated extension Inference_ModelInferRequest.InferRequestedOutputTensor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelInferRequest.InferRequestedOutputTensor:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = Inference_ModelInferRequest.protoMessageName + ".InferRequestedOutputTensor"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}parameters\0")
 
@@ -1029,7 +1094,12 @@ nonisolated extension Inference_ModelInferRequest.InferRequestedOutputTensor: Sw
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 2:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       default: break
       }
     }
@@ -1040,12 +1110,16 @@ nonisolated extension Inference_ModelInferRequest.InferRequestedOutputTensor: Sw
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 2)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 2)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Inference_ModelInferRequest.InferRequestedOutputTensor, rhs: Inference_ModelInferRequest.InferRequestedOutputTensor) -> Bool {
+  public static func ==(
+    lhs: Inference_ModelInferRequest.InferRequestedOutputTensor, rhs: Inference_ModelInferRequest.InferRequestedOutputTensor
+  ) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.parameters != rhs.parameters {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1053,9 +1127,14 @@ nonisolated extension Inference_ModelInferRequest.InferRequestedOutputTensor: Sw
   }
 }
 
-nonisolated extension Inference_ModelInferResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelInferResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelInferResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_name\0\u{3}model_version\0\u{1}id\0\u{1}parameters\0\u{1}outputs\0\u{3}raw_output_contents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{3}model_name\0\u{3}model_version\0\u{1}id\0\u{1}parameters\0\u{1}outputs\0\u{3}raw_output_contents\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1066,7 +1145,12 @@ nonisolated extension Inference_ModelInferResponse: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.modelVersion) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 4:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.outputs) }()
       case 6: try { try decoder.decodeRepeatedBytesField(value: &self.rawOutputContents) }()
       default: break
@@ -1085,7 +1169,9 @@ nonisolated extension Inference_ModelInferResponse: SwiftProtobuf.Message, Swift
       try visitor.visitSingularStringField(value: self.id, fieldNumber: 3)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 4)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 4)
     }
     if !self.outputs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.outputs, fieldNumber: 5)
@@ -1108,9 +1194,14 @@ nonisolated extension Inference_ModelInferResponse: SwiftProtobuf.Message, Swift
   }
 }
 
-nonisolated extension Inference_ModelInferResponse.InferOutputTensor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelInferResponse.InferOutputTensor:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = Inference_ModelInferResponse.protoMessageName + ".InferOutputTensor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}datatype\0\u{1}shape\0\u{1}parameters\0\u{1}contents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{1}name\0\u{1}datatype\0\u{1}shape\0\u{1}parameters\0\u{1}contents\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1121,7 +1212,12 @@ nonisolated extension Inference_ModelInferResponse.InferOutputTensor: SwiftProto
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.datatype) }()
       case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.shape) }()
-      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: &self.parameters) }()
+      case 4:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+            value: &self.parameters)
+        }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._contents) }()
       default: break
       }
@@ -1143,7 +1239,9 @@ nonisolated extension Inference_ModelInferResponse.InferOutputTensor: SwiftProto
       try visitor.visitPackedInt64Field(value: self.shape, fieldNumber: 3)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self, value: self.parameters, fieldNumber: 4)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_InferParameter>.self,
+        value: self.parameters, fieldNumber: 4)
     }
     try { if let v = self._contents {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
@@ -1162,9 +1260,14 @@ nonisolated extension Inference_ModelInferResponse.InferOutputTensor: SwiftProto
   }
 }
 
-nonisolated extension Inference_InferParameter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_InferParameter:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".InferParameter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_param\0\u{3}int64_param\0\u{3}string_param\0\u{3}double_param\0\u{3}uint64_param\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{3}bool_param\0\u{3}int64_param\0\u{3}string_param\0\u{3}double_param\0\u{3}uint64_param\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1255,9 +1358,15 @@ nonisolated extension Inference_InferParameter: SwiftProtobuf.Message, SwiftProt
   }
 }
 
-nonisolated extension Inference_InferTensorContents: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_InferTensorContents:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".InferTensorContents"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_contents\0\u{3}int_contents\0\u{3}int64_contents\0\u{3}uint_contents\0\u{3}uint64_contents\0\u{3}fp32_contents\0\u{3}fp64_contents\0\u{3}bytes_contents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{3}bool_contents\0\u{3}int_contents\0\u{3}int64_contents\0\u{3}uint_contents\0\u{3}uint64_contents\0\u{3}fp32_contents\
+      \0\u{3}fp64_contents\0\u{3}bytes_contents\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1320,7 +1429,9 @@ nonisolated extension Inference_InferTensorContents: SwiftProtobuf.Message, Swif
   }
 }
 
-nonisolated extension Inference_RepositoryIndexRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryIndexRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".RepositoryIndexRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}repository_name\0\u{1}ready\0")
 
@@ -1355,7 +1466,9 @@ nonisolated extension Inference_RepositoryIndexRequest: SwiftProtobuf.Message, S
   }
 }
 
-nonisolated extension Inference_RepositoryIndexResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryIndexResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".RepositoryIndexResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0")
 
@@ -1385,7 +1498,9 @@ nonisolated extension Inference_RepositoryIndexResponse: SwiftProtobuf.Message, 
   }
 }
 
-nonisolated extension Inference_RepositoryIndexResponse.ModelIndex: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryIndexResponse.ModelIndex:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = Inference_RepositoryIndexResponse.protoMessageName + ".ModelIndex"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}state\0\u{1}reason\0")
 
@@ -1430,9 +1545,14 @@ nonisolated extension Inference_RepositoryIndexResponse.ModelIndex: SwiftProtobu
   }
 }
 
-nonisolated extension Inference_ModelRepositoryParameter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_ModelRepositoryParameter:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".ModelRepositoryParameter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_param\0\u{3}int64_param\0\u{3}string_param\0\u{3}bytes_param\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(
+    bytecode: """
+      \0\u{3}bool_param\0\u{3}int64_param\0\u{3}string_param\0\u{3}bytes_param\0
+      """)
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1511,7 +1631,9 @@ nonisolated extension Inference_ModelRepositoryParameter: SwiftProtobuf.Message,
   }
 }
 
-nonisolated extension Inference_RepositoryModelLoadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryModelLoadRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".RepositoryModelLoadRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}repository_name\0\u{3}model_name\0\u{1}parameters\0")
 
@@ -1523,7 +1645,12 @@ nonisolated extension Inference_RepositoryModelLoadRequest: SwiftProtobuf.Messag
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.repositoryName) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
-      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self, value: &self.parameters) }()
+      case 3:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self,
+            value: &self.parameters)
+        }()
       default: break
       }
     }
@@ -1537,7 +1664,9 @@ nonisolated extension Inference_RepositoryModelLoadRequest: SwiftProtobuf.Messag
       try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 2)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self, value: self.parameters, fieldNumber: 3)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self,
+        value: self.parameters, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1551,7 +1680,9 @@ nonisolated extension Inference_RepositoryModelLoadRequest: SwiftProtobuf.Messag
   }
 }
 
-nonisolated extension Inference_RepositoryModelLoadResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryModelLoadResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".RepositoryModelLoadResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
@@ -1570,7 +1701,9 @@ nonisolated extension Inference_RepositoryModelLoadResponse: SwiftProtobuf.Messa
   }
 }
 
-nonisolated extension Inference_RepositoryModelUnloadRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryModelUnloadRequest:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".RepositoryModelUnloadRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}repository_name\0\u{3}model_name\0\u{1}parameters\0")
 
@@ -1582,7 +1715,12 @@ nonisolated extension Inference_RepositoryModelUnloadRequest: SwiftProtobuf.Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.repositoryName) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
-      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self, value: &self.parameters) }()
+      case 3:
+        try {
+          try decoder.decodeMapField(
+            fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self,
+            value: &self.parameters)
+        }()
       default: break
       }
     }
@@ -1596,7 +1734,9 @@ nonisolated extension Inference_RepositoryModelUnloadRequest: SwiftProtobuf.Mess
       try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 2)
     }
     if !self.parameters.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self, value: self.parameters, fieldNumber: 3)
+      try visitor.visitMapField(
+        fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Inference_ModelRepositoryParameter>.self,
+        value: self.parameters, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1610,7 +1750,9 @@ nonisolated extension Inference_RepositoryModelUnloadRequest: SwiftProtobuf.Mess
   }
 }
 
-nonisolated extension Inference_RepositoryModelUnloadResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+nonisolated extension Inference_RepositoryModelUnloadResponse:
+  SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding
+{
   public static let protoMessageName: String = _protobuf_package + ".RepositoryModelUnloadResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
