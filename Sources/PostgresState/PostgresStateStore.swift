@@ -234,6 +234,11 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
         try transaction("a deployment record", queries)
     }
 
+    /// True when the store holds no deployment record (one row is read, not all of them).
+    public func isEmpty() throws(StateStoreError) -> Bool {
+        try run("deployment records", "SELECT 1 FROM deployment_record LIMIT 1").isEmpty
+    }
+
     public func unnoted() throws(StateStoreError) -> [DeploymentRecord] {
         try records(
             """

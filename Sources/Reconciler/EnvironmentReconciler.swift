@@ -53,6 +53,9 @@ public final class EnvironmentReconciler {
 
     private var git: any GitSource { seams.git }
 
+    /// The environment file at `commit`, checked as `validate` checks it; read once per commit.
+    public func environmentFile(at commit: ObjectID) throws -> EnvironmentManifest { try validated(at: commit) }
+
     /// The environment file at `commit`, checked as `validate` checks it.
     private func validated(at commit: ObjectID) throws -> EnvironmentManifest {
         let read = lastRead.flatMap { $0.commit == commit ? $0.manifest : nil }

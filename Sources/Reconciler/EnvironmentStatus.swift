@@ -36,7 +36,7 @@ extension EnvironmentReconciler {
     public func status() throws -> (plan: Plan, models: [ModelStatus]) {
         let plan = try self.plan()
         guard let commit = ObjectID(hex: plan.commit) else { return (plan, []) }
-        let manifest = try EnvironmentFiles.read(environment, at: commit, in: seams.git)
+        let manifest = try environmentFile(at: commit)  // as the plan read it
         let actual = plan.serverRunning ? try seams.target.state() : nil
         let records = try seams.state.records(environment: environment, model: nil)
         let models =

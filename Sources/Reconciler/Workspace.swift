@@ -44,7 +44,7 @@ public struct Workspace: Sendable {
         if settings.stateStoreIsPostgres {
             // A shared store: a new database (no record yet) takes the records of the notes, as a new SQLite file does.
             let store = try PostgresStateStore(url: settings.stateStore)
-            if try store.records(environment: nil, model: nil).isEmpty {
+            if try store.isEmpty() {
                 let records = try notedRecords()
                 try store.importRecords(records)
                 if !records.isEmpty {

@@ -118,7 +118,7 @@ struct StatusCommand: AsyncParsableCommand {
         let reconciler = try EnvironmentReconciler(
             workspace: workspace, state: state, environment: name, ref: commit.hex, startServer: { _, _ in })
         let (plan, models) = try reconciler.status()
-        let manifest = try workspace.environment(name, at: commit)
+        let manifest = try reconciler.environmentFile(at: commit)  // as the plan read it, not parsed again
         let connection = plan.serverRunning ? try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5) : nil
         let rows = models.map { status in
             Row(

@@ -90,6 +90,10 @@ import Testing
             #expect(try server.psql("SELECT synced_commit FROM environment_sync WHERE environment = 'qa'") == "def")
             #expect(try server.psql("SELECT model, metrics FROM build") == "churn|{\"auc\":0.97}")
             #expect(try server.psql("SELECT max(version) FROM stagecraft_schema") == "1")
+            #expect(try (store as? PostgresStateStore)?.isEmpty() == false)
+            _ = try server.psql("TRUNCATE deployment_record")
+            #expect(try (store as? PostgresStateStore)?.isEmpty() == true)
+            try store.importRecords([imported, first])
             // A second store on the same database sees the same and does not migrate again.
             let again = try PostgresStateStore(url: server.url + "?sslmode=disable")
             #expect(try again.records(environment: nil, model: nil) == store.records(environment: nil, model: nil))
