@@ -243,7 +243,7 @@ public final class Executor {
         progress("verifying \(model) \(VersionDigest.short(version)) in \(environment.name)")
         let results: [GateResult]
         do {
-            if !((try seams.target.state().versions[model]) ?? []).contains(version) {
+            if action.isLoaded != true {
                 try seams.target.load(model: model, version: version)
                 chains[model, default: Chain()].loadedHere.append(version)
                 Failpoint.hit("after-load")

@@ -33,13 +33,15 @@ public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertibl
     public var gates: [Gate]?
     /// `verify`: true when the version is the one that takes the default traffic (its gates are named plainly).
     public var isDefault: Bool?
+    /// `verify`: true when the server already holds the version (in a slot that takes no traffic): not loaded again.
+    public var isLoaded: Bool?
     /// `switch`: the route to set, as pinned (versions are resolved to full digests when the switch runs).
     public var route: ServerState.Route?
 
     /// An action; only the fields its kind needs are set.
     public init(
         kind: Kind, model: String? = nil, version: String? = nil, detail: String = "", source: String? = nil,
-        gates: [Gate]? = nil, isDefault: Bool? = nil, route: ServerState.Route? = nil
+        gates: [Gate]? = nil, isDefault: Bool? = nil, isLoaded: Bool? = nil, route: ServerState.Route? = nil
     ) {
         self.kind = kind
         self.model = model
@@ -48,6 +50,7 @@ public struct PlannedAction: Codable, Sendable, Hashable, CustomStringConvertibl
         self.source = source
         self.gates = gates
         self.isDefault = isDefault
+        self.isLoaded = isLoaded
         self.route = route
     }
 
@@ -236,7 +239,8 @@ public enum Planner {
             actions.append(
                 PlannedAction(
                     kind: .verify, model: model, version: full,
-                    detail: "gates: \(gates.map(\.description).joined(separator: ", "))", gates: gates, isDefault: index == 0))
+                    detail: "gates: \(gates.map(\.description).joined(separator: ", "))", gates: gates, isDefault: index == 0,
+                    isLoaded: loaded.contains(full)))
         }
         var detail = current.map { "from \(VersionDigest.short($0.defaultVersion))" } ?? "first version"
         if let traffic = pinned.traffic {
