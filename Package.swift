@@ -113,6 +113,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A small S3 client (Signature Version 4 over async-http-client): artifacts and data in S3-compatible storage.
+        .target(
+            name: "ObjectStorage",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The model repository API's wire types, shared by the server and the reconciler's client.
         .target(name: "RepositoryWire", swiftSettings: swiftSettings),
         .target(
@@ -129,6 +142,7 @@ let package = Package(
             name: "Reconciler",
             dependencies: [
                 "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire", "PostgresState", "InferenceGRPC",
+                "ObjectStorage",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -210,6 +224,11 @@ let package = Package(
         .testTarget(
             name: "FileQueueTests",
             dependencies: ["FileQueue", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ObjectStorageTests",
+            dependencies: ["ObjectStorage", "StagecraftTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

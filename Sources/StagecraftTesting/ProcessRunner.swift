@@ -54,5 +54,9 @@ public enum ProcessRunner {
 public struct ProcessFailure: Error, CustomStringConvertible {
     public let command: String
     public let output: ProcessOutput
+    public init(command: String, output: ProcessOutput) {
+        self.command = command
+        self.output = output
+    }
     public var description: String { "\(command) exited \(output.status): \(output.stderr)\(output.stdout)" }
 }
