@@ -28,9 +28,12 @@ public struct Builder: Sendable {
     /// The folder that holds `.stagecraft/` for this repository: the working tree, or the git folder when bare.
     public var localRoot: URL { URL(fileURLWithPath: repository.workingDirectory ?? repository.gitDirectory) }
 
-    /// The artifact store named by the project's settings.
+    /// The artifact store named by the project's settings: a folder, or a local cache of an S3 prefix.
     public func store(for settings: ProjectSettings) -> ArtifactStore {
-        ArtifactStore(root: localRoot.appendingPathComponent(settings.artifacts))
+        if let remote = S3Artifacts(settings: settings) {
+            return ArtifactStore(root: localRoot.appendingPathComponent(ProjectSettings.artifactCache), remote: remote)
+        }
+        return ArtifactStore(root: localRoot.appendingPathComponent(settings.artifacts))
     }
 
     /// The inputs of one version: the manifest, its data and their digest.
@@ -87,7 +90,7 @@ public struct Builder: Sendable {
     public func build(_ inputs: Inputs, ref: String, progress: Training.Progress? = nil) throws -> BuildResult {
         let started = Date()
         let store = store(for: inputs.project.settings)
-        if store.contains(inputs.digest) {
+        if try store.locate(inputs.digest) {
             return BuildResult(
                 digest: inputs.digest, reused: true, info: try store.buildInfo(inputs.digest),
                 metrics: try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
@@ -111,9 +114,11 @@ public struct Builder: Sendable {
             digest: inputs.digest, model: manifest.name, algorithm: manifest.trainer.algorithm.rawValue, task: manifest.task.rawValue,
             source: inputs.source.commit.hex, ref: ref, data: inputs.dataHashes, parameters: outcome.parameters,
             metrics: outcome.holdoutMetrics, timings: timings, tool: toolVersion, createdAt: Date())
-        try store.store(digest: inputs.digest, model: modelFile, metrics: metrics, build: info)
+        // When another machine stored the same version meanwhile, its build is the one kept everywhere.
+        let ours = try store.store(digest: inputs.digest, model: modelFile, metrics: metrics, build: info)
         return BuildResult(
-            digest: inputs.digest, reused: false, info: info, metrics: metrics, artifact: store.directory(for: inputs.digest))
+            digest: inputs.digest, reused: !ours, info: ours ? info : try store.buildInfo(inputs.digest),
+            metrics: ours ? metrics : try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
     }
 
     /// The ML core's request for a manifest.

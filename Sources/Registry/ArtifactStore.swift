@@ -21,10 +21,14 @@ public struct BuildInfo: Sendable, Codable, Equatable {
     public var timings: [String: Double]
     public var tool: String
     public var createdAt: Date
+    /// sha256 of `model.json` and `metrics.json` as stored, which a copy fetched from a remote store is checked
+    /// against (absent in builds made before remote stores existed).
+    public var files: [String: String]?
 
     public init(
         digest: String, model: String, algorithm: String, task: String, source: String, ref: String, data: [String: String],
-        parameters: [String: ParameterValue], metrics: [String: Double], timings: [String: Double], tool: String, createdAt: Date
+        parameters: [String: ParameterValue], metrics: [String: Double], timings: [String: Double], tool: String, createdAt: Date,
+        files: [String: String]? = nil
     ) {
         self.digest = digest
         self.model = model
@@ -38,6 +42,7 @@ public struct BuildInfo: Sendable, Codable, Equatable {
         self.timings = timings
         self.tool = tool
         self.createdAt = createdAt
+        self.files = files
     }
 }
 
@@ -72,6 +77,8 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
         public static let corrupt = Code("corrupt")
         /// A file or folder cannot be read or written.
         public static let io = Code("io")
+        /// The remote store cannot be reached or refused a request.
+        public static let unavailable = Code("unavailable")
     }
 
     public let code: Code
@@ -88,81 +95,224 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
     public var description: String { cause.map { "\(message): \($0)" } ?? message }
 }
 
-/// Built versions on disk, one folder per digest: `<root>/<digest>/model.json`, `metrics.json`, `build.json`.
+/// Where versions are shared between machines (an S3 prefix): the same three files per digest, `build.json` last.
+/// The artifact store checks what it fetches (see ``ArtifactStore``); a remote only moves files.
+public protocol ArtifactRemote: Sendable {
+    /// Where it is, for messages (`s3://bucket/prefix`); never a credential.
+    var location: String { get }
+    /// Downloads the version `digest` into `folder` (made by the caller, empty): `build.json` first, then the files it
+    /// lists, each checked against its sha256. False when the remote has no complete version of that digest.
+    func fetch(_ digest: String, into folder: URL) throws -> Bool
+    /// Uploads the version in `folder`, `build.json` last and only when the remote has none yet, so that a half-uploaded
+    /// version is never taken as built. False when another writer's `build.json` was there first.
+    func publish(_ digest: String, from folder: URL) throws -> Bool
+    /// The digests of the complete versions whose digest starts with `prefix`.
+    func digests(prefix: String) throws -> [String]
+    /// Deletes the versions' files.
+    func delete(_ digests: [String]) throws
+}
+
+/// Built versions, one folder per digest: `<root>/<digest>/model.json`, `metrics.json`, `build.json`.
 /// A folder appears whole or not at all (written aside, then renamed into place).
+///
+/// With a ``remote``, the folder is a read-through cache of it: a version missing here is fetched (and checked
+/// against the sha256 its `build.json` gives) before it is used, and a version stored here is published there, so
+/// that a version built on one machine is found, not rebuilt, on another.
 public struct ArtifactStore: Sendable {
     public let root: URL
+    /// The shared store this folder caches, if any.
+    public let remote: (any ArtifactRemote)?
 
-    public init(root: URL) { self.root = root }
+    public init(root: URL, remote: (any ArtifactRemote)? = nil) {
+        self.root = root
+        self.remote = remote
+    }
+
+    /// The same folder without its remote: what a request handler uses, which must not wait on the network.
+    public var local: ArtifactStore { ArtifactStore(root: root) }
+
+    /// Where versions live, for messages: the remote when there is one, else the folder.
+    public var location: String { remote?.location ?? root.path }
 
     public static let files = ["model.json", "metrics.json", "build.json"]
 
     public func directory(for digest: String) -> URL { root.appendingPathComponent(digest) }
 
-    /// True when every file of the version is there.
-    public func contains(_ digest: String) -> Bool {
+    /// True when every file of the version is in the folder.
+    public func isLocal(_ digest: String) -> Bool {
         Self.files.allSatisfy { FileManager.default.fileExists(atPath: directory(for: digest).appendingPathComponent($0).path) }
     }
 
-    /// Stores a version's files. When another process stored the same digest first, its files are kept
-    /// (they are the same bytes, by construction).
-    public func store(digest: String, model: ModelFile, metrics: MetricsFile, build: BuildInfo) throws {
-        let files = FileManager.default
+    /// True when the version is here, or could be fetched from the remote (then it is here).
+    public func contains(_ digest: String) -> Bool { (try? locate(digest)) ?? false }
+
+    /// True when the version is here or was just fetched from the remote; false when neither has it.
+    /// - Throws: ``RegistryError`` when the remote cannot be reached or what it holds does not check out.
+    @discardableResult
+    public func locate(_ digest: String) throws -> Bool {
+        if isLocal(digest) { return true }
+        guard let remote, Self.isDigest(digest) else { return false }
+        return try fetch(digest, from: remote)
+    }
+
+    private static func isDigest(_ text: String) -> Bool {
+        text.count == 64 && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+    }
+
+    /// Fetches a version into a folder aside, checks it, and moves it into place.
+    private func fetch(_ digest: String, from remote: any ArtifactRemote) throws -> Bool {
+        let staging = try makeStaging()
+        defer { try? FileManager.default.removeItem(at: staging) }
+        let found: Bool
+        do { found = try remote.fetch(digest, into: staging) } catch {
+            throw RegistryError(
+                .unavailable, "cannot fetch version \(VersionDigest.short(digest)) from \(remote.location)", cause: RegistryError.Underlying(error))
+        }
+        guard found else { return false }
+        try check(staging, digest: digest, from: remote.location)
+        try moveIntoPlace(staging, digest: digest)
+        return true
+    }
+
+    /// A fetched version's `build.json` names its digest, and the other files have the sha256 it lists.
+    private func check(_ folder: URL, digest: String, from location: String) throws {
+        let info: BuildInfo
         do {
-            try files.createDirectory(at: root, withIntermediateDirectories: true)
-            let staging = root.appendingPathComponent(".staging-\(UUID().uuidString)")
-            try files.createDirectory(at: staging, withIntermediateDirectories: true)
-            defer { try? files.removeItem(at: staging) }
-            try model.encoded().write(to: staging.appendingPathComponent("model.json"))
-            try Self.encoder.encode(metrics).write(to: staging.appendingPathComponent("metrics.json"))
-            try Self.encoder.encode(build).write(to: staging.appendingPathComponent("build.json"))
-            let target = directory(for: digest)
+            info = try Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: folder.appendingPathComponent("build.json")))
+        } catch {
+            throw RegistryError(.corrupt, "\(location): build.json of \(VersionDigest.short(digest)) cannot be read", cause: RegistryError.Underlying(error))
+        }
+        guard info.digest == digest, let files = info.files else {
+            throw RegistryError(.corrupt, "\(location): build.json under \(VersionDigest.short(digest)) describes another version or lists no file hashes")
+        }
+        for name in ["model.json", "metrics.json"] {
+            let actual = (try? Data(contentsOf: folder.appendingPathComponent(name))).map(VersionDigest.sha256)
+            guard let expected = files[name], actual == expected else {
+                throw RegistryError(
+                    .corrupt, "\(location): \(name) of \(VersionDigest.short(digest)) has sha256 \(actual ?? "none"), expected "
+                        + "\(files[name] ?? "none")")
+            }
+        }
+    }
+
+    private func makeStaging() throws -> URL {
+        let staging = root.appendingPathComponent(".staging-\(UUID().uuidString)")
+        do { try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true) } catch {
+            throw RegistryError(.io, "cannot write under \(root.path)", cause: RegistryError.Underlying(error))
+        }
+        return staging
+    }
+
+    /// Renames `staging` to the version's folder; a complete folder already there (stored concurrently) is kept.
+    private func moveIntoPlace(_ staging: URL, digest: String, replacing: Bool = false) throws {
+        let files = FileManager.default
+        let target = directory(for: digest)
+        do {
             if files.fileExists(atPath: target.path) {
-                if contains(digest) { return }
+                if isLocal(digest) && !replacing { return }
                 try files.removeItem(at: target)  // an incomplete folder from an interrupted older version
             }
             do {
                 try files.moveItem(at: staging, to: target)
-            } catch  where contains(digest) {
+            } catch where isLocal(digest) {
                 return  // stored concurrently
             }
         } catch {
             throw RegistryError(
-                .io, "cannot store version \(VersionDigest.short(digest)) under "
-                    + "\(root.path)", cause: RegistryError.Underlying(error))
+                .io, "cannot store version \(VersionDigest.short(digest)) under \(root.path)", cause: RegistryError.Underlying(error))
         }
+    }
+
+    /// Stores a version's files (and publishes them to the remote). When another process or machine stored the same
+    /// digest first, its files are kept (one consistent artifact everywhere) and false is returned.
+    @discardableResult
+    public func store(digest: String, model: ModelFile, metrics: MetricsFile, build: BuildInfo) throws -> Bool {
+        var build = build
+        do {
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        } catch {
+            throw RegistryError(.io, "cannot store version \(VersionDigest.short(digest)) under \(root.path)", cause: RegistryError.Underlying(error))
+        }
+        let staging = try makeStaging()
+        defer { try? FileManager.default.removeItem(at: staging) }
+        do {
+            let modelBytes = try model.encoded()
+            let metricsBytes = try Self.encoder.encode(metrics)
+            build.files = ["model.json": VersionDigest.sha256(modelBytes), "metrics.json": VersionDigest.sha256(metricsBytes)]
+            try modelBytes.write(to: staging.appendingPathComponent("model.json"))
+            try metricsBytes.write(to: staging.appendingPathComponent("metrics.json"))
+            try Self.encoder.encode(build).write(to: staging.appendingPathComponent("build.json"))
+        } catch {
+            throw RegistryError(
+                .io, "cannot store version \(VersionDigest.short(digest)) under \(root.path)", cause: RegistryError.Underlying(error))
+        }
+        if let remote {
+            let first: Bool
+            do { first = try remote.publish(digest, from: staging) } catch {
+                throw RegistryError(
+                    .unavailable, "cannot publish version \(VersionDigest.short(digest)) to \(remote.location)",
+                    cause: RegistryError.Underlying(error))
+            }
+            if !first {
+                // Built at the same time elsewhere: that build is the version; take it.
+                try? FileManager.default.removeItem(at: directory(for: digest))
+                guard try fetch(digest, from: remote) else {
+                    throw RegistryError(.unavailable, "\(remote.location) lost version \(VersionDigest.short(digest)) while it was stored")
+                }
+                return false
+            }
+        }
+        if isLocal(digest) { return false }
+        try moveIntoPlace(staging, digest: digest)
+        return true
     }
 
     /// The model file of a stored version.
     public func model(_ digest: String) throws -> ModelFile {
+        _ = try? locate(digest)
         let url = directory(for: digest).appendingPathComponent("model.json")
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw RegistryError(.notFound, "version \(VersionDigest.short(digest)) is not in the artifact store (\(root.path))")
+            throw RegistryError(.notFound, "version \(VersionDigest.short(digest)) is not in the artifact store (\(location))")
         }
         return try ModelFile.decode(data)
     }
 
     public func buildInfo(_ digest: String) throws -> BuildInfo {
-        try Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("build.json")))
+        _ = try? locate(digest)
+        return try Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("build.json")))
     }
 
     public func metrics(_ digest: String) throws -> MetricsFile {
-        try Self.decoder.decode(MetricsFile.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("metrics.json")))
+        _ = try? locate(digest)
+        return try Self.decoder.decode(MetricsFile.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("metrics.json")))
     }
 
-    /// Finds the full digest of a stored version from a prefix of at least 12 hex digits.
+    /// Finds the full digest of a stored version from a prefix of at least 12 hex digits: here, else in the remote
+    /// (then fetched).
     public func resolve(_ prefix: String) -> String? {
         let matches = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter {
-            $0.hasPrefix(prefix) && contains($0)
+            $0.hasPrefix(prefix) && isLocal($0)
         }
-        return matches.count == 1 ? matches[0] : nil
+        if matches.count == 1 { return matches[0] }
+        guard matches.isEmpty, let remote, prefix.count >= 12, let found = try? remote.digests(prefix: prefix), found.count == 1,
+            (try? locate(found[0])) == true
+        else { return nil }
+        return found[0]
     }
 
-    /// Every complete build, newest first.
-    public func builds() -> [BuildInfo] {
+    /// Every complete build, newest first (with a remote, its builds too, fetched).
+    /// - Throws: ``RegistryError`` when the remote cannot be listed.
+    public func builds() throws -> [BuildInfo] {
+        if let remote {
+            let digests: [String]
+            do { digests = try remote.digests(prefix: "") } catch {
+                throw RegistryError(.unavailable, "cannot list the versions in \(remote.location)", cause: RegistryError.Underlying(error))
+            }
+            for digest in digests where !isLocal(digest) { try locate(digest) }
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        return names.filter { !$0.hasPrefix(".") && contains($0) }
-            .compactMap { try? buildInfo($0) }
+        return names.filter { !$0.hasPrefix(".") && isLocal($0) }
+            .compactMap { try? Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: directory(for: $0).appendingPathComponent("build.json"))) }
             .sorted { ($0.createdAt, $0.digest) > ($1.createdAt, $1.digest) }
     }
 

@@ -135,13 +135,13 @@ struct BuildsCommand: AsyncParsableCommand {
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let settings = (try? Project.check(source).0.settings) ?? ProjectSettings()
         let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: settings)
-        let builds = store.builds().filter { model == nil || $0.model == model }
+        let builds = try store.builds().filter { model == nil || $0.model == model }
         if format.json {
             console.print(try JSONOutput.encode(builds))
             return
         }
         guard !builds.isEmpty else {
-            console.print("no builds\(model.map { " of \($0)" } ?? "") in \(store.root.path)")
+            console.print("no builds\(model.map { " of \($0)" } ?? "") in \(store.location)")
             return
         }
         let metricNames = Array(Set(builds.flatMap { $0.metrics.keys })).sorted()

@@ -39,7 +39,8 @@ public final class Console: Sendable {
     public func write(_ text: String, error: Bool) {
         switch target {
         case .standard:
-            FileHandle(fileDescriptor: error ? STDERR_FILENO : STDOUT_FILENO, closeOnDealloc: false).write(Data(text.utf8))
+            // A reader that went away (`stagecraft builds | head -1`) loses the rest of the text; the command goes on.
+            try? FileHandle(fileDescriptor: error ? STDERR_FILENO : STDOUT_FILENO, closeOnDealloc: false).write(contentsOf: Data(text.utf8))
         case .buffer:
             buffers.withLock { error ? $0.err.append(text) : $0.out.append(text) }
         }

@@ -82,7 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
                 guard let digest = store.resolve(version) else {
                     throw CommandFailure(
                         .failure,
-                        "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.root.path)); "
+                        "version \(version) of '\(deployment.model)' is not in the artifact store (\(store.location)); "
                             + "build it from its source commit: stagecraft build \(deployment.model) --ref "
                             + "\(deployment.source ?? "<source>")"
                     )
@@ -122,15 +122,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
         server.feedback = LiveFeedback(
             capacity: feedbackWindow, directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))
+        // A request handler does not wait on the network: versions come from the local folder (the reconciler fetches
+        // a remote version into it before it asks the server to load it).
+        let cached = store.local
         server.loader = { model, version in
-            guard let digest = store.resolve(version) else {
-                throw RegistryError(.notFound, "version \(version) is not in the artifact store (\(store.root.path))")
+            guard let digest = cached.resolve(version) else {
+                throw RegistryError(.notFound, "version \(version) is not in the artifact store (\(cached.root.path))")
             }
-            let info = try store.buildInfo(digest)
+            let info = try cached.buildInfo(digest)
             guard info.model == model else {
                 throw RegistryError(.notFound, "version \(version) is a build of '\(info.model)', not '\(model)'")
             }
-            return LoadedVersion(model: model, version: digest, source: info.source, file: try store.model(digest))
+            return LoadedVersion(model: model, version: digest, source: info.source, file: try cached.model(digest))
         }
         // A detached server records its own pid (the parent only knows setsid's) and holds the file's lock while it runs.
         let pidFile = ProcessInfo.processInfo.environment["STAGECRAFT_PID_FILE"]

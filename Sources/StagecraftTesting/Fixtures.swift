@@ -98,7 +98,7 @@ extension ScratchRepository {
     /// Runs the `stagecraft` binary in the repository.
     @discardableResult
     public func stagecraft(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {
-        try ProcessRunner.run(Fixtures.stagecraftBinary, arguments, in: path, environment: environment)
+        try ProcessRunner.run(Fixtures.stagecraftBinary, arguments, in: path, environment: self.environment.merging(environment) { $1 })
     }
 
     /// Stops every server a test started in this repository (their pid files under `.stagecraft/run/`).

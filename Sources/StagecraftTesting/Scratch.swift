@@ -33,6 +33,8 @@ public final class ScratchDirectory: @unchecked Sendable {
 public final class ScratchRepository: @unchecked Sendable {
     public let directory: ScratchDirectory
     public var path: String { directory.path }
+    /// Variables every `stagecraft` run in this repository gets (credentials of a test's S3 server).
+    public var environment: [String: String] = [:]
 
     deinit { stopServers() }
 
@@ -40,6 +42,17 @@ public final class ScratchRepository: @unchecked Sendable {
     public init(bare: Bool = false, label: String = "repo") throws {
         directory = try ScratchDirectory(label)
         try git(["init", "-q", "-b", "main"] + (bare ? ["--bare"] : []))
+        try git(["config", "user.name", "Test Author"])
+        try git(["config", "user.email", "author@example.com"])
+        try git(["config", "commit.gpgsign", "false"])
+    }
+
+    /// A clone of `other` (another machine's working copy), with the same identity and no `.stagecraft/`.
+    public init(cloning other: ScratchRepository, label: String = "clone") throws {
+        directory = try ScratchDirectory(label)
+        environment = other.environment
+        let output = try ProcessRunner.run("git", ["clone", "-q", other.path, directory.path])
+        guard output.status == 0 else { throw ProcessFailure(command: "git clone", output: output) }
         try git(["config", "user.name", "Test Author"])
         try git(["config", "user.email", "author@example.com"])
         try git(["config", "commit.gpgsign", "false"])

@@ -39,6 +39,13 @@ struct GitOpsLoopTests {
         let scratch = try ScratchRepository.example()
         let ports = try scratch.useFreePorts()
         defer { scratch.stopServers() }
+        try Self.walkthrough(scratch, ports: ports) {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratch.directory.appending(".stagecraft/state.db" + suffix)) }
+        }
+    }
+
+    /// The README's walkthrough; `dropState` empties the state store (step 7 rebuilds it from the notes).
+    static func walkthrough(_ scratch: ScratchRepository, ports: [String: Int], dropState: () throws -> Void) throws {
 
         // 1. reconcile dev: track builds both models at main's head and promotes them by commits from `stagecraft`.
         let dev = try scratch.stagecraft(["reconcile", "--env", "dev"])
@@ -127,7 +134,7 @@ struct GitOpsLoopTests {
         let allHistory = try scratch.stagecraft(["history", "--output", "json"]).stdout
 
         // 7. without the state store, history rebuilds the same records from the notes.
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratch.directory.appending(".stagecraft/state.db" + suffix)) }
+        try dropState()
         let rebuilt = try scratch.stagecraft(["history", "--output", "json"])
         #expect(rebuilt.status == 0)
         #expect(rebuilt.stdout == allHistory)

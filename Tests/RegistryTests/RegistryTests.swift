@@ -41,7 +41,7 @@ import Testing
         #expect(store.contains(first))
         #expect(try store.model(first) == model)
         #expect(try store.metrics(first) == metrics)
-        #expect(store.builds().map(\.digest) == [second, first])
+        #expect(try store.builds().map(\.digest) == [second, first])
         #expect(store.resolve(String(first.prefix(12))) == first)
         #expect(store.resolve("ffffffffffff") == nil)
         // Storing the same digest again keeps the first files; nothing is left in staging.
@@ -56,7 +56,7 @@ import Testing
         let digest = String(repeating: "d", count: 64)
         try scratch.write("{}", to: "artifacts/\(digest)/model.json")
         #expect(!store.contains(digest))
-        #expect(store.builds().isEmpty)
+        #expect(try store.builds().isEmpty)
         let (model, metrics) = try sampleModel()
         try store.store(digest: digest, model: model, metrics: metrics, build: info(digest, at: 1))
         #expect(store.contains(digest))

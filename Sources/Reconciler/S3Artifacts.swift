@@ -1,0 +1,90 @@
+public import Foundation
+public import Manifests
+public import ObjectStorage
+public import Registry
+
+/// Versions in S3: `<prefix>/<digest>/{model.json, metrics.json, build.json}`. Calls block the calling thread (the
+/// artifact store and the builder are synchronous and run on threads of their own).
+public struct S3Artifacts: ArtifactRemote {
+    public let place: S3Location
+    /// Nil when no credentials were found: every call then fails saying where they are looked for.
+    let client: S3Client?
+    let chain: CredentialChain
+
+    /// The remote of `settings.artifacts` (an `s3://` location), with credentials from the standard places.
+    public init?(settings: ProjectSettings, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard var place = S3Location(settings.artifacts) else { return nil }
+        while place.key.hasSuffix("/") { place.key.removeLast() }
+        self.place = place
+        chain = CredentialChain(environment: environment)
+        let endpoint = S3Endpoint(
+            url: settings.s3.endpoint.flatMap(URL.init(string:)), region: settings.s3.region ?? chain.region() ?? "us-east-1",
+            pathStyle: settings.s3.pathStyle)
+        client = chain.credentials().map { S3Client(endpoint: endpoint, credentials: $0) }
+    }
+
+    public var location: String { place.description }
+
+    private func key(_ digest: String, _ file: String = "") -> String {
+        (place.key.isEmpty ? "" : place.key + "/") + digest + "/" + file
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable (S3Client) async throws -> T) throws -> T {
+        guard let client else {
+            throw S3Error(.noCredentials, "no AWS credentials for \(location): set \(chain.places)")
+        }
+        return try Blocking.wait { try await body(client) }
+    }
+
+    public func fetch(_ digest: String, into folder: URL) throws -> Bool {
+        let bucket = place.bucket
+        let buildKey = key(digest, "build.json")
+        let build: Data
+        do {
+            build = try run { try await $0.get(bucket: bucket, key: buildKey, limit: 16 << 20) }
+        } catch let error as S3Error where error.code == .notFound {
+            return false
+        }
+        // The files build.json lists, checked against their sha256 while they stream in (the store checks again).
+        let files = (try? JSONDecoder().decode(BuildInfo.self, from: build))?.files ?? [:]
+        for name in ["model.json", "metrics.json"] {
+            let objectKey = key(digest, name)
+            let expected = files[name]
+            do {
+                _ = try run { try await $0.download(bucket: bucket, key: objectKey, to: folder.appendingPathComponent(name), sha256: expected) }
+            } catch let error as S3Error where error.code == .notFound {
+                return false
+            }
+        }
+        try build.write(to: folder.appendingPathComponent("build.json"))
+        return true
+    }
+
+    public func publish(_ digest: String, from folder: URL) throws -> Bool {
+        let bucket = place.bucket
+        if try run({ try await $0.head(bucket: bucket, key: key(digest, "build.json")) }) != nil { return false }
+        for name in ["model.json", "metrics.json"] {
+            let objectKey = key(digest, name)
+            _ = try run { try await $0.upload(bucket: bucket, key: objectKey, file: folder.appendingPathComponent(name)) }
+        }
+        let build = try Data(contentsOf: folder.appendingPathComponent("build.json"))
+        let buildKey = key(digest, "build.json")
+        return try run { try await $0.put(bucket: bucket, key: buildKey, data: build, onlyIfAbsent: true) } == .stored
+    }
+
+    public func digests(prefix: String) throws -> [String] {
+        let bucket = place.bucket
+        let listed = try run { [self] in try await $0.list(bucket: bucket, prefix: key(prefix).dropLast().description) }
+        return listed.compactMap { object in
+            let parts = object.key.split(separator: "/")
+            guard parts.count >= 2, parts.last == "build.json" else { return nil }
+            return String(parts[parts.count - 2])
+        }.sorted()
+    }
+
+    public func delete(_ digests: [String]) throws {
+        let bucket = place.bucket
+        let keys = digests.flatMap { digest in ArtifactStore.files.map { key(digest, $0) } }
+        try run { try await $0.delete(bucket: bucket, keys: keys) }
+    }
+}
