@@ -12,9 +12,15 @@ public import Registry
 public final class PostgresStateStore: StateStore, @unchecked Sendable {
     /// Where it is, without the password: for messages.
     public let location: String
-    private let connection: PostgresConnection
+    /// The connection, replaced when it closed (a restart, a network cut); guarded by `lock`.
+    private var connection: PostgresConnection
+    private let configuration: PostgresConnection.Configuration
     private let logger: Logger
     private let lock = NSLock()
+    /// The longest a query may take before the connection is taken as lost.
+    static let queryTimeout: TimeAmount = .seconds(30)
+    /// Waits before each new attempt to connect when the connection was lost: about 3 s in all.
+    static let reconnectBackoff: [Double] = [0, 0.25, 0.5, 1, 1.5]
 
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`) and
     /// brings the schema up to date. The password comes from the URL, else `PGPASSWORD`, else `~/.pgpass`.
@@ -39,6 +45,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
                 throw StateStoreError(.unavailable, "cannot set up TLS for \(location)", cause: error)
             }
         }
+        configuration.options.connectTimeout = .seconds(10)
+        self.configuration = configuration
         do {
             connection = try PostgresConnection.connect(
                 on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
@@ -47,6 +55,38 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             throw StateStoreError(.unavailable, "cannot connect to the state store \(location)", cause: Self.redact(error, target))
         }
         try migrate()
+    }
+
+    /// The connection, connected again (with backoff) when it was closed. Call with `lock` held.
+    private func live() throws(StateStoreError) -> PostgresConnection {
+        if !connection.isClosed { return connection }
+        var lastError: (any Error)?
+        for wait in Self.reconnectBackoff {
+            if wait > 0 { Thread.sleep(forTimeInterval: wait * Double.random(in: 0.5...1)) }
+            do {
+                connection = try PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1, logger: logger
+                ).wait()
+                return connection
+            } catch {
+                lastError = error
+            }
+        }
+        throw StateStoreError(
+            .unavailable, "lost the connection to the state store \(location) and could not connect again "
+                + "(\(Self.reconnectBackoff.count) attempts)", cause: lastError.map { Redacted(description: String(describing: $0)) })
+    }
+
+    /// The query's answer, or an error once ``queryTimeout`` passed (the connection is then closed, to be made again).
+    private func answer(_ query: PostgresQuery, on connection: PostgresConnection) throws -> PostgresQueryResult {
+        let promise = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
+        let timer = connection.eventLoop.scheduleTask(in: Self.queryTimeout) {
+            promise.fail(Redacted(description: "no answer within \(Self.queryTimeout.nanoseconds / 1_000_000_000) s"))
+            connection.close().whenComplete { _ in }
+        }
+        connection.query(query, logger: logger).cascade(to: promise)
+        defer { timer.cancel() }
+        return try promise.futureResult.wait()
     }
 
     deinit { _ = try? connection.close().wait() }
@@ -67,8 +107,9 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     private func run(_ what: String, write: Bool = false, _ query: PostgresQuery) throws(StateStoreError) -> [PostgresRow] {
         lock.lock()
         defer { lock.unlock() }
+        let connection = try live()
         do {
-            return try connection.query(query, logger: logger).wait().rows
+            return try answer(query, on: connection).rows
         } catch {
             let verb = write ? "write \(what) to" : "read \(what) from"
             throw StateStoreError(write ? .write : .read, "cannot \(verb) \(location)", cause: error)
@@ -79,13 +120,14 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     private func transaction(_ what: String, _ queries: [PostgresQuery]) throws(StateStoreError) {
         lock.lock()
         defer { lock.unlock() }
+        let connection = try live()
         do {
-            _ = try connection.query("BEGIN", logger: logger).wait()
+            _ = try answer("BEGIN", on: connection)
             do {
-                for query in queries { _ = try connection.query(query, logger: logger).wait() }
-                _ = try connection.query("COMMIT", logger: logger).wait()
+                for query in queries { _ = try answer(query, on: connection) }
+                _ = try answer("COMMIT", on: connection)
             } catch {
-                _ = try? connection.query("ROLLBACK", logger: logger).wait()
+                _ = try? answer("ROLLBACK", on: connection)
                 throw error
             }
         } catch {

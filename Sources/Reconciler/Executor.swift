@@ -165,6 +165,7 @@ public final class Executor {
         progress("building \(model) at \(branch) (\(start.short))")
         let built: BuildInfo
         do {
+            Failpoint.hit("before-build")
             built = try seams.builds.build(model: model, at: source)
         } catch {
             throw ReconcileError(.build, "building \(model) at \(branch) (\(start.short)) failed: \(error)")
@@ -218,6 +219,7 @@ public final class Executor {
         progress("building \(model) at \(source.prefix(12))")
         let built: BuildInfo
         do {
+            Failpoint.hit("before-build")
             built = try seams.builds.build(model: model, at: source)
         } catch {
             throw ReconcileError(.build, "building \(model) at \(source.prefix(12)) failed: \(error)")

@@ -47,6 +47,18 @@ public final class PostgresServer: @unchecked Sendable {
         try run("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"])
         // The server outlives pg_ctl: it gets no pipe of ours, and pg_ctl is waited for with waitpid (Foundation's
         // Process did not reap it here: its exit went unnoticed once the server it started lived on).
+        try start()
+        try run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", user, database])
+    }
+
+    /// Restarts the server: every connection is cut, the data stays.
+    public func restart() throws {
+        try stop()
+        try start()
+    }
+
+    /// Starts the server (again, after ``stop()``): the data stays.
+    public func start() throws {
         let status = try Self.spawnAndWait(
             asUser + [
                 "\(bin)/pg_ctl", "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-o",
@@ -56,7 +68,12 @@ public final class PostgresServer: @unchecked Sendable {
             let log = (try? String(contentsOfFile: dataDirectory + "/server.log", encoding: .utf8)) ?? ""
             throw ProcessFailure(command: "pg_ctl start", output: ProcessOutput(status: status, stdout: "", stderr: log))
         }
-        try run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", user, database])
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`): every connection is cut.
+    public func stop() throws {
+        let status = try Self.spawnAndWait(asUser + ["\(bin)/pg_ctl", "-D", dataDirectory, "-w", "-m", "fast", "stop"])
+        guard status == 0 else { throw ProcessFailure(command: "pg_ctl stop", output: ProcessOutput(status: status, stdout: "", stderr: "")) }
     }
 
     /// Runs `command` (looked up in PATH) with /dev/null for its standard files and returns its exit status.

@@ -5,7 +5,7 @@ public import Foundation
 /// shared between servers: each test starts its own and finds it empty.
 public final class S3Server: @unchecked Sendable {
     public let port: Int
-    private let process: BackgroundProcess
+    private var process: BackgroundProcess
 
     /// The tests' Python, with boto3, botocore and moto.
     public static var python: String { Fixtures.packageRoot + "/.venv-s3/bin/python" }
@@ -20,11 +20,19 @@ public final class S3Server: @unchecked Sendable {
 
     public init() throws {
         port = try Loopback.freePort()
-        process = try BackgroundProcess(
+        process = try Self.start(port: port)
+    }
+
+    private static func start(port: Int) throws -> BackgroundProcess {
+        let process = try BackgroundProcess(
             Fixtures.packageRoot + "/.venv-s3/bin/moto_server", ["-H", "127.0.0.1", "-p", "\(port)"],
             environment: ["MOTO_ALLOW_NONEXISTENT_REGION": "true"])
         try Loopback.waitForListener(port: port, timeout: 30)
+        return process
     }
+
+    /// Starts a stopped server again on the same port. moto keeps objects in memory: it comes back empty.
+    public func start() throws { process = try Self.start(port: port) }
 
     /// `http://127.0.0.1:<port>`.
     public var endpoint: String { "http://127.0.0.1:\(port)" }
@@ -50,5 +58,5 @@ public final class S3Server: @unchecked Sendable {
     public func createBucket(_ name: String) throws { try boto3("s3.create_bucket(Bucket=\"\(name)\")") }
 
     /// Stops the server (a test of an outage), or at the end.
-    public func stop() { process.stop() }
+    public func stop() { process.stop(grace: 0) }
 }

@@ -125,6 +125,94 @@ import Testing
     }
 }
 
+extension SharedStoresTests {
+    /// Runs `arguments` in `scratch` on a thread of its own, paused 2 s at `failpoint`; `during` runs meanwhile (about
+    /// a second in). Returns what the reconcile printed and its exit status.
+    static func interrupted(
+        _ scratch: ScratchRepository, _ arguments: [String], at failpoint: String, during: () throws -> Void
+    ) throws -> ProcessOutput? {
+        let result = ConcurrentResults()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            result.set(0, try? scratch.stagecraft(arguments, environment: ["STAGECRAFT_FAILPOINT": "\(failpoint):pause"]))
+            done.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 1)
+        try during()
+        done.wait()
+        return result.get(0)
+    }
+
+    /// Every record once, none left in progress, the notes holding as many as the store.
+    static func expectRecordsWhole(_ scratch: ScratchRepository, _ postgres: PostgresServer) throws {
+        #expect(try postgres.psql("SELECT count(*) = count(DISTINCT id) FROM deployment_record") == "t")
+        #expect(try postgres.psql("SELECT count(*) FROM deployment_record WHERE outcome = 'in-progress'") == "0")
+        let noted = try scratch.git(["notes", "--ref", "stagecraft", "list"]).split(separator: "\n").map {
+            try scratch.git(["notes", "--ref", "stagecraft", "show", String($0.split(separator: " ")[1])])
+        }.joined()
+        let ids = try postgres.psql("SELECT id FROM deployment_record").split(separator: "\n")
+        for id in ids { #expect(noted.contains(id), "record \(id) is not in the notes") }
+    }
+
+    @Test func s3StoppedOrPostgreSQLRestartedMidReconcileFailsCleanlyAndTheNextConverges() throws {
+        guard S3Server.available else { Issue.record(Comment(rawValue: S3Server.missing)); return }
+        let s3 = try S3Server()
+        defer { s3.stop() }
+        try s3.createBucket("team-models")
+        let postgres = try PostgresServer()
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        try Self.useSharedStores(scratch, s3: s3, postgres: postgres)
+        #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
+        let v1 = try #require(try GitOpsLoopTests.curlVersion(port: ports["dev"]!).version)
+        /// What the state store records as serving `model` in dev.
+        func serving(_ model: String) throws -> String {
+            try postgres.psql("SELECT version FROM deployment WHERE environment = 'dev' AND model = '\(model)'")
+        }
+        /// The server's metadata of `model` (its loaded versions): it answers.
+        func metadata(_ model: String) throws -> String {
+            try ProcessRunner.run("curl", ["-sf", "http://127.0.0.1:\(ports["dev"]!)/v2/models/\(model)"]).stdout
+        }
+        #expect(try serving("breast-cancer") == v1)
+
+        // S3 stops while a reconcile that must build and upload a new version is under way.
+        try GitOpsLoopTests.makeWorseBreastCancer(scratch)
+        let failed = try #require(try Self.interrupted(scratch, ["reconcile", "--env", "dev"], at: "before-build") { s3.stop() })
+        #expect(failed.status == 1, "\(failed.stdout)\(failed.stderr)")
+        let said = failed.stdout + failed.stderr
+        #expect(said.contains("s3://team-models/stagecraft") && said.contains("attempts"), "\(said)")
+        for secret in S3Server.credentials.values where secret.count > 12 { #expect(!said.contains(secret)) }
+        #expect(try GitOpsLoopTests.curlVersion(port: ports["dev"]!).version == v1, "the serving version changed")
+        #expect(try serving("breast-cancer") == v1)
+        try s3.start()  // (moto comes back empty: the bucket is made again; the cache still holds v1)
+        try s3.createBucket("team-models")
+        let converged = try scratch.stagecraft(["reconcile", "--env", "dev"])
+        #expect(converged.status == 0, "\(converged.stdout)\(converged.stderr)")
+        let v2 = try serving("breast-cancer")
+        #expect(v2.count == 64 && v2 != v1)
+        #expect(try Self.remoteObjects(s3).keys.contains("stagecraft/\(v2)/build.json"))
+        try Self.expectRecordsWhole(scratch, postgres)
+
+        // PostgreSQL goes down while a reconcile of a new penguins version is under way (and comes back after it).
+        let served = try serving("penguins")
+        let loaded = try metadata("penguins")
+        #expect(loaded.contains(served))
+        let manifest = try scratch.directory.read("manifests/penguins.yaml")
+        try scratch.commit(["manifests/penguins.yaml": manifest.replacingOccurrences(of: "trees: 100", with: "trees: 60")], message: "fewer trees")
+        let cut = try #require(try Self.interrupted(scratch, ["reconcile", "--env", "dev"], at: "after-begin") { try postgres.stop() })
+        #expect(cut.status == 1, "\(cut.stdout)\(cut.stderr)")
+        #expect((cut.stdout + cut.stderr).contains("state store"), "\(cut.stdout)\(cut.stderr)")
+        #expect(try metadata("penguins") == loaded, "the server no longer answers, or loaded something else")
+        try postgres.start()
+        #expect(try serving("penguins") == served)
+        let again = try scratch.stagecraft(["reconcile", "--env", "dev"])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        #expect(try serving("penguins") != served)
+        try Self.expectRecordsWhole(scratch, postgres)
+    }
+}
+
 /// Results written by concurrent closures.
 final class ConcurrentResults: @unchecked Sendable {
     private let lock = NSLock()

@@ -100,6 +100,27 @@ import Testing
         }
     }
 
+    @Test func aRestartedServerIsConnectedToAgainAndADownOneIsAClearError() throws {
+        let server = try PostgresServer()
+        let store = try PostgresStateStore(url: server.url + "?sslmode=disable")
+        try store.begin(record("penguins", at: 1))
+        try server.restart()
+        // The next call finds the connection closed and connects again: nothing is lost.
+        #expect(try store.records(environment: "qa", model: nil).map(\.model) == ["penguins"])
+        try server.stop()
+        let started = Date()
+        do {
+            _ = try store.records(environment: "qa", model: nil)
+            Issue.record("read from a stopped server")
+        } catch {
+            #expect(error.code == .unavailable)
+            #expect(error.description.contains("could not connect again"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 15)
+        try server.start()
+        #expect(try store.records(environment: "qa", model: nil).count == 1)
+    }
+
     @Test func aPasswordNeverReachesAMessage() throws {
         let port = try Loopback.freePort()  // nothing listens there
         let url = "postgres://ada:s3cr3t-pw@127.0.0.1:\(port)/models?sslmode=disable"
