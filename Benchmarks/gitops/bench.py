@@ -1,6 +1,9 @@
 """Times Stagecraft's GitOps loop; see run. Everything lives under Benchmarks/work/gitops (git-ignored)."""
 import json, os, re, shutil, socket, statistics, subprocess, sys, time, urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fleet import deploy_fleet, write_fleet  # noqa: E402
+
 stagecraft, root, repetitions = sys.argv[1], sys.argv[2], int(sys.argv[3])
 work = os.path.join(root, "Benchmarks/work/gitops")
 shutil.rmtree(work, ignore_errors=True)
@@ -93,42 +96,14 @@ rows.append(("commit → serving, dev, warm (manifest commit: build, promote, ve
 # 2. 50 models × 3 environments.
 fleet = os.path.join(work, "fleet")
 new_repo(fleet)
-os.makedirs(os.path.join(fleet, "manifests"))
-os.makedirs(os.path.join(fleet, "environments"))
-shutil.copytree(os.path.join(root, "data/breast-cancer"), os.path.join(fleet, "data/breast-cancer"))
-names = [f"model-{i:02d}" for i in range(50)]
-for i, name in enumerate(names):
-    open(os.path.join(fleet, "manifests", f"{name}.yaml"), "w").write(f"""apiVersion: stagecraft/v1
-kind: Model
-metadata:
-  name: {name}
-spec:
-  task: binary-classification
-  data: {{train: data/breast-cancer/train.csv, test: data/breast-cancer/test.csv, target: diagnosis}}
-  trainer:
-    algorithm: logistic-regression
-    params: {{l2: {0.001 * (i + 1):.3f}}}
-    seed: 42
-""")
-models = "".join(f"    {name}:\n      version: ~\n      source: ~\n" for name in names)
-for env_name, upstream in [("dev", None), ("qa", "dev"), ("prod", "qa")]:
-    open(os.path.join(fleet, "environments", f"{env_name}.yaml"), "w").write(
-        f"apiVersion: stagecraft/v1\nkind: Environment\nmetadata:\n  name: {env_name}\nspec:\n"
-        + (f"  upstream: {upstream}\n" if upstream else "  track: true\n")
-        + f"  server: {{host: 127.0.0.1, port: {free_port()}}}\n  gates:\n    accuracy: \">= 0.8\"\n  models:\n{models}")
+write_fleet(fleet, root, free_port)
 commit(fleet, "50 models, 3 environments")
 start = time.perf_counter()
 run([stagecraft, "reconcile", "--env", "dev"], fleet)
 first_dev = time.perf_counter() - start
 # qa and prod pin what dev pins (one commit each), then reconcile once.
-dev_text = open(os.path.join(fleet, "environments/dev.yaml")).read()
-dev_models = dev_text[dev_text.index("  models:\n"):]
-for env_name in ["qa", "prod"]:
-    path = os.path.join(fleet, "environments", f"{env_name}.yaml")
-    text = open(path).read()
-    open(path, "w").write(text[:text.index("  models:\n")] + dev_models)
-    commit(fleet, f"{env_name}: pin what dev serves")
-    run([stagecraft, "reconcile", "--env", env_name], fleet)
+deploy_fleet(fleet, lambda name: name == "dev" or run([stagecraft, "reconcile", "--env", name], fleet),
+             lambda message: commit(fleet, message))
 noop, plans = [], []
 for env_name in ["dev", "qa", "prod"]:
     noop += [timed([stagecraft, "reconcile", "--env", env_name], fleet) for _ in range(repetitions)]

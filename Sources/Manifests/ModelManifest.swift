@@ -66,6 +66,9 @@ public struct DataSpec: Hashable, Sendable, Codable {
     /// The column to predict.
     public var target: String
 
+    /// True when `path` names an object in S3 (`s3://bucket/key`) rather than a file in the repository.
+    public static func isObjectStore(_ path: String) -> Bool { path.hasPrefix("s3://") }
+
     public init(train: String, test: String, target: String) {
         self.train = train
         self.test = test
@@ -151,10 +154,24 @@ public struct ModelManifest: Hashable, Sendable {
         guard let mapping = reader.mapping(node, "spec.data", allowed: ["train", "test", "target"]) else { return nil }
         var locations: [String: SourceLocation] = [:]
         func path(_ key: String) -> String? {
-            guard let value = reader.required(mapping, key, "a CSV file path relative to the repository root"),
+            guard let value = reader.required(mapping, key, "a CSV file path relative to the repository root, or s3://bucket/key"),
                 let text = reader.string(value, "spec.data.\(key)")
             else { return nil }
             locations[key] = reader.location(value)
+            if text.hasPrefix("s3://") {
+                // An object in S3: its bytes are hashed into the version as a committed file's are.
+                let rest = text.dropFirst(5)
+                let bucket = rest.prefix { $0 != "/" }
+                guard bucket.count >= 3, rest.count > bucket.count + 1 else {
+                    reader.report(value, "data location '\(text)' must be s3://bucket/key")
+                    return nil
+                }
+                return text
+            }
+            if text.contains("://") {
+                reader.report(value, "data location '\(text)' must be a path in the repository or s3://bucket/key")
+                return nil
+            }
             if text.hasPrefix("/") {
                 reader.report(value, "data path '\(text)' must be relative to the repository root, not absolute")
                 return nil

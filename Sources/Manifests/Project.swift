@@ -97,6 +97,7 @@ public struct Project: Sendable {
         var diagnostics: [Diagnostic] = []
         for (key, path) in [("train", manifest.data.train), ("test", manifest.data.test)] {
             guard let location = manifest.dataLocations[key] else { continue }
+            if DataSpec.isObjectStore(path) { continue }  // checked where the S3 client is (validate)
             if try !source.exists(path) {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision)"))
             } else if try source.isSymbolicLink(path) {

@@ -44,6 +44,8 @@ public struct Builder: Sendable {
         public var data: [String: Data]
         public var dataHashes: [String: String]
         public var digest: String
+        /// Seconds spent downloading data files from S3 (0 when every file came from git or the cache).
+        public var downloadSeconds: Double = 0
     }
 
     /// Reads `model`'s manifest and data at `ref` and computes the digest, without training.
@@ -57,9 +59,10 @@ public struct Builder: Sendable {
         let source = try GitProjectSource(repository: repository, ref: ref)
         let (project, diagnostics) = try Project.check(source)
         // Every problem of every manifest asked for, at once (not the first model's alone).
-        let files = Set(models.map { "\(Project.manifestsFolder)/\($0).yaml" } + [ProjectSettings.file, "."])
-        let relevant = diagnostics.filter { files.contains($0.location.file) }
+        let names = Set(models.map { "\(Project.manifestsFolder)/\($0).yaml" } + [ProjectSettings.file, "."])
+        let relevant = diagnostics.filter { names.contains($0.location.file) }
         guard relevant.isEmpty else { throw InvalidProject(relevant) }
+        let files = DataFiles(repository: repository, settings: project.settings, root: localRoot)
         return try models.map { model in
             let file = "\(Project.manifestsFolder)/\(model).yaml"
             guard let manifest = project.models[model] else {
@@ -70,14 +73,18 @@ public struct Builder: Sendable {
             }
             var data: [String: Data] = [:]
             var hashes: [String: String] = [:]
+            var download = 0.0
             for path in [manifest.data.train, manifest.data.test] where data[path] == nil {
-                let bytes = try repository.file(at: path, in: source.commit)
-                data[path] = bytes
-                hashes[path] = VersionDigest.sha256(bytes)
+                let file = try files.read(path, at: source.commit)
+                data[path] = file.bytes
+                hashes[path] = file.sha256
+                download += file.downloadSeconds
             }
             let digest = VersionDigest.compute(
                 canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion)
-            return Inputs(manifest: manifest, source: source, project: project, data: data, dataHashes: hashes, digest: digest)
+            return Inputs(
+                manifest: manifest, source: source, project: project, data: data, dataHashes: hashes, digest: digest,
+                downloadSeconds: download)
         }
     }
 
@@ -109,6 +116,7 @@ public struct Builder: Sendable {
         let metrics = MetricsFile(holdout: outcome.holdoutMetrics, search: outcome.search)
         var timings = outcome.timings
         timings["read"] = readTime
+        if inputs.downloadSeconds > 0 { timings["download"] = inputs.downloadSeconds }
         timings["total"] = Date().timeIntervalSince(started)
         let info = BuildInfo(
             digest: inputs.digest, model: manifest.name, algorithm: manifest.trainer.algorithm.rawValue, task: manifest.task.rawValue,

@@ -3,24 +3,42 @@ public import Manifests
 public import ObjectStorage
 public import Registry
 
-/// Versions in S3: `<prefix>/<digest>/{model.json, metrics.json, build.json}`. Calls block the calling thread (the
-/// artifact store and the builder are synchronous and run on threads of their own).
+/// S3 as the project's settings name it (`spec.s3`), with credentials from the standard places. Calls block the
+/// calling thread (the artifact store, the builder and the engine are synchronous and run on threads of their own).
+public struct S3Access: Sendable {
+    /// Nil when no credentials were found: every call then fails saying where they are looked for.
+    public let client: S3Client?
+    let chain: CredentialChain
+
+    public init(settings: ProjectSettings, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        chain = CredentialChain(environment: environment)
+        let endpoint = S3Endpoint(
+            url: settings.s3.endpoint.flatMap(URL.init(string:)), region: settings.s3.region ?? chain.region() ?? "us-east-1",
+            pathStyle: settings.s3.pathStyle)
+        client = chain.credentials().map { S3Client(endpoint: endpoint, credentials: $0) }
+    }
+
+    /// Runs `body` with the client and waits for it.
+    /// - Throws: ``S3Error`` (`noCredentials`) naming where credentials are looked for, or what `body` throws.
+    public func run<T: Sendable>(for place: String, _ body: @escaping @Sendable (S3Client) async throws -> T) throws -> T {
+        guard let client else {
+            throw S3Error(.noCredentials, "no AWS credentials for \(place): set \(chain.places)")
+        }
+        return try Blocking.wait { try await body(client) }
+    }
+}
+
+/// Versions in S3: `<prefix>/<digest>/{model.json, metrics.json, build.json}`.
 public struct S3Artifacts: ArtifactRemote {
     public let place: S3Location
-    /// Nil when no credentials were found: every call then fails saying where they are looked for.
-    let client: S3Client?
-    let chain: CredentialChain
+    let access: S3Access
 
     /// The remote of `settings.artifacts` (an `s3://` location), with credentials from the standard places.
     public init?(settings: ProjectSettings, environment: [String: String] = ProcessInfo.processInfo.environment) {
         guard var place = S3Location(settings.artifacts) else { return nil }
         while place.key.hasSuffix("/") { place.key.removeLast() }
         self.place = place
-        chain = CredentialChain(environment: environment)
-        let endpoint = S3Endpoint(
-            url: settings.s3.endpoint.flatMap(URL.init(string:)), region: settings.s3.region ?? chain.region() ?? "us-east-1",
-            pathStyle: settings.s3.pathStyle)
-        client = chain.credentials().map { S3Client(endpoint: endpoint, credentials: $0) }
+        access = S3Access(settings: settings, environment: environment)
     }
 
     public var location: String { place.description }
@@ -30,10 +48,7 @@ public struct S3Artifacts: ArtifactRemote {
     }
 
     private func run<T: Sendable>(_ body: @escaping @Sendable (S3Client) async throws -> T) throws -> T {
-        guard let client else {
-            throw S3Error(.noCredentials, "no AWS credentials for \(location): set \(chain.places)")
-        }
-        return try Blocking.wait { try await body(client) }
+        try access.run(for: location, body)
     }
 
     public func fetch(_ digest: String, into folder: URL) throws -> Bool {

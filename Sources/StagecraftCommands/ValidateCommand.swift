@@ -33,8 +33,26 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console.current
-        let source = try GitProjectSource(repository: try repository.open(), ref: repository.ref)
-        let (project, diagnostics) = try Project.check(source)
+        let repo = try repository.open()
+        let source = try GitProjectSource(repository: repo, ref: repository.ref)
+        var (project, diagnostics) = try Project.check(source)
+        // Data in S3: each object must exist, when there are credentials to ask with (else it is said, not failed).
+        let files = DataFiles(repository: repo, settings: project.settings, root: Builder(repository: repo, toolVersion: "").localRoot)
+        for manifest in project.models.values.sorted(by: { $0.name < $1.name }) {
+            for (key, path) in [("train", manifest.data.train), ("test", manifest.data.test)] where DataSpec.isObjectStore(path) {
+                guard let location = manifest.dataLocations[key] else { continue }
+                do {
+                    switch try files.exists(path) {
+                    case true?: break
+                    case false?: diagnostics.append(Diagnostic(location, "data object '\(path)' does not exist"))
+                    case nil: console.warn("\(location): \(path) not checked: no AWS credentials (set \(files.credentialPlaces))")
+                    }
+                } catch {
+                    diagnostics.append(Diagnostic(location, "data object '\(path)' cannot be checked: \(error)"))
+                }
+            }
+        }
+        diagnostics.sort()
         let models = project.models.keys.sorted()
         if format.json {
             console.print(try JSONOutput.encode(Report(

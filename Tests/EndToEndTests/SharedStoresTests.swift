@@ -213,6 +213,56 @@ extension SharedStoresTests {
     }
 }
 
+extension SharedStoresTests {
+    @Test func dataInS3IsPinnedByItsBytesAndCached() throws {
+        guard S3Server.available else { Issue.record(Comment(rawValue: S3Server.missing)); return }
+        let s3 = try S3Server()
+        defer { s3.stop() }
+        try s3.createBucket("team-data")
+        let scratch = try ScratchRepository.example()
+        let train = Fixtures.packageRoot + "/data/penguins/train.csv"
+        try s3.boto3("s3.upload_file(sys.argv[1], 'team-data', 'penguins/train v1.csv')", arguments: [train])
+        let settings = try scratch.directory.read("stagecraft.yaml") + "  s3: {endpoint: \"\(s3.endpoint)\", pathStyle: true}\n"
+        let manifest = try scratch.directory.read("manifests/penguins.yaml")
+            .replacingOccurrences(of: "train: data/penguins/train.csv", with: "train: \"s3://team-data/penguins/train v1.csv\"")
+        try scratch.commit(["stagecraft.yaml": settings, "manifests/penguins.yaml": manifest], message: "penguins' training data in S3")
+        scratch.environment = s3.environment
+
+        // validate asks S3 when it can, and says so when it cannot.
+        #expect(try scratch.stagecraft(["validate"]).status == 0)
+        let blind = try scratch.stagecraft(["validate"], environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                                                                      "AWS_CONFIG_FILE": "/dev/null"])
+        #expect(blind.status == 0 && blind.stderr.contains("not checked: no AWS credentials"), "\(blind.stderr)")
+
+        // The build hashes the object's bytes, as it would a committed file's.
+        let built = try scratch.stagecraft(["build", "penguins", "--output", "json"])
+        #expect(built.status == 0, "\(built.stderr)")
+        let digest = try #require((GitOpsLoopTests.json(built.stdout) as? [String: Any])?["digest"] as? String)
+        let info = try #require(GitOpsLoopTests.json(try scratch.directory.read(".stagecraft/artifacts/\(digest)/build.json")) as? [String: Any])
+        #expect((info["data"] as? [String: String])?["s3://team-data/penguins/train v1.csv"] == (try Self.sha256(train)))
+        #expect((info["timings"] as? [String: Double])?["download"] != nil)
+        // Warm cache: built again from scratch, nothing is downloaded.
+        try FileManager.default.removeItem(atPath: scratch.directory.appending(".stagecraft/artifacts"))
+        #expect(try scratch.stagecraft(["build", "penguins"]).status == 0)
+        let again = try #require(GitOpsLoopTests.json(try scratch.directory.read(".stagecraft/artifacts/\(digest)/build.json")) as? [String: Any])
+        #expect((again["timings"] as? [String: Double])?["download"] == nil, "the cached object was downloaded again")
+
+        // New bytes at the same key are a new version.
+        try s3.boto3("s3.put_object(Bucket='team-data', Key='penguins/train v1.csv', Body=b''.join(open(sys.argv[1], 'rb').readlines()[:-3]))",
+                     arguments: [train])
+        let changed = try scratch.stagecraft(["build", "penguins", "--output", "json"])
+        #expect(changed.status == 0, "\(changed.stderr)")
+        #expect((GitOpsLoopTests.json(changed.stdout) as? [String: Any])?["digest"] as? String != digest)
+
+        // A missing object is a problem at the manifest's line and column.
+        try scratch.commit(["manifests/penguins.yaml": manifest.replacingOccurrences(of: "train v1.csv", with: "train v2.csv")],
+                           message: "a file never uploaded")
+        let missing = try scratch.stagecraft(["validate"])
+        #expect(missing.status == 1)
+        #expect(missing.stdout.contains("manifests/penguins.yaml:8:") && missing.stdout.contains("does not exist"), "\(missing.stdout)")
+    }
+}
+
 /// Results written by concurrent closures.
 final class ConcurrentResults: @unchecked Sendable {
     private let lock = NSLock()
