@@ -97,6 +97,18 @@ public struct S3Artifacts: ArtifactRemote {
         }.sorted()
     }
 
+    public func sizes() throws -> [String: Int] {
+        let bucket = place.bucket
+        let prefix = place.key.isEmpty ? "" : place.key + "/"
+        var sizes: [String: Int] = [:]
+        for object in try run({ try await $0.list(bucket: bucket, prefix: prefix) }) {
+            let parts = object.key.dropFirst(prefix.count).split(separator: "/")
+            guard parts.count == 2, parts[0].count == 64 else { continue }
+            sizes[String(parts[0]), default: 0] += object.size
+        }
+        return sizes
+    }
+
     public func delete(_ digests: [String]) throws {
         let bucket = place.bucket
         let keys = digests.flatMap { digest in ArtifactStore.files.map { key(digest, $0) } }

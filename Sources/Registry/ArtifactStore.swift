@@ -110,6 +110,8 @@ public protocol ArtifactRemote: Sendable {
     func digests(prefix: String) throws -> [String]
     /// Deletes the versions' files.
     func delete(_ digests: [String]) throws
+    /// Every version's digest with the bytes of its files (complete or not).
+    func sizes() throws -> [String: Int]
 }
 
 /// Built versions, one folder per digest: `<root>/<digest>/model.json`, `metrics.json`, `build.json`.
@@ -298,6 +300,34 @@ public struct ArtifactStore: Sendable {
             (try? locate(found[0])) == true
         else { return nil }
         return found[0]
+    }
+
+    /// The digests of the version folders here (complete or not).
+    public func localDigests() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { !$0.hasPrefix(".") && Self.isDigest($0) }
+    }
+
+    /// The bytes of a version's folder here.
+    public func localBytes(_ digest: String) -> Int {
+        let folder = directory(for: digest)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).reduce(0) { total, name in
+            total + ((try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(name).path)[.size] as? Int) ?? 0)
+        }
+    }
+
+    /// Deletes versions here and in the remote store.
+    public func delete(_ digests: [String]) throws {
+        guard !digests.isEmpty else { return }
+        if let remote {
+            do { try remote.delete(digests) } catch {
+                throw RegistryError(.unavailable, "cannot delete versions in \(remote.location)", cause: RegistryError.Underlying(error))
+            }
+        }
+        for digest in digests where FileManager.default.fileExists(atPath: directory(for: digest).path) {
+            do { try FileManager.default.removeItem(at: directory(for: digest)) } catch {
+                throw RegistryError(.io, "cannot delete \(directory(for: digest).path)", cause: RegistryError.Underlying(error))
+            }
+        }
     }
 
     /// Every complete build, newest first (with a remote, its builds too, fetched).
