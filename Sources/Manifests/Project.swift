@@ -98,8 +98,10 @@ public struct Project: Sendable {
         for (key, path) in [("train", manifest.data.train), ("test", manifest.data.test)] {
             guard let location = manifest.dataLocations[key] else { continue }
             if DataSpec.isObjectStore(path) { continue }  // checked where the S3 client is (validate)
-            if try !source.exists(path) {
-                diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision)"))
+            // A file DVC tracks is committed as its pointer (`path.dvc`, or the `.dvc` of a folder above it).
+            if try !source.exists(path), try DVC.pointer(for: path, exists: source.exists) == nil {
+                diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision) (nor a DVC pointer "
+                    + "'\(path).dvc')"))
             } else if try source.isSymbolicLink(path) {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' is a symbolic link at \(source.revision): commit the file "
                     + "itself (links are not followed)"))

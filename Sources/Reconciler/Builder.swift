@@ -172,6 +172,8 @@ public struct BuildError: Error, Sendable, CustomStringConvertible {
 
         /// No manifest of that model at the ref.
         public static let unknownModel = Code("unknown-model")
+        /// A data file cannot be had, or is not what its pointer says.
+        public static let data = Code("data")
     }
 
     public let code: Code

@@ -64,8 +64,8 @@ import Testing
             "environments/prod.yaml:6:13: upstream 'staging' is not an environment (expected one of: dev, lab, qa)",
             "environments/qa.yaml:7:35: port 8101 is already used by environment 'dev' (environments/dev.yaml:7:35)",
             "environments/qa.yaml:17:5: model 'pengiuns' has no manifest (expected manifests/pengiuns.yaml); did you mean 'penguins'?",
-            "manifests/houses.yaml:7:17: data file 'data/houses/train.csv' does not exist at HEAD (\(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"])))",
-            "manifests/houses.yaml:7:46: data file 'data/houses/test.csv' does not exist at HEAD (\(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"])))",
+            "manifests/houses.yaml:7:17: data file 'data/houses/train.csv' does not exist at HEAD (\(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"]))) (nor a DVC pointer 'data/houses/train.csv.dvc')",
+            "manifests/houses.yaml:7:46: data file 'data/houses/test.csv' does not exist at HEAD (\(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"]))) (nor a DVC pointer 'data/houses/test.csv.dvc')",
         ])
         // The files are read at the ref, not from the working tree: the previous commit is still valid.
         #expect(try check(scratch, ref: "HEAD~1").1 == [])
