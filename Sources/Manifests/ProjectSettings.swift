@@ -45,23 +45,27 @@ public struct ProjectSettings: Hashable, Sendable {
         let reader = YAMLReader(file: file)
         var settings = ProjectSettings()
         if let node = reader.parse(text), let root = reader.mapping(node, "", allowed: ["apiVersion", "kind", "metadata", "spec"]) {
-            if let version = reader.required(root, "apiVersion", "expected "
-                + "'stagecraft/v1'"), let text = reader.string(version, "apiVersion"),
-               text != "stagecraft/v1" {
+            if let version = reader.required(root, "apiVersion", "expected 'stagecraft/v1'"),
+                let text = reader.string(version, "apiVersion"), text != "stagecraft/v1"
+            {
                 reader.report(version, "unsupported apiVersion '\(text)' (expected 'stagecraft/v1')")
             }
             if let kind = reader.required(root, "kind", "expected 'Project'"), let text = reader.string(kind, "kind"), text != "Project" {
                 reader.report(kind, "kind '\(text)' does not belong here (expected 'Project')")
             }
-            if let specNode = root["spec"], let spec = reader.mapping(specNode, "spec", allowed: ["branch", "artifacts", "stateStore", "s3"]) {
+            if let specNode = root["spec"],
+                let spec = reader.mapping(specNode, "spec", allowed: ["branch", "artifacts", "stateStore", "s3"])
+            {
                 if let node = spec["branch"], let value = reader.string(node, "spec.branch") { settings.branch = value }
                 if let node = spec["artifacts"], let value = reader.string(node, "spec.artifacts") {
                     settings.artifacts = value
                     if value.hasPrefix("s3://") {
                         let bucket = value.dropFirst(5).prefix { $0 != "/" }
                         if bucket.count < 3 || bucket.contains(where: { !($0.isLowercase || $0.isNumber || $0 == "-" || $0 == ".") }) {
-                            reader.report(node, "spec.artifacts: expected s3://bucket/prefix with a bucket name of 3 or more "
-                                + "lower-case letters, digits, '-' or '.'")
+                            reader.report(
+                                node,
+                                "spec.artifacts: expected s3://bucket/prefix with a bucket name of 3 or more "
+                                    + "lower-case letters, digits, '-' or '.'")
                         }
                     } else if value.contains("://") {
                         reader.report(node, "spec.artifacts: expected a folder of the repository or s3://bucket/prefix")
@@ -71,8 +75,10 @@ public struct ProjectSettings: Hashable, Sendable {
                     if let node = s3["endpoint"], let value = reader.string(node, "spec.s3.endpoint") {
                         let parts = URLComponents(string: value)
                         if parts?.user != nil || parts?.password != nil {
-                            reader.report(node, "spec.s3.endpoint: the URL holds credentials, which would be committed; give them in "
-                                + "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile instead")
+                            reader.report(
+                                node,
+                                "spec.s3.endpoint: the URL holds credentials, which would be committed; give them in "
+                                    + "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile instead")
                         } else if !["http", "https"].contains(parts?.scheme ?? "") || (parts?.host ?? "").isEmpty {
                             reader.report(node, "spec.s3.endpoint: expected http(s)://host[:port]")
                         } else {

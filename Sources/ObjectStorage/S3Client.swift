@@ -1,6 +1,6 @@
 public import AsyncHTTPClient
-public import Foundation
 import Crypto
+public import Foundation
 public import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
@@ -97,7 +97,7 @@ public struct S3Client: Sendable {
         do {
             _ = try await send("PUT", bucket: bucket, key: key, headers: headers, body: data, timeout: transferTimeout)
             return .stored
-        } catch where error.code == .preconditionFailed {
+        } catch  where error.code == .preconditionFailed {
             return .alreadyThere
         }
     }
@@ -235,7 +235,7 @@ public struct S3Client: Sendable {
             return S3Object(
                 key: key, size: answer.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0,
                 etag: answer.headers.first(name: "ETag"), lastModified: nil)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return nil
         }
     }
@@ -257,9 +257,10 @@ public struct S3Client: Sendable {
             for item in tree.all("Contents") {
                 guard let key = item["Key"]?.text else { continue }
                 let modified = item["LastModified"]?.text
-                objects.append(S3Object(
-                    key: key, size: Int(item["Size"]?.text ?? "") ?? 0, etag: item["ETag"]?.text,
-                    lastModified: modified.flatMap { dates.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }))
+                objects.append(
+                    S3Object(
+                        key: key, size: Int(item["Size"]?.text ?? "") ?? 0, etag: item["ETag"]?.text,
+                        lastModified: modified.flatMap { dates.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }))
             }
             token = tree["IsTruncated"]?.text == "true" ? tree["NextContinuationToken"]?.text : nil
         } while token != nil
@@ -277,7 +278,8 @@ public struct S3Client: Sendable {
                 "POST", bucket: bucket, key: nil, query: [("delete", "")], headers: [("Content-MD5", md5)], body: body)
             if let failed = XMLTree.parse(answer.body)?.all("Error").first {
                 throw S3Error(
-                    .badResponse, "s3://\(bucket)/\(failed["Key"]?.text ?? ""): not deleted: \(failed["Code"]?.text ?? "")"
+                    .badResponse,
+                    "s3://\(bucket)/\(failed["Key"]?.text ?? ""): not deleted: \(failed["Code"]?.text ?? "")"
                         + " \(failed["Message"]?.text ?? "")")
             }
         }

@@ -1,5 +1,5 @@
-public import Foundation
 import Crypto
+public import Foundation
 
 /// The keys a request is signed with. Its description never shows the secret or the token.
 public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible {
@@ -61,8 +61,10 @@ public struct SigV4: Sendable {
     ) -> SignableRequest {
         var signed = request
         let stamp = Self.timestamp(date)
-        signed.headers.removeAll { ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "authorization"]
-            .contains($0.name.lowercased()) }
+        signed.headers.removeAll {
+            ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "authorization"]
+                .contains($0.name.lowercased())
+        }
         signed.headers.append(("x-amz-content-sha256", payloadHash))
         signed.headers.append(("x-amz-date", stamp))
         if let token = credentials.sessionToken { signed.headers.append(("x-amz-security-token", token)) }
@@ -76,10 +78,11 @@ public struct SigV4: Sendable {
             key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
         }
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Data(toSign.utf8), using: key))
-        signed.headers.append((
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedNames), Signature=\(signature)"
-        ))
+        signed.headers.append(
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedNames), Signature=\(signature)"
+            ))
         return signed
     }
 

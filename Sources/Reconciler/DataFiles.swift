@@ -1,7 +1,7 @@
+import Crypto
 public import Foundation
 public import GitStore
 public import Manifests
-import Crypto
 import ObjectStorage
 import Registry
 
@@ -64,7 +64,8 @@ public struct DataFiles: Sendable {
         }
         let started = Date()
         var downloaded = false
-        let md5: String, size: Int?
+        let md5: String
+        let size: Int?
         if pointer.relative.isEmpty {
             let name = String(path.split(separator: "/").last ?? "")
             guard let output = outputs.first(where: { $0.path == name }) ?? (outputs.count == 1 ? outputs[0] : nil) else {
@@ -76,7 +77,11 @@ public struct DataFiles: Sendable {
                 throw BuildError(.data, "\(pointer.file) tracks no folder, so it cannot hold \(path)")
             }
             let listing = try object(md5: folder.md5, size: nil, for: pointer.file, from: remote, downloaded: &downloaded)
-            struct Entry: Decodable { var md5: String; var relpath: String; var size: Int? }
+            struct Entry: Decodable {
+                var md5: String
+                var relpath: String
+                var size: Int?
+            }
             let entries: [Entry]
             do { entries = try JSONDecoder().decode([Entry].self, from: listing) } catch {
                 throw BuildError(.data, "the listing of \(pointer.file) (\(DVC.objectPath(folder.md5))) is not DVC's JSON")
@@ -104,13 +109,20 @@ public struct DataFiles: Sendable {
             let key = (bucket.key.hasSuffix("/") || bucket.key.isEmpty ? bucket.key : bucket.key + "/") + objectPath
             place = "s3://\(bucket.bucket)/\(key)"
             let endpoint = S3Endpoint(
-                url: remote.endpoint.flatMap(URL.init(string:)) ?? settingsEndpoint, region: region, pathStyle: remote.endpoint != nil || pathStyle)
+                url: remote.endpoint.flatMap(URL.init(string:)) ?? settingsEndpoint, region: region,
+                pathStyle: remote.endpoint != nil || pathStyle)
             guard let credentials = s3.chain.credentials() else {
-                throw S3Error(.noCredentials, "no AWS credentials for the DVC remote '\(remote.name)' (\(remote.url)): set \(s3.chain.places)")
+                throw S3Error(
+                    .noCredentials, "no AWS credentials for the DVC remote '\(remote.name)' (\(remote.url)): set \(s3.chain.places)")
             }
             let client = S3Client(endpoint: endpoint, credentials: credentials)
             let name = bucket.bucket
             _ = try Blocking.wait { try await client.download(bucket: name, key: key, to: partial) }
+        } else if remote.url.contains("://") {
+            throw BuildError(
+                .data,
+                "\(path): the DVC remote '\(remote.name)' is \(remote.url); Stagecraft reads DVC remotes that are a folder or "
+                    + "s3:// only")
         } else {
             // A folder: absolute, or relative to .dvc/ (as DVC reads it).
             let base = remote.url.hasPrefix("/") ? URL(fileURLWithPath: remote.url) : root.appendingPathComponent(".dvc/\(remote.url)")
@@ -127,7 +139,8 @@ public struct DataFiles: Sendable {
         let expected = md5.hasSuffix(".dir") ? String(md5.dropLast(4)) : md5
         guard actual == expected, size.map({ $0 == bytes.count }) ?? true else {
             throw BuildError(
-                .data, "\(path): the DVC object \(place) has md5 \(actual) (\(bytes.count) bytes), expected md5 \(expected)"
+                .data,
+                "\(path): the DVC object \(place) has md5 \(actual) (\(bytes.count) bytes), expected md5 \(expected)"
                     + (size.map { " (\($0) bytes)" } ?? "") + ": the remote's copy is damaged; push it again with dvc push")
         }
         try FileManager.default.moveItem(at: partial, to: cached)
@@ -158,7 +171,8 @@ public struct DataFiles: Sendable {
             throw S3Error(.notFound, "data file \(where_) does not exist")
         }
         let folder = cache.appendingPathComponent(VersionDigest.sha256(Data(where_.utf8)))
-        let file = folder.appendingPathComponent("object"), meta = folder.appendingPathComponent("entry.json")
+        let file = folder.appendingPathComponent("object")
+        let meta = folder.appendingPathComponent("entry.json")
         if let entry = try? JSONDecoder().decode(Entry.self, from: Data(contentsOf: meta)), entry.etag == head.etag,
             entry.size == head.size, let bytes = try? Data(contentsOf: file, options: .alwaysMapped), bytes.count == entry.size
         {

@@ -1,7 +1,7 @@
 public import Foundation
 import GitStore
-import Registry
 import Manifests
+import Registry
 
 /// `stagecraft gc`: which built versions nothing needs any more, and their deletion from the local folder (or cache)
 /// and from the remote store.

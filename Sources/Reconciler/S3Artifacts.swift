@@ -66,7 +66,9 @@ public struct S3Artifacts: ArtifactRemote {
             let objectKey = key(digest, name)
             let expected = files[name]
             do {
-                _ = try run { try await $0.download(bucket: bucket, key: objectKey, to: folder.appendingPathComponent(name), sha256: expected) }
+                _ = try run {
+                    try await $0.download(bucket: bucket, key: objectKey, to: folder.appendingPathComponent(name), sha256: expected)
+                }
             } catch let error as S3Error where error.code == .notFound {
                 return false
             }

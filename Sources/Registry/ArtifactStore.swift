@@ -158,7 +158,10 @@ public struct ArtifactStore: Sendable {
     }
 
     private static func isDigest(_ text: String) -> Bool {
-        text.count == 64 && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+        text.count == 64
+            && text.utf8.allSatisfy {
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
+            }
     }
 
     /// Fetches a version into a folder aside, checks it, and moves it into place.
@@ -168,7 +171,8 @@ public struct ArtifactStore: Sendable {
         let found: Bool
         do { found = try remote.fetch(digest, into: staging) } catch {
             throw RegistryError(
-                .unavailable, "cannot fetch version \(VersionDigest.short(digest)) from \(remote.location)", cause: RegistryError.Underlying(error))
+                .unavailable, "cannot fetch version \(VersionDigest.short(digest)) from \(remote.location)",
+                cause: RegistryError.Underlying(error))
         }
         guard found else { return false }
         try check(staging, digest: digest, from: remote.location)
@@ -182,16 +186,20 @@ public struct ArtifactStore: Sendable {
         do {
             info = try Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: folder.appendingPathComponent("build.json")))
         } catch {
-            throw RegistryError(.corrupt, "\(location): build.json of \(VersionDigest.short(digest)) cannot be read", cause: RegistryError.Underlying(error))
+            throw RegistryError(
+                .corrupt, "\(location): build.json of \(VersionDigest.short(digest)) cannot be read", cause: RegistryError.Underlying(error)
+            )
         }
         guard info.digest == digest, let files = info.files else {
-            throw RegistryError(.corrupt, "\(location): build.json under \(VersionDigest.short(digest)) describes another version or lists no file hashes")
+            throw RegistryError(
+                .corrupt, "\(location): build.json under \(VersionDigest.short(digest)) describes another version or lists no file hashes")
         }
         for name in ["model.json", "metrics.json"] {
             let actual = (try? Data(contentsOf: folder.appendingPathComponent(name))).map(VersionDigest.sha256)
             guard let expected = files[name], actual == expected else {
                 throw RegistryError(
-                    .corrupt, "\(location): \(name) of \(VersionDigest.short(digest)) has sha256 \(actual ?? "none"), expected "
+                    .corrupt,
+                    "\(location): \(name) of \(VersionDigest.short(digest)) has sha256 \(actual ?? "none"), expected "
                         + "\(files[name] ?? "none")")
             }
         }
@@ -216,7 +224,7 @@ public struct ArtifactStore: Sendable {
             }
             do {
                 try files.moveItem(at: staging, to: target)
-            } catch where isLocal(digest) {
+            } catch  where isLocal(digest) {
                 return  // stored concurrently
             }
         } catch {
@@ -233,7 +241,8 @@ public struct ArtifactStore: Sendable {
         do {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         } catch {
-            throw RegistryError(.io, "cannot store version \(VersionDigest.short(digest)) under \(root.path)", cause: RegistryError.Underlying(error))
+            throw RegistryError(
+                .io, "cannot store version \(VersionDigest.short(digest)) under \(root.path)", cause: RegistryError.Underlying(error))
         }
         let staging = try makeStaging()
         defer { try? FileManager.default.removeItem(at: staging) }
@@ -286,7 +295,8 @@ public struct ArtifactStore: Sendable {
 
     public func metrics(_ digest: String) throws -> MetricsFile {
         _ = try? locate(digest)
-        return try Self.decoder.decode(MetricsFile.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("metrics.json")))
+        return try Self.decoder.decode(
+            MetricsFile.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("metrics.json")))
     }
 
     /// Finds the full digest of a stored version from a prefix of at least 12 hex digits: here, else in the remote
@@ -342,7 +352,9 @@ public struct ArtifactStore: Sendable {
         }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         return names.filter { !$0.hasPrefix(".") && isLocal($0) }
-            .compactMap { try? Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: directory(for: $0).appendingPathComponent("build.json"))) }
+            .compactMap {
+                try? Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: directory(for: $0).appendingPathComponent("build.json")))
+            }
             .sorted { ($0.createdAt, $0.digest) > ($1.createdAt, $1.digest) }
     }
 

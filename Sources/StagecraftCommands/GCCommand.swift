@@ -64,12 +64,15 @@ struct GCCommand: AsyncParsableCommand {
         let verb = dryRun ? "would delete" : "deleted"
         for victim in outcome.deleted {
             let built = victim.builtAt.map { " built \(Timestamp.string($0))" } ?? ""
-            console.print("\(verb) \(VersionDigest.short(victim.digest)) \(victim.model ?? "?")\(built) — "
-                + "\(Self.bytes(victim.bytes)) in \(victim.places.joined(separator: ", "))")
+            console.print(
+                "\(verb) \(VersionDigest.short(victim.digest)) \(victim.model ?? "?")\(built) — "
+                    + "\(Self.bytes(victim.bytes)) in \(victim.places.joined(separator: ", "))")
         }
         let mark = console.styled("✓", .green)
-        console.print("\(mark) \(verb) \(count(outcome.deleted.count, "version")), \(Self.bytes(outcome.freedBytes)) "
-            + "\(dryRun ? "to free" : "freed"); kept \(outcome.kept)" + (dryRun && !outcome.deleted.isEmpty ? " (run without --dry-run to delete)" : ""))
+        console.print(
+            "\(mark) \(verb) \(count(outcome.deleted.count, "version")), \(Self.bytes(outcome.freedBytes)) "
+                + "\(dryRun ? "to free" : "freed"); kept \(outcome.kept)"
+                + (dryRun && !outcome.deleted.isEmpty ? " (run without --dry-run to delete)" : ""))
     }
 
     /// `812 B`, `14.2 kB`, `3.1 MB`.

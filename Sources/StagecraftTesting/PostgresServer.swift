@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real PostgreSQL server for tests: Debian's `postgresql`, a new cluster in a temporary folder, on a free port of
@@ -73,7 +74,9 @@ public final class PostgresServer: @unchecked Sendable {
     /// Stops the server (`pg_ctl stop -m fast`): every connection is cut.
     public func stop() throws {
         let status = try Self.spawnAndWait(asUser + ["\(bin)/pg_ctl", "-D", dataDirectory, "-w", "-m", "fast", "stop"])
-        guard status == 0 else { throw ProcessFailure(command: "pg_ctl stop", output: ProcessOutput(status: status, stdout: "", stderr: "")) }
+        guard status == 0 else {
+            throw ProcessFailure(command: "pg_ctl stop", output: ProcessOutput(status: status, stdout: "", stderr: ""))
+        }
     }
 
     /// Runs `command` (looked up in PATH) with /dev/null for its standard files and returns its exit status.

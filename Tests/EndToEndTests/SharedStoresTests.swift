@@ -49,8 +49,26 @@ import Testing
         let ports = try first.useFreePorts()
         defer { first.stopServers() }
         try Self.useSharedStores(first, s3: s3, postgres: postgres)
+        // (The test server trusts local connections: this password is never needed, and must never be written.)
+        let pgPassword = "pg-secret-\(UUID().uuidString.prefix(8))"
+        first.environment["PGPASSWORD"] = pgPassword
 
         try GitOpsLoopTests.walkthrough(first, ports: ports) { _ = try postgres.psql("TRUNCATE deployment_record") }
+
+        // No secret reached git (any object, the notes), the records, or a file under .stagecraft/ (logs included).
+        let secrets = [S3Server.credentials["AWS_SECRET_ACCESS_KEY"]!, pgPassword]
+        let history = try first.git(["log", "--all", "-p", "--format=%B"]) + first.git(["notes", "--ref", "stagecraft", "list"])
+            + (try first.stagecraft(["history", "--output", "json"]).stdout)
+            + (try postgres.psql("SELECT string_agg(t::text, ' ') FROM deployment_record t"))
+        let files = FileManager.default.enumerator(atPath: first.directory.appending(".stagecraft"))?.allObjects as? [String] ?? []
+        #expect(files.contains { $0.hasSuffix(".log") }, "no server log to look into")
+        for secret in secrets {
+            #expect(!history.contains(secret), "a secret is in git or the records")
+            for file in files {
+                let data = FileManager.default.contents(atPath: first.directory.appending(".stagecraft/\(file)")) ?? Data()
+                #expect(data.range(of: Data(secret.utf8)) == nil, "a secret is in .stagecraft/\(file)")
+            }
+        }
 
         // Every version built is in S3, byte for byte what the local cache holds, build.json with the others.
         #expect(!FileManager.default.fileExists(atPath: first.directory.appending(".stagecraft/artifacts")))
