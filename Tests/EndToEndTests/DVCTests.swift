@@ -82,4 +82,34 @@ import Testing
         #expect(fromS3.status == 0, "\(fromS3.stderr)")
         #expect((GitOpsLoopTests.json(fromS3.stdout) as? [String: Any])?["digest"] as? String == digest)
     }
+
+    @Test func aFileInsideATrackedFolderIsFoundThroughTheFoldersListing() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.dvc) else {
+            Issue.record(Comment(rawValue: Self.missing))
+            return
+        }
+        let scratch = try ScratchRepository.example()
+        let remote = try ScratchDirectory("dvc-remote")
+        let rows = try String(contentsOfFile: Fixtures.packageRoot + "/data/penguins/train.csv", encoding: .utf8)
+        try scratch.directory.write(rows, to: "data/tracked/penguins/train.csv")
+        try scratch.directory.write("a,b\n1,2\n", to: "data/tracked/other.csv")
+        try Self.run(scratch, ["init", "-q"])
+        try Self.run(scratch, ["remote", "add", "-d", "storage", remote.path])
+        try Self.run(scratch, ["add", "-q", "data/tracked"])
+        try Self.run(scratch, ["push", "-q"])
+        let manifest = try scratch.directory.read("manifests/penguins.yaml")
+            .replacingOccurrences(of: "train: data/penguins/train.csv", with: "train: data/tracked/penguins/train.csv")
+        try scratch.directory.write(manifest, to: "manifests/penguins.yaml")
+        try scratch.git(["add", "-A"])
+        try scratch.git(["commit", "-q", "-m", "a tracked folder"])
+        #expect(try scratch.directory.read("data/tracked.dvc").contains(".dir"))
+        let clone = try ScratchRepository(cloning: scratch)
+        #expect(try clone.stagecraft(["validate"]).status == 0)
+        let built = try clone.stagecraft(["build", "penguins", "--output", "json"])
+        #expect(built.status == 0, "\(built.stderr)")
+        let digest = try #require((GitOpsLoopTests.json(built.stdout) as? [String: Any])?["digest"] as? String)
+        let info = try #require(GitOpsLoopTests.json(try clone.directory.read(".stagecraft/artifacts/\(digest)/build.json")) as? [String: Any])
+        let sha = try SharedStoresTests.sha256(scratch.directory.appending("data/tracked/penguins/train.csv"))
+        #expect((info["data"] as? [String: String])?["data/tracked/penguins/train.csv"] == sha)
+    }
 }
