@@ -81,6 +81,15 @@ public struct TrainingOutcome: Sendable {
     }
 }
 
+extension ModelFile {
+    /// The metrics this model scores on `data` (its rows with a target value), computed as a build computes its
+    /// holdout metrics: how a serving version is re-scored on a candidate's holdout set.
+    public func score(_ data: Dataset) throws -> [String: Double] {
+        let targets = try Targets(data, task: task, target: target, classes: classes)
+        return Training.evaluate(self, try pipeline.transform(data.keeping(targets.rows)), targets: targets)
+    }
+}
+
 /// Training with optional grid search, then evaluation on the holdout set.
 public enum Training {
     public typealias Progress = @Sendable (TrainingEvent) -> Void
@@ -248,6 +257,12 @@ struct Targets {
 
     /// Reads the target of `data`; `classes` (from training) fixes the class order of a test set.
     init(_ data: Dataset, request: TrainingRequest, classes known: [String]?) throws {
+        try self.init(data, task: request.task, target: request.target, classes: known)
+    }
+
+    /// Reads the column `target` of `data` for a model of `task`.
+    init(_ data: Dataset, task: LearningTask, target: String, classes known: [String]?) throws {
+        let request = (task: task, target: target)
         guard let column = data.column(request.target) else {
             throw LearningError(
                 .missingColumn,

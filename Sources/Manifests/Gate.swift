@@ -49,35 +49,61 @@ public enum Comparison: String, Sendable, Hashable, CaseIterable, Codable {
     }
 }
 
-/// A threshold a version must meet in an environment, such as `auc: ">= 0.95"`.
+/// A threshold a version must meet in an environment, such as `auc: ">= 0.95"`, or one relative to the version
+/// serving there (champion / challenger): `auc: ">= serving - 0.005"`, `logLoss: "<= serving"`.
 public struct Gate: Hashable, Sendable, Codable, CustomStringConvertible {
     public var metric: Metric
     public var comparison: Comparison
+    /// The threshold; for a relative gate, what is added to the serving version's value.
     public var threshold: Double
+    /// True when the threshold is relative to the serving version's value on the candidate's holdout set.
+    public var relativeToServing: Bool
     /// Where the gate is written.
     public var location: SourceLocation
 
-    public init(metric: Metric, comparison: Comparison, threshold: Double, location: SourceLocation) {
+    public init(metric: Metric, comparison: Comparison, threshold: Double, relativeToServing: Bool = false, location: SourceLocation) {
         self.metric = metric
         self.comparison = comparison
         self.threshold = threshold
+        self.relativeToServing = relativeToServing
         self.location = location
     }
 
-    /// `auc >= 0.95`
-    public var description: String { "\(metric.rawValue) \(comparison.rawValue) \(JSONValue.format(threshold))" }
+    /// `auc >= 0.95`, `auc >= serving - 0.005`
+    public var description: String {
+        guard relativeToServing else { return "\(metric.rawValue) \(comparison.rawValue) \(JSONValue.format(threshold))" }
+        let offset = threshold == 0 ? "" : " \(threshold < 0 ? "-" : "+") \(JSONValue.format(abs(threshold)))"
+        return "\(metric.rawValue) \(comparison.rawValue) serving\(offset)"
+    }
 
-    /// True when `value` meets the gate.
-    public func passes(_ value: Double) -> Bool { comparison.holds(value, threshold) }
+    /// True when `value` meets the gate (for a relative gate, given the serving version's value as `serving`).
+    public func passes(_ value: Double, serving: Double = 0) -> Bool {
+        comparison.holds(value, relativeToServing ? serving + threshold : threshold)
+    }
 
     /// Parses `<op> <number>`; nil when the text has another form.
     static func parse(_ text: String) -> (Comparison, Double)? {
+        guard let parsed = parseAny(text), !parsed.relative else { return nil }
+        return (parsed.comparison, parsed.threshold)
+    }
+
+    /// Parses `<op> <number>` or `<op> serving [(+|-) <number>]`.
+    static func parseAny(_ text: String) -> (comparison: Comparison, threshold: Double, relative: Bool)? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
+        func number(_ text: String) -> Double? {
+            guard !text.isEmpty, let value = Double(text), value.isFinite, text.allSatisfy({ $0.isNumber || "+-.eE".contains($0) })
+            else { return nil }
+            return value
+        }
         for comparison in [Comparison.atLeast, .atMost, .greaterThan, .lessThan] where trimmed.hasPrefix(comparison.rawValue) {
-            let number = trimmed.dropFirst(comparison.rawValue.count).trimmingCharacters(in: .whitespaces)
-            guard !number.isEmpty, let value = Double(number), value.isFinite,
-                  number.allSatisfy({ $0.isNumber || "+-.eE".contains($0) }) else { return nil }
-            return (comparison, value)
+            let rest = trimmed.dropFirst(comparison.rawValue.count).trimmingCharacters(in: .whitespaces)
+            guard rest.hasPrefix("serving") else { return number(rest).map { (comparison, $0, false) } }
+            let offset = rest.dropFirst("serving".count).trimmingCharacters(in: .whitespaces)
+            if offset.isEmpty { return (comparison, 0, true) }
+            guard let sign = offset.first, sign == "+" || sign == "-",
+                let value = number(offset.dropFirst().trimmingCharacters(in: .whitespaces)), value >= 0
+            else { return nil }
+            return (comparison, sign == "-" ? -value : value, true)
         }
         return nil
     }
@@ -95,12 +121,18 @@ extension YAMLReader {
                     + "\(names.joined(separator: ", ")))")
                 continue
             }
-            guard case .scalar(let scalar) = value, let (comparison, threshold) = Gate.parse(scalar.string) else {
-                report(value, "gate '\(key)' must be '<op> <number>' with op one of >=, <=, >, < (such as \">= 0.9\"), found "
-                    + "\(Self.describe(value))")
+            guard case .scalar(let scalar) = value, let (comparison, threshold, relative) = Gate.parseAny(scalar.string) else {
+                report(value, "gate '\(key)' must be '<op> <number>' or '<op> serving [+|- <number>]' with op one of >=, <=, >, < "
+                    + "(such as \">= 0.9\" or \">= serving - 0.005\"), found \(Self.describe(value))")
                 continue
             }
-            gates.append(Gate(metric: metric, comparison: comparison, threshold: threshold, location: location(keyNode)))
+            if relative && !metric.isOffline {
+                report(value, "gate '\(key)' cannot be relative to the serving version: only holdout metrics are (\(key) is measured "
+                    + "on the live probe)")
+                continue
+            }
+            gates.append(
+                Gate(metric: metric, comparison: comparison, threshold: threshold, relativeToServing: relative, location: location(keyNode)))
         }
         return gates
     }

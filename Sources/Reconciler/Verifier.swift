@@ -32,12 +32,39 @@ public struct Verifier: GateChecking {
     public func verify(model: String, version: String, gates: [Gate], on server: any ServingTarget) throws -> [GateResult] {
         let metrics = try workspace.artifacts.metrics(version).holdout
         var results: [GateResult] = []
+        // Champion / challenger: the version serving now, re-scored on this version's holdout set.
+        var serving: (version: String, metrics: [String: Double])?
+        var servingNote: String?
+        if gates.contains(where: \.relativeToServing) {
+            if let current = (try? server.state())?.routes[model]?.defaultVersion, current != version {
+                serving = (current, try rescore(current, onHoldoutOf: version, model: model))
+            } else {
+                // Nothing routed, or only this version (a first version is the default once loaded).
+                servingNote = "no other version serves yet: passes"
+            }
+        }
         for gate in gates where gate.metric.isOffline {
             let value = metrics[gate.metric.rawValue]
+            guard gate.relativeToServing else {
+                results.append(
+                    GateResult(
+                        gate: gate.description, metric: gate.metric.rawValue, value: value,
+                        passed: value.map { gate.passes($0) } ?? false, stage: "offline"))
+                continue
+            }
+            guard let serving else {
+                results.append(
+                    GateResult(
+                        gate: gate.description, metric: gate.metric.rawValue, value: value, passed: value != nil, stage: "offline",
+                        note: servingNote))
+                continue
+            }
+            let baseline = serving.metrics[gate.metric.rawValue]
+            let passed = value.flatMap { value in baseline.map { gate.passes(value, serving: $0) } } ?? false
             results.append(
                 GateResult(
-                    gate: gate.description, metric: gate.metric.rawValue, value: value,
-                    passed: value.map(gate.passes) ?? false, stage: "offline"))
+                    gate: gate.description, metric: gate.metric.rawValue, value: value, passed: passed, stage: "offline",
+                    serving: baseline, servingVersion: serving.version))
         }
         let probe = try self.probe(model: model, version: version, server: server)
         results.append(
@@ -56,6 +83,14 @@ public struct Verifier: GateChecking {
                 GateResult(gate: gate.description, metric: gate.metric.rawValue, value: value, passed: gate.passes(value), stage: "online"))
         }
         return results
+    }
+
+    /// The metrics `serving` scores on the holdout set of `candidate` (the test file at the candidate's source commit).
+    func rescore(_ serving: String, onHoldoutOf candidate: String, model: String) throws -> [String: Double] {
+        let inputs = try workspace.builder.inputs(model: model, ref: try workspace.artifacts.buildInfo(candidate).source)
+        let file = try workspace.artifacts.model(serving)
+        let test = inputs.manifest.data.test
+        return try file.score(try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes))
     }
 
     /// Sends holdout rows to the version's own route and compares each answer with the model file's prediction.

@@ -24,19 +24,35 @@ public struct GateResult: Codable, Sendable, Hashable {
     public var passed: Bool
     /// `offline` (holdout metrics) or `online` (probe against the real server).
     public var stage: String
+    /// For a gate relative to the serving version: that version's value on the same holdout set, and its digest.
+    public var serving: Double?
+    public var servingVersion: String?
+    /// What a person should know besides the value (a relative gate with nothing serving passes, and says so).
+    public var note: String?
 
-    public init(gate: String, metric: String, value: Double?, passed: Bool, stage: String) {
+    public init(
+        gate: String, metric: String, value: Double?, passed: Bool, stage: String, serving: Double? = nil, servingVersion: String? = nil,
+        note: String? = nil
+    ) {
         self.gate = gate
         self.metric = metric
         self.value = value
         self.passed = passed
         self.stage = stage
+        self.serving = serving
+        self.servingVersion = servingVersion
+        self.note = note
     }
 }
 
 extension GateResult {
     /// The measured value as people read it: whole numbers plain, others to 4 significant digits; `n/a` when unmeasured.
-    public var valueText: String { value.map(Self.format) ?? "n/a" }
+    public var valueText: String {
+        var text = value.map(Self.format) ?? "n/a"
+        if let serving { text += " vs serving \(servingVersion.map { String($0.prefix(12)) + " " } ?? "")\(Self.format(serving))" }
+        if let note { text += "; \(note)" }
+        return text
+    }
 
     public static func format(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.4g", value)

@@ -110,7 +110,11 @@ struct BadCase: CustomTestStringConvertible, Sendable {
 @Suite struct BadEnvironmentTests {
     static let cases: [BadCase] = [
         BadCase(name: "gate that is not <op> <number>", old: #"accuracy: ">= 0.90""#, new: #"accuracy: "0.90""#,
-                expected: [#"environments/qa.yaml:9:15: gate 'accuracy' must be '<op> <number>' with op one of >=, <=, >, < (such as ">= 0.9"), found '0.90'"#]),
+                expected: [#"environments/qa.yaml:9:15: gate 'accuracy' must be '<op> <number>' or '<op> serving [+|- <number>]' with op one of >=, <=, >, < (such as ">= 0.9" or ">= serving - 0.005"), found '0.90'"#]),
+        BadCase(name: "relative gate with a bad offset", old: #"accuracy: ">= 0.90""#, new: #"accuracy: ">= serving * 0.9""#,
+                expected: [#"environments/qa.yaml:9:15: gate 'accuracy' must be '<op> <number>' or '<op> serving [+|- <number>]' with op one of >=, <=, >, < (such as ">= 0.9" or ">= serving - 0.005"), found '>= serving * 0.9'"#]),
+        BadCase(name: "relative gate on a live metric", old: #"accuracy: ">= 0.90""#, new: #"errorRate: "<= serving""#,
+                expected: ["environments/qa.yaml:9:16: gate 'errorRate' cannot be relative to the serving version: only holdout metrics are (errorRate is measured on the live probe)"]),
         BadCase(name: "gate with an unknown metric", old: #"accuracy: ">= 0.90""#, new: #"acuracy: ">= 0.90""#,
                 expected: ["environments/qa.yaml:9:5: unknown gate metric 'acuracy'; did you mean 'accuracy'? (expected one of: accuracy, precision, recall, f1, auc, logLoss, rmse, mae, r2, latencyP99Ms, errorRate)"]),
         BadCase(name: "traffic weights that do not sum to 100", old: "weight: 10}", new: "weight: 20}",

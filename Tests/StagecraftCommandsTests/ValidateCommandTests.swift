@@ -26,7 +26,7 @@ import Testing
         let result = await Stagecraft.execute(["validate", "--repo", scratch.path])
         #expect(result.exitCode == 1)
         #expect(result.output == """
-            environments/qa.yaml:10:10: gate 'auc' must be '<op> <number>' with op one of >=, <=, >, < (such as ">= 0.9"), found 'at least 0.95'
+            environments/qa.yaml:10:10: gate 'auc' must be '<op> <number>' or '<op> serving [+|- <number>]' with op one of >=, <=, >, < (such as ">= 0.9" or ">= serving - 0.005"), found 'at least 0.95'
             manifests/penguins.yaml:19:16: unknown algorithm 'gradient-boost'; did you mean 'gradient-boosting'? (expected one of: logistic-regression, linear-regression, gradient-boosting)
             manifests/penguins.yaml:21:11: expected a whole number for 'spec.trainer.seed', found 'seven'
             ✗ 3 problems at HEAD (\(head))
