@@ -39,9 +39,9 @@ public struct InvalidProject: Error, Sendable, CustomStringConvertible {
 }
 
 /// Suggestions for misspelled names.
-enum Spelling {
+public enum Spelling {
     /// The candidate closest to `word`, if it is close enough to be a likely typo.
-    static func suggestion(for word: String, among candidates: [String]) -> String? {
+    public static func suggestion(for word: String, among candidates: [String]) -> String? {
         let lower = word.lowercased()
         var best: (name: String, distance: Int)?
         for candidate in candidates {
@@ -53,7 +53,7 @@ enum Spelling {
     }
 
     /// `; did you mean 'x'?` or the empty string.
-    static func didYouMean(_ word: String, among candidates: [String]) -> String {
+    public static func didYouMean(_ word: String, among candidates: [String]) -> String {
         suggestion(for: word, among: candidates).map { "; did you mean '\($0)'?" } ?? ""
     }
 

@@ -12,7 +12,12 @@ struct RepositoryOptions: ParsableArguments {
     var ref: String = "HEAD"
 
     func open() throws -> Repository {
-        try Repository.open(at: repo)
+        let opened: Result<Repository, GitError> = Result { () throws(GitError) in try Repository.open(at: repo) }
+        if case .failure(let error) = opened, error.code == .notFound, !isURL {
+            throw CommandFailure(
+                .failure, "not a git repository: \(repo == "." ? "this folder" : repo); run `stagecraft init` or pass `--repo`")
+        }
+        return try opened.get()
     }
 
     /// Whether `--repo` names a remote (`https://…`, `ssh://…`, `file://…`, `git@host:…`) rather than a folder.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GitStore
+import Manifests
 import Reconciler
 import Registry
 
@@ -203,6 +204,15 @@ struct HistoryCommand: AsyncParsableCommand {
             environments = [env]
         } else {
             environments = try workspace.environmentNames(at: try repo.resolve(repository.ref))
+        }
+        if let model {
+            let models = try GitProjectSource(repository: repo, ref: repository.ref).fileNames(in: Project.manifestsFolder)?
+                .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted() ?? []
+            guard models.contains(model) else {
+                throw CommandFailure(
+                    .failure, "no model '\(model)'\(Spelling.didYouMean(model, among: models)) (models: "
+                        + "\(models.isEmpty ? "none" : models.joined(separator: ", ")))")
+            }
         }
         let history = History(workspace: workspace, state: try workspace.openState(notice: Console.current.warn))
         let entries = try history.entries(environments: environments, model: model, since: since.flatMap(Self.date), ref: repository.ref)

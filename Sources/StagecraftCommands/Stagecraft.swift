@@ -68,6 +68,16 @@ extension Stagecraft {
     static func run(_ arguments: [String], console: Console) async -> Int32 {
         await Console.$current.withValue(console) {
             do {
+                // A word where a command goes that names none: say which was meant, not "unexpected argument".
+                if let word = arguments.first, !word.hasPrefix("-"), word != "help" {
+                    let names = configuration.subcommands.map { $0._commandName }
+                    if !names.contains(word) {
+                        console.printError(
+                            console.styled("error: ", .red) + "unknown command '\(word)'\(Spelling.didYouMean(word, among: names)) "
+                                + "(commands: \(names.joined(separator: ", ")); see stagecraft --help)")
+                        return ExitStatus.usage.rawValue
+                    }
+                }
                 var command = try parseAsRoot(arguments)
                 if var asyncCommand = command as? any AsyncParsableCommand {
                     try await asyncCommand.run()
