@@ -68,4 +68,25 @@ import Testing
         #expect(try local() == pinned)
         #expect(try scratch.stagecraft(["gc", "--keep", "0"]).stdout.contains("deleted 0 versions"))
     }
+
+    @Test func whatServesIsKeptEvenWhenNoFilePinsItAnyMore() throws {
+        let scratch = try ScratchRepository.example()
+        try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
+        let serving = Set(try FileManager.default.contentsOfDirectory(atPath: scratch.directory.appending(".stagecraft/artifacts"))
+            .filter { $0.count == 64 })
+        #expect(serving.count == 2)
+        // dev no longer pins them, and is not reconciled: its server still serves both, the state store says so.
+        let dev = try scratch.directory.read("environments/dev.yaml").components(separatedBy: "\n").map { line in
+            line.hasPrefix("      version:") ? "      version: ~" : line.hasPrefix("      source:") ? "      source: ~" : line
+        }.joined(separator: "\n")
+        try scratch.commit(["environments/dev.yaml": dev], message: "dev: unpin everything")
+        let gc = try scratch.stagecraft(["gc", "--keep", "0", "--output", "json"])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        #expect(((GitOpsLoopTests.json(gc.stdout) as? [String: Any])?["deleted"] as? [Any])?.isEmpty == true, "\(gc.stdout)")
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: scratch.directory.appending(".stagecraft/artifacts"))
+            .filter { $0.count == 64 })
+        #expect(left == serving)
+    }
 }
