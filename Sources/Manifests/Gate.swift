@@ -132,7 +132,9 @@ extension YAMLReader {
                 continue
             }
             gates.append(
-                Gate(metric: metric, comparison: comparison, threshold: threshold, relativeToServing: relative, location: location(keyNode)))
+                Gate(
+                    metric: metric, comparison: comparison, threshold: threshold, relativeToServing: relative,
+                    location: location(keyNode)))
         }
         return gates
     }

@@ -82,9 +82,8 @@ public struct GarbageCollector: Sendable {
         var victims: [Victim] = []
         for (digest, found) in sizes.sorted(by: { $0.key < $1.key }) {
             if inUse.contains(digest) || pins.contains(where: { digest.hasPrefix($0) }) { continue }
-            let info = store.isLocal(digest) ? try? store.buildInfo(digest) : nil
-            // A version whose build.json cannot be read here (only in the remote) is judged by the remote's copy.
-            let built = info ?? (try? store.buildInfo(digest))
+            // (A version only in the remote is fetched to read its build.json.)
+            let built = try? store.buildInfo(digest)
             if let date = built?.createdAt, date >= cutoff { continue }
             victims.append(Victim(digest: digest, model: built?.model, builtAt: built?.createdAt, bytes: found.bytes, places: found.places))
         }

@@ -100,8 +100,8 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
 public protocol ArtifactRemote: Sendable {
     /// Where it is, for messages (`s3://bucket/prefix`); never a credential.
     var location: String { get }
-    /// Downloads the version `digest` into `folder` (made by the caller, empty): `build.json` first, then the files it
-    /// lists, each checked against its sha256. False when the remote has no complete version of that digest.
+    /// Downloads the version `digest` into `folder` (made by the caller, empty); the store checks the files against
+    /// the sha256 `build.json` lists. False when the remote has no complete version of that digest.
     func fetch(_ digest: String, into folder: URL) throws -> Bool
     /// Uploads the version in `folder`, `build.json` last and only when the remote has none yet, so that a half-uploaded
     /// version is never taken as built. False when another writer's `build.json` was there first.
