@@ -17,22 +17,18 @@ public struct DataFiles: Sendable {
     }
 
     let repository: Repository
+    let settings: ProjectSettings
     let cache: URL
     let root: URL
     let s3: S3Access
-    let settingsEndpoint: URL?
-    let region: String
-    let pathStyle: Bool
 
     /// The data files of `repository`, with the S3 settings of `settings`; objects are cached under `root`.
     public init(repository: Repository, settings: ProjectSettings, root: URL) {
         self.repository = repository
+        self.settings = settings
         cache = root.appendingPathComponent(".stagecraft/cache/data")
         self.root = root
         s3 = S3Access(settings: settings)
-        settingsEndpoint = settings.s3.endpoint.flatMap(URL.init(string:))
-        region = settings.s3.region ?? s3.chain.region() ?? "us-east-1"
-        pathStyle = settings.s3.pathStyle
     }
 
     /// The file at `path` as of `commit` (a repository path), or the S3 object it names.
@@ -108,16 +104,11 @@ public struct DataFiles: Sendable {
         if let bucket = S3Location(remote.url) {
             let key = (bucket.key.hasSuffix("/") || bucket.key.isEmpty ? bucket.key : bucket.key + "/") + objectPath
             place = "s3://\(bucket.bucket)/\(key)"
-            let endpoint = S3Endpoint(
-                url: remote.endpoint.flatMap(URL.init(string:)) ?? settingsEndpoint, region: region,
-                pathStyle: remote.endpoint != nil || pathStyle)
-            guard let credentials = s3.chain.credentials() else {
-                throw S3Error(
-                    .noCredentials, "no AWS credentials for the DVC remote '\(remote.name)' (\(remote.url)): set \(s3.chain.places)")
-            }
-            let client = S3Client(endpoint: endpoint, credentials: credentials)
+            let access = remote.endpoint.flatMap(URL.init(string:)).map { S3Access(settings: settings, endpoint: $0) } ?? s3
             let name = bucket.bucket
-            _ = try Blocking.wait { try await client.download(bucket: name, key: key, to: partial) }
+            _ = try access.run(for: "the DVC remote '\(remote.name)' (\(remote.url))") {
+                try await $0.download(bucket: name, key: key, to: partial)
+            }
         } else if remote.url.contains("://") {
             throw BuildError(
                 .data,

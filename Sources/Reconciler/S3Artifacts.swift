@@ -10,11 +10,14 @@ public struct S3Access: Sendable {
     public let client: S3Client?
     let chain: CredentialChain
 
-    public init(settings: ProjectSettings, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    /// - Parameter endpoint: a server other than the settings' (a DVC remote's `endpointurl`), reached path-style.
+    public init(
+        settings: ProjectSettings, endpoint other: URL? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         chain = CredentialChain(environment: environment)
         let endpoint = S3Endpoint(
-            url: settings.s3.endpoint.flatMap(URL.init(string:)), region: settings.s3.region ?? chain.region() ?? "us-east-1",
-            pathStyle: settings.s3.pathStyle)
+            url: other ?? settings.s3.endpoint.flatMap(URL.init(string:)), region: settings.s3.region ?? chain.region() ?? "us-east-1",
+            pathStyle: other != nil || settings.s3.pathStyle)
         client = chain.credentials().map { S3Client(endpoint: endpoint, credentials: $0) }
     }
 

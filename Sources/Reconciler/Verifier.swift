@@ -31,13 +31,15 @@ public struct Verifier: GateChecking {
     /// Every gate's result for `version` of `model` (loaded in `server` under its digest).
     public func verify(model: String, version: String, gates: [Gate], on server: any ServingTarget) throws -> [GateResult] {
         let metrics = try workspace.artifacts.metrics(version).holdout
+        // The version's manifest and data at its source commit: its holdout set, read once for the probe and re-scoring.
+        let inputs = try workspace.builder.inputs(model: model, ref: try workspace.artifacts.buildInfo(version).source)
         var results: [GateResult] = []
         // Champion / challenger: the version serving now, re-scored on this version's holdout set.
         var serving: (version: String, metrics: [String: Double])?
         var servingNote: String?
         if gates.contains(where: \.relativeToServing) {
             if let current = (try? server.state())?.routes[model]?.defaultVersion, current != version {
-                serving = (current, try rescore(current, onHoldoutOf: version, model: model))
+                serving = (current, try rescore(current, on: inputs))
             } else {
                 // Nothing routed, or only this version (a first version is the default once loaded).
                 servingNote = "no other version serves yet: passes"
@@ -66,7 +68,7 @@ public struct Verifier: GateChecking {
                     gate: gate.description, metric: gate.metric.rawValue, value: value, passed: passed, stage: "offline",
                     serving: baseline, servingVersion: serving.version))
         }
-        let probe = try self.probe(model: model, version: version, server: server)
+        let probe = try self.probe(model: model, version: version, inputs: inputs, server: server)
         results.append(
             GateResult(
                 gate: "predictions match the build's", metric: "predictionMismatches", value: Double(probe.mismatches),
@@ -85,19 +87,17 @@ public struct Verifier: GateChecking {
         return results
     }
 
-    /// The metrics `serving` scores on the holdout set of `candidate` (the test file at the candidate's source commit).
-    func rescore(_ serving: String, onHoldoutOf candidate: String, model: String) throws -> [String: Double] {
-        let inputs = try workspace.builder.inputs(model: model, ref: try workspace.artifacts.buildInfo(candidate).source)
+    /// The metrics `serving` scores on the holdout set of `inputs` (a candidate's test file at its source commit).
+    func rescore(_ serving: String, on inputs: Builder.Inputs) throws -> [String: Double] {
         let file = try workspace.artifacts.model(serving)
         let test = inputs.manifest.data.test
         return try file.score(try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes))
     }
 
-    /// Sends holdout rows to the version's own route and compares each answer with the model file's prediction.
-    public func probe(model: String, version: String, server: any ServingTarget) throws -> Probe {
+    /// Sends holdout rows (of `inputs`, the version's manifest and data) to the version's own route and compares each
+    /// answer with the model file's prediction.
+    public func probe(model: String, version: String, inputs: Builder.Inputs, server: any ServingTarget) throws -> Probe {
         let file = try workspace.artifacts.model(version)
-        let info = try workspace.artifacts.buildInfo(version)
-        let inputs = try workspace.builder.inputs(model: model, ref: info.source)
         let test = inputs.manifest.data.test
         let holdout = try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes)
         let expected = try file.predict(holdout)
