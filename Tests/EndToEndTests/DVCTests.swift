@@ -14,6 +14,19 @@ import Testing
         guard output.status == 0 else { throw ProcessFailure(command: "dvc \(arguments.joined(separator: " "))", output: output) }
     }
 
+    /// `dvc init`, a folder as the default remote, `dvc add` of `path`, `dvc push`; penguins trains on `train`; one commit.
+    static func track(_ path: String, as train: String, in scratch: ScratchRepository, remote: ScratchDirectory) throws {
+        try run(scratch, ["init", "-q"])
+        try run(scratch, ["remote", "add", "-d", "storage", remote.path])
+        try run(scratch, ["add", "-q", path])
+        try run(scratch, ["push", "-q"])
+        let manifest = try scratch.directory.read("manifests/penguins.yaml")
+            .replacingOccurrences(of: "train: data/penguins/train.csv", with: "train: \(train)")
+        try scratch.directory.write(manifest, to: "manifests/penguins.yaml")
+        try scratch.git(["add", "-A"])
+        try scratch.git(["commit", "-q", "-m", "penguins' training data in DVC (\(path))"])
+    }
+
     @Test func buildAndReconcileFollowThePointerAndRefuseADamagedCopy() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.dvc), S3Server.available else {
             Issue.record(Comment(rawValue: Self.missing))
@@ -26,15 +39,7 @@ import Testing
         // The penguins' training rows as a file DVC tracks.
         let rows = try String(contentsOfFile: Fixtures.packageRoot + "/data/penguins/train.csv", encoding: .utf8)
         try scratch.directory.write(rows, to: "data/big.csv")
-        try Self.run(scratch, ["init", "-q"])
-        try Self.run(scratch, ["remote", "add", "-d", "storage", remote.path])
-        try Self.run(scratch, ["add", "-q", "data/big.csv"])
-        try Self.run(scratch, ["push", "-q"])
-        let manifest = try scratch.directory.read("manifests/penguins.yaml")
-            .replacingOccurrences(of: "train: data/penguins/train.csv", with: "train: data/big.csv")
-        try scratch.directory.write(manifest, to: "manifests/penguins.yaml")
-        try scratch.git(["add", "-A"])
-        try scratch.git(["commit", "-q", "-m", "penguins' training data in DVC"])
+        try Self.track("data/big.csv", as: "data/big.csv", in: scratch, remote: remote)
         #expect(try scratch.git(["ls-files", "data/big.csv", "data/big.csv.dvc"]) == "data/big.csv.dvc\n", "the data itself is in git")
         #expect(try scratch.stagecraft(["validate"]).status == 0)
 
@@ -93,15 +98,7 @@ import Testing
         let rows = try String(contentsOfFile: Fixtures.packageRoot + "/data/penguins/train.csv", encoding: .utf8)
         try scratch.directory.write(rows, to: "data/tracked/penguins/train.csv")
         try scratch.directory.write("a,b\n1,2\n", to: "data/tracked/other.csv")
-        try Self.run(scratch, ["init", "-q"])
-        try Self.run(scratch, ["remote", "add", "-d", "storage", remote.path])
-        try Self.run(scratch, ["add", "-q", "data/tracked"])
-        try Self.run(scratch, ["push", "-q"])
-        let manifest = try scratch.directory.read("manifests/penguins.yaml")
-            .replacingOccurrences(of: "train: data/penguins/train.csv", with: "train: data/tracked/penguins/train.csv")
-        try scratch.directory.write(manifest, to: "manifests/penguins.yaml")
-        try scratch.git(["add", "-A"])
-        try scratch.git(["commit", "-q", "-m", "a tracked folder"])
+        try Self.track("data/tracked", as: "data/tracked/penguins/train.csv", in: scratch, remote: remote)
         #expect(try scratch.directory.read("data/tracked.dvc").contains(".dir"))
         let clone = try ScratchRepository(cloning: scratch)
         #expect(try clone.stagecraft(["validate"]).status == 0)
