@@ -175,13 +175,32 @@ public struct ArtifactStore: Sendable {
                 cause: RegistryError.Underlying(error))
         }
         guard found else { return false }
-        try check(staging, digest: digest, from: remote.location)
+        try Self.check(staging, digest: digest, from: remote.location)
         try moveIntoPlace(staging, digest: digest)
         return true
     }
 
+    /// Reads one version's folder outside any store (a container's `/opt/ml/model`, KServe's `/mnt/models`): its
+    /// `build.json`, checked against the sha256 it lists of the other files, and its model.
+    /// - Throws: ``RegistryError`` `.notFound` without `build.json`, `.corrupt` when a file does not check out.
+    public static func readVersion(in folder: URL) throws -> (info: BuildInfo, model: ModelFile) {
+        let buildFile = folder.appendingPathComponent("build.json")
+        guard let data = FileManager.default.contents(atPath: buildFile.path) else {
+            throw RegistryError(
+                .notFound, "\(folder.path) holds no build.json: it must be one version's folder (model.json, metrics.json, build.json)")
+        }
+        let digest: String
+        do { digest = try decoder.decode(BuildInfo.self, from: data).digest } catch {
+            throw RegistryError(.corrupt, "\(buildFile.path) cannot be read", cause: RegistryError.Underlying(error))
+        }
+        let info = try check(folder, digest: digest, from: folder.path)
+        let model = try ModelFile.decode(Data(contentsOf: folder.appendingPathComponent("model.json")))
+        return (info, model)
+    }
+
     /// A fetched version's `build.json` names its digest, and the other files have the sha256 it lists.
-    private func check(_ folder: URL, digest: String, from location: String) throws {
+    @discardableResult
+    private static func check(_ folder: URL, digest: String, from location: String) throws -> BuildInfo {
         let info: BuildInfo
         do {
             info = try Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: folder.appendingPathComponent("build.json")))
@@ -203,6 +222,7 @@ public struct ArtifactStore: Sendable {
                         + "\(files[name] ?? "none")")
             }
         }
+        return info
     }
 
     private func makeStaging() throws -> URL {

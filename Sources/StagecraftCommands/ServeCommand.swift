@@ -26,11 +26,29 @@ struct ServeCommand: AsyncParsableCommand {
               stagecraft serve --env dev --detach     (then: stagecraft stop --env dev)
               stagecraft serve --env qa --port 9000
               curl -s localhost:8101/v2/models/penguins
+
+            With --model-dir, serves one version's folder (model.json, metrics.json,
+            build.json, as the artifact store keeps it) with no repository and no
+            state store: the V2 endpoints, MLflow's /invocations and SageMaker's
+            GET /ping, on port 8080 unless --port or SAGEMAKER_BIND_TO_PORT says
+            otherwise. Without --env and --model-dir, /opt/ml/model is served on
+            0.0.0.0 (the SageMaker inference container contract).
+              stagecraft serve --model-dir .stagecraft/artifacts/3f2a9c1e…
+              stagecraft serve --model-dir /mnt/models --host 0.0.0.0 --port 8080
             """
     )
 
     @Option(name: .long, help: "The environment to serve.", transform: Name.environment)
-    var env: String
+    var env: String?
+
+    @Option(name: .long, help: ArgumentHelp("Serve this one version's folder instead of an environment.", valueName: "folder"))
+    var modelDir: String?
+
+    @Option(name: .long, help: "With --model-dir: the address to listen on (127.0.0.1 unless in a SageMaker container).")
+    var host: String?
+
+    @Option(name: .long, help: "With --model-dir: also serve gRPC on this port (inside SAGEMAKER_SAFE_PORT_RANGE when set).")
+    var grpcPort: Int?
 
     @OptionGroup var repository: RepositoryOptions
 
@@ -54,7 +72,48 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var deployed = false
 
+    func validate() throws {
+        if env != nil && modelDir != nil { throw ValidationError("give --env or --model-dir, not both") }
+        if env != nil && (host != nil || grpcPort != nil) {
+            throw ValidationError("--host and --grpc-port go with --model-dir; an environment's come from its file")
+        }
+    }
+
     func run() async throws {
+        if let env { return try await serve(environment: env) }
+        let sageMaker = ProcessInfo.processInfo.environment
+        if let modelDir {
+            return try await serve(folder: URL(fileURLWithPath: modelDir), defaultHost: "127.0.0.1", variables: sageMaker)
+        }
+        guard FileManager.default.fileExists(atPath: Self.sageMakerModel) else {
+            throw ValidationError("say what to serve: --env ENV (an environment of the repository) or --model-dir FOLDER (one version)")
+        }
+        try await serve(folder: URL(fileURLWithPath: Self.sageMakerModel), defaultHost: "0.0.0.0", variables: sageMaker)
+    }
+
+    /// Where SageMaker puts a model in its inference container.
+    static let sageMakerModel = "/opt/ml/model"
+
+    /// Serves one version's folder: no repository, no state store, no capture, no repository API.
+    private func serve(folder: URL, defaultHost: String, variables: [String: String]) async throws {
+        let contract = try SageMakerPorts(variables: variables)
+        let listen = port ?? contract.bindPort ?? 8080
+        if let grpcPort, let range = contract.safeRange, !range.contains(grpcPort) {
+            throw CommandFailure(
+                .usage,
+                "--grpc-port \(grpcPort) is outside SAGEMAKER_SAFE_PORT_RANGE (\(range.lowerBound)-\(range.upperBound)); pick a port in it")
+        }
+        let (info, model) = try ArtifactStore.readVersion(in: folder)
+        let models = ModelRepository()
+        models.load(LoadedVersion(model: info.model, version: info.digest, source: info.source, file: model), makeDefault: true)
+        var server = InferenceServer(environment: info.model, repository: models, host: host ?? defaultHost, port: listen)
+        server.grpcPort = grpcPort
+        Console.current.printError(
+            "serving \(info.model) version \(VersionDigest.short(info.digest)) from \(folder.path) at http://\(server.host):\(listen)")
+        try await server.run(logger: JSONLogHandler.logger("stagecraft.serve"))
+    }
+
+    private func serve(environment env: String) async throws {
         let repo = try repository.open()
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let (project, diagnostics) = try Project.check(source)
@@ -72,7 +131,7 @@ struct ServeCommand: AsyncParsableCommand {
         let models = ModelRepository()
         if deployed {
             try loadDeployed(
-                into: models, store: store, workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
+                env, into: models, store: store, workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
         }
         for deployment in environment.models where !deployed {
             guard let pinned = deployment.version else { continue }
@@ -109,7 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var server = InferenceServer(environment: env, repository: models, host: environment.host, port: port ?? environment.port)
         if detach {
-            try start(server: server, root: builder.localRoot)
+            try start(server: server, environment: env, root: builder.localRoot)
             return
         }
         server.adminToken = try AdminToken.loadOrCreate(root: builder.localRoot)
@@ -143,7 +202,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Loads, with their routes, the versions the state store records as serving in this environment.
-    private func loadDeployed(into models: ModelRepository, store: ArtifactStore, workspace: Workspace) throws {
+    private func loadDeployed(_ env: String, into models: ModelRepository, store: ArtifactStore, workspace: Workspace) throws {
         for (name, served) in try workspace.openState(notice: Console.current.warn).served(environment: env) {
             for version in served.versions.sorted() {
                 let info = try store.buildInfo(version)
@@ -162,7 +221,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Starts this same command without --detach in a session of its own, and returns once it listens.
-    private func start(server: InferenceServer, root: URL) throws {
+    private func start(server: InferenceServer, environment env: String, root: URL) throws {
         let console = Console.current
         let files = RunFiles(root: root, environment: env)
         let pid = try ServerLauncher.start(
@@ -171,6 +230,30 @@ struct ServeCommand: AsyncParsableCommand {
         console.print(
             console.styled("✓", .green) + " serving \(env) at http://\(server.host):\(server.port) (pid \(pid)); log: "
                 + "\(files.logFile.path)")
+    }
+}
+
+/// The ports SageMaker's inference container contract gives: `SAGEMAKER_BIND_TO_PORT` (where `/ping` and
+/// `/invocations` must answer) and `SAGEMAKER_SAFE_PORT_RANGE` (`low-high`, the ports the container may use for
+/// anything else).
+struct SageMakerPorts {
+    var bindPort: Int?
+    var safeRange: ClosedRange<Int>?
+
+    init(variables: [String: String]) throws {
+        if let text = variables["SAGEMAKER_BIND_TO_PORT"] {
+            guard let port = Int(text), (1...65535).contains(port) else {
+                throw CommandFailure(.usage, "SAGEMAKER_BIND_TO_PORT is '\(text.prefix(40))', expected a port (1-65535)")
+            }
+            bindPort = port
+        }
+        if let text = variables["SAGEMAKER_SAFE_PORT_RANGE"] {
+            let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard bounds.count == 2, let low = bounds[0], let high = bounds[1], 1 <= low, low <= high, high <= 65535 else {
+                throw CommandFailure(.usage, "SAGEMAKER_SAFE_PORT_RANGE is '\(text.prefix(40))', expected LOW-HIGH (e.g. 20000-20999)")
+            }
+            safeRange = low...high
+        }
     }
 }
 
