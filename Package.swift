@@ -150,11 +150,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Serving on KServe: the objects an environment renders to, their status read back, and a serving target that
+        // applies them with kubectl.
+        .target(
+            name: "KServe",
+            dependencies: [
+                "Manifests", "Learning", "Registry", "Reconciler", "ObjectStorage", "InferenceGRPC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command-line commands, as a library tested in-process.
         .target(
             name: "StagecraftCommands",
             dependencies: [
-                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP", "FileQueue",
+                "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP", "FileQueue", "KServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -43,12 +43,24 @@ public final class EnvironmentReconciler {
         let manifest = try workspace.environment(environment, at: commit)
         let client = try workspace.serverClient(for: manifest)
         client.launch = startServer
+        self.init(workspace: workspace, state: state, environment: manifest, ref: ref, commit: commit, target: client)
+    }
+
+    /// A reconciler over `workspace` and `state` that serves `environment` (as read at `commit`) on `target`.
+    public init(
+        workspace: Workspace, state: any StateStore, environment: EnvironmentManifest, ref: String, commit: ObjectID,
+        target: any ServingTarget
+    ) {
         let seams = ReconcileSeams(
-            git: workspace.repository, state: state, target: client, builds: WorkspaceBuilds(workspace: workspace),
+            git: workspace.repository, state: state, target: target, builds: WorkspaceBuilds(workspace: workspace),
             gates: Verifier(workspace: workspace))
-        self.init(seams: seams, environment: environment, ref: ref, branch: workspace.settings.branch, actor: workspace.actor.name)
+        self.seams = seams
+        self.environment = environment.name
+        self.ref = ref
+        self.branch = workspace.settings.branch
+        self.actor = workspace.actor.name
         lockRoot = workspace.root
-        lastRead = (commit, manifest)
+        lastRead = (commit, environment)
     }
 
     private var git: any GitSource { seams.git }

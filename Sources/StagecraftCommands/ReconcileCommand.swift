@@ -12,19 +12,25 @@ struct EnvironmentOptions: ParsableArguments {
 
     @OptionGroup var repository: RepositoryOptions
 
-    /// The workspace, its state store, and a reconciler for the environment that starts servers in the background.
+    @OptionGroup(title: "Serving target") var serving: TargetOptions
+
+    /// The workspace, its state store, and a reconciler for the environment that starts servers in the background (or
+    /// serves on KServe with `--target kserve`).
     func reconciler(progress: @escaping (String) -> Void = { _ in }) throws -> EnvironmentReconciler {
         let repo = try repository.openOrFetch()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
         let state = try workspace.openState(notice: Console.current.warn)
         let root = workspace.root
         let repoPath = repo.workingDirectory ?? repo.gitDirectory
-        let reconciler = try EnvironmentReconciler(workspace: workspace, state: state, environment: env, ref: repository.ref) {
-            manifest, commit in
+        let commit = try repo.resolve(repository.ref)
+        let manifest = try workspace.environment(env, at: commit)
+        let target = try serving.servingTarget(workspace: workspace, environment: manifest, commit: commit) { manifest, commit in
             try ServerLauncher.start(
                 ["serve", "--env", manifest.name, "--repo", repoPath, "--ref", commit.hex, "--deployed"],
                 files: RunFiles(root: root, environment: manifest.name), host: manifest.host, port: manifest.port)
         }
+        let reconciler = EnvironmentReconciler(
+            workspace: workspace, state: state, environment: manifest, ref: repository.ref, commit: commit, target: target)
         reconciler.progress = progress
         return reconciler
     }
