@@ -230,6 +230,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "KServeTests",
+            dependencies: ["KServe", "Reconciler", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "StagecraftCommandsTests",
             dependencies: ["StagecraftCommands", "StagecraftTesting"],
             swiftSettings: swiftSettings

@@ -30,6 +30,8 @@ public final class KServeTarget: ServingTarget {
     /// How long a revision may take to become ready, and how often it is checked, in seconds.
     public var readyTimeout: Double = 600
     public var pollInterval: Double = 2
+    /// Posts a JSON body to a URL and gives the status and body back (over HTTP; replaceable in tests).
+    public var post: (_ url: String, _ body: Data) throws -> (status: Int, body: Data) = KServeTarget.httpPost
 
     public init(
         cluster: any KubernetesCluster, settings: KServeSettings, environmentCommit: String, build: @escaping (String) -> BuildInfo?
@@ -119,10 +121,12 @@ public final class KServeTarget: ServingTarget {
                     + "(\(VersionDigest.short(applied.latest.digest))) and the one rolled out before "
                     + "(\(VersionDigest.short(applied.rolledOut.digest))) only, with no shadow")
         }
+        let before = applied
         applied.route = route
-        applied.environmentCommit = environmentCommit
         // Promotion: the latest revision takes all traffic and becomes the rolled-out one.
         if route.traffic == nil && route.defaultVersion == applied.latest.digest { applied.rolledOut = applied.latest }
+        if applied == before && seen.route == route { return }  // as asked already (the first revision of a model)
+        applied.environmentCommit = environmentCommit
         try cluster.apply([KServeObjects.inferenceService(applied, settings)])
         try waitUntil(model, "traffic as routed") { seen in
             if seen.health == .degraded { throw KServeError(.cluster, "'\(model)' on KServe: \(seen.message ?? "failed")") }
@@ -153,7 +157,15 @@ public final class KServeTarget: ServingTarget {
         guard let base else { throw KServeError(.cluster, "KServe reports no URL for '\(model)' yet") }
         let url = base + "/v2/models/\(model)/infer"
         let started = ContinuousClock.now
-        let (status, data) = try Blocking.wait { () async throws -> (Int, Data) in
+        let (status, data) = try post(url, body)
+        let elapsed = started.duration(to: .now).components
+        let json = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+        return (status, json, Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+    }
+
+    /// POSTs JSON with async-http-client, waiting for the answer (at most 30 s; a body up to 64 MiB).
+    public static func httpPost(_ url: String, _ body: Data) throws -> (status: Int, body: Data) {
+        try Blocking.wait { () async throws -> (status: Int, body: Data) in
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
@@ -162,9 +174,6 @@ public final class KServeTarget: ServingTarget {
             let bytes = try await response.body.collect(upTo: 64 << 20)
             return (Int(response.status.code), Data(buffer: bytes))
         }
-        let elapsed = started.duration(to: .now).components
-        let json = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
-        return (status, json, Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
     }
 
     /// Polls the model's InferenceService until `done` says so (or throws), or the timeout passes.

@@ -24,6 +24,7 @@ struct EnvironmentOptions: ParsableArguments {
         let repoPath = repo.workingDirectory ?? repo.gitDirectory
         let commit = try repo.resolve(repository.ref)
         let manifest = try workspace.environment(env, at: commit)
+        try serving.checkExpressible(manifest, workspace: workspace, state: state)
         let target = try serving.servingTarget(workspace: workspace, environment: manifest, commit: commit) { manifest, commit in
             try ServerLauncher.start(
                 ["serve", "--env", manifest.name, "--repo", repoPath, "--ref", commit.hex, "--deployed"],

@@ -34,6 +34,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var format: OutputOptions
+    @OptionGroup(title: "Serving target") var serving: TargetOptions
 
     struct Row: Encodable {
         var environment: String
@@ -115,11 +116,13 @@ struct StatusCommand: AsyncParsableCommand {
     private func rows(
         environment name: String, commit: ObjectID, workspace: Workspace, state: any StateStore
     ) throws -> ([Row], Plan) {
-        let reconciler = try EnvironmentReconciler(
-            workspace: workspace, state: state, environment: name, ref: commit.hex, startServer: { _, _ in })
+        let manifest = try workspace.environment(name, at: commit)
+        let target = try serving.servingTarget(workspace: workspace, environment: manifest, commit: commit) { _, _ in }
+        let reconciler = EnvironmentReconciler(
+            workspace: workspace, state: state, environment: manifest, ref: commit.hex, commit: commit, target: target)
         let (plan, models) = try reconciler.status()
-        let manifest = try reconciler.environmentFile(at: commit)  // as the plan read it, not parsed again
-        let connection = plan.serverRunning ? try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5) : nil
+        let local = plan.serverRunning && serving.target == .local
+        let connection = local ? try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5) : nil
         let rows = models.map { status in
             Row(
                 environment: name, model: status.model, desired: status.desired, serving: status.serving,

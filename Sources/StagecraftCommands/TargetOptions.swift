@@ -88,4 +88,24 @@ struct TargetOptions: ParsableArguments {
                 build: { pin in store.resolve(pin).flatMap { try? store.buildInfo($0) } })
         }
     }
+
+    /// Refuses, before anything is built or applied, an environment KServe cannot serve as its file asks (the checks
+    /// `render` makes; versions not built yet are left to the reconcile to build).
+    func checkExpressible(_ environment: EnvironmentManifest, workspace: Workspace, state: any StateStore) throws {
+        guard target == .kserve else { return }
+        let settings = try settings(environment: environment.name, project: workspace.settings)
+        let store = workspace.artifacts
+        let served = try state.served(environment: environment.name).mapValues(\.version)
+        for entry in environment.models where entry.version != nil {
+            var single = environment
+            single.models = [entry]
+            do {
+                _ = try KServeRender.render(
+                    single, environmentCommit: "", settings: settings,
+                    build: { pin in store.resolve(pin).flatMap { try? store.buildInfo($0) } }, rolledOut: served)
+            } catch let error as KServeError where error.code != .notBuilt {
+                throw CommandFailure(.failure, error.message)
+            }
+        }
+    }
 }
