@@ -47,6 +47,8 @@ public final class KServeTarget: ServingTarget {
 
     public var address: String { "kserve:\(settings.namespace) (\(cluster.context))" }
 
+    public var recordedName: String? { "kserve:\(settings.namespace)" }
+
     public func isLive() -> Bool {
         let runtime = try? cluster.get(Self.runtimeKind, name: KServeObjects.runtimeName, namespace: nil)
         return runtime != nil

@@ -155,7 +155,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             CREATE TABLE build (
                 digest TEXT PRIMARY KEY, model TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL, metrics TEXT NOT NULL)
             """,
-        ]
+        ],
+        ["ALTER TABLE deployment_record ADD COLUMN target TEXT"],
     ]
 
     private func migrate() throws(StateStoreError) {
@@ -205,19 +206,21 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
     }
 
     private static let recordColumns =
-        "id, environment, model, version, source, environment_commit, outcome, gates, reason, actor, started_at, finished_at"
+        "id, environment, model, version, source, environment_commit, outcome, gates, reason, actor, started_at, finished_at, target"
 
     private func records(_ query: PostgresQuery) throws(StateStoreError) -> [DeploymentRecord] {
         let rows = try run("deployment records", query)
         do {
             return try rows.map { row in
-                let (id, environment, model, version, source, commit, outcome, gates, reason, actor, started, finished) =
-                    try row.decode((String, String, String, String, String?, String, String, String, String?, String, String, String?).self)
+                let (id, environment, model, version, source, commit, outcome, gates, reason, actor, started, finished, target) =
+                    try row.decode(
+                        (String, String, String, String, String?, String, String, String, String?, String, String, String?, String?).self)
                 return DeploymentRecord(
                     id: id, environment: environment, model: model, version: version, source: source, environmentCommit: commit,
                     outcome: DeploymentOutcome(rawValue: outcome) ?? .interrupted,
                     gates: try Timestamp.decoder.decode([GateResult].self, from: Data(gates.utf8)), reason: reason, actor: actor,
-                    startedAt: Timestamp.date(started) ?? Date(timeIntervalSince1970: 0), finishedAt: finished.flatMap(Timestamp.date))
+                    startedAt: Timestamp.date(started) ?? Date(timeIntervalSince1970: 0), finishedAt: finished.flatMap(Timestamp.date),
+                    target: target)
             }
         } catch {
             throw StateStoreError(.damaged, "cannot decode deployment records from \(location)", cause: error)
@@ -248,7 +251,7 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             INSERT INTO deployment_record (\(unescaped: recordColumns), noted)
             VALUES (\(record.id), \(record.environment), \(record.model), \(record.version), \(record.source),
                 \(record.environmentCommit), \(record.outcome.rawValue), \(gates), \(record.reason), \(record.actor),
-                \(Timestamp.string(record.startedAt)), \(record.finishedAt.map(Timestamp.string)), \(noted))
+                \(Timestamp.string(record.startedAt)), \(record.finishedAt.map(Timestamp.string)), \(record.target), \(noted))
             \(unescaped: conflict)
             """
     }

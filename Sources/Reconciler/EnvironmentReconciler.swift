@@ -94,7 +94,8 @@ public final class EnvironmentReconciler {
         let running = seams.target.isLive()
         let actual = running ? try seams.target.state() : Planner.expectedAfterStart(try state.served(environment: environment))
         let promotions = manifest.track ? try self.promotions(manifest) : []
-        let actions = Planner.plan(manifest, actual: actual, running: running, promotions: promotions, resolve: seams.builds.resolve)
+        let actions = Planner.plan(manifest, actual: actual, running: running, promotions: promotions, resolve: seams.builds.resolve,
+            address: seams.target.address)
         return Plan(
             environment: environment, commit: commit.hex, server: seams.target.address, serverRunning: running, actions: actions)
     }
@@ -141,7 +142,8 @@ public final class EnvironmentReconciler {
         try EnvironmentFiles.writeNotes(state, to: git)
 
         let promotions = manifest.track ? try self.promotions(manifest) : []
-        let actions = Planner.plan(manifest, actual: actual, running: live, promotions: promotions, resolve: seams.builds.resolve)
+        let actions = Planner.plan(manifest, actual: actual, running: live, promotions: promotions, resolve: seams.builds.resolve,
+            address: seams.target.address)
         let executor = Executor(seams: seams, environment: manifest, commit: commit, actor: actor, branch: branch)
         executor.progress = progress
         let failure = executor.run(actions)

@@ -304,7 +304,7 @@ public final class Executor {
         try seams.target.unload(model: model, version: nil)
         var record = DeploymentRecord(
             environment: environment.name, model: model, version: version, source: sources[version],
-            environmentCommit: try lastEnvironmentCommit().hex, actor: actor)
+            environmentCommit: try lastEnvironmentCommit().hex, actor: actor, target: seams.target.recordedName)
         record.outcome = .removed
         record.reason = "no longer pinned in \(environment.file)"
         record.finishedAt = Timestamp.now()
@@ -321,7 +321,7 @@ public final class Executor {
         let version = seams.builds.resolve(deployment?.version ?? pin) ?? deployment?.version ?? pin
         let record = DeploymentRecord(
             environment: environment.name, model: model, version: version, source: deployment?.source ?? source,
-            environmentCommit: try lastEnvironmentCommit().hex, actor: actor)
+            environmentCommit: try lastEnvironmentCommit().hex, actor: actor, target: seams.target.recordedName)
         try seams.state.begin(record)
         chains[model, default: Chain()].record = record
         Failpoint.hit("after-begin")

@@ -170,14 +170,15 @@ public enum Planner {
     ///   - promotions: for a `track` environment, the versions the branch head builds to that are to be promoted;
     ///     the plan promotes each, then deploys it as the promotion commit will pin it.
     ///   - resolve: the full digest of a built version.
+    ///   - address: where the serving target is, for the start action (the environment's host and port by default).
     public static func plan(
         _ environment: EnvironmentManifest, actual: ServerState, running: Bool, promotions: [PlannedPromotion] = [],
-        resolve: (String) -> String?
+        resolve: (String) -> String?, address: String? = nil
     ) -> [PlannedAction] {
         var actions: [PlannedAction] = []
         // A server with nothing to serve (nothing pinned, nothing recorded as served) is not started.
         if !running && (environment.models.contains { $0.version != nil } || !promotions.isEmpty || !actual.routes.isEmpty) {
-            actions.append(PlannedAction(kind: .startServer, detail: "\(environment.host):\(environment.port)"))
+            actions.append(PlannedAction(kind: .startServer, detail: address ?? "\(environment.host):\(environment.port)"))
         }
         var desired = environment
         var promoted: Set<String> = []

@@ -9,6 +9,8 @@ public import InferenceGRPC
 public protocol ServingTarget: AnyObject {
     /// Where it serves, for messages (`127.0.0.1:8101`).
     var address: String { get }
+    /// What deployment records name as the target (`kserve:<namespace>`); nil for the environment's own server.
+    var recordedName: String? { get }
     /// True when it is up and answers.
     func isLive() -> Bool
     /// Starts it for `environment` as read at `commit`, serving what the state store records as deployed; returns
@@ -31,6 +33,8 @@ public protocol ServingTarget: AnyObject {
 }
 
 extension ServingTarget {
+    public var recordedName: String? { nil }
+
     public var servesGRPC: Bool { false }
 
     public func inferOverGRPC(_ request: Inference_ModelInferRequest) throws -> Inference_ModelInferResponse {

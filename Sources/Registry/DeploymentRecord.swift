@@ -79,12 +79,15 @@ public struct DeploymentRecord: Codable, Sendable, Hashable, Identifiable {
     public var actor: String
     public var startedAt: Date
     public var finishedAt: Date?
+    /// What served the environment when it is not its own server process (`kserve:<namespace>`); nil for that server.
+    public var target: String?
 
     public init(
         id: String = UUID().uuidString.lowercased(), environment: String, model: String, version: String, source: String?,
         environmentCommit: String, outcome: DeploymentOutcome = .inProgress, gates: [GateResult] = [], reason: String? = nil,
-        actor: String, startedAt: Date = Timestamp.now(), finishedAt: Date? = nil
+        actor: String, startedAt: Date = Timestamp.now(), finishedAt: Date? = nil, target: String? = nil
     ) {
+        self.target = target
         self.id = id
         self.environment = environment
         self.model = model

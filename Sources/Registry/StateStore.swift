@@ -132,6 +132,9 @@ public final class SQLiteStateStore: StateStore {
                 );
                 """)
         }
+        migrator.registerMigration("2-record-target") { db in
+            try db.execute(sql: "ALTER TABLE deployment_record ADD COLUMN target TEXT")
+        }
         return migrator
     }
 
@@ -180,15 +183,17 @@ public final class SQLiteStateStore: StateStore {
             id: row["id"], environment: row["environment"], model: row["model"], version: row["version"], source: row["source"],
             environmentCommit: row["environment_commit"], outcome: DeploymentOutcome(rawValue: row["outcome"]) ?? .interrupted,
             gates: try Timestamp.decoder.decode([GateResult].self, from: Data(gates.utf8)), reason: row["reason"], actor: row["actor"],
-            startedAt: Timestamp.date(row["started_at"]) ?? Date(timeIntervalSince1970: 0), finishedAt: finished.flatMap(Timestamp.date))
+            startedAt: Timestamp.date(row["started_at"]) ?? Date(timeIntervalSince1970: 0), finishedAt: finished.flatMap(Timestamp.date),
+            target: row["target"])
     }
 
     private static func save(_ record: DeploymentRecord, noted: Bool, _ db: Database, ignoringExisting: Bool = false) throws {
         let gates = String(decoding: try Timestamp.encoder.encode(record.gates), as: UTF8.self)
         try db.execute(sql: """
             INSERT \(ignoringExisting ? "OR IGNORE " : "")INTO deployment_record
-                (id, environment, model, version, source, environment_commit, outcome, gates, reason, actor, started_at, finished_at, noted)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                (id, environment, model, version, source, environment_commit, outcome, gates, reason, actor, started_at, finished_at, noted,
+                target)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             \(ignoringExisting ? "" : """
             ON CONFLICT(id) DO UPDATE SET outcome = excluded.outcome, gates = excluded.gates, reason = excluded.reason,
                 finished_at = excluded.finished_at, version = excluded.version, source = excluded.source
@@ -196,7 +201,7 @@ public final class SQLiteStateStore: StateStore {
             """, arguments: [
                 record.id, record.environment, record.model, record.version, record.source, record.environmentCommit,
                 record.outcome.rawValue, gates, record.reason, record.actor, Timestamp.string(record.startedAt),
-                record.finishedAt.map(Timestamp.string), noted,
+                record.finishedAt.map(Timestamp.string), noted, record.target,
             ])
     }
 

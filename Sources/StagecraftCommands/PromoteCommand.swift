@@ -234,7 +234,8 @@ struct HistoryCommand: AsyncParsableCommand {
             for record in entry.records {
                 let gates = record.gates.map { "\($0.gate) [\($0.valueText)]\($0.passed ? "" : " FAILED")" }.joined(separator: ", ")
                 text +=
-                    "    → \(record.outcome.rawValue) \(record.model) \(VersionDigest.short(record.version)) by \(record.actor) at "
+                    "    → \(record.outcome.rawValue) \(record.model) \(VersionDigest.short(record.version))"
+                    + (record.target.map { " on \($0)" } ?? "") + " by \(record.actor) at "
                     + "\(Timestamp.string(record.finishedAt ?? record.startedAt))" + (gates.isEmpty ? "" : ": \(gates)") + "\n"
                 if let reason = record.reason, record.outcome != .succeeded { text += "      \(reason)\n" }
             }

@@ -73,7 +73,9 @@ struct PlanCommand: AsyncParsableCommand {
                 console.print(console.styled("✓", .green) + " in sync: nothing to do")
             } else {
                 for action in plan.actions { console.print("  " + Self.symbol(action.kind, console) + " " + action.description) }
-                console.print("\(count(plan.actions.count, "action")); apply with: stagecraft reconcile --env \(plan.environment)")
+                console.print(
+                    "\(count(plan.actions.count, "action")); apply with: stagecraft reconcile --env \(plan.environment)"
+                        + environment.serving.arguments.map { " " + $0 }.joined())
             }
         }
         if !plan.inSync { throw CommandFailure(.outOfSync) }

@@ -49,6 +49,8 @@ struct StatusCommand: AsyncParsableCommand {
         var live: [String: Double]?
         /// Why the environment's state could not be read (its row then says Unknown).
         var error: String?
+        /// What serves the environment when it is not its own server (`kserve:<namespace> (context …)`).
+        var target: String?
     }
 
     /// The live metrics the server reports for `version` of `model`, when it has labels.
@@ -107,6 +109,10 @@ struct StatusCommand: AsyncParsableCommand {
                 console.print(index == 0 ? console.styled(text, .bold) : text)
             }
             for row in rows { if let error = row.error { console.print("\(row.environment): \(error)") } }
+            var told: Set<String> = []
+            for row in rows where row.target != nil && told.insert(row.environment).inserted {
+                console.print("\(row.environment): served by \(row.target!)")
+            }
         }
         if check && !allInSync { throw CommandFailure(.outOfSync) }
     }
@@ -128,7 +134,8 @@ struct StatusCommand: AsyncParsableCommand {
                 environment: name, model: status.model, desired: status.desired, serving: status.serving,
                 sync: status.sync.rawValue, health: status.health.rawValue, lastOutcome: status.lastOutcome?.rawValue,
                 lastChange: status.lastChange,
-                live: Self.live(connection, model: status.model, version: status.serving.isEmpty ? nil : status.serving[0].version))
+                live: Self.live(connection, model: status.model, version: status.serving.isEmpty ? nil : status.serving[0].version),
+                target: serving.target == .local ? nil : plan.server)
         }
         return (rows, plan)
     }

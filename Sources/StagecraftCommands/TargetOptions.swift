@@ -50,6 +50,17 @@ struct TargetOptions: ParsableArguments {
         }
     }
 
+    /// The options as given, to repeat in a suggested command; none for the local target.
+    var arguments: [String] {
+        guard target == .kserve else { return [] }
+        var out = ["--target", "kserve"]
+        if let namespace { out += ["--namespace", namespace] }
+        if image != "stagecraft:\(Stagecraft.version)" { out += ["--image", image] }
+        if let storageUri { out += ["--storage-uri", storageUri] }
+        if let serviceAccount { out += ["--service-account", serviceAccount] }
+        return out
+    }
+
     private static func isS3(_ text: String) -> Bool {
         guard text.hasPrefix("s3://") else { return false }
         let bucket = text.dropFirst(5).prefix { $0 != "/" }

@@ -181,7 +181,7 @@ extension Array where Element == String {
         let failed = try Self.reconcile(project, target)
         #expect(failed.failed)
         let record = try #require(try project.state.records(environment: "qa", model: "churn").last)
-        #expect(record.outcome == .failed && record.version == v3)
+        #expect(record.outcome == .failed && record.version == v3 && record.target == "kserve:stagecraft-qa")
         #expect(record.reason?.contains("RevisionFailed: Revision \"churn-predictor-00003\" failed with message") == true, "\(record.reason ?? "")")
         let after = try #require(try target.observe("churn"))
         #expect(after.route == ServerState.Route(defaultVersion: v2, traffic: nil, shadow: nil))
