@@ -1,4 +1,3 @@
-
 /// A Kubernetes object as Stagecraft writes it: maps keep the order they are built in (`apiVersion`, `kind`,
 /// `metadata`, `spec`), whole numbers stay integers. Written as JSON (what `kubectl apply` reads) or YAML (what
 /// people read).
@@ -142,7 +141,8 @@ public indirect enum Document: Equatable, Sendable {
             case "\r": out += "\\r"
             default:
                 if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    out +=
+                        "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
                         + String(scalar.value, radix: 16)
                 } else {
                     out.unicodeScalars.append(scalar)

@@ -98,7 +98,10 @@ public enum KServeObjects {
         .map([
             ("apiVersion", .string(runtimeAPI)),
             ("kind", .string("ClusterServingRuntime")),
-            ("metadata", .map([("name", .string(runtimeName)), ("labels", .map([("app.kubernetes.io/managed-by", .string("stagecraft"))]))])),
+            (
+                "metadata",
+                .map([("name", .string(runtimeName)), ("labels", .map([("app.kubernetes.io/managed-by", .string("stagecraft"))]))])
+            ),
             (
                 "spec",
                 .map([

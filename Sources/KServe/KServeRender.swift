@@ -1,7 +1,7 @@
 import Foundation
 public import Manifests
-public import Registry
 import Reconciler
+public import Registry
 
 /// A failure of the KServe target: what the environment asks that KServe cannot express, a version that is not
 /// built, or a cluster that does not answer.
@@ -74,7 +74,8 @@ public enum KServeRender {
         let model = entry.model
         guard KServeObjects.isValidName(model) else {
             throw KServeError(
-                .invalid, "\(file): '\(model)' cannot name an InferenceService (a DNS-1035 label: a lowercase letter first, then a-z, 0-9 or '-')")
+                .invalid,
+                "\(file): '\(model)' cannot name an InferenceService (a DNS-1035 label: a lowercase letter first, then a-z, 0-9 or '-')")
         }
         if let shadow = entry.shadow {
             throw KServeError(

@@ -92,7 +92,9 @@ public struct KServeObservation: Sendable, Equatable {
         if let info = modelStatus["lastFailureInfo"] as? [String: Any], let message = info["message"] as? String {
             return [info["reason"] as? String, message].compactMap { $0 }.joined(separator: ": ")
         }
-        if modelStatus["transitionStatus"] as? String == "BlockedByFailedLoad" || modelStatus["transitionStatus"] as? String == "InvalidSpec" {
+        if modelStatus["transitionStatus"] as? String == "BlockedByFailedLoad"
+            || modelStatus["transitionStatus"] as? String == "InvalidSpec"
+        {
             return modelStatus["transitionStatus"] as? String
         }
         for type in ["LatestDeploymentReady", "PredictorReady", "Ready"] {

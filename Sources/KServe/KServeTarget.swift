@@ -3,8 +3,8 @@ public import Foundation
 public import GitStore
 public import Manifests
 import NIOCore
-import NIOHTTP1
 import NIOFoundationCompat
+import NIOHTTP1
 import ObjectStorage
 public import Reconciler
 public import Registry

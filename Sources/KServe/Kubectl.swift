@@ -79,7 +79,8 @@ public final class Kubectl: KubernetesCluster {
         DispatchQueue.global().async(group: reading) { outputText = output.fileHandleForReading.readDataToEndOfFile() }
         if exited.wait(timeout: .now() + (timeout ?? self.timeout)) == .timedOut {
             process.terminate()
-            throw KServeError(.cluster, "kubectl \(arguments.prefix(2).joined(separator: " ")) did not finish within \(Int(timeout ?? self.timeout)) s")
+            throw KServeError(
+                .cluster, "kubectl \(arguments.prefix(2).joined(separator: " ")) did not finish within \(Int(timeout ?? self.timeout)) s")
         }
         reading.wait()
         guard process.terminationStatus == 0 else {

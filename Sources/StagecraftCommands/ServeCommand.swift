@@ -131,7 +131,8 @@ struct ServeCommand: AsyncParsableCommand {
         let models = ModelRepository()
         if deployed {
             try loadDeployed(
-                env, into: models, store: store, workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
+                env, into: models, store: store,
+                workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
         }
         for deployment in environment.models where !deployed {
             guard let pinned = deployment.version else { continue }

@@ -27,7 +27,8 @@ struct TargetOptions: ParsableArguments {
     var storageUri: String?
 
     @Option(
-        name: .long, help: ArgumentHelp("kserve: the service account whose secret gives KServe's storage initializer S3 access.", valueName: "name"))
+        name: .long,
+        help: ArgumentHelp("kserve: the service account whose secret gives KServe's storage initializer S3 access.", valueName: "name"))
     var serviceAccount: String?
 
     func validate() throws {
@@ -39,7 +40,9 @@ struct TargetOptions: ParsableArguments {
         }
         for (flag, value) in [("--namespace", namespace), ("--service-account", serviceAccount)] {
             if let value, !KServeObjects.isValidLabel(value) {
-                throw ValidationError("\(flag) '\(value.prefix(80))' is not a Kubernetes name: 1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit")
+                throw ValidationError(
+                    "\(flag) '\(value.prefix(80))' is not a Kubernetes name: 1 to 63 of a-z, 0-9 and '-', starting and ending "
+                        + "with a letter or digit")
             }
         }
         if let storageUri, !Self.isS3(storageUri) {
