@@ -22,3 +22,29 @@ extension Repository {
         }
     }
 }
+
+extension Repository {
+    /// Deletes branch `name`; nothing when there is none.
+    public func deleteBranch(_ name: String) throws(GitError) {
+        try withHandle { (repo) throws(GitError) in
+            var reference: OpaquePointer?
+            guard git_reference_lookup(&reference, repo, "refs/heads/\(name)") == 0 else { return }
+            defer { git_reference_free(reference) }
+            try LibGit2.check("git_reference_delete", "cannot delete branch '\(name)' in \(displayName)", ref: name) {
+                git_reference_delete(reference)
+            }
+        }
+    }
+
+    /// Points the reference `fullName` (`refs/…`) at `commit`, creating it or moving it.
+    public func setReference(_ fullName: String, to commit: ObjectID) throws(GitError) {
+        try withHandle { (repo) throws(GitError) in
+            var oid = commit.oid
+            var reference: OpaquePointer?
+            try LibGit2.check("git_reference_create", "cannot write reference '\(fullName)' in \(displayName)", ref: fullName) {
+                git_reference_create(&reference, repo, fullName, &oid, 1, "stagecraft: \(fullName)")
+            }
+            git_reference_free(reference)
+        }
+    }
+}

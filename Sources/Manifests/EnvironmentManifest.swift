@@ -37,6 +37,24 @@ public struct ModelDeployment: Hashable, Sendable {
 }
 
 /// `environments/<name>.yaml`, kind `Environment`: which versions run where, and what they must prove.
+/// `spec.approval`: a version reaches the environment only after `count` of `approvers` (git identities, by email)
+/// other than the one who promoted it approved it.
+public struct ApprovalPolicy: Hashable, Sendable {
+    public var required: Bool
+    /// Emails, lowercased.
+    public var approvers: [String]
+    public var count: Int
+
+    public init(required: Bool, approvers: [String], count: Int) {
+        self.required = required
+        self.approvers = approvers.map { $0.lowercased() }
+        self.count = count
+    }
+
+    /// Whether `email` may approve.
+    public func allows(_ email: String) -> Bool { approvers.contains(email.lowercased()) }
+}
+
 public struct EnvironmentManifest: Hashable, Sendable {
     public var name: String
     public var file: String
@@ -57,6 +75,11 @@ public struct EnvironmentManifest: Hashable, Sendable {
     public var models: [ModelDeployment]
     /// What served models must keep showing (drift, live metrics) and when to retrain; nil when not monitored.
     public var monitor: MonitorSpec?
+    /// Who must approve a promotion here; nil (or not required): a promotion commits on the project branch at once.
+    public var approval: ApprovalPolicy?
+
+    /// The approvals a promotion here needs; nil when none.
+    public var requiredApproval: ApprovalPolicy? { approval?.required == true ? approval : nil }
 
     /// The gates that apply to `model`: the environment's, with the model's own replacing those of the same metric.
     public func gates(for model: String) -> [Gate] {
@@ -77,7 +100,7 @@ public struct EnvironmentManifest: Hashable, Sendable {
             let (header, spec) = reader.document(
                 node, kind: "Environment",
                 spec: "a mapping with server and "
-                    + "models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor"])
+                    + "models", specKeys: ["upstream", "track", "server", "gates", "models", "monitor", "approval"])
         else { return nil }
         let upstreamNode = spec["upstream"].flatMap { YAMLReader.isNull($0) ? nil : $0 }
         let upstream = upstreamNode.flatMap { reader.string($0, "spec.upstream") }
@@ -116,11 +139,42 @@ public struct EnvironmentManifest: Hashable, Sendable {
             }
         }
         let monitor = spec["monitor"].flatMap { reader.monitor($0, "spec.monitor") }
+        let approval = spec["approval"].flatMap { decodeApproval($0, track: track ?? false, reader: reader) }
         guard let header, let track, let port else { return nil }
         return EnvironmentManifest(
             name: header.name, file: reader.file, upstream: upstream, upstreamLocation: upstreamNode.map(reader.location),
             track: track, host: host, port: port.0, portLocation: port.1, grpcPort: grpc?.0, grpcPortLocation: grpc?.1, gates: gates,
-            models: models, monitor: monitor)
+            models: models, monitor: monitor, approval: approval)
+    }
+
+    private static func decodeApproval(_ node: Node, track: Bool, reader: YAMLReader) -> ApprovalPolicy? {
+        guard let mapping = reader.mapping(node, "spec.approval", allowed: ["required", "approvers", "count"]) else { return nil }
+        let required = mapping["required"].map { reader.bool($0, "spec.approval.required") } ?? true
+        var approvers: [String] = []
+        if let listNode = reader.required(mapping, "approvers", "a list of approvers' git emails"),
+            let items = reader.list(listNode, "spec.approval.approvers")
+        {
+            for (index, item) in items.enumerated() {
+                guard let email = reader.string(item, "spec.approval.approvers[\(index)]") else { continue }
+                if !email.contains("@") || email.contains(" ") {
+                    reader.report(item, "'\(email)' is not an email: approvers are named by their git identity's email")
+                } else if approvers.contains(email.lowercased()) {
+                    reader.report(item, "approver '\(email)' appears twice")
+                } else {
+                    approvers.append(email.lowercased())
+                }
+            }
+            if items.isEmpty { reader.report(listNode, "'spec.approval.approvers' is empty: name at least one approver") }
+        }
+        let count = mapping["count"].flatMap { reader.int($0, "spec.approval.count", range: 1...100) } ?? 1
+        if let countNode = mapping["count"], !approvers.isEmpty, count > approvers.count {
+            reader.report(countNode, "'spec.approval.count' is \(count) but only \(approvers.count) approver(s) are named")
+        }
+        if track, required == true {
+            reader.report(node, "a track environment promotes by itself; approval needs an environment promoted into (remove track)")
+        }
+        guard let required else { return nil }
+        return ApprovalPolicy(required: required, approvers: approvers, count: count)
     }
 
     private static func decodeDeployment(_ name: String, _ keyNode: Node, _ node: Node, reader: YAMLReader) -> ModelDeployment? {

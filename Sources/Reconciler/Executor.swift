@@ -115,6 +115,8 @@ public final class Executor {
     }
 
     private var chains: [String: Chain] = [:]
+    /// Models whose pin commit was found approved in this run.
+    private var approved: Set<String> = []
 
     /// Runs `actions` in order; returns the first failure's class, or nil when all succeeded.
     @discardableResult
@@ -239,6 +241,7 @@ public final class Executor {
     private func verify(_ action: PlannedAction) throws {
         guard let model = action.model, let pin = action.version else { return }
         try begin(model, version: pin, source: nil)
+        try checkApproval(model)
         guard let version = seams.builds.resolve(pin) else {
             throw ReconcileError(.build, "version \(pin) of \(model) is not in the artifact store")
         }
@@ -273,6 +276,7 @@ public final class Executor {
     private func switchTraffic(_ action: PlannedAction) throws {
         guard let model = action.model, let pinned = action.route else { return }
         try begin(model, version: pinned.defaultVersion, source: nil)
+        try checkApproval(model)
         guard let route = Planner.resolved(pinned, seams.builds.resolve) else {
             throw ReconcileError(.build, "a pinned version of \(model) is not in the artifact store")
         }
@@ -310,6 +314,23 @@ public final class Executor {
         record.finishedAt = Timestamp.now()
         try seams.state.finish(record, served: nil, removed: model)
         records.append(record)
+    }
+
+    /// In an environment that asks for approval, the commit that set `model`'s entry must carry the approvals its
+    /// policy (as it stood in that commit) asks: a pin pushed by hand without them is refused, and the old version
+    /// keeps serving.
+    private func checkApproval(_ model: String) throws {
+        guard environment.requiredApproval != nil, !approved.contains(model) else { return }
+        if let (pin, file) = try Approvals.pinCommit(of: model, environment: environment.name, at: commit, in: seams.git),
+            let policy = file.requiredApproval, let shortfall = Approvals.shortfall(of: try seams.git.commit(pin), policy: policy)
+        {
+            throw ReconcileError(
+                .refused,
+                "not approved: the pin of \(model) in \(environment.file) comes from a commit without the approvals "
+                    + "\(environment.name) asks: \(shortfall); promote with `stagecraft promote` and have an approver run "
+                    + "`stagecraft approve \(model) --env \(environment.name)`")
+        }
+        approved.insert(model)
     }
 
     // MARK: Records

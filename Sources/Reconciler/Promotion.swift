@@ -17,6 +17,8 @@ public struct PromotionResult: Sendable, Codable {
     public var forced: Bool
     /// The environment already pinned this version from this source: nothing was committed (`commit` is the tip).
     public var alreadyPinned: Bool
+    /// The environment asks for approval: the commit waits on `branch` for `stagecraft approve`.
+    public var pending: Bool = false
 }
 
 /// Promotions and rollbacks: commits that change only the `version` and `source` scalars of one model in one
@@ -110,13 +112,15 @@ public struct Promotion {
         ]
         if let forcedReason { trailers.append(Trailer(key: "Stagecraft-Forced", value: forcedReason)) }
         let message = Trailers.append(trailers, to: "Promote \(model) \(VersionDigest.short(version)) from \(upstream) to \(environment)")
+        let (destination, start, file) = try destination(
+            branch: branch, base: base, tip: tip, target: target, model: model, version: version, source: source)
         let commit = try commitPin(
-            model: model, environment: target, version: version, source: source, at: tip,
-            branch: branch ?? base, message: message, author: author)
+            model: model, environment: file, version: version, source: source, at: start,
+            branch: destination, message: message, author: author)
         return PromotionResult(
-            commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
+            commit: (commit ?? start).hex, branch: destination, model: model, environment: environment,
             version: version, source: source, from: upstream, evidence: evidence, forced: forcedReason != nil,
-            alreadyPinned: commit == nil)
+            alreadyPinned: commit == nil, pending: destination != (branch ?? base))
     }
 
     /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
@@ -156,13 +160,15 @@ public struct Promotion {
             Trailer(key: "Stagecraft-Rollback-Of", value: current),
         ]
         let message = Trailers.append(trailers, to: "Roll back \(model) in \(environment) to \(VersionDigest.short(previous.version))")
+        let (destination, start, file) = try destination(
+            branch: branch, base: base, tip: tip, target: target, model: model, version: previous.version, source: source)
         let commit = try commitPin(
-            model: model, environment: target, version: previous.version, source: source, at: tip,
-            branch: branch ?? base, message: message, author: author)
+            model: model, environment: file, version: previous.version, source: source, at: start,
+            branch: destination, message: message, author: author)
         return PromotionResult(
-            commit: (commit ?? tip).hex, branch: branch ?? base, model: model, environment: environment,
+            commit: (commit ?? start).hex, branch: destination, model: model, environment: environment,
             version: previous.version, source: source, from: environment, evidence: evidence, forced: false,
-            alreadyPinned: commit == nil)
+            alreadyPinned: commit == nil, pending: destination != (branch ?? base))
     }
 
     /// Commits the new pin of `model` in `environment`'s file as read at `tip`, onto `tip` only (a branch that moved
@@ -219,6 +225,21 @@ public struct Promotion {
                 attempt += 1
             }
         }
+    }
+
+    /// Where a pin change is committed: `branch` when given; for an environment that asks for approval, a branch of
+    /// its own waiting for `approve` (started at the project branch's tip); else the project branch. With the tip to
+    /// commit onto and the environment file there.
+    private func destination(
+        branch: String?, base: String, tip: ObjectID, target: EnvironmentManifest, model: String, version: String, source: String
+    ) throws -> (branch: String, tip: ObjectID, file: EnvironmentManifest) {
+        guard branch == nil, target.requiredApproval != nil else { return (branch ?? base, tip, target) }
+        if let deployment = target.deployment(model), Self.pins(deployment, version: version, source: source) {
+            return (base, tip, target)  // already pinned: nothing to approve
+        }
+        let waiting = Approvals.branch(environment: target.name, model: model, version: version)
+        let start = try self.tip(of: waiting, fallback: base)
+        return (waiting, start, start == tip ? target : try workspace.environment(target.name, at: start))
     }
 
     private func tip(of branch: String, fallback: String) throws -> ObjectID {

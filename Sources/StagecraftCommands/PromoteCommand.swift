@@ -115,6 +115,14 @@ struct PublishingOptions: ParsableArguments {
             return
         }
         let forced = result.forced ? console.styled(" (forced)", .yellow) : ""
+        if result.pending {
+            console.print(
+                console.styled("✓", .green) + " \(verb) \(result.model) \(VersionDigest.short(result.version)) to "
+                    + "\(result.environment)\(forced), waiting for approval: commit \(result.commit.prefix(12)) on \(result.branch)")
+            console.print("  evidence: \(result.evidence)")
+            console.print("  next: an approver of \(result.environment) runs: stagecraft approve \(result.model) --env \(result.environment)")
+            return
+        }
         console.print(
             console.styled("✓", .green) + " \(verb) \(result.model) \(VersionDigest.short(result.version)) in "
                 + "\(result.environment)\(forced): commit \(result.commit.prefix(12)) on \(result.branch)")
@@ -228,7 +236,10 @@ struct HistoryCommand: AsyncParsableCommand {
                 + "\(entry.author) <\(entry.authorEmail)>\n"
             text += "    \(entry.summary)\n"
             for trailer in entry.trailers
-            where ["Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of", "Stagecraft-Trigger"].contains(trailer.key) {
+            where [
+                "Stagecraft-Evidence", "Stagecraft-Forced", "Stagecraft-Rollback-Of", "Stagecraft-Trigger", "Stagecraft-Promoted-By",
+                "Stagecraft-Approved-By",
+            ].contains(trailer.key) {
                 text += "    \(trailer.key): \(trailer.value)\n"
             }
             for record in entry.records {

@@ -34,7 +34,7 @@ public struct Stagecraft: AsyncParsableCommand {
             InitCommand.self, ValidateCommand.self, BuildCommand.self, BuildsCommand.self,
             PlanCommand.self, ReconcileCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, StatusCommand.self,
             ServeCommand.self, StopCommand.self, PredictCommand.self, QueueCommand.self, FeedbackCommand.self, MonitorCommand.self,
-            StateCommand.self, GCCommand.self, RenderCommand.self,
+            StateCommand.self, GCCommand.self, RenderCommand.self, ApproveCommand.self, RejectCommand.self,
         ]
     )
 
