@@ -17,6 +17,8 @@ public final class EnvironmentReconciler {
     public let branch: String
     /// Reports what is being done, for a progress display.
     public var progress: (String) -> Void = { _ in }
+    /// Told, before a reconcile waits for the environment's lock, who holds it.
+    public var waitingForLock: (String) -> Void = { _ in }
     /// Who the records name.
     public var actor: String
     /// The folder whose `.stagecraft/locks/` holds the environment's lock; nil: no lock (a single-process test).
@@ -121,7 +123,7 @@ public final class EnvironmentReconciler {
     /// Plans and applies, holding the environment's lock. A failed gate or build leaves the previous version
     /// serving and is recorded; the report says so (``ReconcileReport/failed``) and classifies the failure.
     public func reconcile(wait: Bool = true) throws -> ReconcileReport {
-        let lock = try lockRoot.map { try EnvironmentLock(root: $0, environment: environment, wait: wait) }
+        let lock = try lockRoot.map { try EnvironmentLock(root: $0, environment: environment, wait: wait, waiting: waitingForLock) }
         defer { withExtendedLifetime(lock) {} }
         let commit = try currentCommit()
         let live = seams.target.isLive()
@@ -132,7 +134,8 @@ public final class EnvironmentReconciler {
             try state.records(environment: environment, model: nil).allSatisfy({ $0.outcome != .inProgress })
         {
             return ReconcileReport(
-                environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true)
+                environment: environment, commit: commit.hex, promotions: [], actions: [], records: [], wasInSync: true,
+                server: seams.target.address)
         }
         // What is deployed is what validate accepts.
         let manifest = try validated(at: commit)
@@ -151,7 +154,7 @@ public final class EnvironmentReconciler {
         try EnvironmentFiles.writeNotes(state, to: git)
         let report = ReconcileReport(
             environment: environment, commit: executor.commit.hex, promotions: executor.promotions, actions: executor.executed,
-            records: records, wasInSync: actions.isEmpty && records.isEmpty, failure: failure)
+            records: records, wasInSync: actions.isEmpty && records.isEmpty, server: seams.target.address, failure: failure)
         try state.setSyncedCommit(report.failed ? nil : executor.commit.hex, environment: environment)
         return report
     }
@@ -204,7 +207,7 @@ public enum EnvironmentFiles {
         guard let data = try git.fileIfPresent(at: path, in: commit) else {
             let names = try names(at: commit, in: git)
             throw ReconcileError(
-                .invalid,
+                .unknownEnvironment,
                 "no environment '\(environment)' at \(commit.short) (expected \(path); environments: "
                     + "\(names.isEmpty ? "none" : names.joined(separator: ", ")))")
         }

@@ -66,6 +66,8 @@ public struct ReconcileReport: Codable, Sendable {
     public var records: [DeploymentRecord]
     /// Nothing was out of sync.
     public var wasInSync: Bool
+    /// Where the environment is served (`127.0.0.1:8101`, or the target's address).
+    public var server: String?
     /// The class of the first failure, when something failed: what would make the next reconcile succeed.
     public var failure: FailureClass?
     /// True when an action or a deployment failed.

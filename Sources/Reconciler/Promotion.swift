@@ -193,7 +193,7 @@ public struct Promotion {
     ) throws -> ObjectID? {
         let path = Workspace.environmentFile(name)
         guard let data = try git.fileIfPresent(at: path, in: tip) else {
-            throw ReconcileError(.invalid, "no environment '\(name)' at \(tip.short) (expected \(path))")
+            throw ReconcileError(.unknownEnvironment, "no environment '\(name)' at \(tip.short) (expected \(path))")
         }
         let text = String(decoding: data, as: UTF8.self)
         let (decoded, diagnostics) = EnvironmentManifest.decode(text, file: path)

@@ -20,6 +20,8 @@ public struct ReconcileError: Error, Sendable, CustomStringConvertible {
         public static let refused = Code("refused")
         /// The state store or the git notes could not be read or written.
         public static let state = Code("state")
+        /// The environment named (on the command line) has no file at the ref.
+        public static let unknownEnvironment = Code("unknown-environment")
     }
 
     public let code: Code

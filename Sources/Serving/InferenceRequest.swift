@@ -273,10 +273,24 @@ public struct InferenceRequest: Sendable {
                 guard number.isFinite else { throw InferenceError(.badRequest, "\(input): value \(index) is not finite") }
                 numbers.append(number)
             case .bool(let flag): numbers.append(flag ? 1 : 0)
-            default: throw InferenceError(.badRequest, "\(input): value \(index) is not a number")
+            default: throw InferenceError(.badRequest, "\(input): row \(index) holds \(Self.preview(value)), not a number")
             }
         }
         return numbers
+    }
+
+    /// A short rendering of a JSON value for a message: a string quoted (at most 40 characters), else its kind.
+    static func preview(_ value: JSON) -> String {
+        switch value {
+        case .string(let text):
+            let cut = text.prefix(40)
+            return "\"" + cut.replacingOccurrences(of: "\"", with: "\\\"") + (cut.count < text.count ? "…" : "") + "\""
+        case .array: return "a list"
+        case .object: return "an object"
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(let number): return formatNumber(number)
+        }
     }
 
     /// JSON values as a categorical column (numbers written as Stagecraft writes them; null is missing).

@@ -38,6 +38,13 @@ struct PredictCommand: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console.current
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isFolder), !isFolder.boolValue,
+            FileManager.default.isReadableFile(atPath: input)
+        else {
+            let why = isFolder.boolValue ? "is a folder" : FileManager.default.fileExists(atPath: input) ? "cannot be read" : "does not exist"
+            throw CommandFailure(.failure, "input file \(input) \(why); --input takes a CSV file with a header row")
+        }
         let (file, digest) = try ScoredCSV.pinnedModel(model, environment: env, repository: repository)
         let types = file.columnTypes
         let out: FileHandle
@@ -95,7 +102,10 @@ enum ScoredCSV {
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let (project, _) = try Project.check(source)
         guard let environment = project.environments[env] else {
-            throw CommandFailure(.failure, "no environment '\(env)' at \(source.revision)")
+            let known = project.environmentOrder
+            throw CommandFailure(
+                .usage,
+                "no environment '\(env)' at \(source.revision) (environments: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
         }
         guard let deployment = environment.deployment(model), let version = deployment.version else {
             throw CommandFailure(.failure, "environment '\(env)' runs no version of '\(model)' at \(source.revision)")

@@ -33,6 +33,8 @@ struct EnvironmentOptions: ParsableArguments {
         let reconciler = EnvironmentReconciler(
             workspace: workspace, state: state, environment: manifest, ref: repository.ref, commit: commit, target: target)
         reconciler.progress = progress
+        let console = Console.current
+        reconciler.waitingForLock = { console.printError($0) }
         return reconciler
     }
 }
@@ -213,12 +215,14 @@ struct ReconcileCommand: AsyncParsableCommand {
             if let reason = record.reason, record.outcome != .succeeded { text += "\n  \(reason)" }
             console.print(text)
         }
+        let serving = report.server.map { $0.contains(":") && !$0.hasPrefix("kserve:") ? "http://\($0)" : $0 }
+        let at = serving.map { "; serving at \($0)" } ?? ""
         if report.wasInSync {
-            console.print(console.styled("✓", .green) + " \(report.environment) is in sync at \(report.commit.prefix(12))")
+            console.print(console.styled("✓", .green) + " \(report.environment) is in sync at \(report.commit.prefix(12))\(at)")
         } else if !report.failed {
             console.print(
                 console.styled("✓", .green) + " \(report.environment) reconciled at \(report.commit.prefix(12)) "
-                    + "(\(count(report.actions.count, "action")))")
+                    + "(\(count(report.actions.count, "action")))\(at)")
         }
         return report
     }

@@ -120,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard let environment = project.environments[env] else {
             let known = project.environmentOrder
             throw CommandFailure(
-                .failure,
+                .usage,
                 "no environment '\(env)' at \(source.revision) (environments: "
                     + "\(known.isEmpty ? "none" : known.joined(separator: ", ")))")
         }

@@ -102,7 +102,11 @@ extension Stagecraft {
             return ExitStatus.failure.rawValue
         case let failure as ReconcileError:
             console.printError(console.styled("error: ", .red) + failure.description)
-            return (failure.code == .locked ? ExitStatus.lockHeld : ExitStatus.failure).rawValue
+            switch failure.code {
+            case .locked: return ExitStatus.lockHeld.rawValue
+            case .unknownEnvironment: return ExitStatus.usage.rawValue  // a name on the command line that names nothing
+            default: return ExitStatus.failure.rawValue
+            }
         case is GitError, is LearningError, is RegistryError, is BuildError, is StateStoreError:
             console.printError(console.styled("error: ", .red) + String(describing: error))
             return ExitStatus.failure.rawValue

@@ -74,6 +74,8 @@ struct StatusCommand: AsyncParsableCommand {
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
         let state = try workspace.openState(notice: Console.current.warn)
         let commit = try repo.resolve(repository.ref)
+        // A name given that names no environment is a usage error, as for the commands on one environment.
+        if let env { _ = try EnvironmentFiles.read(env, at: commit, in: repo) }
         let names = try env.map { [$0] } ?? workspace.environmentNames(at: commit)
         var rows: [Row] = []
         var allInSync = true

@@ -100,7 +100,7 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
             return try JSONSerialization.data(withJSONObject: ["inputs": inputs])
         }
         let text = #expect(throws: InferenceError.self) { try InferenceRequest.decode(try body(["bill_length_mm": ("FP64", "long")]), for: model) }
-        #expect(text?.message == "input 'bill_length_mm': value 0 is not a number")
+        #expect(text?.message == "input 'bill_length_mm': row 0 holds \"long\", not a number")
         let bytes = #expect(throws: InferenceError.self) { try InferenceRequest.decode(try body(["bill_length_mm": ("BYTES", "41.2")]), for: model) }
         #expect(bytes?.message == "input 'bill_length_mm': feature 'bill_length_mm' is numeric, so the datatype must be numeric (FP32, FP64, INT*, BOOL), not BYTES")
         // null is a missing value (imputed), and an unknown category is answered.

@@ -5,6 +5,9 @@ import Testing
 
 /// Messages that say what to do next, with their exact text and exit code.
 @Suite struct MessageTests {
+    /// Servers that in-process reconciles start are the real binary (not this test process).
+    init() { setenv("STAGECRAFT_EXECUTABLE", Fixtures.stagecraftBinary, 1) }
+
     @Test func outsideARepositoryNamesInitAndRepo() async throws {
         let folder = try ScratchDirectory("not-a-repo")
         let result = await Stagecraft.execute(["status", "--repo", folder.path])
@@ -31,5 +34,50 @@ import Testing
         #expect(result.errorOutput == "error: no model 'penguin'; did you mean 'penguins'? (models: breast-cancer, penguins)\n")
         let far = await Stagecraft.execute(["history", "--repo", scratch.path, "--model", "churn"])
         #expect(far.errorOutput == "error: no model 'churn' (models: breast-cancer, penguins)\n")
+    }
+
+    @Test func anUnknownEnvironmentExits64WithTheEnvironmentsThereAre() async throws {
+        let scratch = try ScratchRepository.example()
+        let head = String(try scratch.gitLine(["rev-parse", "HEAD"]).prefix(12))
+        for command in [["plan"], ["reconcile"], ["status"], ["render", "--target", "kserve", "--storage-uri", "s3://models/x"]] {
+            let result = await Stagecraft.execute(command + ["--env", "staging", "--repo", scratch.path])
+            #expect(result.exitCode == 64, "\(command)")
+            #expect(result.errorOutput.hasSuffix(
+                "no environment 'staging' at \(head) (expected environments/staging.yaml; environments: dev, prod, qa)\n"), "\(command)")
+        }
+        let predict = await Stagecraft.execute(["predict", "penguins", "--env", "staging", "--input", "data/penguins/test.csv", "--repo", scratch.path])
+        #expect(predict.exitCode == 64)
+        #expect(predict.errorOutput.hasPrefix("error: no environment 'staging' at "))
+    }
+
+    @Test func aMissingInputFileIsOneLine() async throws {
+        let scratch = try ScratchRepository.example()
+        let missing = await Stagecraft.execute(["predict", "penguins", "--env", "dev", "--input", "/nonexistent/new.csv", "--repo", scratch.path])
+        #expect(missing.exitCode == 1)
+        #expect(missing.errorOutput == "error: input file /nonexistent/new.csv does not exist; --input takes a CSV file with a header row\n")
+        let folder = await Stagecraft.execute(["predict", "penguins", "--env", "dev", "--input", scratch.path, "--repo", scratch.path])
+        #expect(folder.errorOutput == "error: input file \(scratch.path) is a folder; --input takes a CSV file with a header row\n")
+    }
+
+    @Test func reconcileSaysWhereItServesAndWhoHoldsTheLock() async throws {
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        // Another process holds qa's lock (written as a reconcile writes it: its pid), for half a second.
+        try FileManager.default.createDirectory(atPath: scratch.directory.appending(".stagecraft/run"), withIntermediateDirectories: true)
+        let lock = scratch.directory.appending(".stagecraft/run/qa.lock")
+        let holder = try BackgroundProcess("flock", [lock, "sh", "-c", "echo $$ > \(lock); exec sleep 0.7"])
+        defer { holder.stop() }
+        usleep(300_000)
+        let result = await Stagecraft.execute(["reconcile", "--env", "qa", "--repo", scratch.path])
+        #expect(result.exitCode == 0, "\(result.errorOutput)")
+        // The pid the holder wrote (flock's child shell, which became sleep) and its command line.
+        #expect(result.errorOutput.hasPrefix("waiting for another reconcile of 'qa' to finish (pid "), "\(result.errorOutput)")
+        #expect(result.errorOutput.contains(": sleep 0.7)\n"), "\(result.errorOutput)")
+        let dev = await Stagecraft.execute(["reconcile", "--env", "dev", "--repo", scratch.path])
+        #expect(dev.exitCode == 0, "\(dev.errorOutput)")
+        #expect(dev.output.contains(" (7 actions); serving at http://127.0.0.1:\(ports["dev"]!)\n"), "\(dev.output)")
+        let again = await Stagecraft.execute(["reconcile", "--env", "dev", "--repo", scratch.path])
+        #expect(again.output.hasSuffix("; serving at http://127.0.0.1:\(ports["dev"]!)\n"))
     }
 }

@@ -86,7 +86,7 @@ import Testing
     @Test func mistakesAreExplained() async throws {
         let scratch = try ScratchRepository.example()
         let unknown = await Stagecraft.execute(["plan", "--env", "staging", "--repo", scratch.path])
-        #expect(unknown.exitCode == 1)
+        #expect(unknown.exitCode == 64)
         #expect(unknown.errorOutput.contains("no environment 'staging'") && unknown.errorOutput.contains("environments: dev.yaml") == false)
         #expect(unknown.errorOutput.contains("environments: dev, prod, qa"))
         let interval = await Stagecraft.execute(["reconcile", "--env", "dev", "--watch", "--interval", "soon", "--repo", scratch.path])
