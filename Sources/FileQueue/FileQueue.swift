@@ -98,21 +98,30 @@ public struct FileQueue: Sendable {
             _ = rename(claimed.path, done.appendingPathComponent(name).path)
             try? FileManager.default.removeItem(at: attemptsFile(name))
             return .done(output: result.name)
+        } catch let unprocessable as Unprocessable {
+            return fail(name, error: unprocessable.description, final: true)
         } catch {
             return fail(name, error: String(describing: error))
         }
     }
 
-    private func fail(_ name: String, error: String) -> Outcome {
+    /// An input that no attempt can process (it does not parse): it goes to dead-letter/ at once, not retried.
+    public struct Unprocessable: Error, CustomStringConvertible {
+        public let description: String
+        public init(_ error: any Error) { description = String(describing: error) }
+    }
+
+    private func fail(_ name: String, error: String, final: Bool = false) -> Outcome {
         var record = attempts(name) ?? Attempts(errors: [], notBefore: 0)
         record.errors.append(error)
         let attempt = record.errors.count
         let claimed = processing.appendingPathComponent(name)
-        if attempt >= maxAttempts {
-            let report: [String: Any] = [
+        if attempt >= maxAttempts || final {
+            var report: [String: Any] = [
                 "file": name, "attempts": attempt, "errors": record.errors, "error": error,
                 "time": ISO8601DateFormatter().string(from: Date()),
             ]
+            if final { report["retried"] = "no: the input cannot be processed as it is (fix it and put it in inbox/ again)" }
             if let data = try? JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]) {
                 try? write(data, to: deadLetter.appendingPathComponent(name + ".error.json"))
             }

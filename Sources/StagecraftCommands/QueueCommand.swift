@@ -103,12 +103,17 @@ struct QueueCommand: AsyncParsableCommand {
     /// The scored CSV of one input file.
     static func score(_ input: Data, name: String, file: ModelFile, version: String) throws -> (output: Data, name: String) {
         let data: Dataset
-        if name.hasSuffix(".jsonl") || name.hasSuffix(".ndjson") {
-            data = try jsonLines(input, name: name, file: file)
-        } else {
-            data = try CSVReader.read(input, source: name, types: file.columnTypes)
+        // A file that does not parse never will: it is dead-lettered at once, not retried.
+        do {
+            if name.hasSuffix(".jsonl") || name.hasSuffix(".ndjson") {
+                data = try jsonLines(input, name: name, file: file)
+            } else {
+                data = try CSVReader.read(input, source: name, types: file.columnTypes)
+            }
+        } catch {
+            throw FileQueue.Unprocessable(error)
         }
-        guard data.rowCount > 0 else { throw LearningError(.malformedData, "\(name): no rows") }
+        guard data.rowCount > 0 else { throw FileQueue.Unprocessable(LearningError(.malformedData, "\(name): no rows")) }
         let text = ScoredCSV.header(data, file, version: version) + (try ScoredCSV.rows(data, file, version: version))
         let stem = (name as NSString).deletingPathExtension
         return (Data(text.utf8), stem + ".csv")

@@ -47,7 +47,9 @@ struct LoopService: Service {
         logger.logLevel = .critical
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: LoopService(round: round))], gracefulShutdownSignals: [.sigterm, .sigint],
+                // A loop that ends by itself (`queue --once`, a one-shot round) ends the group as a success.
+                services: [.init(service: LoopService(round: round), successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
     }

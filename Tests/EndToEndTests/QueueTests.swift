@@ -60,7 +60,9 @@ struct QueueTests {
         #expect(names(queue + "/inbox").isEmpty && names(queue + "/processing").isEmpty)
         for name in dead.prefix(5) {
             let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: queue + "/dead-letter/" + name + ".error.json"))) as? [String: Any]
-            #expect(report?["attempts"] as? Int == 2)
+            // A file that does not parse is not retried: one attempt, and the report says why.
+            #expect(report?["attempts"] as? Int == 1)
+            #expect((report?["retried"] as? String)?.hasPrefix("no: ") == true)
             #expect((report?["error"] as? String)?.contains("\(name):3:3") == true, "\(report ?? [:])")
         }
         let result = try String(contentsOfFile: queue + "/outbox/" + done[0], encoding: .utf8).split(separator: "\n")

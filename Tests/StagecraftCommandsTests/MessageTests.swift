@@ -80,4 +80,27 @@ import Testing
         let again = await Stagecraft.execute(["reconcile", "--env", "dev", "--repo", scratch.path])
         #expect(again.output.hasSuffix("; serving at http://127.0.0.1:\(ports["dev"]!)\n"))
     }
+
+    @Test func jsonLinesTakeZeroAndOneAsNumbersAndAFileThatCannotParseIsDeadLetteredAtOnce() async throws {
+        let scratch = try ScratchRepository.example()
+        let built = await Stagecraft.execute(["build", "penguins", "--repo", scratch.path, "--output", "json"])
+        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        try scratch.pin("penguins", version: digest)
+        let queue = try ScratchDirectory("queue")
+        try FileManager.default.createDirectory(atPath: queue.path + "/inbox", withIntermediateDirectories: true)
+        try """
+            {"island": "Torgersen", "bill_length_mm": 0, "bill_depth_mm": 1, "flipper_length_mm": 193, "body_mass_g": 3450, "sex": "female"}
+
+            """.write(toFile: queue.path + "/inbox/flags.jsonl", atomically: true, encoding: .utf8)
+        try "{\"island\": \"Dream\",\n".write(toFile: queue.path + "/inbox/broken.jsonl", atomically: true, encoding: .utf8)
+        let run = await Stagecraft.execute(
+            ["queue", "--env", "dev", "--model", "penguins", "--dir", queue.path, "--retries", "3", "--backoff", "10ms", "--once",
+             "--repo", scratch.path])
+        #expect(run.exitCode == 0, "\(run.errorOutput)|\(run.output)")
+        let scored = try String(contentsOfFile: queue.path + "/outbox/flags.csv", encoding: .utf8).split(separator: "\n")
+        #expect(scored.count == 2 && scored[1].hasPrefix("Torgersen,0,1,193,3450,female,"), "\(scored)")
+        #expect(run.errorOutput.contains("✗ broken.jsonl → dead-letter/: broken.jsonl:1: not a JSON object\n"), "\(run.errorOutput)")
+        #expect(!run.errorOutput.contains("↻ broken.jsonl"))
+        #expect(FileManager.default.fileExists(atPath: queue.path + "/dead-letter/broken.jsonl"))
+    }
 }
