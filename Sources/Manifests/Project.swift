@@ -12,11 +12,14 @@ public protocol ProjectSource {
     func exists(_ path: String) throws -> Bool
     /// Whether `path` is a symbolic link (whose bytes are the link's text, not a file's).
     func isSymbolicLink(_ path: String) throws -> Bool
+    /// The folder of a work tree beside the revision (where a file may be that is not committed), if there is one.
+    var workTree: String? { get }
 }
 
 extension ProjectSource {
     public func exists(_ path: String) throws -> Bool { try file(path) != nil }
     public func isSymbolicLink(_ path: String) throws -> Bool { false }
+    public var workTree: String? { nil }
 }
 
 /// A whole GitOps repository as of one revision: settings, model manifests and environments, checked together.
@@ -101,13 +104,31 @@ public struct Project: Sendable {
             // A file DVC tracks is committed as its pointer (`path.dvc`, or the `.dvc` of a folder above it).
             if try !source.exists(path), try DVC.pointer(for: path, exists: source.exists) == nil {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision) (nor a DVC pointer "
-                    + "'\(path).dvc')"))
+                    + "'\(path).dvc')" + (try missingFileHint(path, source))))
             } else if try source.isSymbolicLink(path) {
                 diagnostics.append(Diagnostic(location, "data file '\(path)' is a symbolic link at \(source.revision): commit the file "
                     + "itself (links are not followed)"))
             }
         }
         return diagnostics
+    }
+
+    /// For a data file not at the revision: the nearest committed path, and whether the work tree has it.
+    private static func missingFileHint(_ path: String, _ source: some ProjectSource) throws -> String {
+        if let workTree = source.workTree, FileManager.default.fileExists(atPath: workTree + "/" + path) {
+            return "; the work tree has it: is it committed? (git add \(path) && git commit)"
+        }
+        var hint = ""
+        let parts = path.split(separator: "/").map(String.init)
+        let folder = parts.dropLast().joined(separator: "/")
+        if let names = try source.fileNames(in: folder) {
+            let paths = names.map { folder.isEmpty ? $0 : "\(folder)/\($0)" }
+            hint += Spelling.didYouMean(path, among: paths)
+            if hint.isEmpty, !paths.isEmpty {
+                hint += "; \(folder) has: " + paths.sorted().prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+            }
+        }
+        return hint
     }
 
     private static func checkEnvironments(

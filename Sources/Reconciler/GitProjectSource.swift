@@ -25,6 +25,9 @@ public struct GitProjectSource: ProjectSource, Sendable {
 
     public var revision: String { ref == commit.hex ? "commit \(commit.short)" : "\(ref) (\(commit.short))" }
 
+    /// The repository's work tree, when it has one.
+    public var workTree: String? { (repository as? Repository)?.workingDirectory }
+
     public func file(_ path: String) throws -> Data? {
         try repository.fileIfPresent(at: path, in: commit)
     }

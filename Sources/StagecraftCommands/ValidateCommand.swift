@@ -54,6 +54,17 @@ struct ValidateCommand: AsyncParsableCommand {
         }
         diagnostics.sort()
         let models = project.models.keys.sorted()
+        // What is validated is what is committed: say so when the work tree holds edits it did not read.
+        if let workTree = repo.workingDirectory, try repo.resolve("HEAD") == source.commit {
+            let dataFiles = project.models.values.flatMap { [$0.data.train, $0.data.test] }.filter { !DataSpec.isObjectStore($0) }
+            let changed = try Self.uncommitted(in: repo, at: source.commit, workTree: workTree, data: dataFiles)
+            if !changed.isEmpty {
+                let shown = changed.prefix(5).joined(separator: ", ") + (changed.count > 5 ? " and \(changed.count - 5) more" : "")
+                console.warn(
+                    "validate read \(source.revision), not the work tree: \(shown) \(changed.count == 1 ? "has" : "have") uncommitted "
+                        + "changes (commit them to validate them)")
+            }
+        }
         if format.json {
             console.print(try JSONOutput.encode(Report(
                 valid: diagnostics.isEmpty, ref: source.ref, commit: source.commit.hex, models: models,
@@ -67,6 +78,23 @@ struct ValidateCommand: AsyncParsableCommand {
             console.print(console.styled("✗", .red) + " \(count(diagnostics.count, "problem")) at \(source.revision)")
         }
         if !diagnostics.isEmpty { throw CommandFailure(.failure) }
+    }
+}
+
+extension ValidateCommand {
+    /// The project files (`stagecraft.yaml`, `manifests/`, `environments/`, and local data files) whose work-tree
+    /// content differs from `commit`'s, added or deleted there.
+    static func uncommitted(in repo: Repository, at commit: ObjectID, workTree: String, data: [String]) throws -> [String] {
+        var paths = Set([ProjectSettings.file] + data)
+        for folder in [Project.manifestsFolder, Project.environmentsFolder] {
+            let committed = (try repo.directory(at: folder, in: commit) ?? []).map { "\(folder)/\($0.name)" }
+            let onDisk = ((try? FileManager.default.contentsOfDirectory(atPath: workTree + "/" + folder)) ?? []).map { "\(folder)/\($0)" }
+            paths.formUnion((committed + onDisk).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") })
+        }
+        return try paths.sorted().filter { path in
+            let disk = FileManager.default.contents(atPath: workTree + "/" + path)
+            return try disk != repo.fileIfPresent(at: path, in: commit)
+        }
     }
 }
 

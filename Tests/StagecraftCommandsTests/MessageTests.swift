@@ -103,4 +103,39 @@ import Testing
         #expect(!run.errorOutput.contains("↻ broken.jsonl"))
         #expect(FileManager.default.fileExists(atPath: queue.path + "/dead-letter/broken.jsonl"))
     }
+
+    @Test func validateSaysWhatItReadAndReportsEveryProblem() async throws {
+        let scratch = try ScratchRepository.example()
+        // An edit not committed: valid as committed, and a warning that the work tree was not read.
+        try scratch.directory.write(try scratch.directory.read("environments/qa.yaml") + "# tuned\n", to: "environments/qa.yaml")
+        let edited = await Stagecraft.execute(["validate", "--repo", scratch.path])
+        let head = String(try scratch.gitLine(["rev-parse", "HEAD"]).prefix(12))
+        #expect(edited.exitCode == 0)
+        #expect(edited.errorOutput == "warning: validate read HEAD (\(head)), not the work tree: environments/qa.yaml has uncommitted "
+            + "changes (commit them to validate them)\n")
+        try scratch.git(["checkout", "environments/qa.yaml"])
+
+        // A misspelt data path: the nearest committed one. A path the work tree has but git does not: is it committed?
+        let manifest = try scratch.directory.read("manifests/penguins.yaml")
+        try scratch.commit(["manifests/penguins.yaml": manifest.replacingOccurrences(of: "data/penguins/train.csv", with: "data/penguins/trian.csv")
+            .replacingOccurrences(of: "data/penguins/test.csv", with: "data/penguins/holdout.csv")])
+        // And, in the same run, a key error and a gate error in one environment file.
+        let qa = try scratch.directory.read("environments/qa.yaml")
+        try scratch.commit(["environments/qa.yaml": qa.replacingOccurrences(of: "  upstream: dev\n", with: "  upstream: dev\n  colour: blue\n")
+            .replacingOccurrences(of: "accuracy: \">= 0.90\"", with: "accuracy: \"at least 0.9\"")])
+        try scratch.directory.write(try scratch.directory.read("data/penguins/test.csv"), to: "data/penguins/holdout.csv")
+        let broken = await Stagecraft.execute(["validate", "--repo", scratch.path])
+        let commit = String(try scratch.gitLine(["rev-parse", "HEAD"]).prefix(12))
+        #expect(broken.exitCode == 1)
+        let lines = broken.output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 5, "\(broken.output)")
+        #expect(lines.contains { $0.hasPrefix("environments/qa.yaml:") && $0.hasSuffix(": unknown key 'colour' in spec (expected one of: "
+            + "upstream, track, server, gates, models, monitor, approval)") })
+        #expect(lines.contains { $0.hasPrefix("environments/qa.yaml:") && $0.contains("gate 'accuracy' must be") })
+        #expect(lines.contains { $0.hasSuffix("data file 'data/penguins/trian.csv' does not exist at HEAD (\(commit)) (nor a DVC pointer "
+            + "'data/penguins/trian.csv.dvc'); did you mean 'data/penguins/train.csv'?") })
+        #expect(lines.contains { $0.hasSuffix("data file 'data/penguins/holdout.csv' does not exist at HEAD (\(commit)) (nor a DVC "
+            + "pointer 'data/penguins/holdout.csv.dvc'); the work tree has it: is it committed? (git add data/penguins/holdout.csv && git commit)") })
+        #expect(lines.last == "✗ 4 problems at HEAD (\(commit))")
+    }
 }
