@@ -45,6 +45,20 @@ public final class EnvironmentLock {
         _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
+    /// Who holds the lock of `environment` under `root` now (`pid …: command`), or nil when nobody does.
+    public static func holder(root: URL, environment: String) -> String? {
+        guard ModelManifest.isValidName(environment) else { return nil }
+        let path = root.appendingPathComponent(".stagecraft/run/\(environment).lock").path
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        return holder(fd)
+    }
+
     /// Who holds the lock: the pid its holder wrote, and that process's command line.
     private static func holder(_ fd: Int32) -> String {
         var buffer = [UInt8](repeating: 0, count: 32)

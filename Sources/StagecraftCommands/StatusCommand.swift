@@ -76,7 +76,10 @@ struct StatusCommand: AsyncParsableCommand {
         let commit = try repo.resolve(repository.ref)
         // A name given that names no environment is a usage error, as for the commands on one environment.
         if let env { _ = try EnvironmentFiles.read(env, at: commit, in: repo) }
-        let names = try env.map { [$0] } ?? workspace.environmentNames(at: commit)
+        // Pipeline order (each environment after its upstream), as `envs` lists them.
+        let names = try env.map { [$0] }
+            ?? EnvironmentOrder.names(
+                try Project.check(GitProjectSource(repository: repo, ref: commit.hex)).0, all: workspace.environmentNames(at: commit))
         var rows: [Row] = []
         var allInSync = true
         for name in names {

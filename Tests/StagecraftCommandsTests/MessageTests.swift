@@ -138,4 +138,12 @@ import Testing
             + "pointer 'data/penguins/holdout.csv.dvc'); the work tree has it: is it committed? (git add data/penguins/holdout.csv && git commit)") })
         #expect(lines.last == "✗ 4 problems at HEAD (\(commit))")
     }
+
+    @Test func shellCompletionScriptsCoverEveryCommand() async {
+        for shell in ["bash", "zsh", "fish"] {
+            let script = await Stagecraft.execute(["--generate-completion-script", shell])
+            #expect(script.exitCode == 0)
+            for command in ["reconcile", "promote", "approve", "render", "describe"] { #expect(script.output.contains(command), "\(shell) \(command)") }
+        }
+    }
 }
