@@ -125,11 +125,16 @@ public struct Promotion {
 
     /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
     /// before it, or, after a promotion whose gates failed, the one still serving.
-    public func rollback(model: String, environment: String, branch: String?, author: Signature) throws -> PromotionResult {
-        try Self.retryingWhenMoved { try rollbackOnce(model: model, environment: environment, branch: branch, author: author) }
+    /// With `to`, pins that version instead (a full digest), which must have passed there.
+    public func rollback(model: String, environment: String, to: String? = nil, branch: String?, author: Signature) throws
+        -> PromotionResult
+    {
+        try Self.retryingWhenMoved { try rollbackOnce(model: model, environment: environment, to: to, branch: branch, author: author) }
     }
 
-    private func rollbackOnce(model: String, environment: String, branch: String?, author: Signature) throws -> PromotionResult {
+    private func rollbackOnce(model: String, environment: String, to wanted: String?, branch: String?, author: Signature) throws
+        -> PromotionResult
+    {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
@@ -140,7 +145,14 @@ public struct Promotion {
             throw ReconcileError(.refused, "'\(environment)' pins no version of '\(model)'; there is nothing to roll back")
         }
         let passed = try state.records(environment: environment, model: model).filter { $0.outcome == .succeeded }
-        guard let previous = passed.last(where: { !$0.version.hasPrefix(current) && !current.hasPrefix($0.version) }) else {
+        if let wanted, passed.last(where: { $0.version == wanted }) == nil {
+            throw ReconcileError(
+                .refused,
+                "\(VersionDigest.short(wanted)) of '\(model)' has never passed in '\(environment)'; rollback --to takes a version that "
+                    + "did (see stagecraft history --env \(environment) --model \(model)), or promote it")
+        }
+        let candidates = passed.filter { wanted == nil || $0.version == wanted }
+        guard let previous = candidates.last(where: { !$0.version.hasPrefix(current) && !current.hasPrefix($0.version) }) else {
             throw ReconcileError(
                 .refused,
                 "no version of '\(model)' other than \(VersionDigest.short(current)) has passed in "

@@ -117,21 +117,45 @@ struct BuildsCommand: AsyncParsableCommand {
         commandName: "builds",
         abstract: "List the versions in the artifact store, with their metrics, to compare experiments.",
         discussion: """
+            'builds compare A B' compares two builds as 'diff A B' does (versions
+            as digests or @aliases).
+
             Examples:
               stagecraft builds
               stagecraft builds penguins --output json
+              stagecraft builds compare @champion 7b21e0d44a10
             """
     )
 
-    @Argument(help: "Only this model's builds.", transform: Name.model)
-    var model: String?
+    @Argument(help: "MODEL: only this model's builds; or compare A B.")
+    var words: [String] = []
 
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var format: OutputOptions
 
+    func validate() throws {
+        if words.first == "compare" {
+            guard words.count == 3 else { throw ValidationError("expected: builds compare VERSION VERSION") }
+        } else if words.count > 1 {
+            throw ValidationError("expected: builds [MODEL], or builds compare VERSION VERSION")
+        } else if let model = words.first {
+            _ = try Name.model(model)
+        }
+    }
+
     func run() async throws {
         let console = Console.current
         let repo = try repository.open()
+        if words.first == "compare" {
+            let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
+            let output = try DiffCommand.builds(
+                words[1], words[2], workspace: workspace, state: try workspace.openState(notice: console.warn),
+                commit: try repo.resolve(repository.ref))
+            try DiffCommand.print(output, json: format.json)
+            if !output.equal { throw CommandFailure(.failure) }
+            return
+        }
+        let model = words.first
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let settings = (try? Project.check(source).0.settings) ?? ProjectSettings()
         let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: settings)

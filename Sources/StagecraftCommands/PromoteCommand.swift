@@ -31,7 +31,7 @@ struct PromoteCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The environment to promote into.", transform: Name.environment)
     var to: String
 
-    @Option(name: .long, help: "The version (digest, at least 12 hex digits); default: what the upstream serves.")
+    @Option(name: .long, help: "The version (digest, at least 12 hex digits, or @alias); default: what the upstream serves.")
     var version: String?
 
     @Flag(name: .long, help: "Promote even without a passed verification upstream (recorded in a Stagecraft-Forced trailer).")
@@ -42,6 +42,9 @@ struct PromoteCommand: AsyncParsableCommand {
     func run() async throws {
         var pinned = version
         try publishing.commit(verb: "promoted") { promotion, author in
+            if let alias = pinned, alias.hasPrefix("@") {
+                pinned = try VersionReference.resolve(alias, model: model, workspace: promotion.workspace, state: promotion.state)
+            }
             let result = try promotion.promote(
                 model: model, to: to, version: pinned, force: force, branch: publishing.branch, author: author)
             pinned = result.version  // a retry after a lost push race promotes the same version
@@ -72,11 +75,17 @@ struct RollbackCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The environment.", transform: Name.environment)
     var env: String
 
+    @Option(name: .long, help: "Roll back to this version (digest, @alias or a deployment record's id), which passed there.")
+    var to: String?
+
     @OptionGroup var publishing: PublishingOptions
 
     func run() async throws {
         try publishing.commit(verb: "rolled back") { promotion, author in
-            try promotion.rollback(model: model, environment: env, branch: publishing.branch, author: author)
+            let target = try to.map {
+                try VersionReference.resolve($0, model: model, workspace: promotion.workspace, state: promotion.state)
+            }
+            return try promotion.rollback(model: model, environment: env, to: target, branch: publishing.branch, author: author)
         }
     }
 }

@@ -7,6 +7,14 @@ import Testing
 @Suite struct OperatorCommandTests {
     init() { setenv("STAGECRAFT_EXECUTABLE", Fixtures.stagecraftBinary, 1) }
 
+    /// The `version` and `source` of `model` in an environment file (12 digits each; comments after them left out).
+    static func pin(_ model: String, in scratch: ScratchRepository, environment: String) throws -> (version: String, source: String) {
+        let lines = try scratch.directory.read("environments/\(environment).yaml").split(separator: "\n").map(String.init)
+        let entry = try #require(lines.firstIndex(of: "    \(model):"))
+        func value(_ line: String) -> String { String(line.split(separator: ":", maxSplits: 1)[1].drop { $0 == " " }.prefix(12)) }
+        return (value(lines[entry + 1]), value(lines[entry + 2]))
+    }
+
     @Test func envsListsThePipelineInOrder() async throws {
         let scratch = try ScratchRepository.example()
         let ports = try scratch.useFreePorts()
@@ -81,5 +89,90 @@ import Testing
         let usage = await Stagecraft.execute(["describe", "penguins"] + repo)
         #expect(usage.exitCode == 64)
         #expect(usage.errorOutput.hasPrefix("Error: describe MODEL needs --env ENV (or: describe env ENV)\n"))
+    }
+
+    @Test func aliasesDiffsAndCompareWhereverAVersionIs() async throws {
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        let repo = ["--repo", scratch.path]
+        #expect(await Stagecraft.execute(["reconcile", "--env", "dev"] + repo).exitCode == 0)
+        let (first, source) = try Self.pin("breast-cancer", in: scratch, environment: "dev")
+        let penguins = try Self.pin("penguins", in: scratch, environment: "dev").version
+
+        // An alias, listed, and refused when malformed.
+        let tagged = await Stagecraft.execute(["tag", first, "champion"] + repo)
+        #expect(tagged.exitCode == 0, "\(tagged.errorOutput)")
+        #expect(tagged.output == "✓ @champion is breast-cancer \(first) (tag stagecraft/breast-cancer/champion on \(source))\n")
+        #expect(try scratch.gitLine(["cat-file", "-t", "stagecraft/breast-cancer/champion"]) == "tag")
+        let listed = await Stagecraft.execute(["tag"] + repo)
+        #expect(listed.output == "MODEL          ALIAS      VERSION\nbreast-cancer  @champion  \(first)\n")
+        let bad = await Stagecraft.execute(["tag", first, "Champion!"] + repo)
+        #expect(bad.exitCode == 64)
+        #expect(bad.errorOutput.hasPrefix("Error: 'Champion!' is not an alias: 1 to 63 of a-z, 0-9, '.', '_' and '-', a letter or digit first\n"))
+        let unknown = await Stagecraft.execute(["promote", "breast-cancer", "--to", "qa", "--version", "@challenger"] + repo)
+        #expect(unknown.exitCode == 1)
+        #expect(unknown.errorOutput == "error: no alias @challenger of 'breast-cancer' (aliases: @champion); name a version with: stagecraft "
+            + "tag VERSION challenger\n")
+
+        // diff --env: the file against what serves (equal), and two environments (different).
+        let same = await Stagecraft.execute(["diff", "--env", "dev"] + repo)
+        #expect(same.exitCode == 0)
+        let head = String(try scratch.gitLine(["rev-parse", "HEAD"]).prefix(12))
+        #expect(same.output == "--- environments/dev.yaml at \(head)\n+++ serving in dev (127.0.0.1:\(ports["dev"]!), running)\n"
+            + "  breast-cancer  \(first)  \(first)\n  penguins       \(penguins)  \(penguins)\nno difference\n")
+        let sides = await Stagecraft.execute(["diff", "--env", "dev", "--env", "qa"] + repo)
+        #expect(sides.exitCode == 1)
+        #expect(sides.output.contains("\n≠ breast-cancer        \(first)"))
+        #expect(sides.output.contains("\n≠ breast-cancer gates  accuracy >= 0.85, latencyP99Ms <= 5000  accuracy >= 0.9, auc >= 0.97, "
+            + "latencyP99Ms <= 5000\n"), "\(sides.output)")
+
+        // promote --version @champion.
+        let promoted = await Stagecraft.execute(["promote", "breast-cancer", "--to", "qa", "--version", "@champion"] + repo)
+        #expect(promoted.exitCode == 0, "\(promoted.errorOutput)")
+        #expect(try Self.pin("breast-cancer", in: scratch, environment: "qa").version == first)
+
+        // A second build: diff and builds compare name what differs; the file now differs from what serves.
+        let manifest = try scratch.directory.read("manifests/breast-cancer.yaml")
+        try scratch.commit(["manifests/breast-cancer.yaml": manifest.replacingOccurrences(of: "seed: 42", with: "seed: 7")])
+        let reconciled = await Stagecraft.execute(["reconcile", "--env", "dev"] + repo)
+        #expect(reconciled.exitCode == 0, "\(reconciled.errorOutput)")
+        let second = try Self.pin("breast-cancer", in: scratch, environment: "dev").version
+        #expect(second != first)
+        let versions = await Stagecraft.execute(["diff", "@champion", second] + repo)
+        #expect(versions.exitCode == 1)
+        let lines = versions.output.split(separator: "\n").map(String.init)
+        #expect(lines.prefix(2) == ["--- \(first) (breast-cancer)", "+++ \(second) (breast-cancer)"])
+        #expect(lines.contains { $0.hasPrefix("≠ spec (sha256) ") })
+        #expect(lines.contains { $0.hasPrefix("  params.l2 ") && $0.hasSuffix("0.01") })
+        #expect(lines.contains { $0.hasPrefix("  data data/breast-cancer/train.csv ") })
+        #expect(lines.contains { $0.hasPrefix("≠ runs in ") && $0.hasSuffix("  dev") })
+        let compared = await Stagecraft.execute(["builds", "compare", "@champion", second] + repo)
+        #expect(compared.exitCode == 1 && compared.output == versions.output)
+        #expect(await Stagecraft.execute(["diff", first, "@champion"] + repo).exitCode == 0)
+
+        // rollback --to: an alias, a record id; a version that never passed there is refused.
+        let rolled = await Stagecraft.execute(["rollback", "breast-cancer", "--env", "dev", "--to", "@champion"] + repo)
+        #expect(rolled.exitCode == 0, "\(rolled.errorOutput)")
+        #expect(try Self.pin("breast-cancer", in: scratch, environment: "dev").version == first)
+        #expect(try scratch.git(["log", "-1", "--format=%(trailers)"]).contains("Stagecraft-Rollback-Of: "))
+        let state = await Stagecraft.execute(["history", "--env", "dev", "--model", "breast-cancer", "--output", "json"] + repo)
+        #expect(state.exitCode == 0)
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(state.output.utf8)) as? [[String: Any]])
+        let records = entries.flatMap { ($0["records"] as? [[String: Any]]) ?? [] }
+        let id = try #require(records.first {
+            ($0["version"] as? String)?.hasPrefix(second) == true && $0["outcome"] as? String == "succeeded"
+        }?["id"] as? String)
+        let byRecord = await Stagecraft.execute(["rollback", "breast-cancer", "--env", "dev", "--to", id] + repo)
+        #expect(byRecord.exitCode == 0, "\(byRecord.errorOutput)")
+        #expect(try Self.pin("breast-cancer", in: scratch, environment: "dev").version == second)
+        let never = await Stagecraft.execute(["rollback", "penguins", "--env", "dev", "--to", second] + repo)
+        #expect(never.exitCode == 1)
+        let usage = await Stagecraft.execute(["rollback", "penguins", "--env", "dev", "--to", "yesterday"] + repo)
+        #expect(usage.exitCode == 64)
+        #expect(usage.errorOutput == "error: 'yesterday' is not a version: give a digest (12 or more hex digits), @alias, or a deployment "
+            + "record's id\n")
+        let diffUsage = await Stagecraft.execute(["diff", first] + repo)
+        #expect(diffUsage.exitCode == 64)
     }
 }
