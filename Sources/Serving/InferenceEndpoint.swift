@@ -43,6 +43,7 @@ struct InferenceEndpoint: Sendable {
     let capture: RequestCapture?
     let feedback: LiveFeedback?
     let bodyLimit: Int
+    var accessLog: AccessLog? = nil
 
     /// What answering an infer request gave, whatever its protocol.
     struct Answer {
@@ -90,11 +91,14 @@ struct InferenceEndpoint: Sendable {
     /// Counts one answered request under its model (when loaded), answering version, status and protocol.
     func count(
         model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol,
-        started: ContinuousClock.Instant
+        started: ContinuousClock.Instant, id: String? = nil
     ) {
+        let elapsed = seconds(since: started)
         metrics.record(
-            requested: name, in: repository, version: answered?.version, status: status, protocol: `protocol`,
-            seconds: seconds(since: started))
+            requested: name, in: repository, version: answered?.version, status: status, protocol: `protocol`, seconds: elapsed)
+        accessLog?.record(
+            model: name, version: answered?.version, status: status, seconds: elapsed, id: id,
+            protocol: `protocol` == .grpc ? "grpc" : "http")
     }
 
     /// The reply to an HTTP infer request for `model` (and `version`, when the path names one).
@@ -109,6 +113,7 @@ struct InferenceEndpoint: Sendable {
         probe: Bool, started: ContinuousClock.Instant
     ) -> Reply {
         var answered: LoadedVersion?
+        var id: String?
         let reply: Reply
         do {
             var headerLength: Int?
@@ -133,6 +138,7 @@ struct InferenceEndpoint: Sendable {
             ) { file throws(InferenceError) in
                 try InferenceRequest.decode(json, binary: binary, for: file)
             }
+            id = done.id
             let answer = InferenceResponse.body(
                 model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
                 classes: done.loaded.file.classes, outputs: done.request.outputs,
@@ -141,7 +147,7 @@ struct InferenceEndpoint: Sendable {
         } catch {
             reply = InferenceServer.reply(for: error)
         }
-        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started)
+        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started, id: id)
         return reply
     }
 

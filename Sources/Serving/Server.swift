@@ -22,6 +22,8 @@ public struct InferenceServer: Sendable {
     public let metrics = ServerMetrics()
     /// Where requests and responses are captured; nil captures nothing.
     public var capture: RequestCapture?
+    /// Where a line per sampled infer request goes; nil logs none.
+    public var accessLog: AccessLog?
     /// Predictions waiting for true labels, and the live metrics they give.
     public var feedback = LiveFeedback()
     /// The folder of the repository this server serves (holding `.stagecraft/`), told in `GET /v2`.
@@ -43,7 +45,8 @@ public struct InferenceServer: Sendable {
 
     /// What answers infer requests, on the event loop (``InferenceFastPath``) or through the router.
     var inferenceEndpoint: InferenceEndpoint {
-        InferenceEndpoint(repository: repository, metrics: metrics, capture: capture, feedback: feedback, bodyLimit: bodyLimit)
+        InferenceEndpoint(
+            repository: repository, metrics: metrics, capture: capture, feedback: feedback, bodyLimit: bodyLimit, accessLog: accessLog)
     }
 
     /// The server's routes.
@@ -158,6 +161,7 @@ public struct InferenceServer: Sendable {
         guard let grpcPort else {
             try await app.runService(gracefulShutdownSignals: signals)
             await capture?.finish()
+            await accessLog?.finish()
             return
         }
         // gRPC beside HTTP, through the same endpoint: when either stops (a signal, a port that cannot be bound), both do.
@@ -182,6 +186,7 @@ public struct InferenceServer: Sendable {
             try await group.waitForAll()
         }
         await capture?.finish()
+        await accessLog?.finish()
     }
 
     public static let version = "0.1.0"

@@ -23,6 +23,8 @@ struct RunFiles {
 
     var pidFile: URL { folder.appendingPathComponent("\(environment).pid") }
     var logFile: URL { folder.appendingPathComponent("\(environment).log") }
+    /// One JSON line per sampled infer request (`serve --access-log-percent`).
+    var accessLogFile: URL { folder.appendingPathComponent("\(environment).access.log") }
 
     /// The pid of the server when it is running: the process that holds the pid file's lock, as the kernel names it
     /// (never a number read from the file, which a crash, a reboot or another user may have left there).

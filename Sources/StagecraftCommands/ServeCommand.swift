@@ -61,6 +61,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Start a new capture file past this many bytes.")
     var captureFileBytes: Int = 64 << 20
 
+    @Option(name: .long, help: "Percent of infer requests logged to .stagecraft/run/<env>.access.log (0 to 100; see stagecraft logs).")
+    var accessLogPercent: Double = 100
+
     @Option(name: .long, help: "How many recent predictions wait for true labels (feedback); 0 turns live metrics off.")
     var feedbackWindow: Int = 2_000
 
@@ -179,6 +182,10 @@ struct ServeCommand: AsyncParsableCommand {
             server.capture = RequestCapture(
                 directory: builder.localRoot.appendingPathComponent(".stagecraft/capture/\(env)"),
                 samplePercent: min(capturePercent, 100), maxFileBytes: captureFileBytes)
+        }
+        if accessLogPercent > 0 {
+            server.accessLog = AccessLog(
+                file: RunFiles(root: builder.localRoot, environment: env).accessLogFile, samplePercent: min(accessLogPercent, 100))
         }
         server.feedback = LiveFeedback(
             capacity: feedbackWindow, directory: builder.localRoot.appendingPathComponent(".stagecraft/feedback/\(env)"))

@@ -175,4 +175,58 @@ import Testing
         let diffUsage = await Stagecraft.execute(["diff", first] + repo)
         #expect(diffUsage.exitCode == 64)
     }
+
+    @Test func logsShowTheServerLogAndAnAccessLogOfInferRequests() async throws {
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        let repo = ["--repo", scratch.path]
+        let none = await Stagecraft.execute(["logs", "--env", "dev"] + repo)
+        #expect(none.exitCode == 1)
+        #expect(none.errorOutput == "error: no log for 'dev' yet (\(scratch.directory.appending(".stagecraft/run/dev.log"))); its server "
+            + "writes it once started: stagecraft reconcile --env dev\n")
+        #expect(await Stagecraft.execute(["reconcile", "--env", "dev"] + repo).exitCode == 0)
+        // A follower started now sees the requests that come next.
+        let follower = try BackgroundProcess(Fixtures.stagecraftBinary, ["logs", "--env", "dev", "--access", "--follow"], in: scratch.path)
+        defer { follower.stop() }
+        let connection = try HTTPConnectionForTests(port: ports["dev"]!)
+        for index in 0..<3 {
+            let numbers = [("bill_length_mm", 40.1), ("bill_depth_mm", 18.2), ("flipper_length_mm", 190.0), ("body_mass_g", 3800.0)]
+                .map { #"{"name": "\#($0.0)", "shape": [1], "datatype": "FP64", "data": [\#($0.1)]}"# }
+            let text = [("island", "Dream"), ("sex", "male")]
+                .map { #"{"name": "\#($0.0)", "shape": [1], "datatype": "BYTES", "data": ["\#($0.1)"]}"# }
+            let body = #"{"id": "request-\#(index)", "inputs": ["# + (numbers + text).joined(separator: ", ") + "]}"
+            let answer = try connection.post("/v2/models/penguins/infer", body: body)
+            #expect(answer.contains("\"id\":\"request-\(index)\""), "\(answer)")
+        }
+        usleep(1_000_000)
+        let access = await Stagecraft.execute(["logs", "--env", "dev", "--access"] + repo)
+        let lines = access.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let asked = lines.filter { ($0["id"] as? String)?.hasPrefix("request-") == true }
+        #expect(asked.map { $0["id"] as? String } == ["request-0", "request-1", "request-2"])
+        #expect(asked.allSatisfy { $0["model"] as? String == "penguins" && $0["status"] as? Int == 200 && $0["protocol"] as? String == "http"
+            && ($0["latencyMs"] as? Double).map { $0 > 0 } == true && ($0["version"] as? String)?.count == 64 && $0["time"] is String })
+        #expect(follower.log.contains("\"id\":\"request-2\""), "\(follower.log)")
+        follower.stop()
+        #expect(!follower.process.isRunning)
+        // The server's own log, and --since.
+        let server = await Stagecraft.execute(["logs", "--env", "dev"] + repo)
+        #expect(server.output.contains("\"message\":\"serving\""))
+        usleep(1_200_000)
+        let recent = await Stagecraft.execute(["logs", "--env", "dev", "--access", "--since", "1s"] + repo)
+        #expect(recent.exitCode == 0 && recent.output.isEmpty, "\(recent.output)")
+        let bad = await Stagecraft.execute(["logs", "--env", "dev", "--since", "lately"] + repo)
+        #expect(bad.exitCode == 64)
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection to a test server on 127.0.0.1.
+struct HTTPConnectionForTests {
+    let port: Int
+    init(port: Int) throws { self.port = port }
+
+    func post(_ path: String, body: String) throws -> String {
+        let run = try ProcessRunner.run("curl", ["-sS", "--max-time", "10", "-d", body, "http://127.0.0.1:\(port)\(path)"])
+        return run.stdout
+    }
 }
