@@ -32,8 +32,20 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Exit 2 when anything is out of sync.")
     var check = false
 
+    @Flag(name: .long, help: "Redraw every --interval until interrupted.")
+    var watch = false
+
+    @Option(name: .long, help: "How often --watch redraws (e.g. 2s).")
+    var interval: String = "2s"
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, wide, json
+    }
+
+    @Option(name: [.customShort("o"), .long], help: "text, wide (full digests, when it changed, the server) or json.")
+    var output: Format = .text
+
     @OptionGroup var repository: RepositoryOptions
-    @OptionGroup var format: OutputOptions
     @OptionGroup(title: "Serving target") var serving: TargetOptions
 
     struct Row: Encodable {
@@ -51,6 +63,8 @@ struct StatusCommand: AsyncParsableCommand {
         var error: String?
         /// What serves the environment when it is not its own server (`kserve:<namespace> (context …)`).
         var target: String?
+        /// Where the environment is served, and whether it runs (`127.0.0.1:8101, running`).
+        var server: String?
     }
 
     /// The live metrics the server reports for `version` of `model`, when it has labels.
@@ -68,7 +82,36 @@ struct StatusCommand: AsyncParsableCommand {
         return "\(metric) \(live[metric].map(GateResult.format) ?? "n/a") (\(Int(labels)) labels)"
     }
 
+    func validate() throws {
+        guard DurationText.seconds(interval) != nil else {
+            throw ValidationError("--interval: '\(interval)' is not a duration such as 500ms, 2s or 1m")
+        }
+        if watch && output == .json { throw ValidationError("--watch redraws a table: use -o text or -o wide") }
+    }
+
     func run() async throws {
+        guard watch else {
+            let (text, inSync) = try snapshot()
+            Console.current.write(text, error: false)
+            if check && !inSync { throw CommandFailure(.outOfSync) }
+            return
+        }
+        // Redrawn every interval until interrupted: on a terminal in place, else one table after another.
+        let pause = DurationText.seconds(interval)!
+        try await LoopService.runUntilSignalled("status") {
+            await LoopService.onThread { () -> Double? in
+                let console = Console.current
+                let text: String
+                do { text = try snapshot().text } catch { text = "error: \(error)\n" }
+                let stamp = "Every \(interval): stagecraft status  \(Timestamp.string(Date()))\n\n"
+                console.write((console.isTerminal ? "\u{1B}[H\u{1B}[2J" : "") + stamp + text + (console.isTerminal ? "" : "\n"), error: false)
+                return pause
+            }
+        }
+    }
+
+    /// The table (or JSON) as of now, and whether everything is in sync.
+    private func snapshot() throws -> (text: String, inSync: Bool) {
         let console = Console.current
         let repo = try repository.openOrFetch()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
@@ -97,29 +140,31 @@ struct StatusCommand: AsyncParsableCommand {
                         lastOutcome: nil, lastChange: nil, live: nil, error: message))
             }
         }
-        if format.json {
-            console.print(try JSONOutput.encode(rows))
-        } else {
-            var cells = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"]]
-            for row in rows {
-                let serving = row.serving.map {
-                    $0.weight == 100 ? VersionDigest.short($0.version) : "\(VersionDigest.short($0.version)) \($0.weight)%"
-                }.joined(separator: " ")
-                cells.append([
-                    row.environment, row.model, row.desired.map(VersionDigest.short) ?? "-", serving.isEmpty ? "-" : serving,
-                    row.sync, row.health, row.lastOutcome ?? "-", Self.liveText(row.live),
-                ])
+        if output == .json { return (try JSONOutput.encode(rows) + "\n", allInSync) }
+        let wide = output == .wide
+        var cells = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"] + (wide ? ["CHANGED", "SERVER"] : [])]
+        for row in rows {
+            func version(_ digest: String) -> String { wide ? digest : VersionDigest.short(digest) }
+            let shares: [String] = row.serving.map { share in
+                share.weight == 100 ? version(share.version) : "\(version(share.version)) \(share.weight)%"
             }
-            for (index, text) in table(cells).enumerated() {
-                console.print(index == 0 ? console.styled(text, .bold) : text)
-            }
-            for row in rows { if let error = row.error { console.print("\(row.environment): \(error)") } }
-            var told: Set<String> = []
-            for row in rows where row.target != nil && told.insert(row.environment).inserted {
-                console.print("\(row.environment): served by \(row.target!)")
-            }
+            let serving = shares.joined(separator: " ")
+            let desired: String = row.desired.map { version($0) } ?? "-"
+            var line: [String] = [
+                row.environment, row.model, desired, serving.isEmpty ? "-" : serving, row.sync, row.health, row.lastOutcome ?? "-",
+                Self.liveText(row.live),
+            ]
+            if wide { line += [row.lastChange.map { Timestamp.string($0) } ?? "-", row.server ?? "-"] }
+            cells.append(line)
         }
-        if check && !allInSync { throw CommandFailure(.outOfSync) }
+        var text = ""
+        for (index, line) in table(cells).enumerated() { text += (index == 0 ? console.styled(line, .bold) : line) + "\n" }
+        for row in rows { if let error = row.error { text += "\(row.environment): \(error)\n" } }
+        var told: Set<String> = []
+        for row in rows where row.target != nil && told.insert(row.environment).inserted {
+            text += "\(row.environment): served by \(row.target!)\n"
+        }
+        return (text, allInSync)
     }
 
     /// One row per model of `name` (those its file lists, then any other its server routes), and the plan whose
@@ -140,7 +185,8 @@ struct StatusCommand: AsyncParsableCommand {
                 sync: status.sync.rawValue, health: status.health.rawValue, lastOutcome: status.lastOutcome?.rawValue,
                 lastChange: status.lastChange,
                 live: Self.live(connection, model: status.model, version: status.serving.isEmpty ? nil : status.serving[0].version),
-                target: serving.target == .local ? nil : plan.server)
+                target: serving.target == .local ? nil : plan.server,
+                server: "\(plan.server), \(plan.serverRunning ? "running" : "not running")")
         }
         return (rows, plan)
     }

@@ -220,6 +220,34 @@ import Testing
     }
 }
 
+extension OperatorCommandTests {
+    @Test func statusWideAndWatch() async throws {
+        let scratch = try ScratchRepository.example()
+        let ports = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        let repo = ["--repo", scratch.path]
+        #expect(await Stagecraft.execute(["reconcile", "--env", "dev"] + repo).exitCode == 0)
+        let (version, _) = try Self.pin("breast-cancer", in: scratch, environment: "dev")
+        let wide = await Stagecraft.execute(["status", "-o", "wide"] + repo)
+        let lines = wide.output.split(separator: "\n").map(String.init)
+        #expect(lines[0].hasSuffix("  CHANGED                   SERVER"), "\(lines[0])")
+        let row = try #require(lines.first { $0.hasPrefix("dev          breast-cancer") })
+        #expect(row.contains(" \(version)") && row.range(of: #" [0-9a-f]{64} "#, options: .regularExpression) != nil, "\(row)")
+        #expect(row.hasSuffix("127.0.0.1:\(ports["dev"]!), running"))
+        #expect(lines.contains { $0.hasPrefix("prod ") && $0.hasSuffix("127.0.0.1:\(ports["prod"]!), not running") })
+        let json = await Stagecraft.execute(["status", "--watch", "-o", "json"] + repo)
+        #expect(json.exitCode == 64)
+        #expect(json.errorOutput.hasPrefix("Error: --watch redraws a table: use -o text or -o wide\n"))
+        // --watch redraws until interrupted (off a terminal: one table after another).
+        let watcher = try BackgroundProcess(Fixtures.stagecraftBinary, ["status", "--watch", "--interval", "300ms"], in: scratch.path)
+        usleep(1_500_000)
+        watcher.stop()
+        #expect(watcher.log.components(separatedBy: "Every 300ms: stagecraft status  ").count >= 3, "\(watcher.log)")
+        #expect(watcher.log.components(separatedBy: "\ndev          breast-cancer  ").count >= 3)
+        #expect(!watcher.process.isRunning && watcher.process.terminationStatus == 0)
+    }
+}
+
 /// A keep-alive HTTP/1.1 connection to a test server on 127.0.0.1.
 struct HTTPConnectionForTests {
     let port: Int
