@@ -49,8 +49,10 @@ public struct Project: Sendable {
         let manifestFiles = try yamlFiles(in: manifestsFolder, source)
         let environmentFiles = try yamlFiles(in: environmentsFolder, source)
         if manifestFiles == nil && environmentFiles == nil {
-            diagnostics.append(Diagnostic(SourceLocation(file: ".", line: 1, column: 1),
-                "no manifests/ or environments/ folder at \(source.revision): not a Stagecraft repository (run 'stagecraft init')"))
+            diagnostics.append(
+                Diagnostic(
+                    SourceLocation(file: ".", line: 1, column: 1),
+                    "no manifests/ or environments/ folder at \(source.revision): not a Stagecraft repository (run 'stagecraft init')"))
         }
 
         var models: [String: ModelManifest] = [:]
@@ -103,11 +105,17 @@ public struct Project: Sendable {
             if DataSpec.isObjectStore(path) { continue }  // checked where the S3 client is (validate)
             // A file DVC tracks is committed as its pointer (`path.dvc`, or the `.dvc` of a folder above it).
             if try !source.exists(path), try DVC.pointer(for: path, exists: source.exists) == nil {
-                diagnostics.append(Diagnostic(location, "data file '\(path)' does not exist at \(source.revision) (nor a DVC pointer "
-                    + "'\(path).dvc')" + (try missingFileHint(path, source))))
+                diagnostics.append(
+                    Diagnostic(
+                        location,
+                        "data file '\(path)' does not exist at \(source.revision) (nor a DVC pointer "
+                            + "'\(path).dvc')" + (try missingFileHint(path, source))))
             } else if try source.isSymbolicLink(path) {
-                diagnostics.append(Diagnostic(location, "data file '\(path)' is a symbolic link at \(source.revision): commit the file "
-                    + "itself (links are not followed)"))
+                diagnostics.append(
+                    Diagnostic(
+                        location,
+                        "data file '\(path)' is a symbolic link at \(source.revision): commit the file "
+                            + "itself (links are not followed)"))
             }
         }
         return diagnostics
@@ -145,36 +153,47 @@ public struct Project: Sendable {
             if let grpc = environment.grpcPort, let location = environment.grpcPortLocation { own.append((grpc, location, "grpcPort")) }
             for (port, location, key) in own {
                 if let other = ports[port], other.name != environment.name {
-                    diagnostics.append(Diagnostic(location, "\(key == "port" ? "port" : "grpcPort") \(port) is already used by "
-                        + "environment '\(other.name)' (\(other.location))"))
+                    diagnostics.append(
+                        Diagnostic(
+                            location,
+                            "\(key == "port" ? "port" : "grpcPort") \(port) is already used by "
+                                + "environment '\(other.name)' (\(other.location))"))
                 } else if ports[port] == nil {
                     ports[port] = (environment.name, location)
                 }
             }
             if let upstream = environment.upstream, !names.contains(upstream), let location = environment.upstreamLocation {
                 let others = names.filter { $0 != environment.name }
-                diagnostics.append(Diagnostic(location,
-                    "upstream '\(upstream)' is not an environment\(Spelling.didYouMean(upstream, among: others)) (expected one of: "
-                        + "\(others.joined(separator: ", ")))"))
+                diagnostics.append(
+                    Diagnostic(
+                        location,
+                        "upstream '\(upstream)' is not an environment\(Spelling.didYouMean(upstream, among: others)) (expected one of: "
+                            + "\(others.joined(separator: ", ")))"))
             }
             for deployment in environment.models {
                 guard let manifest = models[deployment.model] else {
                     if modelFiles[deployment.model] == nil {
                         let suggestion = Spelling.didYouMean(deployment.model, among: Array(modelFiles.keys))
-                        diagnostics.append(Diagnostic(deployment.location,
-                            "model '\(deployment.model)' has no manifest (expected manifests/\(deployment.model).yaml)\(suggestion)"))
+                        diagnostics.append(
+                            Diagnostic(
+                                deployment.location,
+                                "model '\(deployment.model)' has no manifest (expected manifests/\(deployment.model).yaml)\(suggestion)"))
                     }
                     continue
                 }
                 let applicable = Metric.applicable(to: manifest.task)
                 for gate in environment.gates(for: deployment.model) where !applicable.contains(gate.metric) {
-                    diagnostics.append(Diagnostic(gate.location,
-                        "gate '\(gate.metric.rawValue)' does not apply to \(manifest.task.rawValue) model '\(manifest.name)' (expected "
-                            + "one of: \(applicable.map(\.rawValue).joined(separator: ", ")))"))
+                    diagnostics.append(
+                        Diagnostic(
+                            gate.location,
+                            "gate '\(gate.metric.rawValue)' does not apply to \(manifest.task.rawValue) model '\(manifest.name)' (expected "
+                                + "one of: \(applicable.map(\.rawValue).joined(separator: ", ")))"))
                 }
                 if let traffic = deployment.traffic, let version = deployment.version, !traffic.contains(where: { $0.version == version }) {
-                    diagnostics.append(Diagnostic(deployment.versionLocation ?? deployment.location,
-                        "version \(version) of '\(deployment.model)' is missing from its traffic split"))
+                    diagnostics.append(
+                        Diagnostic(
+                            deployment.versionLocation ?? deployment.location,
+                            "version \(version) of '\(deployment.model)' is missing from its traffic split"))
                 }
             }
         }
@@ -194,8 +213,10 @@ public struct Project: Sendable {
             reported.formUnion(cycle)
             let rotated = Array(cycle[cycle.firstIndex(of: first)!...] + cycle[..<cycle.firstIndex(of: first)!])
             if let location = environments[first]?.upstreamLocation {
-                diagnostics.append(Diagnostic(location,
-                    "upstream chain forms a cycle: \((rotated + [first]).joined(separator: " → "))"))
+                diagnostics.append(
+                    Diagnostic(
+                        location,
+                        "upstream chain forms a cycle: \((rotated + [first]).joined(separator: " → "))"))
             }
         }
         return diagnostics

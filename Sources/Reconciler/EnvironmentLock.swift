@@ -1,7 +1,8 @@
 public import Foundation
 import Manifests
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The lock that lets one reconcile at a time apply to an environment: `flock` on `.stagecraft/run/<env>.lock`.

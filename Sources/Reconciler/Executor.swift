@@ -1,6 +1,6 @@
 import Foundation
-import Learning
 public import GitStore
+import Learning
 public import Manifests
 public import Registry
 

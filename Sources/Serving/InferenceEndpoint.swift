@@ -132,8 +132,10 @@ struct InferenceEndpoint: Sendable {
             }
             let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) }
             }.get()
+            let requestID = try InferenceRequest.id(json)
+            id = requestID  // the access log names a request that fails later too
             let done = try infer(
-                model: name, version: version, requestID: try InferenceRequest.id(json), probe: probe, started: started,
+                model: name, version: version, requestID: requestID, probe: probe, started: started,
                 answered: &answered
             ) { file throws(InferenceError) in
                 try InferenceRequest.decode(json, binary: binary, for: file)

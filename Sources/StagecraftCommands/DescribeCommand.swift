@@ -139,20 +139,26 @@ struct DescribeCommand: AsyncParsableCommand {
 
     static func text(_ described: EnvironmentDescription, console: Console) -> String {
         var lines: [String] = []
-        func field(_ label: String, _ value: String) { lines.append((label + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
+        func field(_ label: String, _ value: String) {
+            lines.append((label + ":").padding(toLength: 14, withPad: " ", startingAt: 0) + value)
+        }
         let server =
             described.running
             ? "\(described.server), running (pid \(described.pid.map(String.init) ?? "?")"
                 + (described.since.map { ", since " + Timestamp.string($0) } ?? "") + ")"
             : "\(described.server), not running"
-        field("Environment", described.environment + (described.upstream.map { " (upstream \($0))" } ?? "") + " at " + described.commit.prefix(12))
+        field(
+            "Environment",
+            described.environment + (described.upstream.map { " (upstream \($0))" } ?? "") + " at " + described.commit.prefix(12))
         field("Server", server)
         field("Lock", described.lock.map { "held by \($0)" } ?? "free")
         if let approval = described.approval { field("Approval", approval) }
         for model in described.models {
             lines.append("")
             field("Model", console.styled(model.model, .bold))
-            field("Desired", model.desired.map { VersionDigest.short($0) + (model.desiredSource.map { " from \($0)" } ?? "") } ?? "not pinned")
+            field(
+                "Desired", model.desired.map { VersionDigest.short($0) + (model.desiredSource.map { " from \($0)" } ?? "") } ?? "not pinned"
+            )
             let serving = model.serving.map { VersionDigest.short($0.version) + " \($0.weight)%" }.joined(separator: ", ")
             field("Serving", serving.isEmpty ? "nothing" : serving + (model.servingSource.map { " (source \($0.prefix(12)))" } ?? ""))
             if let shadow = model.shadow { field("Shadow", VersionDigest.short(shadow)) }

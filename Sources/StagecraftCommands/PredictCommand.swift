@@ -42,7 +42,8 @@ struct PredictCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isFolder), !isFolder.boolValue,
             FileManager.default.isReadableFile(atPath: input)
         else {
-            let why = isFolder.boolValue ? "is a folder" : FileManager.default.fileExists(atPath: input) ? "cannot be read" : "does not exist"
+            let why =
+                isFolder.boolValue ? "is a folder" : FileManager.default.fileExists(atPath: input) ? "cannot be read" : "does not exist"
             throw CommandFailure(.failure, "input file \(input) \(why); --input takes a CSV file with a header row")
         }
         let (file, digest) = try ScoredCSV.pinnedModel(model, environment: env, repository: repository)

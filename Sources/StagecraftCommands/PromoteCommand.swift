@@ -129,7 +129,8 @@ struct PublishingOptions: ParsableArguments {
                 console.styled("✓", .green) + " \(verb) \(result.model) \(VersionDigest.short(result.version)) to "
                     + "\(result.environment)\(forced), waiting for approval: commit \(result.commit.prefix(12)) on \(result.branch)")
             console.print("  evidence: \(result.evidence)")
-            console.print("  next: an approver of \(result.environment) runs: stagecraft approve \(result.model) --env \(result.environment)")
+            console.print(
+                "  next: an approver of \(result.environment) runs: stagecraft approve \(result.model) --env \(result.environment)")
             return
         }
         console.print(
@@ -223,11 +224,13 @@ struct HistoryCommand: AsyncParsableCommand {
             environments = try workspace.environmentNames(at: try repo.resolve(repository.ref))
         }
         if let model {
-            let models = try GitProjectSource(repository: repo, ref: repository.ref).fileNames(in: Project.manifestsFolder)?
+            let models =
+                try GitProjectSource(repository: repo, ref: repository.ref).fileNames(in: Project.manifestsFolder)?
                 .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted() ?? []
             guard models.contains(model) else {
                 throw CommandFailure(
-                    .failure, "no model '\(model)'\(Spelling.didYouMean(model, among: models)) (models: "
+                    .failure,
+                    "no model '\(model)'\(Spelling.didYouMean(model, among: models)) (models: "
                         + "\(models.isEmpty ? "none" : models.joined(separator: ", ")))")
             }
         }

@@ -104,7 +104,8 @@ struct StatusCommand: AsyncParsableCommand {
                 let text: String
                 do { text = try snapshot().text } catch { text = "error: \(error)\n" }
                 let stamp = "Every \(interval): stagecraft status  \(Timestamp.string(Date()))\n\n"
-                console.write((console.isTerminal ? "\u{1B}[H\u{1B}[2J" : "") + stamp + text + (console.isTerminal ? "" : "\n"), error: false)
+                console.write(
+                    (console.isTerminal ? "\u{1B}[H\u{1B}[2J" : "") + stamp + text + (console.isTerminal ? "" : "\n"), error: false)
                 return pause
             }
         }
@@ -120,7 +121,8 @@ struct StatusCommand: AsyncParsableCommand {
         // A name given that names no environment is a usage error, as for the commands on one environment.
         if let env { _ = try EnvironmentFiles.read(env, at: commit, in: repo) }
         // Pipeline order (each environment after its upstream), as `envs` lists them.
-        let names = try env.map { [$0] }
+        let names =
+            try env.map { [$0] }
             ?? EnvironmentOrder.names(
                 try Project.check(GitProjectSource(repository: repo, ref: commit.hex)).0, all: workspace.environmentNames(at: commit))
         var rows: [Row] = []
@@ -142,7 +144,9 @@ struct StatusCommand: AsyncParsableCommand {
         }
         if output == .json { return (try JSONOutput.encode(rows) + "\n", allInSync) }
         let wide = output == .wide
-        var cells = [["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"] + (wide ? ["CHANGED", "SERVER"] : [])]
+        var cells = [
+            ["ENVIRONMENT", "MODEL", "DESIRED", "SERVING", "SYNC", "HEALTH", "LAST", "LIVE"] + (wide ? ["CHANGED", "SERVER"] : [])
+        ]
         for row in rows {
             func version(_ digest: String) -> String { wide ? digest : VersionDigest.short(digest) }
             let shares: [String] = row.serving.map { share in

@@ -18,12 +18,13 @@ enum VersionReference {
                     .map { "@\($0.alias)" + (model == nil ? " (\($0.model))" : "") }
                 if all.count > 1 {
                     throw CommandFailure(
-                        .failure, "@\(alias) names versions of several models (\(all.map(\.model).joined(separator: ", "))); say which model")
+                        .failure,
+                        "@\(alias) names versions of several models (\(all.map(\.model).joined(separator: ", "))); say which model")
                 }
+                let of = model.map { " of '\($0)'" } ?? ""
+                let aliases = known.isEmpty ? "none" : known.joined(separator: ", ")
                 throw CommandFailure(
-                    .failure,
-                    "no alias @\(alias)\(model.map { " of '\($0)'" } ?? "") (aliases: \(known.isEmpty ? "none" : known.joined(separator: ", "))); "
-                        + "name a version with: stagecraft tag VERSION \(alias)")
+                    .failure, "no alias @\(alias)\(of) (aliases: \(aliases)); name a version with: stagecraft tag VERSION \(alias)")
             }
             return all[0].digest
         }
@@ -35,7 +36,9 @@ enum VersionReference {
             }
             throw CommandFailure(.failure, "no version \(text)\(model.map { " of '\($0)'" } ?? "") in the artifact store or the records")
         }
-        if let state, let record = try state.records(environment: nil, model: model).first(where: { $0.id == text }) { return record.version }
+        if let state, let record = try state.records(environment: nil, model: model).first(where: { $0.id == text }) {
+            return record.version
+        }
         throw CommandFailure(
             .usage, "'\(text.prefix(80))' is not a version: give a digest (12 or more hex digits), @alias, or a deployment record's id")
     }
@@ -94,7 +97,9 @@ struct TagCommand: AsyncParsableCommand {
             } else if all.isEmpty {
                 console.print("no aliases; name a version with: stagecraft tag VERSION ALIAS")
             } else {
-                for line in table([["MODEL", "ALIAS", "VERSION"]] + all.map { [$0.model, "@" + $0.alias, VersionDigest.short($0.digest)] }) {
+                for line in table(
+                    [["MODEL", "ALIAS", "VERSION"]] + all.map { [$0.model, "@" + $0.alias, VersionDigest.short($0.digest)] })
+                {
                     console.print(line)
                 }
             }
@@ -195,7 +200,8 @@ struct DiffCommand: AsyncParsableCommand {
     /// `X`, or `X 90%, Y 10%`, with ` shadow Z`; `-` for nothing.
     static func text(_ route: ServerState.Route?) -> String {
         guard let route else { return "-" }
-        var text = route.traffic.map { $0.map { "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: ", ") }
+        var text =
+            route.traffic.map { $0.map { "\(VersionDigest.short($0.version)) \($0.weight)%" }.joined(separator: ", ") }
             ?? VersionDigest.short(route.defaultVersion)
         if let shadow = route.shadow { text += " shadow \(VersionDigest.short(shadow))" }
         return text
@@ -236,13 +242,16 @@ struct DiffCommand: AsyncParsableCommand {
                 return text(Planner.pinnedRoute(deployment))
             }
             func gates(_ environment: EnvironmentManifest) -> String {
-                environment.deployment(model) == nil ? "-" : environment.gates(for: model).map(\.description).sorted().joined(separator: ", ")
+                environment.deployment(model) == nil
+                    ? "-" : environment.gates(for: model).map(\.description).sorted().joined(separator: ", ")
             }
             fields.append((model, pinned(a), pinned(b)))
             fields.append(("\(model) gates", gates(a), gates(b)))
         }
         let rows = rows(fields)
-        return Output(left: "\(first) (\(a.file) at \(commit.short))", right: "\(second) (\(b.file))", rows: rows, equal: !rows.contains { $0.differs })
+        return Output(
+            left: "\(first) (\(a.file) at \(commit.short))", right: "\(second) (\(b.file))", rows: rows,
+            equal: !rows.contains { $0.differs })
     }
 
     /// Two builds.
@@ -276,7 +285,8 @@ struct DiffCommand: AsyncParsableCommand {
             fields.append(("params." + key, a.parameters[key].map { "\($0)" } ?? "-", b.parameters[key].map { "\($0)" } ?? "-"))
         }
         for key in Set(a.data.keys).union(b.data.keys).sorted() {
-            fields.append(("data " + key, a.data[key].map { String($0.prefix(12)) } ?? "-", b.data[key].map { String($0.prefix(12)) } ?? "-"))
+            fields.append(
+                ("data " + key, a.data[key].map { String($0.prefix(12)) } ?? "-", b.data[key].map { String($0.prefix(12)) } ?? "-"))
         }
         for key in Set(a.metrics.keys).union(b.metrics.keys).sorted() {
             fields.append(("holdout " + key, a.metrics[key].map(GateResult.format) ?? "-", b.metrics[key].map(GateResult.format) ?? "-"))

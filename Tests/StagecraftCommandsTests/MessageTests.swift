@@ -21,7 +21,8 @@ import Testing
         #expect(
             result.errorOutput
                 == "error: unknown command 'histroy'; did you mean 'history'? (commands: init, validate, build, builds, plan, reconcile, "
-                + "promote, rollback, history, status, serve, stop, predict, queue, feedback, monitor, state, gc, render, approve, reject; see stagecraft --help)\n")
+                + "promote, rollback, history, status, serve, stop, predict, queue, feedback, monitor, state, gc, render, approve, reject, envs, describe, diff, tag, logs; see "
+                + "stagecraft --help)\n")
         // Help and options are not commands.
         #expect(await Stagecraft.execute(["help", "history"]).exitCode == 0)
         #expect(await Stagecraft.execute(["--version"]).exitCode == 0)

@@ -248,6 +248,49 @@ extension OperatorCommandTests {
     }
 }
 
+extension OperatorCommandTests {
+    @Test func approveAndRejectInProcess() async throws {
+        let scratch = try ScratchRepository.example()
+        let repo = ["--repo", scratch.path]
+        let qa = try scratch.directory.read("environments/qa.yaml")
+        try scratch.commit(["environments/qa.yaml": qa.replacingOccurrences(
+            of: "  upstream: dev\n", with: "  upstream: dev\n  approval: {approvers: [ada@example.com, bob@example.com], count: 2}\n")])
+        let built = await Stagecraft.execute(["build", "penguins", "--output", "json"] + repo)
+        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let short = String(digest.prefix(12))
+        func be(_ name: String) throws {
+            try scratch.git(["config", "user.name", name])
+            try scratch.git(["config", "user.email", "\(name.lowercased())@example.com"])
+        }
+        try be("Carol")
+        let promoted = await Stagecraft.execute(["promote", "penguins", "--to", "qa", "--version", short, "--force"] + repo)
+        #expect(promoted.exitCode == 0, "\(promoted.errorOutput)")
+        #expect(promoted.output.hasPrefix("✓ promoted penguins \(short) to qa (forced), waiting for approval: commit "))
+        try be("Ada")
+        let first = await Stagecraft.execute(["approve", "penguins", "--env", "qa"] + repo)
+        #expect(first.exitCode == 0)
+        #expect(first.output == "✓ approved penguins \(short) for qa as Ada <ada@example.com>: 1 of 2; 1 more needed\n")
+        let again = await Stagecraft.execute(["approve", "penguins", "--env", "qa"] + repo)
+        #expect(again.exitCode == 1)
+        #expect(again.errorOutput == "error: Ada <ada@example.com> has already approved \(short) of 'penguins'\n")
+        let listed = await Stagecraft.execute(["approve", "--env", "qa"] + repo)
+        #expect(listed.output == "penguins \(short) promoted by Carol <carol@example.com>: 1 of 2 approval(s) (Ada <ada@example.com>) on "
+            + "stagecraft/promote/qa/penguins/\(short)\n")
+        try be("Bob")
+        let rejected = await Stagecraft.execute(["reject", "penguins", "--env", "qa", "--reason", "not this week"] + repo)
+        #expect(rejected.exitCode == 0)
+        #expect(rejected.output == "✓ rejected penguins \(short) for qa (promoted by Carol <carol@example.com>): not this week\n")
+        let empty = await Stagecraft.execute(["approve", "--env", "qa"] + repo)
+        #expect(empty.output == "no promotion to qa waits for approval\n")
+        try be("Dave")
+        #expect(await Stagecraft.execute(["promote", "penguins", "--to", "qa", "--version", short, "--force"] + repo).exitCode == 0)
+        let outsider = await Stagecraft.execute(["reject", "penguins", "--env", "qa", "--reason", "no"] + repo)
+        #expect(outsider.exitCode == 0, "the promoter may withdraw it")
+        let blank = await Stagecraft.execute(["reject", "penguins", "--env", "qa", "--reason", " "] + repo)
+        #expect(blank.exitCode == 64)
+    }
+}
+
 /// A keep-alive HTTP/1.1 connection to a test server on 127.0.0.1.
 struct HTTPConnectionForTests {
     let port: Int

@@ -33,7 +33,8 @@ import Testing
 
     @Test func aModelTheEnvironmentDoesNotRunIsAnError() async throws {
         let (scratch, _) = try await Self.pinnedExample()
-        let result = await Stagecraft.execute(["predict", "breast-cancer", "--env", "dev", "--input", "x.csv", "--repo", scratch.path])
+        let input = scratch.directory.appending("data/breast-cancer/test.csv")
+        let result = await Stagecraft.execute(["predict", "breast-cancer", "--env", "dev", "--input", input, "--repo", scratch.path])
         #expect(result.exitCode == 1)
         #expect(result.errorOutput == "error: environment 'dev' runs no version of 'breast-cancer' at HEAD (\(try scratch.gitLine(["rev-parse", "--short=12", "HEAD"])))\n")
     }
