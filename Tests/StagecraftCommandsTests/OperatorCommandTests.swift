@@ -291,6 +291,24 @@ extension OperatorCommandTests {
     }
 }
 
+extension OperatorCommandTests {
+    @Test func aServerStartedByHandWritesItsAccessLogToo() async throws {
+        let scratch = try ScratchRepository.example()
+        let built = await Stagecraft.execute(["build", "breast-cancer", "--output", "json", "--repo", scratch.path])
+        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        try scratch.pin("breast-cancer", version: digest)
+        #expect(!FileManager.default.fileExists(atPath: scratch.directory.appending(".stagecraft/run")))
+        let port = try Loopback.freePort()
+        let server = try BackgroundProcess(Fixtures.stagecraftBinary, ["serve", "--env", "dev", "--port", "\(port)"], in: scratch.path)
+        defer { server.stop() }
+        try Loopback.waitForListener(port: port)
+        _ = try HTTPConnectionForTests(port: port).post("/v2/models/breast-cancer/infer", body: #"{"id": "by-hand", "inputs": []}"#)
+        usleep(600_000)
+        let logged = try scratch.directory.read(".stagecraft/run/dev.access.log")
+        #expect(logged.contains("\"status\":400,") && logged.contains("\"id\":\"by-hand\""), "\(logged)")
+    }
+}
+
 /// A keep-alive HTTP/1.1 connection to a test server on 127.0.0.1.
 struct HTTPConnectionForTests {
     let port: Int
