@@ -19,6 +19,7 @@ public final class AccessLog: Sendable {
         var seconds: Double
         var id: String?
         var wire: String
+        var probe: Bool
     }
     private let pending = Mutex<[Entry]>([])
     private let handle = Mutex<FileHandle?>(nil)
@@ -44,9 +45,11 @@ public final class AccessLog: Sendable {
     }
 
     /// Logs one answered request, if it falls in the sample.
-    func record(model: String, version: String?, status: Int, seconds: Double, id: String?, protocol wire: String) {
+    /// A verification probe (reconcile's online gates) is marked `"probe": true`.
+    func record(model: String, version: String?, status: Int, seconds: Double, id: String?, protocol wire: String, probe: Bool = false) {
         guard samplePercent >= 100 || Double.random(in: 0..<100) < samplePercent else { return }
-        let entry = Entry(time: Date(), model: model, version: version, status: status, seconds: seconds, id: id, wire: wire)
+        let entry = Entry(
+            time: Date(), model: model, version: version, status: status, seconds: seconds, id: id, wire: wire, probe: probe)
         let kept = pending.withLock { entries -> Bool in
             guard entries.count < capacity else { return false }
             entries.append(entry)
@@ -87,7 +90,7 @@ public final class AccessLog: Sendable {
             line.number((entry.seconds * 1e6).rounded() / 1e3)
             line.raw(",\"id\":")
             if let id = entry.id { line.string(id) } else { line.raw("null") }
-            line.raw(",\"protocol\":\"\(entry.wire)\"}\n")
+            line.raw(",\"protocol\":\"\(entry.wire)\"" + (entry.probe ? ",\"probe\":true}\n" : "}\n"))
         }
         append(line.bytes)
     }

@@ -102,7 +102,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
                 answered: &answered
             ) { file throws(InferenceError) in try Self.decode(request, for: file) }
             let response = Self.response(done, model: name, raw: !request.rawInputContents.isEmpty)
-            endpoint.count(model: name, answered: answered, status: 200, protocol: .grpc, started: started, id: done.id)
+            endpoint.count(model: name, answered: answered, status: 200, protocol: .grpc, started: started, id: done.id, probe: probe)
             return response
         } catch {
             let reply = InferenceServer.reply(for: error)

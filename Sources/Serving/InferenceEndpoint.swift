@@ -91,14 +91,14 @@ struct InferenceEndpoint: Sendable {
     /// Counts one answered request under its model (when loaded), answering version, status and protocol.
     func count(
         model name: String, answered: LoadedVersion?, status: Int, protocol: ServerMetrics.WireProtocol,
-        started: ContinuousClock.Instant, id: String? = nil
+        started: ContinuousClock.Instant, id: String? = nil, probe: Bool = false
     ) {
         let elapsed = seconds(since: started)
         metrics.record(
             requested: name, in: repository, version: answered?.version, status: status, protocol: `protocol`, seconds: elapsed)
         accessLog?.record(
             model: name, version: answered?.version, status: status, seconds: elapsed, id: id,
-            protocol: `protocol` == .grpc ? "grpc" : "http")
+            protocol: `protocol` == .grpc ? "grpc" : "http", probe: probe)
     }
 
     /// The reply to an HTTP infer request for `model` (and `version`, when the path names one).
@@ -149,7 +149,7 @@ struct InferenceEndpoint: Sendable {
         } catch {
             reply = InferenceServer.reply(for: error)
         }
-        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started, id: id)
+        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started, id: id, probe: probe)
         return reply
     }
 

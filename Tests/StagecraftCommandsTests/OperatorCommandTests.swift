@@ -207,6 +207,9 @@ import Testing
         #expect(asked.allSatisfy { $0["model"] as? String == "penguins" && $0["status"] as? Int == 200 && $0["protocol"] as? String == "http"
             && ($0["latencyMs"] as? Double).map { $0 > 0 } == true && ($0["version"] as? String)?.count == 64 && $0["time"] is String })
         #expect(follower.log.contains("\"id\":\"request-2\""), "\(follower.log)")
+        // reconcile's verification probes are there too, marked as such; live requests are not.
+        #expect(lines.contains { $0["probe"] as? Bool == true && ($0["id"] as? String)?.hasPrefix("verify-") == true })
+        #expect(asked.allSatisfy { $0["probe"] == nil })
         follower.stop()
         #expect(!follower.process.isRunning)
         // The server's own log, and --since.
