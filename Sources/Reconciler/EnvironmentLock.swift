@@ -19,10 +19,10 @@ public final class EnvironmentLock {
         guard ModelManifest.isValidName(environment) else {
             throw ReconcileError(.invalid, "'\(environment.prefix(80))' is not a valid environment name (1 to 63 of a-z, 0-9 and '-')")
         }
-        let folder = root.appendingPathComponent(".stagecraft/run")
-        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        _ = chmod(folder.path, 0o700)
-        path = folder.appendingPathComponent("\(environment).lock").path
+        path = Self.file(root: root, environment: environment)
+        let folder = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        _ = chmod(folder, 0o700)
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw ReconcileError(.state, "cannot open the lock file \(path)") }
         _ = fchmod(fd, 0o600)
@@ -46,10 +46,15 @@ public final class EnvironmentLock {
         _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
+    /// The lock file of `environment` under `root`: `.stagecraft/run/<env>.lock`.
+    static func file(root: URL, environment: String) -> String {
+        root.appendingPathComponent(".stagecraft/run/\(environment).lock").path
+    }
+
     /// Who holds the lock of `environment` under `root` now (`pid …: command`), or nil when nobody does.
     public static func holder(root: URL, environment: String) -> String? {
         guard ModelManifest.isValidName(environment) else { return nil }
-        let path = root.appendingPathComponent(".stagecraft/run/\(environment).lock").path
+        let path = file(root: root, environment: environment)
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -29,6 +29,12 @@ public struct ModelStatus: Codable, Sendable {
     public var lastOutcome: DeploymentOutcome?
     /// When that record finished (or started).
     public var lastChange: Date?
+    /// The source commit of the default serving version, as the server reports it.
+    public var servingSource: String?
+    /// The version that gets a copy of the requests, if any.
+    public var shadow: String?
+    /// Every version the server holds for the model (serving or not), sorted.
+    public var loaded: [String] = []
 }
 
 extension EnvironmentReconciler {
@@ -65,7 +71,8 @@ extension EnvironmentReconciler {
                 ModelStatus(
                     environment: environment, model: model, desired: desired, serving: serving,
                     sync: synced ? .synced : .outOfSync, health: health, lastOutcome: last?.outcome,
-                    lastChange: last?.finishedAt ?? last?.startedAt))
+                    lastChange: last?.finishedAt ?? last?.startedAt, servingSource: serving.first.flatMap { actual?.sources[$0.version] },
+                    shadow: route?.shadow, loaded: (actual?.versions[model] ?? []).sorted()))
         }
         return (plan, statuses)
     }

@@ -319,6 +319,9 @@ public struct ArtifactStore: Sendable {
             MetricsFile.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("metrics.json")))
     }
 
+    /// The build of a pinned version (a digest or a prefix of at least 12 hex digits), nil when it is not stored.
+    public func build(pinned pin: String) -> BuildInfo? { resolve(pin).flatMap { try? buildInfo($0) } }
+
     /// Finds the full digest of a stored version from a prefix of at least 12 hex digits: here, else in the remote
     /// (then fetched).
     public func resolve(_ prefix: String) -> String? {

@@ -98,7 +98,6 @@ struct DescribeCommand: AsyncParsableCommand {
                 "'\(name)' has no model '\(model)'\(Spelling.didYouMean(model, among: known)) (models: \(known.joined(separator: ", ")))")
         }
         let (plan, statuses) = try reconciler.status()
-        let actual = plan.serverRunning ? try? reconciler.seams.target.state() : nil
         let records = try state.records(environment: name, model: model)
         let files = RunFiles(root: workspace.root, environment: name)
         let pid = files.runningPID()
@@ -111,21 +110,20 @@ struct DescribeCommand: AsyncParsableCommand {
             let last = records.last { $0.model == status.model }
             // The gates as last measured: the last record of this model that measured any.
             let measured = records.last { $0.model == status.model && !$0.gates.isEmpty }
-            let route = actual?.routes[status.model]
             let servingVersion = status.serving.first?.version
             descriptions.append(
                 Description(
                     environment: name, model: status.model, desired: status.desired, desiredSource: deployment?.source,
                     serving: status.serving,
-                    servingSource: servingVersion.flatMap { actual?.sources[$0] ?? served[status.model]?.source },
-                    shadow: route?.shadow, sync: status.sync.rawValue, health: status.health.rawValue,
+                    servingSource: status.servingSource ?? servingVersion.flatMap { _ in served[status.model]?.source },
+                    shadow: status.shadow, sync: status.sync.rawValue, health: status.health.rawValue,
                     gates: measured?.gates ?? [], gatesVersion: measured?.version, lastOutcome: last?.outcome.rawValue,
                     lastReason: last?.reason, lastChange: last?.finishedAt ?? last?.startedAt,
-                    loaded: (actual?.versions[status.model] ?? []).sorted(),
+                    loaded: status.loaded,
                     live: StatusCommand.live(connection, model: status.model, version: servingVersion),
                     alarms: monitored.first { $0.model == status.model }.map { $0.triggers.map(\.description) }))
         }
-        let since = pid.flatMap { _ in try? FileManager.default.attributesOfItem(atPath: files.pidFile.path)[.modificationDate] as? Date }
+        let since = pid.flatMap { _ in files.pidFileWritten }
         let described = EnvironmentDescription(
             environment: name, upstream: manifest.upstream, commit: plan.commit, server: "http://\(manifest.host):\(manifest.port)",
             running: plan.serverRunning, pid: pid, since: since, lock: EnvironmentLock.holder(root: workspace.root, environment: name),

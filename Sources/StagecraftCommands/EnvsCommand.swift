@@ -53,8 +53,7 @@ struct EnvsCommand: AsyncParsableCommand {
         let rows = EnvironmentOrder.names(project).compactMap { project.environments[$0] }.map { environment in
             let files = RunFiles(root: root, environment: environment.name)
             let pid = files.runningPID()
-            let since = pid.flatMap { _ in try? FileManager.default.attributesOfItem(atPath: files.pidFile.path)[.modificationDate] as? Date
-            }
+            let since = pid.flatMap { _ in files.pidFileWritten }
             return Row(
                 name: environment.name, upstream: environment.upstream, url: "http://\(environment.host):\(environment.port)",
                 grpcPort: environment.grpcPort, running: pid != nil, pid: pid, since: since, track: environment.track,

@@ -61,7 +61,7 @@ struct RenderCommand: AsyncParsableCommand {
         do {
             rendered = try KServeRender.render(
                 manifest, environmentCommit: environmentCommit.hex, settings: settings,
-                build: { pin in store.resolve(pin).flatMap { try? store.buildInfo($0) } }, rolledOut: rolledOut)
+                build: store.build(pinned:), rolledOut: rolledOut)
         } catch let error as KServeError {
             throw CommandFailure(.failure, error.message)
         }

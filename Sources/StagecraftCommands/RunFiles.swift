@@ -30,6 +30,9 @@ struct RunFiles {
     /// (never a number read from the file, which a crash, a reboot or another user may have left there).
     func runningPID() -> Int32? { PIDFile(path: pidFile.path).holder() }
 
+    /// When the pid file was last written: since when a running server runs.
+    var pidFileWritten: Date? { (try? FileManager.default.attributesOfItem(atPath: pidFile.path))?[.modificationDate] as? Date }
+
     /// Creates the run folder (mode 0700) and opens the log for appending (mode 0600, whatever the umask).
     func openLog() throws -> FileHandle {
         try PrivateFiles.makeFolder(folder.path)

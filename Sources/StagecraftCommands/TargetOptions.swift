@@ -99,7 +99,7 @@ struct TargetOptions: ParsableArguments {
             return KServeTarget(
                 cluster: Kubectl(), settings: try settings(environment: environment.name, project: workspace.settings),
                 environmentCommit: commit.hex,
-                build: { pin in store.resolve(pin).flatMap { try? store.buildInfo($0) } })
+                build: store.build(pinned:))
         }
     }
 
@@ -116,7 +116,7 @@ struct TargetOptions: ParsableArguments {
             do {
                 _ = try KServeRender.render(
                     single, environmentCommit: "", settings: settings,
-                    build: { pin in store.resolve(pin).flatMap { try? store.buildInfo($0) } }, rolledOut: served)
+                    build: store.build(pinned:), rolledOut: served)
             } catch let error as KServeError where error.code != .notBuilt {
                 throw CommandFailure(.failure, error.message)
             }
