@@ -9,9 +9,7 @@ import Testing
 
     @Test func planSaysWhereItWouldServeAndHowToApply() async throws {
         let scratch = try ScratchRepository.example()
-        let built = await Stagecraft.execute(["build", "breast-cancer", "--repo", scratch.path, "--output", "json"])
-        #expect(built.exitCode == 0, "\(built.errorOutput)")
-        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let digest = try await builtDigest("breast-cancer", in: scratch)
         try scratch.pin("breast-cancer", version: digest, in: "prod")
         let plan = await Stagecraft.execute(["plan", "--env", "prod", "--repo", scratch.path] + Self.storage)
         #expect(plan.exitCode == 2, "\(plan.errorOutput)")

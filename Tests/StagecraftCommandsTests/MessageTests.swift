@@ -84,8 +84,7 @@ import Testing
 
     @Test func jsonLinesTakeZeroAndOneAsNumbersAndAFileThatCannotParseIsDeadLetteredAtOnce() async throws {
         let scratch = try ScratchRepository.example()
-        let built = await Stagecraft.execute(["build", "penguins", "--repo", scratch.path, "--output", "json"])
-        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let digest = try await builtDigest("penguins", in: scratch)
         try scratch.pin("penguins", version: digest)
         let queue = try ScratchDirectory("queue")
         try FileManager.default.createDirectory(atPath: queue.path + "/inbox", withIntermediateDirectories: true)

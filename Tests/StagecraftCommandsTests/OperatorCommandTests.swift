@@ -51,8 +51,7 @@ import Testing
         // A new build of breast-cancer, pinned in qa under a gate it cannot meet: qa keeps serving the old one.
         let manifest = try scratch.directory.read("manifests/breast-cancer.yaml")
         try scratch.commit(["manifests/breast-cancer.yaml": manifest.replacingOccurrences(of: "seed: 42", with: "seed: 7")])
-        let built = await Stagecraft.execute(["build", "breast-cancer", "--output", "json"] + repo)
-        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let digest = try await builtDigest("breast-cancer", in: scratch)
         let serving = try #require(try scratch.directory.read("environments/qa.yaml").components(separatedBy: "breast-cancer:\n      version: ")
             .last?.prefix(12))
         let source = try scratch.gitLine(["rev-parse", "HEAD"])
@@ -258,8 +257,7 @@ extension OperatorCommandTests {
         let qa = try scratch.directory.read("environments/qa.yaml")
         try scratch.commit(["environments/qa.yaml": qa.replacingOccurrences(
             of: "  upstream: dev\n", with: "  upstream: dev\n  approval: {approvers: [ada@example.com, bob@example.com], count: 2}\n")])
-        let built = await Stagecraft.execute(["build", "penguins", "--output", "json"] + repo)
-        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let digest = try await builtDigest("penguins", in: scratch)
         let short = String(digest.prefix(12))
         func be(_ name: String) throws {
             try scratch.git(["config", "user.name", name])
@@ -297,8 +295,7 @@ extension OperatorCommandTests {
 extension OperatorCommandTests {
     @Test func aServerStartedByHandWritesItsAccessLogToo() async throws {
         let scratch = try ScratchRepository.example()
-        let built = await Stagecraft.execute(["build", "breast-cancer", "--output", "json", "--repo", scratch.path])
-        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let digest = try await builtDigest("breast-cancer", in: scratch)
         try scratch.pin("breast-cancer", version: digest)
         #expect(!FileManager.default.fileExists(atPath: scratch.directory.appending(".stagecraft/run")))
         let port = try Loopback.freePort()

@@ -9,8 +9,7 @@ import Testing
     /// The example with penguins built and pinned in dev; returns the repository and the digest.
     static func pinnedExample() async throws -> (ScratchRepository, String) {
         let scratch = try ScratchRepository.example()
-        let built = await Stagecraft.execute(["build", "penguins", "--repo", scratch.path, "--output", "json"])
-        let digest = try #require((try JSONSerialization.jsonObject(with: Data(built.output.utf8)) as? [String: Any])?["digest"] as? String)
+        let digest = try await builtDigest("penguins", in: scratch)
         try scratch.pin("penguins", version: digest)
         return (scratch, digest)
     }
