@@ -28,6 +28,17 @@ public enum Fixtures {
         }
         return packageRoot + "/.build/debug/stagecraft"
     }
+
+    /// The Python of the inference clients' virtual environment (tritonclient, kserve, requests), nil when it is
+    /// missing (then a test records ``clientsMissing``).
+    public static var clientsPython: String? {
+        let python = packageRoot + "/.venv-clients/bin/python"
+        return FileManager.default.isExecutableFile(atPath: python) ? python : nil
+    }
+
+    /// What a test that needs ``clientsPython`` records when it is missing.
+    public static let clientsMissing =
+        "the clients' virtual environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-clients)"
 }
 
 extension ScratchRepository {

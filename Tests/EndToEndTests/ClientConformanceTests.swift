@@ -7,9 +7,8 @@ import Testing
 /// and V1, and the kserve SDK's REST (V2, V1) and gRPC clients. Every answer equals `stagecraft predict` on the same rows.
 @Suite struct ClientConformanceTests {
     @Test func everyClientGetsWhatPredictGives() throws {
-        let python = Fixtures.packageRoot + "/.venv-clients/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            Issue.record("the clients' virtual environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-clients)")
+        guard let python = Fixtures.clientsPython else {
+            Issue.record(Comment(rawValue: Fixtures.clientsMissing))
             return
         }
         let scratch = try ScratchRepository.example()

@@ -6,9 +6,8 @@ import Testing
 /// and serializes back to the same document; the YAML and JSON forms hold the same objects.
 @Suite struct KServeRenderTests {
     @Test func exampleEnvironmentsLoadIntoTheKServeSDK() throws {
-        let python = Fixtures.packageRoot + "/.venv-clients/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            Issue.record("the clients' virtual environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-clients)")
+        guard let python = Fixtures.clientsPython else {
+            Issue.record(Comment(rawValue: Fixtures.clientsMissing))
             return
         }
         let scratch = try ScratchRepository.example()

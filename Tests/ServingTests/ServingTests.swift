@@ -607,9 +607,8 @@ func perFeatureBody(_ model: ModelFile, _ data: Dataset, rows: Range<Int>, id: S
     }
 
     @Test func splitShadowCaptureAndMetricsAreTheSameOverGRPC() async throws {
-        let python = Fixtures.packageRoot + "/.venv-clients/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            Issue.record("the clients' virtual environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-clients)")
+        guard let python = Fixtures.clientsPython else {
+            Issue.record(Comment(rawValue: Fixtures.clientsMissing))
             return
         }
         let repository = ModelRepository()
