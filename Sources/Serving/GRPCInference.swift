@@ -11,26 +11,96 @@ import SwiftProtobuf
 /// `protocol="grpc"`); typed `contents` and `raw_input_contents` are both read, and outputs are answered the way the
 /// inputs came (raw bytes for raw inputs). Client mistakes are `INVALID_ARGUMENT`, `NOT_FOUND` or
 /// `RESOURCE_EXHAUSTED`, never `INTERNAL`; the repository calls need the admin token in the `authorization` metadata.
-struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
+/// ``GRPCListener`` carries the calls; each is answered by ``answer(_:message:metadata:)``.
+struct GRPCInference: Sendable {
     let endpoint: InferenceEndpoint
     let adminToken: String?
     let loader: (@Sendable (String, String) throws -> LoadedVersion)?
     var repository: ModelRepository { endpoint.repository }
 
-    private func serverLive(_ request: Inference_ServerLiveRequest, metadata: Metadata) async throws -> Inference_ServerLiveResponse {
+    /// The service's methods (all unary), named as in `grpc_predict_v2.proto`.
+    enum Method: String, CaseIterable, Sendable {
+        case serverLive = "ServerLive"
+        case serverReady = "ServerReady"
+        case modelReady = "ModelReady"
+        case serverMetadata = "ServerMetadata"
+        case modelMetadata = "ModelMetadata"
+        case modelInfer = "ModelInfer"
+        case repositoryIndex = "RepositoryIndex"
+        case repositoryModelLoad = "RepositoryModelLoad"
+        case repositoryModelUnload = "RepositoryModelUnload"
+
+        /// The method a request's `:path` names (`/inference.GRPCInferenceService/ModelInfer`), if this service has it.
+        init?(path: String) {
+            guard let method = Self.byPath[path] else { return nil }
+            self = method
+        }
+
+        private static let byPath: [String: Method] = Dictionary(
+            uniqueKeysWithValues: allCases.map {
+                ("/\(Inference_GRPCInferenceService.descriptor.fullyQualifiedService)/\($0.rawValue)", $0)
+            })
+
+        /// Loading a model reads files (or object storage): it runs on the thread pool, not the event loop.
+        var blocks: Bool { self == .repositoryModelLoad }
+    }
+
+    /// What the service reads of a call's metadata.
+    struct CallMetadata: Sendable {
+        /// The call carries `stagecraft-probe` (reconcile's verification): answered and counted, not captured.
+        var probe = false
+        /// The values of `authorization`.
+        var authorization: [String] = []
+    }
+
+    /// The metadata that marks a verification probe.
+    static let probeMetadata = InferenceServer.probeHeader.canonicalName.lowercased()
+
+    /// Answers one call: its message decoded, the method run, the answer encoded; or the gRPC status saying why not.
+    func answer(_ method: Method, message: GRPCMessage, metadata: CallMetadata) -> Result<GRPCMessage, RPCError> {
+        switch method {
+        case .serverLive: unary(message) { try serverLive($0, metadata: metadata) }
+        case .serverReady: unary(message) { try serverReady($0, metadata: metadata) }
+        case .modelReady: unary(message) { try modelReady($0, metadata: metadata) }
+        case .serverMetadata: unary(message) { try serverMetadata($0, metadata: metadata) }
+        case .modelMetadata: unary(message) { try modelMetadata($0, metadata: metadata) }
+        case .modelInfer: unary(message) { try modelInfer($0, metadata: metadata) }
+        case .repositoryIndex: unary(message) { try repositoryIndex($0, metadata: metadata) }
+        case .repositoryModelLoad: unary(message) { try repositoryModelLoad($0, metadata: metadata) }
+        case .repositoryModelUnload: unary(message) { try repositoryModelUnload($0, metadata: metadata) }
+        }
+    }
+
+    private func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ message: GRPCMessage, _ body: (Request) throws -> Response
+    ) -> Result<GRPCMessage, RPCError> {
+        let request: Request
+        do {
+            request = try Request(serializedBytes: message)
+        } catch {
+            return .failure(RPCError(code: .invalidArgument, message: "the message is not a valid \(Request.protoMessageName) (\(error))"))
+        }
+        do {
+            return .success(try body(request).serializedBytes())
+        } catch {
+            return .failure(Self.rpcError(error))
+        }
+    }
+
+    private func serverLive(_ request: Inference_ServerLiveRequest, metadata: CallMetadata) throws -> Inference_ServerLiveResponse {
         .with { $0.live = true }
     }
 
-    private func serverReady(_ request: Inference_ServerReadyRequest, metadata: Metadata) async throws -> Inference_ServerReadyResponse {
+    private func serverReady(_ request: Inference_ServerReadyRequest, metadata: CallMetadata) throws -> Inference_ServerReadyResponse {
         .with { $0.ready = true }
     }
 
-    private func modelReady(_ request: Inference_ModelReadyRequest, metadata: Metadata) async throws -> Inference_ModelReadyResponse {
+    private func modelReady(_ request: Inference_ModelReadyRequest, metadata: CallMetadata) throws -> Inference_ModelReadyResponse {
         let loaded = repository.resolve(model: request.name, version: request.version.isEmpty ? nil : request.version)
         return .with { $0.ready = loaded != nil }
     }
 
-    private func serverMetadata(_ request: Inference_ServerMetadataRequest, metadata: Metadata) async throws
+    private func serverMetadata(_ request: Inference_ServerMetadataRequest, metadata: CallMetadata) throws
         -> Inference_ServerMetadataResponse
     {
         .with {
@@ -40,7 +110,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func modelMetadata(_ request: Inference_ModelMetadataRequest, metadata: Metadata) async throws
+    private func modelMetadata(_ request: Inference_ModelMetadataRequest, metadata: CallMetadata) throws
         -> Inference_ModelMetadataResponse
     {
         let version = request.version.isEmpty ? nil : request.version
@@ -85,7 +155,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func modelInfer(_ request: Inference_ModelInferRequest, metadata: Metadata) async throws -> Inference_ModelInferResponse {
+    private func modelInfer(_ request: Inference_ModelInferRequest, metadata: CallMetadata) throws -> Inference_ModelInferResponse {
         let started = ContinuousClock.now
         let name = request.modelName
         var answered: LoadedVersion?
@@ -95,7 +165,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
                 throw InferenceError(
                     .notFound, InferenceServer.notFoundMessage(name, request.modelVersion.isEmpty ? nil : request.modelVersion, repository))
             }
-            let probe = metadata[InferenceServer.probeHeader.canonicalName.lowercased()].contains { _ in true }
+            let probe = metadata.probe
             let done = try endpoint.infer(
                 model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion,
                 requestID: request.id.isEmpty ? nil : request.id, probe: probe, started: started,
@@ -111,7 +181,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func repositoryIndex(_ request: Inference_RepositoryIndexRequest, metadata: Metadata) async throws
+    private func repositoryIndex(_ request: Inference_RepositoryIndexRequest, metadata: CallMetadata) throws
         -> Inference_RepositoryIndexResponse
     {
         try authorize(metadata)
@@ -128,7 +198,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
-    private func repositoryModelLoad(_ request: Inference_RepositoryModelLoadRequest, metadata: Metadata) async throws
+    private func repositoryModelLoad(_ request: Inference_RepositoryModelLoadRequest, metadata: CallMetadata) throws
         -> Inference_RepositoryModelLoadResponse
     {
         try authorize(metadata)
@@ -155,7 +225,7 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         return Inference_RepositoryModelLoadResponse()
     }
 
-    private func repositoryModelUnload(_ request: Inference_RepositoryModelUnloadRequest, metadata: Metadata) async throws
+    private func repositoryModelUnload(_ request: Inference_RepositoryModelUnloadRequest, metadata: CallMetadata) throws
         -> Inference_RepositoryModelUnloadResponse
     {
         try authorize(metadata)
@@ -167,70 +237,10 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
         return Inference_RepositoryModelUnloadResponse()
     }
 
-    // MARK: The service's methods: each hands its message and metadata to the function above of the same name.
-
-    func serverLive(request: ServerRequest<Inference_ServerLiveRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_ServerLiveResponse
-    > {
-        ServerResponse(message: try await serverLive(request.message, metadata: request.metadata))
-    }
-
-    func serverReady(request: ServerRequest<Inference_ServerReadyRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_ServerReadyResponse
-    > {
-        ServerResponse(message: try await serverReady(request.message, metadata: request.metadata))
-    }
-
-    func modelReady(request: ServerRequest<Inference_ModelReadyRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_ModelReadyResponse
-    > {
-        ServerResponse(message: try await modelReady(request.message, metadata: request.metadata))
-    }
-
-    func serverMetadata(request: ServerRequest<Inference_ServerMetadataRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_ServerMetadataResponse
-    > {
-        ServerResponse(message: try await serverMetadata(request.message, metadata: request.metadata))
-    }
-
-    func modelMetadata(request: ServerRequest<Inference_ModelMetadataRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_ModelMetadataResponse
-    > {
-        ServerResponse(message: try await modelMetadata(request.message, metadata: request.metadata))
-    }
-
-    func modelInfer(request: ServerRequest<Inference_ModelInferRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_ModelInferResponse
-    > {
-        ServerResponse(message: try await modelInfer(request.message, metadata: request.metadata))
-    }
-
-    func repositoryIndex(request: ServerRequest<Inference_RepositoryIndexRequest>, context: ServerContext) async throws -> ServerResponse<
-        Inference_RepositoryIndexResponse
-    > {
-        ServerResponse(message: try await repositoryIndex(request.message, metadata: request.metadata))
-    }
-
-    func repositoryModelLoad(request: ServerRequest<Inference_RepositoryModelLoadRequest>, context: ServerContext) async throws
-        -> ServerResponse<Inference_RepositoryModelLoadResponse>
-    {
-        ServerResponse(message: try await repositoryModelLoad(request.message, metadata: request.metadata))
-    }
-
-    func repositoryModelUnload(request: ServerRequest<Inference_RepositoryModelUnloadRequest>, context: ServerContext) async throws
-        -> ServerResponse<Inference_RepositoryModelUnloadResponse>
-    {
-        ServerResponse(message: try await repositoryModelUnload(request.message, metadata: request.metadata))
-    }
-
     /// The repository calls need `authorization: Bearer <admin token>`.
-    private func authorize(_ metadata: Metadata) throws {
+    private func authorize(_ metadata: CallMetadata) throws {
         guard let adminToken else { throw RPCError(code: .unimplemented, message: "the model repository API is off on this server") }
-        let given = metadata["authorization"].compactMap { value -> String? in
-            if case .string(let text) = value { return text }
-            return nil
-        }
-        guard given.contains("Bearer \(adminToken)") else {
+        guard metadata.authorization.contains("Bearer \(adminToken)") else {
             throw RPCError(
                 code: .unauthenticated,
                 message:
@@ -414,4 +424,60 @@ struct GRPCInference: Inference_GRPCInferenceService.ServiceProtocol {
 extension Inference_InferParameter {
     /// A string parameter.
     static func string(_ text: String) -> Inference_InferParameter { .with { $0.stringParam = text } }
+}
+
+/// One gRPC message as it travels: a 5-byte prefix (uncompressed, the length) and the protobuf bytes, in one
+/// `ByteBuffer`. SwiftProtobuf reads and writes the bytes after the prefix in place, so a message is neither copied
+/// out of the frame it came in nor into the one it leaves in.
+struct GRPCMessage: SwiftProtobufContiguousBytes {
+    /// The prefix and the message.
+    private(set) var framed: ByteBuffer
+
+    /// A received message: `framed` holds exactly the prefix (already checked) and the message.
+    init(framed: ByteBuffer) { self.framed = framed }
+
+    init(repeating: UInt8, count: Int) {
+        framed = ByteBuffer()
+        framed.reserveCapacity(5 + count)
+        framed.writeInteger(UInt8(0))
+        framed.writeInteger(UInt32(count))
+        framed.writeRepeatingByte(repeating, count: count)
+    }
+
+    init(_ sequence: some Sequence<UInt8>) {
+        let bytes = Array(sequence)
+        self.init(repeating: 0, count: bytes.count)
+        framed.setBytes(bytes, at: framed.readerIndex + 5)
+    }
+
+    var count: Int { framed.readableBytes - 5 }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try framed.withUnsafeReadableBytes { try body(UnsafeRawBufferPointer(rebasing: $0.dropFirst(5))) }
+    }
+
+    mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try framed.withUnsafeMutableReadableBytes { try body(UnsafeMutableRawBufferPointer(rebasing: $0.dropFirst(5))) }
+    }
+
+    /// The one message of a unary call's body, its prefix checked: or what is wrong with it.
+    static func unframe(_ body: ByteBuffer) -> Result<GRPCMessage, RPCError> {
+        guard let flag = body.getInteger(at: body.readerIndex, as: UInt8.self),
+            let length = body.getInteger(at: body.readerIndex + 1, as: UInt32.self)
+        else {
+            return .failure(RPCError(code: .invalidArgument, message: "the call has no message: a unary call takes exactly one"))
+        }
+        guard flag == 0 else {
+            return .failure(RPCError(code: .invalidArgument, message: "the message is marked compressed, but the call names no encoding"))
+        }
+        let came = body.readableBytes - 5
+        if came < length {
+            return .failure(RPCError(code: .invalidArgument, message: "the message is cut short: \(came) of its \(length) bytes came"))
+        }
+        if came > length {
+            return .failure(
+                RPCError(code: .invalidArgument, message: "the call sends more than one message: a unary call takes exactly one"))
+        }
+        return .success(GRPCMessage(framed: body))
+    }
 }

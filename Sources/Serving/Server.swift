@@ -1,6 +1,4 @@
 import Foundation
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import HTTPTypes
 public import Hummingbird
 import HummingbirdCore
@@ -165,12 +163,11 @@ public struct InferenceServer: Sendable {
             return
         }
         // gRPC beside HTTP, through the same endpoint: when either stops (a signal, a port that cannot be bound), both do.
-        let grpc = GRPCServer(
-            transport: .http2NIOPosix(
-                address: .ipv4(host: host == "localhost" ? "127.0.0.1" : host, port: grpcPort),
-                transportSecurity: .plaintext,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = 4 * bodyLimit }),
-            services: [GRPCInference(endpoint: endpoint, adminToken: adminToken, loader: loader)])
+        // Messages up to 4 times the body limit are read, so that a larger request gets `RESOURCE_EXHAUSTED` with the
+        // service's own message.
+        let grpc = GRPCListener(
+            host: host, port: grpcPort, service: GRPCInference(endpoint: endpoint, adminToken: adminToken, loader: loader),
+            messageLimit: 4 * bodyLimit)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: signals) }
             group.addTask { try await grpc.serve() }

@@ -250,6 +250,30 @@ if args.grpc:
     if args.token:
         index = stub.RepositoryIndex(pb.RepositoryIndexRequest(), metadata=(("authorization", f"Bearer {args.token}"),))
         check("gRPC repository index with the token", sorted({m.name for m in index.models}) == ["breast-cancer", "penguins"], str(index))
+        # Loading runs off the event loop: a version that is not built is NOT_FOUND; the serving one loads again.
+        auth = (("authorization", f"Bearer {args.token}"),)
+        def parameters(version, default=None):
+            chosen = {"version": pb.ModelRepositoryParameter(string_param=version)}
+            if default is not None:
+                chosen["default"] = pb.ModelRepositoryParameter(bool_param=default)
+            return chosen
+        try:
+            stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="penguins", parameters=parameters("f" * 12)), metadata=auth)
+            check("gRPC load of a version that is not built", False, "answered OK")
+        except grpc.RpcError as error:
+            check("gRPC load of a version that is not built is NOT_FOUND",
+                  error.code() == grpc.StatusCode.NOT_FOUND and error.details().startswith("cannot load version ffffffffffff of 'penguins': "),
+                  f"{error.code().name}: {error.details()}")
+        serving = [m.version for m in index.models if m.name == "penguins"][0]
+        stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="penguins", parameters=parameters(serving, True)), metadata=auth)
+        ready = stub.ModelReady(pb.ModelReadyRequest(name="penguins", version=serving)).ready
+        check("gRPC load of the serving version answers OK and it stays ready", ready, str(ready))
+        try:
+            stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="penguins", parameters=parameters("e" * 12)), metadata=auth)
+            check("gRPC unload of a version that is not loaded", False, "answered OK")
+        except grpc.RpcError as error:
+            check("gRPC unload of a version that is not loaded is NOT_FOUND", error.code() == grpc.StatusCode.NOT_FOUND,
+                  f"{error.code().name}: {error.details()}")
 
 if failures:
     print(f"{len(failures)} check(s) failed: {', '.join(failures)}")

@@ -40,6 +40,7 @@ import Testing
         #expect(run.stdout.hasSuffix("every client check passed\n"))
         #expect(run.stdout.components(separatedBy: "\nok ").count > 60)
         #expect(run.stdout.components(separatedBy: "gRPC bad request:").count > 20)
+        #expect(run.stdout.contains("ok  gRPC load of the serving version answers OK and it stays ready"))
         // The kserve SDK's clients, in a process of their own (they cannot share one with tritonclient's gRPC module).
         let kserve = try ProcessRunner.run(python, [Fixtures.packageRoot + "/Tests/Conformance/kserve_clients.py", "--url", "127.0.0.1:\(ports["dev"]!)",
                                                     "--grpc", "127.0.0.1:\(grpcPort)"] + cases)
