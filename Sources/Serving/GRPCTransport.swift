@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import NIOCore
 import NIOExtras
@@ -335,13 +336,9 @@ final class GRPCConnection: ChannelInboundHandler {
             if byte >= 0x20, byte <= 0x7E, byte != UInt8(ascii: "%") {
                 encoded.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
-                encoded += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                encoded += String(format: "%%%02X", byte)
             }
         }
         return encoded
     }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

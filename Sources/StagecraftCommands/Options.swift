@@ -26,9 +26,20 @@ struct RepositoryOptions: ParsableArguments {
     /// Opens `--repo`; a URL is first fetched into a bare cache under `.stagecraft/repos/` of the current folder.
     func openOrFetch() throws -> Repository {
         guard isURL else { return try open() }
+        return try Repository.mirror(repo, into: cachePath)
+    }
+
+    /// Fetches `--repo` into its cache again when it is a URL, so that what was pushed since is seen; nothing for a
+    /// folder.
+    func refresh() throws {
+        guard isURL else { return }
+        _ = try Repository.mirror(repo, into: cachePath)
+    }
+
+    /// The bare cache of a URL `--repo`: `.stagecraft/repos/<name>.git` under the current folder.
+    private var cachePath: String {
         let name = repo.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map { String($0) } ?? "repository"
-        let cache = FileManager.default.currentDirectoryPath + "/.stagecraft/repos/" + (name.hasSuffix(".git") ? name : name + ".git")
-        return try Repository.mirror(repo, into: cache)
+        return FileManager.default.currentDirectoryPath + "/.stagecraft/repos/" + (name.hasSuffix(".git") ? name : name + ".git")
     }
 }
 
@@ -66,8 +77,9 @@ enum Name {
     private static func check(_ text: String, kind: String, file: String) throws -> String {
         guard ModelManifest.isValidName(text) else {
             let shown = text.count > 80 ? String(text.prefix(80)) + "…" : text
-            throw ValidationError("'\(shown)' is not a valid \(kind) name: \(kind)s are named as \(file) is, with 1 to 63 of a-z, 0-9 "
-                + "and '-'")
+            throw ValidationError(
+                "'\(shown)' is not a valid \(kind) name: \(kind)s are named as \(file) is, with 1 to 63 of a-z, 0-9 "
+                    + "and '-'")
         }
         return text
     }

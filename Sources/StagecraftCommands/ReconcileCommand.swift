@@ -4,6 +4,7 @@ import GitStore
 import Manifests
 import Reconciler
 import Registry
+import ServiceLifecycle
 
 /// `--repo`, `--ref` and `--env` for the commands that act on one environment, and how they open the workspace.
 struct EnvironmentOptions: ParsableArguments {
@@ -111,6 +112,8 @@ struct ReconcileCommand: AsyncParsableCommand {
               stagecraft reconcile --env dev
               stagecraft reconcile --env qa --junit gates.xml
               stagecraft reconcile --env prod --watch --interval 30s
+              stagecraft reconcile --env qa --repo ssh://git@host/models.git --watch \\
+                --webhook 127.0.0.1:9292 --webhook-secret-file /etc/stagecraft/hook-secret
             """
     )
 
@@ -129,12 +132,54 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write the gate results as a JUnit XML report.", valueName: "file"))
     var junit: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --watch: listen for a forge's push webhooks here, and reconcile at once on a push to the ref's branch "
+                + "(polling stays as the fallback).", valueName: "host:port"))
+    var webhook: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The webhook's shared secret: the file's content, without a final newline.", valueName: "file"))
+    var webhookSecretFile: String?
+
     func validate() throws {
         guard DurationText.seconds(interval) != nil else {
             throw ValidationError(
                 "--interval: '\(interval)' is not a duration such as "
                     + "500ms, 30s or 5m")
         }
+        if let webhook {
+            guard watch else { throw ValidationError("--webhook needs --watch: it wakes the watching loop") }
+            guard Self.listenAddress(webhook) != nil else {
+                throw ValidationError("--webhook: '\(webhook.prefix(80))' is not host:port, such as 127.0.0.1:9292")
+            }
+            guard webhookSecretFile != nil else {
+                throw ValidationError("--webhook needs --webhook-secret-file: deliveries are checked against the secret")
+            }
+        } else if webhookSecretFile != nil {
+            throw ValidationError("--webhook-secret-file goes with --webhook")
+        }
+    }
+
+    /// `host:port` with a port of 1–65535.
+    static func listenAddress(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        else { return nil }
+        let host = String(text[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// The webhook's secret, read from its file; an empty or unreadable file is a usage error.
+    private func webhookSecret() throws -> [UInt8] {
+        guard let webhookSecretFile else { return [] }
+        guard var secret = FileManager.default.contents(atPath: webhookSecretFile).map(Array.init) else {
+            throw CommandFailure(.usage, "--webhook-secret-file: cannot read \(webhookSecretFile)")
+        }
+        while let last = secret.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { secret.removeLast() }
+        guard !secret.isEmpty else { throw CommandFailure(.usage, "--webhook-secret-file: \(webhookSecretFile) is empty") }
+        return secret
     }
 
     func run() async throws {
@@ -154,18 +199,49 @@ struct ReconcileCommand: AsyncParsableCommand {
             return
         }
         let retry = RoundState(WatchRetry(interval: DurationText.seconds(interval)!))
-        try await LoopService.runUntilSignalled("reconcile") {
-            await LoopService.onThread { Self.round(context, retry: retry) }
+        // A remote repository is fetched again before each look, so that a push is seen.
+        let repository = environment.repository
+        let refresh: @Sendable () throws -> Void = { try repository.refresh() }
+        var beside: [any Service] = []
+        var wake: WakeSignal?
+        if let webhook, let address = Self.listenAddress(webhook) {
+            let signal = WakeSignal()
+            let branch = try Self.followedBranch(repository)
+            let hook = PushWebhook(secret: try webhookSecret(), following: branch)
+            beside.append(
+                WebhookListener.application(host: address.host, port: address.port, webhook: hook, wake: signal) { message in
+                    console.printError(message)
+                })
+            console.printError("webhook: listening on \(address.host):\(address.port) for pushes to \(hook.watchedRef)")
+            wake = signal
         }
+        try await LoopService.runUntilSignalled("reconcile", wake: wake, beside: beside) {
+            await LoopService.onThread { Self.round(context, retry: retry, refresh: refresh) }
+        }
+    }
+
+    /// The branch a push must name to wake the loop: `--ref` itself, or HEAD's branch in a local repository.
+    static func followedBranch(_ repository: RepositoryOptions) throws -> String {
+        guard repository.ref == "HEAD" else { return repository.ref }
+        guard !repository.isURL, let branch = try repository.open().currentBranch() else {
+            throw CommandFailure(.usage, "--webhook: pass --ref BRANCH, the branch whose pushes should wake this reconciler")
+        }
+        return branch
     }
 
     /// One round of `--watch`: a reconcile when something changed (or a failure is to be tried again); the pause.
     private static func round(
         _ context: RoundState<(command: ReconcileCommand, reconciler: EnvironmentReconciler, line: ProgressLine)>,
-        retry: RoundState<WatchRetry>
+        retry: RoundState<WatchRetry>, refresh: @Sendable () throws -> Void
     ) -> Double {
         let console = Console.current
         let (command, reconciler, line) = context.value
+        do {
+            try refresh()
+        } catch {
+            // The last fetched commit is still served; the next look fetches again.
+            console.printError(console.styled("warning: ", .yellow) + "\(error) (serving what was fetched before)")
+        }
         let commit = try? reconciler.currentCommit().hex
         let live = reconciler.serverIsLive()  // cheap: no plan unless something changed
         guard retry.value.shouldReconcile(commit: commit, live: live) else { return retry.value.pause }

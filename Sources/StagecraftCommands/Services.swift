@@ -10,13 +10,17 @@ struct LoopService: Service {
     /// One round; returns the seconds to wait before the next, or nil to stop. Blocking work in it runs through
     /// ``onThread(_:)``.
     let round: @Sendable () async -> Double?
+    /// Ends a pause early (a webhook's delivery); nil waits out every pause.
+    var wake: WakeSignal?
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             // Not cancelled by a shutdown: a round that started finishes.
             guard let pause = await round() else { return }
             guard pause > 0 else { continue }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
+            try? await cancelWhenGracefulShutdown { [wake] in
+                if let wake { await wake.sleep(for: pause) } else { try await Task.sleep(for: .seconds(pause)) }
+            }
         }
     }
 
@@ -41,14 +45,18 @@ struct LoopService: Service {
         }
     }
 
-    /// Runs the loop in a service group that shuts it down gracefully on SIGTERM and SIGINT.
-    static func runUntilSignalled(_ label: String, round: @escaping @Sendable () async -> Double?) async throws {
+    /// Runs the loop in a service group that shuts it down gracefully on SIGTERM and SIGINT, with `beside` (a webhook
+    /// listener) running as long as it does; `wake` ends the loop's pauses early.
+    static func runUntilSignalled(
+        _ label: String, wake: WakeSignal? = nil, beside: [any Service] = [], round: @escaping @Sendable () async -> Double?
+    ) async throws {
         var logger = Logger(label: "stagecraft.\(label)")
         logger.logLevel = .critical
         let group = ServiceGroup(
             configuration: .init(
                 // A loop that ends by itself (`queue --once`, a one-shot round) ends the group as a success.
-                services: [.init(service: LoopService(round: round), successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [.init(service: LoopService(round: round, wake: wake), successTerminationBehavior: .gracefullyShutdownGroup)]
+                    + beside.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

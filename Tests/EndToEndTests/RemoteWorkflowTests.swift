@@ -95,4 +95,90 @@ struct RemoteWorkflowTests {
         #expect(waitFor { servedVersion() == second && (try? scratch.directory.read(".stagecraft/run/dev.pid")).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } != pid },
                 "watch did not restart the server: \(watcher.log)")
     }
+
+    /// `reconcile --watch --webhook` on a "host" that knows the repository only by URL: a signed push wakes it at once
+    /// (the interval is an hour), it fetches and reconciles the pushed commit; every other delivery gets its status.
+    @Test func aSignedPushWakesTheWatchAtOnceAndEverythingElseIsAnsweredAndLogged() throws {
+        let (origin, first, _) = try Self.originAndClones()
+        _ = try first.useFreePorts()
+        try first.git(["push", "-q", "origin", "main"])
+        let host = try ScratchDirectory("qa-host")
+        let secret = "It's a Secret to Everybody"
+        try Data((secret + "\n").utf8).write(to: URL(fileURLWithPath: host.path + "/hook-secret"))
+        let hookPort = try Loopback.freePort()
+        let watcher = try BackgroundProcess(
+            Fixtures.stagecraftBinary,
+            ["reconcile", "--env", "qa", "--repo", "file://" + origin.path, "--ref", "main", "--watch", "--interval", "1h",
+             "--webhook", "127.0.0.1:\(hookPort)", "--webhook-secret-file", host.path + "/hook-secret"], in: host.path)
+        defer {
+            watcher.stop()
+            // The server qa's reconcile started, wherever its pid file is under the host's folder.
+            for path in FileManager.default.enumerator(atPath: host.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
+                if let pid = Int32((try? String(contentsOfFile: host.path + "/" + path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
+                    kill(pid, SIGTERM)
+                }
+            }
+        }
+        func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline { if condition() { return true }; usleep(20_000) }
+            return false
+        }
+        let start = try first.git(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(waitFor(60) { watcher.log.contains("at \(start.prefix(12))") }, "the first round did not reconcile: \(watcher.log)")
+        try Loopback.waitForListener(port: hookPort)
+
+        /// The body's signature, by openssl (not by the code under test).
+        func sign(_ body: Data, with key: String = secret) throws -> String {
+            let file = host.path + "/body"
+            try body.write(to: URL(fileURLWithPath: file))
+            let output = try ProcessRunner.run("/usr/bin/openssl", ["dgst", "-sha256", "-hmac", key, "-r", file])
+            return "sha256=" + (output.stdout.split(separator: " ").first.map(String.init) ?? "")
+        }
+        func deliver(_ body: Data, event: String?, signature: String?, id: String) throws -> (status: Int, text: String) {
+            var headers = ["X-GitHub-Delivery": id]
+            if let event { headers["X-GitHub-Event"] = event }
+            if let signature { headers["X-Hub-Signature-256"] = signature }
+            let response = try HTTPConnection(port: hookPort).send("POST", "/hooks/stagecraft", body: body, headers: headers)
+            return (response.status, response.text)
+        }
+
+        // A push to main, signed: fetched and reconciled within 2 s, with an hour left on the poll.
+        try first.commit(["NOTES.md": "a commit to push\n"], message: "notes")
+        try first.git(["push", "-q", "origin", "main"])
+        let pushed = try first.git(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let push = Data(#"{"ref": "refs/heads/main", "after": "\#(pushed)"}"#.utf8)
+        let sent = Date()
+        let answer = try deliver(push, event: "push", signature: try sign(push), id: "delivery-push-1")
+        #expect(answer.status == 200, "\(answer)")
+        #expect(waitFor(10) { watcher.log.contains("at \(pushed.prefix(12))") }, "the push did not wake the watch: \(watcher.log)")
+        let took = Date().timeIntervalSince(sent)
+        #expect(took < 2, "push to reconciled took \(took) s")
+        #expect(watcher.log.contains("webhook: delivery delivery-push-1: a push to refs/heads/main, reconciling now"))
+
+        // Everything else: answered, and nothing reconciled.
+        let rounds = watcher.log.components(separatedBy: " is in sync at ").count + watcher.log.components(separatedBy: " reconciled at ").count
+        let other = Data(#"{"ref": "refs/heads/feature"}"#.utf8)
+        let cases: [(String, Data, String?, String?, Int)] = [
+            ("ping", Data(#"{"zen": "Design for failure."}"#.utf8), "ping", try sign(Data(#"{"zen": "Design for failure."}"#.utf8)), 200),
+            ("another branch", other, "push", try sign(other), 202),
+            ("another event", push, "issues", try sign(push), 202),
+            ("bad signature", push, "push", try sign(push, with: "not the secret"), 401),
+            ("no signature", push, "push", nil, 401),
+            ("malformed signature", push, "push", "sha256=zz", 401),
+        ]
+        for (name, body, event, signature, status) in cases {
+            let answer = try deliver(body, event: event, signature: signature, id: "delivery-\(name.replacingOccurrences(of: " ", with: "-"))")
+            #expect(answer.status == status, "\(name): \(answer)")
+        }
+        let large = try deliver(Data(repeating: 0x20, count: (1 << 20) + 1024), event: "push", signature: "sha256=00", id: "delivery-large")
+        #expect(large.status == 413, "\(large)")
+        #expect(watcher.log.contains("webhook: delivery delivery-bad-signature refused (401): the signature does not match"))
+        #expect(watcher.log.contains("webhook: delivery delivery-no-signature refused (401): no X-Hub-Signature-256 or X-Signature header"))
+        #expect(watcher.log.contains("webhook: delivery delivery-large refused (413)"))
+        #expect(!watcher.log.contains(secret), "the secret reached the log")
+        usleep(500_000)
+        let after = watcher.log.components(separatedBy: " is in sync at ").count + watcher.log.components(separatedBy: " reconciled at ").count
+        #expect(after == rounds, "a delivery that is not a signed push to main reconciled: \(watcher.log)")
+    }
 }
