@@ -102,8 +102,15 @@ private func withStrArray<T>(_ strings: [String], _ body: (inout git_strarray) t
 }
 
 extension Repository {
-    /// The refspecs that mirror a remote's branches, tags and notes into a bare cache.
-    public static let mirrorRefspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/notes/*:refs/notes/*"]
+    /// The refspecs that mirror a remote's branches and tags into a bare cache; its notes are fetched beside the
+    /// cache's own (``fetchedNotesPrefix``), to be merged into them, never over them.
+    public static let mirrorRefspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/notes/*:\(fetchedNotesPrefix)*"]
+
+    /// Where a mirror fetch puts the remote's notes refs (`…/stagecraft` for `refs/notes/stagecraft`).
+    public static let fetchedNotesPrefix = "refs/stagecraft/fetched-notes/"
+
+    /// Where a fetch puts the remote's deployment notes.
+    public static var fetchedStagecraftNotes: String { fetchedNotesPrefix + "stagecraft" }
 
     /// Runs `body` with an anonymous remote for `url`, holding the repository.
     private func withRemote(_ url: String, _ body: (OpaquePointer?) throws(GitError) -> Void) throws(GitError) {
@@ -145,6 +152,8 @@ extension Repository {
             repository = try Repository.create(at: cachePath, bare: true)
         }
         try repository.fetch(from: url, credentials: credentials)
+        // Records this cache wrote and has not pushed yet stay: the remote's are merged in.
+        _ = try repository.mergeNotes(from: fetchedStagecraftNotes, author: repository.defaultSignature())
         return repository
     }
 

@@ -36,6 +36,42 @@ struct RepositoryOptions: ParsableArguments {
         _ = try Repository.mirror(repo, into: cachePath)
     }
 
+    /// After a reconcile of a URL `--repo`: pushes back what it wrote to git, so that every host sees it. First the
+    /// branch holding a `track` environment's promotion commits (when the remote's branch moved on meanwhile, the push
+    /// is refused and the next round, on the fetched branch, promotes again on top of it); then the deployment notes,
+    /// merged with the remote's and pushed again when another host pushed notes first. Nothing for a folder.
+    /// - Returns: what did not go back, for a warning (it is tried again after the next reconcile).
+    func publish(promotionsOn branch: String?) -> [String] {
+        guard isURL else { return [] }
+        var problems: [String] = []
+        do {
+            let repository = try Repository.open(at: cachePath)
+            if let branch {
+                do {
+                    try repository.push(to: repo, refspecs: ["refs/heads/\(branch):refs/heads/\(branch)"])
+                } catch  where error.code == .conflict {
+                    problems.append(
+                        "the remote's \(branch) moved on, so this promotion was not pushed: the next round promotes on top of it")
+                }
+            }
+            guard try repository.resolveIfPresent(Repository.stagecraftNotes) != nil else { return problems }
+            let notes = "\(Repository.stagecraftNotes):\(Repository.stagecraftNotes)"
+            for attempt in 1...5 {
+                do {
+                    try repository.push(to: repo, refspecs: [notes])
+                    return problems
+                } catch  where error.code == .conflict && attempt < 5 {
+                    // Another host pushed records first: take theirs, keep ours, push the union.
+                    try repository.fetch(from: repo, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
+                    _ = try repository.mergeNotes(from: Repository.fetchedStagecraftNotes, author: repository.defaultSignature())
+                }
+            }
+        } catch {
+            problems.append("cannot push the records to \(repo): \(error)")
+        }
+        return problems
+    }
+
     /// The bare cache of a URL `--repo`: `.stagecraft/repos/<name>.git` under the current folder.
     private var cachePath: String {
         let name = repo.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map { String($0) } ?? "repository"

@@ -261,6 +261,9 @@ struct ReconcileCommand: AsyncParsableCommand {
         let console = Console.current
         let report = try reconciler.reconcile(wait: !noWait)
         line.finish()
+        for problem in environment.repository.publish(promotionsOn: report.promotions.isEmpty ? nil : reconciler.branch) {
+            console.printError(console.styled("warning: ", .yellow) + problem)
+        }
         if let junit { try JUnitReport.write(report, to: junit) }
         if format.json {
             console.print(try JSONOutput.encode(report))

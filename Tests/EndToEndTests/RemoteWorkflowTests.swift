@@ -181,4 +181,48 @@ struct RemoteWorkflowTests {
         let after = watcher.log.components(separatedBy: " is in sync at ").count + watcher.log.components(separatedBy: " reconciled at ").count
         #expect(after == rounds, "a delivery that is not a signed push to main reconciled: \(watcher.log)")
     }
+
+    /// A reconciler that knows the repository only by URL pushes back what it writes: a track environment's promotion
+    /// commit, and its records in `refs/notes/stagecraft`, merged with notes another host pushed meanwhile (none lost).
+    @Test func aReconcilerByURLPushesItsPromotionsAndMergesItsRecordsWithAnotherHosts() throws {
+        let (origin, first, _) = try Self.originAndClones()
+        _ = try first.useFreePorts()
+        try first.git(["push", "-q", "origin", "main"])
+        let host = try ScratchDirectory("dev-host")
+        defer {
+            for path in FileManager.default.enumerator(atPath: host.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
+                if let pid = Int32((try? String(contentsOfFile: host.path + "/" + path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
+                    kill(pid, SIGTERM)
+                }
+            }
+        }
+        let reconcile = ["reconcile", "--env", "dev", "--repo", "file://" + origin.path, "--ref", "main"]
+        let once = try ProcessRunner.run(Fixtures.stagecraftBinary, reconcile, in: host.path)
+        #expect(once.status == 0, "\(once.stdout)\(once.stderr)")
+        // The promotion commits are on the remote's main, and the records on its notes (read with git).
+        let log = try origin.git(["log", "--format=%s", "main"])
+        #expect(log.components(separatedBy: "\n").filter { $0.hasPrefix("Promote ") }.count == 2, "\(log)")
+        let promoted = try origin.git(["rev-parse", "main"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let records = try origin.git(["notes", "--ref", "stagecraft", "show", promoted])
+        #expect(records.split(separator: "\n").count >= 1 && records.contains("\"environment\":\"dev\""), "\(records)")
+
+        // Another host records on the same commit and pushes first; then a new commit makes this host promote and
+        // record again: its push of the notes is refused, so it merges and pushes the union.
+        try first.git(["fetch", "-q", "origin", "main", "refs/notes/stagecraft:refs/notes/stagecraft"])
+        try first.git(["reset", "-q", "--hard", "origin/main"])
+        try first.git(["notes", "--ref", "stagecraft", "append", "-m", #"{"from":"another host"}"#, promoted])
+        try first.git(["push", "-q", "origin", "refs/notes/stagecraft"])
+        let manifest = try first.directory.read("manifests/penguins.yaml")
+        try first.commit(["manifests/penguins.yaml": manifest.replacingOccurrences(of: "learningRate: 0.1", with: "learningRate: 0.2")], message: "penguins: learning rate 0.2")
+        try first.git(["push", "-q", "origin", "main"])
+        let again = try ProcessRunner.run(Fixtures.stagecraftBinary, reconcile, in: host.path)
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        let both = try origin.git(["notes", "--ref", "stagecraft", "show", promoted])
+        #expect(both.contains(#"{"from":"another host"}"#) && both.hasPrefix(records.trimmingCharacters(in: .newlines)), "\(both)")
+        let head = try origin.git(["rev-parse", "main"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let subject = try origin.git(["log", "-1", "--format=%s", head])
+        #expect(head != promoted && subject.hasPrefix("Promote penguins"), "\(subject)")
+        #expect((try? origin.git(["notes", "--ref", "stagecraft", "show", head]))?.contains("\"environment\":\"dev\"") == true)
+        #expect(try ProcessRunner.run("git", ["-C", origin.path, "fsck", "--strict"]).status == 0)
+    }
 }

@@ -21,8 +21,11 @@ import Testing
         return Set(output.stdout.split(separator: "\n"))
     }
 
+    /// The refs of a repository, as git lists them; in a cache, without the remote's notes as fetched (they are merged
+    /// into the cache's own, which are listed).
     func refs(in path: String) throws -> String {
         try ProcessRunner.run("git", ["-C", path, "for-each-ref", "--format=%(objectname) %(refname)"]).stdout
+            .split(separator: "\n").filter { !$0.hasSuffix(" " + Repository.fetchedStagecraftNotes) }.map { $0 + "\n" }.joined()
     }
 
     @Test(arguments: ["path", "file"])
