@@ -9,7 +9,7 @@ public import Registry
 /// reconcilers on several hosts: the same tables and answers as the SQLite store, over one connection of
 /// postgres-nio. Calls block the calling thread until the server answers (the reconcile engine calls the store from
 /// threads of its own, never from an async executor).
-public final class PostgresStateStore: StateStore, @unchecked Sendable {
+public final class PostgresStateStore: StateStore, LeaseStore, @unchecked Sendable {
     /// Where it is, without the password: for messages.
     public let location: String
     /// The connection, replaced when it closed (a restart, a network cut); guarded by `lock`.
@@ -73,7 +73,8 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             }
         }
         throw StateStoreError(
-            .unavailable, "lost the connection to the state store \(location) and could not connect again "
+            .unavailable,
+            "lost the connection to the state store \(location) and could not connect again "
                 + "(\(Self.reconnectBackoff.count) attempts)", cause: lastError.map { Redacted(description: String(describing: $0)) })
     }
 
@@ -157,6 +158,13 @@ public final class PostgresStateStore: StateStore, @unchecked Sendable {
             """,
         ],
         ["ALTER TABLE deployment_record ADD COLUMN target TEXT"],
+        [
+            """
+            CREATE TABLE environment_lease (
+                environment TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid BIGINT NOT NULL,
+                epoch BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
+            """
+        ],
     ]
 
     private func migrate() throws(StateStoreError) {
@@ -362,8 +370,11 @@ struct PostgresURL: Sendable {
         case "require", "verify-ca", "verify-full": tls = .require
         case let other: throw Invalid(description: "sslmode '\(other)' is not one of disable, prefer, require")
         }
-        password = parts.password ?? environment["PGPASSWORD"] ?? Self.passfile(environment: environment, host: host, port: port,
-            database: database, user: user)
+        password =
+            parts.password ?? environment["PGPASSWORD"]
+            ?? Self.passfile(
+                environment: environment, host: host, port: port,
+                database: database, user: user)
     }
 
     /// The password `~/.pgpass` (or `PGPASSFILE`) has for this server, database and user (`*` matches anything).
@@ -395,4 +406,87 @@ struct PostgresURL: Sendable {
 
     /// The URL without its password.
     var redacted: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+}
+
+// MARK: LeaseStore
+
+extension PostgresStateStore {
+    /// Each call is one statement, timed by the server's clock (`now()`), so hosts whose clocks differ agree.
+    public func acquireLease(environment: String, holder: String, host: String, pid: Int, seconds: Double) throws(StateStoreError)
+        -> Lease?
+    {
+        let rows = try run(
+            "the lease of \(environment)", write: true,
+            """
+            INSERT INTO environment_lease AS held (environment, holder, host, pid, epoch, expires_at)
+            VALUES (\(environment), \(holder), \(host), \(pid), 1, now() + make_interval(secs => \(seconds)))
+            ON CONFLICT (environment) DO UPDATE SET
+                epoch = CASE WHEN held.holder = excluded.holder AND held.expires_at >= now() THEN held.epoch ELSE held.epoch + 1 END,
+                holder = excluded.holder, host = excluded.host, pid = excluded.pid, expires_at = excluded.expires_at
+            WHERE held.holder = excluded.holder OR held.expires_at < now()
+            RETURNING holder, host, pid, epoch, expires_at
+            """)
+        return try rows.first.map { row throws(StateStoreError) in try lease(row, environment: environment) }
+    }
+
+    public func takeOverLease(_ stale: Lease, holder: String, host: String, pid: Int, seconds: Double) throws(StateStoreError)
+        -> Lease?
+    {
+        let rows = try run(
+            "the lease of \(stale.environment)", write: true,
+            """
+            UPDATE environment_lease
+            SET holder = \(holder), host = \(host), pid = \(pid), epoch = epoch + 1,
+                expires_at = now() + make_interval(secs => \(seconds))
+            WHERE environment = \(stale.environment) AND holder = \(stale.holder) AND epoch = \(stale.epoch)
+            RETURNING holder, host, pid, epoch, expires_at
+            """)
+        return try rows.first.map { row throws(StateStoreError) in try lease(row, environment: stale.environment) }
+    }
+
+    public func renewLease(_ lease: Lease, seconds: Double) throws(StateStoreError) -> Bool {
+        let rows = try run(
+            "the lease of \(lease.environment)", write: true,
+            """
+            UPDATE environment_lease SET expires_at = now() + make_interval(secs => \(seconds))
+            WHERE environment = \(lease.environment) AND holder = \(lease.holder) AND epoch = \(lease.epoch)
+            RETURNING epoch
+            """)
+        return !rows.isEmpty
+    }
+
+    public func isCurrent(_ lease: Lease) throws(StateStoreError) -> Bool {
+        let rows = try run(
+            "the lease of \(lease.environment)",
+            """
+            SELECT epoch FROM environment_lease
+            WHERE environment = \(lease.environment) AND holder = \(lease.holder) AND epoch = \(lease.epoch)
+            """)
+        return !rows.isEmpty
+    }
+
+    public func releaseLease(_ lease: Lease) throws(StateStoreError) {
+        _ = try run(
+            "the lease of \(lease.environment)", write: true,
+            """
+            UPDATE environment_lease SET expires_at = now() - interval '1 second'
+            WHERE environment = \(lease.environment) AND holder = \(lease.holder) AND epoch = \(lease.epoch)
+            """)
+    }
+
+    public func lease(environment: String) throws(StateStoreError) -> Lease? {
+        let rows = try run(
+            "the lease of \(environment)",
+            "SELECT holder, host, pid, epoch, expires_at FROM environment_lease WHERE environment = \(environment)")
+        return try rows.first.map { row throws(StateStoreError) in try lease(row, environment: environment) }
+    }
+
+    private func lease(_ row: PostgresRow, environment: String) throws(StateStoreError) -> Lease {
+        do {
+            let (holder, host, pid, epoch, expires) = try row.decode((String, String, Int, Int, Date).self)
+            return Lease(environment: environment, holder: holder, host: host, pid: pid, epoch: epoch, expiresAt: expires)
+        } catch {
+            throw StateStoreError(.damaged, "cannot decode the lease of \(environment) from \(location)", cause: error)
+        }
+    }
 }

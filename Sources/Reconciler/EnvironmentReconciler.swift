@@ -7,8 +7,8 @@ public import Registry
 /// Plans and applies one environment at one ref: the steps of DESIGN.md's "Reconcile". It reads git, the state
 /// store and the serving target only through ``ReconcileSeams``; the ``Planner`` decides, the ``Executor`` acts.
 public final class EnvironmentReconciler {
-    /// What it reads and acts through.
-    public let seams: ReconcileSeams
+    /// What it reads and acts through (during a reconcile under a lease, fenced by it).
+    public private(set) var seams: ReconcileSeams
     /// The environment reconciled.
     public let environment: String
     /// The ref its file is read at (`HEAD`, a branch, a commit).
@@ -96,7 +96,8 @@ public final class EnvironmentReconciler {
         let running = seams.target.isLive()
         let actual = running ? try seams.target.state() : Planner.expectedAfterStart(try state.served(environment: environment))
         let promotions = manifest.track ? try self.promotions(manifest) : []
-        let actions = Planner.plan(manifest, actual: actual, running: running, promotions: promotions, resolve: seams.builds.resolve,
+        let actions = Planner.plan(
+            manifest, actual: actual, running: running, promotions: promotions, resolve: seams.builds.resolve,
             address: seams.target.address)
         return Plan(
             environment: environment, commit: commit.hex, server: seams.target.address, serverRunning: running, actions: actions)
@@ -123,8 +124,25 @@ public final class EnvironmentReconciler {
     /// Plans and applies, holding the environment's lock. A failed gate or build leaves the previous version
     /// serving and is recorded; the report says so (``ReconcileReport/failed``) and classifies the failure.
     public func reconcile(wait: Bool = true) throws -> ReconcileReport {
+        // A shared store (reconcilers on several hosts) holds the environment's lease, and every write of this
+        // reconcile is fenced by it; a local store is locked with flock.
+        if lockRoot != nil, let leases = seams.state as? any LeaseStore {
+            let keeper = try LeaseKeeper(store: leases, environment: environment, wait: wait, waiting: waitingForLock)
+            let unfenced = seams
+            seams = seams.fenced(by: keeper)
+            defer {
+                seams = unfenced
+                keeper.release()
+            }
+            return try reconcileHeld()
+        }
         let lock = try lockRoot.map { try EnvironmentLock(root: $0, environment: environment, wait: wait, waiting: waitingForLock) }
         defer { withExtendedLifetime(lock) {} }
+        return try reconcileHeld()
+    }
+
+    /// Plans and applies, the lock or lease held.
+    private func reconcileHeld() throws -> ReconcileReport {
         let commit = try currentCommit()
         let live = seams.target.isLive()
 
@@ -145,7 +163,8 @@ public final class EnvironmentReconciler {
         try EnvironmentFiles.writeNotes(state, to: git)
 
         let promotions = manifest.track ? try self.promotions(manifest) : []
-        let actions = Planner.plan(manifest, actual: actual, running: live, promotions: promotions, resolve: seams.builds.resolve,
+        let actions = Planner.plan(
+            manifest, actual: actual, running: live, promotions: promotions, resolve: seams.builds.resolve,
             address: seams.target.address)
         let executor = Executor(seams: seams, environment: manifest, commit: commit, actor: actor, branch: branch)
         executor.progress = progress

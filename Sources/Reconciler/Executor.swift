@@ -19,11 +19,12 @@ public enum FailureClass: String, Codable, Sendable {
         case let error as ReconcileError:
             switch error.code {
             case .invalid, .build, .gate: self = .stalled
-            case .locked, .refused: self = .waiting
+            case .locked, .refused, .fenced: self = .waiting
             default: self = .transient
             }
         case is InvalidProject: self = .stalled
         case let error as GitError where error.code == .locked: self = .waiting
+        case let error as StateStoreError where error.code == .fenced: self = .waiting
         default: self = .transient
         }
     }

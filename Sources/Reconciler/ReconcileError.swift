@@ -16,6 +16,8 @@ public struct ReconcileError: Error, Sendable, CustomStringConvertible {
         public static let server = Code("server")
         /// Another reconcile holds the environment's lock.
         public static let locked = Code("locked")
+        /// This reconcile's lease was taken over by another (a newer epoch): it stands down, writing nothing more.
+        public static let fenced = Code("fenced")
         /// A promotion or rollback was refused.
         public static let refused = Code("refused")
         /// The state store or the git notes could not be read or written.

@@ -46,6 +46,8 @@ public struct StateStoreError: Error, Sendable, CustomStringConvertible {
         public static let read = Code("read")
         /// A write failed.
         public static let write = Code("write")
+        /// A write was refused: the lease it was made under was taken over (a newer epoch holds the environment).
+        public static let fenced = Code("fenced")
     }
 
     public let code: Code

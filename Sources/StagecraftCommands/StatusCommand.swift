@@ -65,6 +65,8 @@ struct StatusCommand: AsyncParsableCommand {
         var target: String?
         /// Where the environment is served, and whether it runs (`127.0.0.1:8101, running`).
         var server: String?
+        /// Who holds the environment's lease, when the state store keeps leases (a shared store).
+        var lease: Lease?
     }
 
     /// The live metrics the server reports for `version` of `model`, when it has labels.
@@ -142,6 +144,12 @@ struct StatusCommand: AsyncParsableCommand {
                         lastOutcome: nil, lastChange: nil, live: nil, error: message))
             }
         }
+        // With a shared store, who holds each environment's lease (reconcilers on several hosts).
+        var leases: [String: Lease] = [:]
+        if let store = state as? any LeaseStore {
+            for name in names { leases[name] = try store.lease(environment: name) }
+            for index in rows.indices { rows[index].lease = leases[rows[index].environment] }
+        }
         if output == .json { return (try JSONOutput.encode(rows) + "\n", allInSync) }
         let wide = output == .wide
         var cells = [
@@ -167,6 +175,13 @@ struct StatusCommand: AsyncParsableCommand {
         var told: Set<String> = []
         for row in rows where row.target != nil && told.insert(row.environment).inserted {
             text += "\(row.environment): served by \(row.target!)\n"
+        }
+        for name in names where state is any LeaseStore {
+            let lease = leases[name]
+            let running = lease.map { $0.expiresAt > Date() } ?? false
+            text +=
+                "\(name): " + (running ? LeaseKeeper.describe(lease) : "lease free" + (lease.map { " (last epoch \($0.epoch))" } ?? ""))
+                + "\n"
         }
         return (text, allInSync)
     }
