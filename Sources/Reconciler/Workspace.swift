@@ -1,8 +1,8 @@
 public import Foundation
 public import GitStore
 public import Manifests
-public import Registry
 import PostgresState
+public import Registry
 
 /// One repository as Stagecraft works on it: the git objects, the project settings, the artifact store, the
 /// state store and the local folder (`.stagecraft/`) that holds them.
@@ -67,15 +67,16 @@ public struct Workspace: Sendable {
             throw StateStoreError(
                 .damaged,
                 "\(error.description)\nThe file is damaged or not a state store: `stagecraft state rebuild` moves it "
-                + "aside and rebuilds the records from refs/notes/stagecraft")
+                    + "aside and rebuilds the records from refs/notes/stagecraft")
         }
         if missing || empty {
             // Importing is idempotent (records keep their ids), so two processes that both found it empty agree.
             let records = try notedRecords()
             try store.importRecords(records)
             if !records.isEmpty {
-                notice("the state store \(statePath) was \(empty ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) "
-                    + "from refs/notes/stagecraft")
+                notice(
+                    "the state store \(statePath) was \(empty ? "empty" : "missing"): rebuilt \(records.count) deployment record(s) "
+                        + "from refs/notes/stagecraft")
             }
         }
         return store
@@ -114,6 +115,18 @@ public struct Workspace: Sendable {
     /// Every deployment record in `refs/notes/stagecraft`, oldest first.
     public func notedRecords() throws -> [DeploymentRecord] {
         try repository.allNotes().values.flatMap(DeploymentRecord.parseNote).sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }
+    }
+
+    /// Fetches the deployment records other hosts pushed to `url` (its `refs/notes/stagecraft`), merges them into this
+    /// repository's notes, and adds to `state` those it lacks: the upstream evidence a promotion checks, when hosts
+    /// share no state store. Returns how many records `state` gained.
+    public func importRemoteRecords(from url: String, into state: any StateStore) throws -> Int {
+        try repository.fetch(from: url, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
+        _ = try repository.mergeNotes(from: Repository.fetchedStagecraftNotes, author: repository.defaultSignature())
+        let known = Set(try state.records(environment: nil, model: nil).map(\.id))
+        let new = try notedRecords().filter { !known.contains($0.id) }
+        try state.importRecords(new)
+        return new.count
     }
 
     /// Writes every finished record not yet in the git notes onto its environment-file commit.

@@ -105,7 +105,13 @@ struct PublishingOptions: ParsableArguments {
     func commit(verb: String, _ change: (Promotion, Signature) throws -> PromotionResult) throws {
         let repo = try repository.open()
         let workspace = try Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref)
-        let promotion = Promotion(workspace: workspace, state: try workspace.openState(notice: Console.current.warn))
+        let state = try workspace.openState(notice: Console.current.warn)
+        // Pushing to a shared remote: the upstream's verification may have been recorded on another host; its
+        // records come with the remote's notes.
+        if push, let url = try repo.remoteURL("origin") {
+            _ = try workspace.importRemoteRecords(from: url, into: state)
+        }
+        let promotion = Promotion(workspace: workspace, state: state)
         var result = try change(promotion, workspace.actor)
         if push { result = try Publisher(workspace: workspace).push(result) { try change(promotion, workspace.actor) } }
         try Self.print(result, json: format.json, verb: verb)

@@ -225,4 +225,37 @@ struct RemoteWorkflowTests {
         #expect((try? origin.git(["notes", "--ref", "stagecraft", "show", head]))?.contains("\"environment\":\"dev\"") == true)
         #expect(try ProcessRunner.run("git", ["-C", origin.path, "fsck", "--strict"]).status == 0)
     }
+
+    /// Upstream evidence across hosts that share no state store: qa's verification, recorded by a reconciler on its own
+    /// host and pushed with the notes, lets `promote --to prod --push` on another clone go ahead; before it, refused.
+    @Test func promotingReadsTheUpstreamsVerificationFromTheRemotesNotes() throws {
+        let (origin, first, second) = try Self.originAndClones()
+        _ = try first.useFreePorts()
+        #expect(try first.stagecraft(["build", "breast-cancer"]).status == 0)
+        let builds = try JSONSerialization.jsonObject(with: Data(first.stagecraft(["builds", "breast-cancer", "--output", "json"]).stdout.utf8)) as? [[String: Any]]
+        let version = try #require(builds?.first?["digest"] as? String)
+        let toQA = try first.stagecraft(["promote", "breast-cancer", "--to", "qa", "--version", String(version.prefix(12)), "--force", "--push"])
+        #expect(toQA.status == 0, "\(toQA.stderr)")
+        let qaHost = try ScratchDirectory("qa-host")
+        defer {
+            for path in FileManager.default.enumerator(atPath: qaHost.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
+                if let pid = Int32((try? String(contentsOfFile: qaHost.path + "/" + path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
+                    kill(pid, SIGTERM)
+                }
+            }
+        }
+        // The second clone knows qa's pin but not its verification (qa has not reconciled): refused.
+        try second.git(["pull", "-q", "--rebase", "origin", "main"])
+        let early = try second.stagecraft(["promote", "breast-cancer", "--to", "prod", "--version", String(version.prefix(12)), "--push"])
+        #expect(early.status != 0 && early.stderr.contains("not in the artifact store nor in qa's records"), "\(early.stdout)\(early.stderr)")
+        // qa's host reconciles from the remote (building what it lacks), records the verification and pushes the notes.
+        let qa = try ProcessRunner.run(Fixtures.stagecraftBinary, ["reconcile", "--env", "qa", "--repo", "file://" + origin.path, "--ref", "main"], in: qaHost.path)
+        #expect(qa.status == 0, "\(qa.stdout)\(qa.stderr)")
+        // Now the same promotion from the second clone goes ahead, on qa's evidence.
+        let later = try second.stagecraft(["promote", "breast-cancer", "--to", "prod", "--version", String(version.prefix(12)), "--push"])
+        #expect(later.status == 0, "\(later.stdout)\(later.stderr)")
+        #expect(later.stdout.contains("evidence:") && later.stdout.contains("qa"), "\(later.stdout)")
+        let trailers = try origin.git(["log", "-1", "--format=%B", "main"])
+        #expect(trailers.contains("Stagecraft-From: qa") && !trailers.contains("Stagecraft-Forced"), "\(trailers)")
+    }
 }
