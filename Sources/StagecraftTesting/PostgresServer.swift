@@ -15,6 +15,8 @@ public final class PostgresServer: @unchecked Sendable {
     private let dataDirectory: String
     private let bin: String
     private let asUser: [String]
+    /// Where it listens: 127.0.0.1, and another address when given (for test hosts in network namespaces).
+    private let listen: String
 
     /// The folder of Debian's PostgreSQL programs, when one is installed.
     static var binFolder: String? {
@@ -31,7 +33,11 @@ public final class PostgresServer: @unchecked Sendable {
     /// `postgres://stagecraft@127.0.0.1:PORT/stagecraft`.
     public var url: String { "postgres://\(user)@127.0.0.1:\(port)/\(database)" }
 
-    public init() throws {
+    /// - Parameters:
+    ///   - address: another address of this host to listen on besides 127.0.0.1 (a bridge to test hosts).
+    ///   - network: the clients' network on that address (`10.77.0.0/24`), trusted as 127.0.0.1 is.
+    public init(alsoListeningOn address: String? = nil, trusting network: String? = nil) throws {
+        listen = ["127.0.0.1", address].compactMap { $0 }.joined(separator: ",")
         guard let bin = Self.binFolder else {
             throw ProcessFailure(
                 command: "pg_ctl", output: ProcessOutput(status: 127, stdout: "", stderr: "PostgreSQL is not installed (scripts/setup)"))
@@ -46,6 +52,11 @@ public final class PostgresServer: @unchecked Sendable {
         }
         port = try Loopback.freePort()
         try run("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"])
+        if let network {
+            let hba = dataDirectory + "/pg_hba.conf"
+            let text = try String(contentsOfFile: hba, encoding: .utf8)
+            try (text + "host all all \(network) trust\n").write(toFile: hba, atomically: false, encoding: .utf8)
+        }
         // The server outlives pg_ctl: it gets no pipe of ours, and pg_ctl is waited for with waitpid (Foundation's
         // Process did not reap it here: its exit went unnoticed once the server it started lived on).
         try start()
@@ -63,7 +74,7 @@ public final class PostgresServer: @unchecked Sendable {
         let status = try Self.spawnAndWait(
             asUser + [
                 "\(bin)/pg_ctl", "-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-o",
-                "-p \(port) -k \(dataDirectory) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+                "-p \(port) -k \(dataDirectory) -c listen_addresses=\(listen) -c fsync=off", "start",
             ])
         guard status == 0 else {
             let log = (try? String(contentsOfFile: dataDirectory + "/server.log", encoding: .utf8)) ?? ""

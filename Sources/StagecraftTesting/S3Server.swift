@@ -5,6 +5,8 @@ public import Foundation
 /// shared between servers: each test starts its own and finds it empty.
 public final class S3Server: @unchecked Sendable {
     public let port: Int
+    /// The address it listens on (`0.0.0.0`: every address of this network namespace, for other test hosts).
+    public let host: String
     private var process: BackgroundProcess
 
     /// The tests' Python, with boto3, botocore and moto.
@@ -18,21 +20,22 @@ public final class S3Server: @unchecked Sendable {
         "AWS_REGION": "us-east-1",
     ]
 
-    public init() throws {
+    public init(host: String = "127.0.0.1") throws {
         port = try Loopback.freePort()
-        process = try Self.start(port: port)
+        self.host = host
+        process = try Self.start(host: host, port: port)
     }
 
-    private static func start(port: Int) throws -> BackgroundProcess {
+    private static func start(host: String, port: Int) throws -> BackgroundProcess {
         let process = try BackgroundProcess(
-            Fixtures.packageRoot + "/.venv-s3/bin/moto_server", ["-H", "127.0.0.1", "-p", "\(port)"],
+            Fixtures.packageRoot + "/.venv-s3/bin/moto_server", ["-H", host, "-p", "\(port)"],
             environment: ["MOTO_ALLOW_NONEXISTENT_REGION": "true"])
         try Loopback.waitForListener(port: port, timeout: 30)
         return process
     }
 
     /// Starts a stopped server again on the same port. moto keeps objects in memory: it comes back empty.
-    public func start() throws { process = try Self.start(port: port) }
+    public func start() throws { process = try Self.start(host: host, port: port) }
 
     /// `http://127.0.0.1:<port>`.
     public var endpoint: String { "http://127.0.0.1:\(port)" }
