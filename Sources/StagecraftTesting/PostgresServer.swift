@@ -130,3 +130,16 @@ public final class PostgresServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 }
+
+extension ScratchRepository {
+    /// Points the example's settings at `postgres` for the state store (`stateStore: postgres://…`), by a commit.
+    public func keepState(in postgres: PostgresServer) throws {
+        let settings = try directory.read("stagecraft.yaml")
+            .replacingOccurrences(of: "stateStore: .stagecraft/state.db", with: "stateStore: \(postgres.url)?sslmode=disable")
+        guard settings.contains(postgres.url) else {
+            throw ProcessFailure(
+                command: "keepState", output: ProcessOutput(status: 1, stdout: "", stderr: "stagecraft.yaml has no stateStore line to replace"))
+        }
+        try commit(["stagecraft.yaml": settings], message: "state in PostgreSQL")
+    }
+}

@@ -27,6 +27,15 @@ public final class ScratchDirectory: @unchecked Sendable {
     public func read(_ relative: String) throws -> String {
         try String(contentsOfFile: appending(relative), encoding: .utf8)
     }
+
+    /// Sends `signal` to every process whose pid file (`*.pid`) is anywhere under this directory: the servers that
+    /// reconciles run from here started (a host's folder, wherever its repository cache put them).
+    public func signalServers(_ signal: Int32 = SIGTERM) {
+        for relative in FileManager.default.enumerator(atPath: path)?.compactMap({ $0 as? String }) ?? [] where relative.hasSuffix(".pid") {
+            guard let text = try? read(relative), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            kill(pid, signal)
+        }
+    }
 }
 
 /// A real git repository in a temporary directory, driven through the `git` CLI.

@@ -61,9 +61,7 @@ import Testing
         let scratch = try ScratchRepository.example()
         try scratch.useFreePorts()
         defer { scratch.stopServers() }
-        let settings = try scratch.directory.read("stagecraft.yaml")
-            .replacingOccurrences(of: "stateStore: .stagecraft/state.db", with: "stateStore: \(postgres.url)?sslmode=disable")
-        try scratch.commit(["stagecraft.yaml": settings], message: "state in PostgreSQL")
+        try scratch.keepState(in: postgres)
         #expect(try scratch.stagecraft(["build"]).status == 0)
         let lease = ["STAGECRAFT_LEASE_SECONDS": "2"]
         let first = try BackgroundProcess(

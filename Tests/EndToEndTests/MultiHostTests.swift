@@ -68,12 +68,7 @@ import Testing
         }
         defer {
             for process in running.values { process.stop() }
-            for folder in folders.values {
-                for path in FileManager.default.enumerator(atPath: folder.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
-                    if let pid = Int32((try? String(contentsOfFile: folder.path + "/" + path, encoding: .utf8))?
-                        .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") { kill(pid, SIGKILL) }
-                }
-            }
+            for folder in folders.values { folder.signalServers(SIGKILL) }
         }
         func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
@@ -117,16 +112,21 @@ import Testing
         let qa = try watch("qa", environmentName: "qa")
 
         // A commit pushed to main: dev's host is woken by the webhook, builds, promotes and serves it.
-        let firstPenguins = serving("dev", "penguins", port: ports["dev"]!)
-        try example.git(["pull", "-q", "--rebase", origin, "main"])
-        let manifest = try example.directory.read("manifests/penguins.yaml")
-        try example.commit(
-            ["manifests/penguins.yaml": manifest.replacingOccurrences(of: "learningRate: 0.1", with: "learningRate: 0.2")],
-            message: "penguins: learning rate 0.2")
-        try example.git(["push", "-q", origin, "main"])
-        #expect(try deliver(to: "dev") == 200)
-        #expect(waitFor(120) { serving("dev", "penguins", port: ports["dev"]!).map { $0 != firstPenguins } ?? false },
-                "dev did not serve the pushed commit: \(dev.log)")
+        /// Commits a new learning rate for penguins on main, pushes it, tells dev's host, and returns what dev then serves.
+        func pushPenguins(learningRate: String, replacing old: String) throws -> String? {
+            let before = serving("dev", "penguins", port: ports["dev"]!)
+            try example.git(["pull", "-q", "--rebase", origin, "main"])
+            let manifest = try example.directory.read("manifests/penguins.yaml")
+            try example.commit(
+                ["manifests/penguins.yaml": manifest.replacingOccurrences(of: "learningRate: \(old)", with: "learningRate: \(learningRate)")],
+                message: "penguins: learning rate \(learningRate)")
+            try example.git(["push", "-q", origin, "main"])
+            #expect(try deliver(to: "dev") == 200)
+            #expect(waitFor(120) { serving("dev", "penguins", port: ports["dev"]!).map { $0 != before } ?? false },
+                    "dev did not serve the pushed commit: \(dev.log)")
+            return serving("dev", "penguins", port: ports["dev"]!)
+        }
+        let penguins = try pushPenguins(learningRate: "0.2", replacing: "0.1")
 
         // 2. From a fifth host: promote breast-cancer to qa and push; qa serves it within 2 s, without building.
         let ops = try folder("ops")
@@ -155,7 +155,6 @@ import Testing
         #expect(waitFor(60) { paused.log.contains("failpoint after-begin: paused") }, "\(paused.log)")
         kill(paused.process.processIdentifier, SIGKILL)
         let second = try watch("qa2", environmentName: "qa", interval: "1s")
-        let penguins = serving("dev", "penguins", port: ports["dev"]!)
         #expect(waitFor(60) { serving("qa2", "penguins", port: ports["qa"]!) == penguins }, "the second qa did not converge: \(second.log)")
         #expect(try postgres.psql("SELECT count(*) = count(DISTINCT id) FROM deployment_record") == "t")
         #expect(waitFor(10) { (try? postgres.psql("SELECT count(*) FROM deployment_record WHERE outcome = 'in-progress'")) == "0" })
@@ -165,15 +164,7 @@ import Testing
         // when the link is back, qa2's writes are refused by epoch and it stands down.
         second.stop()
         let cut = try watch("qa2", environmentName: "qa", interval: "1s", extra: ["STAGECRAFT_FAILPOINT": "after-begin:pause"])
-        try example.git(["pull", "-q", "--rebase", origin, "main"])
-        let again = try example.directory.read("manifests/penguins.yaml")
-        try example.commit(
-            ["manifests/penguins.yaml": again.replacingOccurrences(of: "learningRate: 0.2", with: "learningRate: 0.3")],
-            message: "penguins: learning rate 0.3")
-        try example.git(["push", "-q", origin, "main"])
-        #expect(try deliver(to: "dev") == 200)
-        #expect(waitFor(120) { serving("dev", "penguins", port: ports["dev"]!).map { $0 != penguins } ?? false }, "\(dev.log)")
-        let third = serving("dev", "penguins", port: ports["dev"]!)
+        let third = try pushPenguins(learningRate: "0.3", replacing: "0.2")
         let thirdPromotion = try network.run(
             "ops", [Fixtures.stagecraftBinary, "promote", "penguins", "--to", "qa", "--push"], in: ops + "/models", environment: environment)
         #expect(thirdPromotion.status == 0, "\(thirdPromotion.stdout)\(thirdPromotion.stderr)")

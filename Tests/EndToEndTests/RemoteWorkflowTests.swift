@@ -112,12 +112,7 @@ struct RemoteWorkflowTests {
              "--webhook", "127.0.0.1:\(hookPort)", "--webhook-secret-file", host.path + "/hook-secret"], in: host.path)
         defer {
             watcher.stop()
-            // The server qa's reconcile started, wherever its pid file is under the host's folder.
-            for path in FileManager.default.enumerator(atPath: host.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
-                if let pid = Int32((try? String(contentsOfFile: host.path + "/" + path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
-                    kill(pid, SIGTERM)
-                }
-            }
+            host.signalServers()  // the server qa's reconcile started
         }
         func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
@@ -189,13 +184,7 @@ struct RemoteWorkflowTests {
         _ = try first.useFreePorts()
         try first.git(["push", "-q", "origin", "main"])
         let host = try ScratchDirectory("dev-host")
-        defer {
-            for path in FileManager.default.enumerator(atPath: host.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
-                if let pid = Int32((try? String(contentsOfFile: host.path + "/" + path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
-                    kill(pid, SIGTERM)
-                }
-            }
-        }
+        defer { host.signalServers() }
         let reconcile = ["reconcile", "--env", "dev", "--repo", "file://" + origin.path, "--ref", "main"]
         let once = try ProcessRunner.run(Fixtures.stagecraftBinary, reconcile, in: host.path)
         #expect(once.status == 0, "\(once.stdout)\(once.stderr)")
@@ -237,13 +226,7 @@ struct RemoteWorkflowTests {
         let toQA = try first.stagecraft(["promote", "breast-cancer", "--to", "qa", "--version", String(version.prefix(12)), "--force", "--push"])
         #expect(toQA.status == 0, "\(toQA.stderr)")
         let qaHost = try ScratchDirectory("qa-host")
-        defer {
-            for path in FileManager.default.enumerator(atPath: qaHost.path)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".pid") {
-                if let pid = Int32((try? String(contentsOfFile: qaHost.path + "/" + path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
-                    kill(pid, SIGTERM)
-                }
-            }
-        }
+        defer { qaHost.signalServers() }
         // The second clone knows qa's pin but not its verification (qa has not reconciled): refused.
         try second.git(["pull", "-q", "--rebase", "origin", "main"])
         let early = try second.stagecraft(["promote", "breast-cancer", "--to", "prod", "--version", String(version.prefix(12)), "--push"])

@@ -10,10 +10,7 @@ import Testing
         let scratch = try ScratchRepository.example()
         try scratch.useFreePorts()
         defer { scratch.stopServers() }
-        let settings = try scratch.directory.read("stagecraft.yaml")
-            .replacingOccurrences(of: "stateStore: .stagecraft/state.db", with: "stateStore: \(postgres.url)?sslmode=disable")
-        #expect(settings.contains(postgres.url))
-        try scratch.commit(["stagecraft.yaml": settings], message: "state in PostgreSQL")
+        try scratch.keepState(in: postgres)
         let reconcile = try scratch.stagecraft(["reconcile", "--env", "dev"])
         #expect(reconcile.status == 0, "\(reconcile.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.directory.appending(".stagecraft/state.db")), "SQLite was used")
