@@ -160,7 +160,9 @@ try:
     open(os.path.join(example, "stagecraft.yaml"), "w").write(
         "apiVersion: stagecraft/v1\nkind: Project\nspec:\n  artifacts: s3://bench-models/example\n"
         f'  s3: {{endpoint: "http://127.0.0.1:{s3_port}", pathStyle: true}}\n'
-        f"  stateStore: {postgres.url.replace('/stagecraft?', '/postgres?')}\n")
+        f"  stateStore: {postgres.url.replace('/stagecraft?', '/webhook?')}\n")
+    # A database of its own: the fleet's records (in the others) name models this project does not have.
+    postgres.ctl(["createdb", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "stagecraft", "webhook"])
     run(["git", "init", "-q", "-b", "main"], example)
     run(["git", "add", "-A"], example)
     run(["git", "commit", "-q", "-m", "example on shared stores"], example)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GitStore
 import Manifests
+import NIOCore
 import Reconciler
 import Registry
 import ServiceLifecycle
@@ -212,11 +213,16 @@ struct ReconcileCommand: AsyncParsableCommand {
                 WebhookListener.application(host: address.host, port: address.port, webhook: hook, wake: signal) { message in
                     console.printError(message)
                 })
-            console.printError("webhook: listening on \(address.host):\(address.port) for pushes to \(hook.watchedRef)")
             wake = signal
         }
-        try await LoopService.runUntilSignalled("reconcile", wake: wake, beside: beside) {
-            await LoopService.onThread { Self.round(context, retry: retry, refresh: refresh) }
+        do {
+            try await LoopService.runUntilSignalled("reconcile", wake: wake, beside: beside) {
+                await LoopService.onThread { Self.round(context, retry: retry, refresh: refresh) }
+            }
+        } catch let error as IOError where webhook != nil {
+            // The only listener of a watching reconcile is the webhook's.
+            let reason = error.errnoCode == EADDRINUSE ? "another process listens there" : error.description
+            throw CommandFailure(.failure, "cannot listen for webhooks on \(webhook!): \(reason); choose another --webhook")
         }
     }
 

@@ -65,6 +65,7 @@ final class WakeSignal: Sendable {
 /// 202 and ignored; a delivery not signed with the secret 401, a body over 1 MiB 413, each logged with its delivery id.
 enum WebhookListener {
     /// The listener as a service of the loop's service group.
+    /// Says so (through `log`) once it listens.
     static func application(
         host: String, port: Int, webhook: PushWebhook, wake: WakeSignal, log: @escaping @Sendable (String) -> Void
     ) -> some ApplicationProtocol {
@@ -77,7 +78,8 @@ enum WebhookListener {
         var logger = Logger(label: "stagecraft.webhook")
         logger.logLevel = .critical
         return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "stagecraft-webhook"), logger: logger)
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "stagecraft-webhook"),
+            onServerRunning: { _ in log("webhook: listening on \(host):\(port) for pushes to \(webhook.watchedRef)") }, logger: logger)
     }
 
     static func answer(_ request: Request, webhook: PushWebhook, wake: WakeSignal, log: @Sendable (String) -> Void) async -> Response {

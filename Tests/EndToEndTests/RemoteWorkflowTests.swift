@@ -241,4 +241,30 @@ struct RemoteWorkflowTests {
         let trailers = try origin.git(["log", "-1", "--format=%B", "main"])
         #expect(trailers.contains("Stagecraft-From: qa") && !trailers.contains("Stagecraft-Forced"), "\(trailers)")
     }
+
+    /// A webhook address that is taken: one clear line, exit 1, and no "listening" said before it.
+    @Test func aWebhookAddressInUseIsSaidClearly() throws {
+        let scratch = try ScratchRepository.example()
+        _ = try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        try scratch.directory.write("s3cret\n", to: ".stagecraft/hook-secret")
+        let busy = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(busy) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(busy, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0 && listen(busy, 1) == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(busy, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let run = try scratch.stagecraft([
+            "reconcile", "--env", "qa", "--watch", "--interval", "1h", "--webhook", "127.0.0.1:\(port)", "--webhook-secret-file",
+            scratch.directory.appending(".stagecraft/hook-secret"),
+        ])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("cannot listen for webhooks on 127.0.0.1:\(port): another process listens there; choose another --webhook"),
+                "\(run.stderr)")
+        #expect(!run.stderr.contains("webhook: listening"), "\(run.stderr)")
+    }
 }
