@@ -120,6 +120,8 @@ public final class Executor {
     private var chains: [String: Chain] = [:]
     /// Models whose pin commit was found approved in this run.
     private var approved: Set<String> = []
+    /// Models whose pinned version was found verified upstream (or forced) in this run.
+    private var upstreamChecked: Set<String> = []
 
     /// Runs `actions` in order; returns the first failure's class, or nil when all succeeded.
     @discardableResult
@@ -217,6 +219,7 @@ public final class Executor {
 
     private func build(_ action: PlannedAction) throws {
         guard let model = action.model, let pin = action.version else { return }
+        try checkUpstream(model, pin: pin)
         try begin(model, version: pin, source: action.source)
         guard let source = action.source else {
             throw ReconcileError(.build, "version \(pin) is not built and has no source commit to build it from")
@@ -243,6 +246,7 @@ public final class Executor {
 
     private func verify(_ action: PlannedAction) throws {
         guard let model = action.model, let pin = action.version else { return }
+        try checkUpstream(model, pin: pin)
         try begin(model, version: pin, source: nil)
         try checkApproval(model)
         guard let version = seams.builds.resolve(pin) else {
@@ -334,6 +338,32 @@ public final class Executor {
                     + "`stagecraft approve \(model) --env \(environment.name)`")
         }
         approved.insert(model)
+    }
+
+    /// A version reaches an environment that has an upstream only once it passed there (or here, before: a rollback),
+    /// unless the commit that pinned it says a person forced it (`Stagecraft-Forced`, as `promote --force` writes).
+    /// Checked before any record is begun, so that waiting for the upstream leaves none.
+    private func checkUpstream(_ model: String, pin: String) throws {
+        guard let upstream = environment.upstream, !upstreamChecked.contains(model) else { return }
+        let version = seams.builds.resolve(pin) ?? pin
+        func passed(in name: String) throws -> Bool {
+            try seams.state.records(environment: name, model: model).contains { $0.outcome == .succeeded && $0.version.hasPrefix(version) }
+        }
+        if try passed(in: upstream) || passed(in: environment.name) {
+            upstreamChecked.insert(model)
+            return
+        }
+        if let (pinned, _) = try Approvals.pinCommit(of: model, environment: environment.name, at: commit, in: seams.git),
+            try seams.git.commit(pinned).trailer("Stagecraft-Forced") != nil
+        {
+            upstreamChecked.insert(model)
+            return
+        }
+        throw ReconcileError(
+            .refused,
+            "\(model) \(VersionDigest.short(version)) has not passed verification in '\(upstream)', \(environment.name)'s "
+                + "upstream: waiting until it does (`stagecraft promote \(model) --to \(environment.name) --force` deploys it "
+                + "anyway and records that)")
     }
 
     // MARK: Records

@@ -92,8 +92,10 @@ extension ScratchRepository {
         return ports
     }
 
-    /// Sets the `version` and `source` lines of `model` in `environments/<environment>.yaml` by a commit.
-    public func setPin(_ model: String, version: String, source: String, in environment: String) throws {
+    /// Sets the `version` and `source` lines of `model` in `environments/<environment>.yaml` by a commit. A forced pin
+    /// says so in a `Stagecraft-Forced` trailer, as `promote --force` does: the reconciler then deploys it whether or not
+    /// the environment's upstream verified the version; an unforced one waits for that verification.
+    public func setPin(_ model: String, version: String, source: String, in environment: String, forced: Bool = true) throws {
         let path = "environments/\(environment).yaml"
         var lines = try directory.read(path).components(separatedBy: "\n")
         guard let entry = lines.firstIndex(of: "    \(model):"), entry + 2 < lines.count,
@@ -103,7 +105,9 @@ extension ScratchRepository {
         }
         lines[entry + 1] = "      version: \(version.prefix(12))"
         lines[entry + 2] = "      source: \(source.prefix(12))"
-        try commit([path: lines.joined(separator: "\n")], message: "pin \(model) \(version.prefix(12)) in \(environment)")
+        let message =
+            "pin \(model) \(version.prefix(12)) in \(environment)" + (forced ? "\n\nStagecraft-Forced: pinned by hand in a test" : "")
+        try commit([path: lines.joined(separator: "\n")], message: message)
     }
 
     /// Runs the `stagecraft` binary in the repository.

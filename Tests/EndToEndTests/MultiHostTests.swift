@@ -124,9 +124,25 @@ import Testing
             #expect(try deliver(to: "dev") == 200)
             #expect(waitFor(120) { serving("dev", "penguins", port: ports["dev"]!).map { $0 != before } ?? false },
                     "dev did not serve the pushed commit: \(dev.log)")
-            return serving("dev", "penguins", port: ports["dev"]!)
+            let now = serving("dev", "penguins", port: ports["dev"]!)
+            // The promotion commit dev's host pushes back once its round ends.
+            #expect(waitFor(30) { promotions().contains("Promote penguins \(now?.prefix(12) ?? "-")") }, "\(promotions())")
+            return now
         }
         let penguins = try pushPenguins(learningRate: "0.2", replacing: "0.1")
+
+        // prod's host: dev's penguins pinned in prod by hand (not promoted, not forced): prod's reconciler refuses it,
+        // waiting for qa's verification (accepted below, once qa verified it).
+        let prod = try watch("prod", environmentName: "prod", interval: "2s")
+        try example.git(["pull", "-q", "--rebase", origin, "main"])
+        let devPin = try example.directory.read("environments/dev.yaml").components(separatedBy: "    penguins:\n")[1].split(separator: "\n")
+        let pinned = String(devPin[0].split(separator: " ")[1]), pinnedSource = String(devPin[1].split(separator: " ")[1])
+        #expect(penguins?.hasPrefix(pinned) == true)
+        try example.setPin("penguins", version: pinned, source: pinnedSource, in: "prod", forced: false)
+        try example.git(["push", "-q", origin, "main"])
+        #expect(try deliver(to: "prod") == 200)
+        #expect(waitFor(60) { prod.log.contains("has not passed verification in 'qa', prod's upstream") }, "\(prod.log)")
+        #expect(serving("prod", "penguins", port: ports["prod"]!) == nil)
 
         // 2. From a fifth host: promote breast-cancer to qa and push; qa serves it within 2 s, without building.
         let ops = try folder("ops")
@@ -159,6 +175,8 @@ import Testing
         #expect(try postgres.psql("SELECT count(*) = count(DISTINCT id) FROM deployment_record") == "t")
         #expect(waitFor(10) { (try? postgres.psql("SELECT count(*) FROM deployment_record WHERE outcome = 'in-progress'")) == "0" })
         #expect(try postgres.psql("SELECT count(*) FROM deployment_record WHERE environment = 'qa' AND outcome = 'interrupted'") == "1")
+        // qa verified penguins: prod's reconciler, waiting, now deploys the same pin.
+        #expect(waitFor(60) { serving("prod", "penguins", port: ports["prod"]!) == penguins }, "prod did not deploy: \(prod.log)")
 
         // 4. qa2 cut off while it holds the lease (stopped in the middle of an apply); qa on its own host takes over;
         // when the link is back, qa2's writes are refused by epoch and it stands down.
