@@ -120,7 +120,7 @@ public final class Executor {
     private var chains: [String: Chain] = [:]
     /// Models whose pin commit was found approved in this run.
     private var approved: Set<String> = []
-    /// Models whose pinned version was found verified upstream (or forced) in this run.
+    /// Versions (`model digest`) found verified upstream (or forced) in this run.
     private var upstreamChecked: Set<String> = []
 
     /// Runs `actions` in order; returns the first failure's class, or nil when all succeeded.
@@ -344,19 +344,20 @@ public final class Executor {
     /// unless the commit that pinned it says a person forced it (`Stagecraft-Forced`, as `promote --force` writes).
     /// Checked before any record is begun, so that waiting for the upstream leaves none.
     private func checkUpstream(_ model: String, pin: String) throws {
-        guard let upstream = environment.upstream, !upstreamChecked.contains(model) else { return }
+        guard let upstream = environment.upstream else { return }
         let version = seams.builds.resolve(pin) ?? pin
+        guard !upstreamChecked.contains("\(model) \(version)") else { return }
         func passed(in name: String) throws -> Bool {
             try seams.state.records(environment: name, model: model).contains { $0.outcome == .succeeded && $0.version.hasPrefix(version) }
         }
         if try passed(in: upstream) || passed(in: environment.name) {
-            upstreamChecked.insert(model)
+            upstreamChecked.insert("\(model) \(version)")
             return
         }
         if let (pinned, _) = try Approvals.pinCommit(of: model, environment: environment.name, at: commit, in: seams.git),
             try seams.git.commit(pinned).trailer("Stagecraft-Forced") != nil
         {
-            upstreamChecked.insert(model)
+            upstreamChecked.insert("\(model) \(version)")
             return
         }
         throw ReconcileError(
