@@ -309,14 +309,21 @@ public struct ArtifactStore: Sendable {
     }
 
     public func buildInfo(_ digest: String) throws -> BuildInfo {
-        _ = try? locate(digest)
-        return try Self.decoder.decode(BuildInfo.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("build.json")))
+        try Self.decoder.decode(BuildInfo.self, from: try stored("build.json", of: digest))
     }
 
     public func metrics(_ digest: String) throws -> MetricsFile {
+        try Self.decoder.decode(MetricsFile.self, from: try stored("metrics.json", of: digest))
+    }
+
+    /// One file of a stored version (fetched from the remote first when it is only there), or ``RegistryError``
+    /// `notFound` naming the version and the store.
+    private func stored(_ file: String, of digest: String) throws -> Data {
         _ = try? locate(digest)
-        return try Self.decoder.decode(
-            MetricsFile.self, from: Data(contentsOf: directory(for: digest).appendingPathComponent("metrics.json")))
+        guard let data = FileManager.default.contents(atPath: directory(for: digest).appendingPathComponent(file).path) else {
+            throw RegistryError(.notFound, "version \(VersionDigest.short(digest)) is not in the artifact store (\(location))")
+        }
+        return data
     }
 
     /// The build of a pinned version (a digest or a prefix of at least 12 hex digits), nil when it is not stored.

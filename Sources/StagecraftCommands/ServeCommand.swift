@@ -213,10 +213,16 @@ struct ServeCommand: AsyncParsableCommand {
     private func loadDeployed(_ env: String, into models: ModelRepository, store: ArtifactStore, workspace: Workspace) throws {
         for (name, served) in try workspace.openState(notice: Console.current.warn).served(environment: env) {
             for version in served.versions.sorted() {
-                let info = try store.buildInfo(version)
+                guard let info = try? store.buildInfo(version), let file = try? store.model(version) else {
+                    throw CommandFailure(
+                        .failure,
+                        "the state store records \(VersionDigest.short(version)) of '\(name)' as serving in \(env), but it is not in "
+                            + "the artifact store (\(store.location)); build it from its source commit (stagecraft build \(name) "
+                            + "--ref \(version == served.version ? served.source ?? "<source>" : "<source>")) or serve the pins "
+                            + "without --deployed")
+                }
                 models.load(
-                    LoadedVersion(model: name, version: version, source: info.source, file: try store.model(version)),
-                    makeDefault: version == served.version)
+                    LoadedVersion(model: name, version: version, source: info.source, file: file), makeDefault: version == served.version)
             }
             do {
                 try models.route(

@@ -89,4 +89,23 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
         return (json?["predictions"] as? [String]) ?? []
     }
+
+    /// `serve --deployed` when the state store records a version the artifact store does not have (a lost cache, or a
+    /// database shared with another project): one line naming the version and what to do, not a file-system error.
+    @Test func aDeployedVersionMissingFromTheStoreIsNamed() throws {
+        let scratch = try ScratchRepository.example()
+        try scratch.useFreePorts()
+        defer { scratch.stopServers() }
+        #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
+        scratch.stopServers()
+        let artifacts = scratch.directory.appending(".stagecraft/artifacts")
+        let versions = try FileManager.default.contentsOfDirectory(atPath: artifacts).filter { !$0.hasPrefix(".") }
+        for version in versions { try FileManager.default.moveItem(atPath: artifacts + "/" + version, toPath: artifacts + "/." + version + ".aside") }
+        let served = try ProcessRunner.run(
+            "/usr/bin/timeout", ["20", Fixtures.stagecraftBinary, "serve", "--env", "dev", "--deployed"], in: scratch.path)
+        #expect(served.status == 1, "\(served.stdout)\(served.stderr)")
+        #expect(served.stderr.contains("as serving in dev, but it is not in the artifact store"), "\(served.stderr)")
+        #expect(served.stderr.contains("stagecraft build "), "\(served.stderr)")
+        #expect(!served.stderr.contains("NSCocoaErrorDomain"), "\(served.stderr)")
+    }
 }
