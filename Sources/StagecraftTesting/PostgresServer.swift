@@ -137,8 +137,8 @@ extension ScratchRepository {
         let settings = try directory.read("stagecraft.yaml")
             .replacingOccurrences(of: "stateStore: .stagecraft/state.db", with: "stateStore: \(postgres.url)?sslmode=disable")
         guard settings.contains(postgres.url) else {
-            throw ProcessFailure(
-                command: "keepState", output: ProcessOutput(status: 1, stdout: "", stderr: "stagecraft.yaml has no stateStore line to replace"))
+            let output = ProcessOutput(status: 1, stdout: "", stderr: "stagecraft.yaml has no stateStore line to replace")
+            throw ProcessFailure(command: "keepState", output: output)
         }
         try commit(["stagecraft.yaml": settings], message: "state in PostgreSQL")
     }
