@@ -54,6 +54,19 @@ extension Repository {
         }
     }
 
+    /// Merges the deployment notes a fetch put under ``fetchedNotesPrefix`` into this repository's own.
+    @discardableResult
+    public func mergeFetchedNotes() throws(GitError) -> NotesMerge {
+        try mergeNotes(from: Self.fetchedStagecraftNotes, author: defaultSignature())
+    }
+
+    /// Fetches `url`'s notes beside this repository's own and merges its deployment notes into them.
+    @discardableResult
+    public func takeNotes(from url: String) throws(GitError) -> NotesMerge {
+        try fetch(from: url, refspecs: [Self.notesRefspec])
+        return try mergeFetchedNotes()
+    }
+
     /// `ours`' lines, then `theirs`' lines that `ours` lacks, each ending in a newline.
     static func unionOfLines(_ ours: String, _ theirs: String) -> String {
         let own = ours.split(separator: "\n", omittingEmptySubsequences: true)

@@ -104,10 +104,13 @@ private func withStrArray<T>(_ strings: [String], _ body: (inout git_strarray) t
 extension Repository {
     /// The refspecs that mirror a remote's branches and tags into a bare cache; its notes are fetched beside the
     /// cache's own (``fetchedNotesPrefix``), to be merged into them, never over them.
-    public static let mirrorRefspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/notes/*:\(fetchedNotesPrefix)*"]
+    public static let mirrorRefspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", notesRefspec]
 
-    /// Where a mirror fetch puts the remote's notes refs (`…/stagecraft` for `refs/notes/stagecraft`).
+    /// Where a fetch puts the remote's notes refs (`…/stagecraft` for `refs/notes/stagecraft`).
     public static let fetchedNotesPrefix = "refs/stagecraft/fetched-notes/"
+
+    /// The refspec that fetches a remote's notes beside this repository's own, under ``fetchedNotesPrefix``.
+    public static let notesRefspec = "+refs/notes/*:\(fetchedNotesPrefix)*"
 
     /// Where a fetch puts the remote's deployment notes.
     public static var fetchedStagecraftNotes: String { fetchedNotesPrefix + "stagecraft" }
@@ -153,7 +156,7 @@ extension Repository {
         }
         try repository.fetch(from: url, credentials: credentials)
         // Records this cache wrote and has not pushed yet stay: the remote's are merged in.
-        _ = try repository.mergeNotes(from: fetchedStagecraftNotes, author: repository.defaultSignature())
+        _ = try repository.mergeFetchedNotes()
         return repository
     }
 

@@ -121,8 +121,7 @@ public struct Workspace: Sendable {
     /// repository's notes, and adds to `state` those it lacks: the upstream evidence a promotion checks, when hosts
     /// share no state store. Returns how many records `state` gained.
     public func importRemoteRecords(from url: String, into state: any StateStore) throws -> Int {
-        try repository.fetch(from: url, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
-        _ = try repository.mergeNotes(from: Repository.fetchedStagecraftNotes, author: repository.defaultSignature())
+        try repository.takeNotes(from: url)
         let known = Set(try state.records(environment: nil, model: nil).map(\.id))
         let new = try notedRecords().filter { !known.contains($0.id) }
         try state.importRecords(new)

@@ -62,8 +62,7 @@ struct RepositoryOptions: ParsableArguments {
                     return problems
                 } catch  where error.code == .conflict && attempt < 5 {
                     // Another host pushed records first: take theirs, keep ours, push the union.
-                    try repository.fetch(from: repo, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
-                    _ = try repository.mergeNotes(from: Repository.fetchedStagecraftNotes, author: repository.defaultSignature())
+                    try repository.takeNotes(from: repo)
                 }
             }
         } catch {

@@ -48,7 +48,7 @@ import Testing
         try here.appendNoteLine("record-2 here", to: sharedID, author: author)
         try there.appendNoteLine("record-2 there", to: sharedID, author: author)
         try there.appendNoteLine("record-3 there", to: otherID, author: author)
-        try here.fetch(from: host.path, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
+        try here.fetch(from: host.path, refspecs: [Repository.notesRefspec])
         #expect(try here.mergeNotes(from: Repository.fetchedStagecraftNotes, author: author) == .merged(combined: 1))
 
         #expect(try origin.git(["notes", "--ref", "stagecraft", "show", shared]) == "record-1\nrecord-2 here\nrecord-2 there\n")
@@ -57,14 +57,14 @@ import Testing
         #expect(parents.count == 3, "the merge has both tips as parents: \(parents)")
         #expect(try ProcessRunner.run("git", ["-C", origin.path, "fsck", "--strict"]).status == 0)
         // The other side takes the merge as a fast-forward, and merging again changes nothing.
-        try there.fetch(from: origin.path, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
+        try there.fetch(from: origin.path, refspecs: [Repository.notesRefspec])
         #expect(try there.mergeNotes(from: Repository.fetchedStagecraftNotes, author: author) == .fastForward)
         #expect(try there.mergeNotes(from: Repository.fetchedStagecraftNotes, author: author) == .upToDate)
         #expect(try host.git(["notes", "--ref", "stagecraft", "show", shared]) == "record-1\nrecord-2 here\nrecord-2 there\n")
         // A side with no notes yet takes the other's as they are.
         let fresh = try ScratchRepository(cloning: origin, label: "fresh")
         let freshRepository = try Repository.open(at: fresh.path)
-        try freshRepository.fetch(from: origin.path, refspecs: ["+refs/notes/*:\(Repository.fetchedNotesPrefix)*"])
+        try freshRepository.fetch(from: origin.path, refspecs: [Repository.notesRefspec])
         #expect(try freshRepository.mergeNotes(from: Repository.fetchedStagecraftNotes, author: author) == .fastForward)
         #expect(try fresh.git(["notes", "--ref", "stagecraft", "show", other]) == "record-3 there\n")
     }
