@@ -85,11 +85,25 @@ let package = Package(
             ],
             exclude: ["Proto"]
         ),
+        // A model's own programs: its trainer and its model server as supervised processes, and the V2 requests
+        // Stagecraft forwards to that server.
+        .target(
+            name: "ExternalModels",
+            dependencies: [
+                "Learning", "Manifests", "LoopbackHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The inference server: Open Inference Protocol (KServe V2) over Hummingbird, and over gRPC.
         .target(
             name: "Serving",
             dependencies: [
-                "Learning", "Registry", "InferenceGRPC", "RepositoryWire",
+                "Learning", "Registry", "InferenceGRPC", "RepositoryWire", "ExternalModels",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -147,7 +161,7 @@ let package = Package(
             name: "Reconciler",
             dependencies: [
                 "GitStore", "Manifests", "Learning", "Registry", "LoopbackHTTP", "RepositoryWire", "PostgresState", "InferenceGRPC",
-                "ObjectStorage",
+                "ObjectStorage", "ExternalModels",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -33,12 +33,16 @@ public enum Estimator: Sendable, Codable, Equatable {
     case logisticRegression(LinearModel)
     case linearRegression(LinearModel)
     case gradientBoosting(BoostedTrees)
+    /// A model a team's own command trained: its files are beside the model file, its predictions come from its
+    /// own server process.
+    case external(ExternalEstimator)
 
     public var algorithm: String {
         switch self {
         case .logisticRegression: return "logistic-regression"
         case .linearRegression: return "linear-regression"
         case .gradientBoosting: return "gradient-boosting"
+        case .external: return "command"
         }
     }
 
@@ -46,7 +50,26 @@ public enum Estimator: Sendable, Codable, Equatable {
         switch self {
         case .logisticRegression(let model), .linearRegression(let model): return model.scores(matrix)
         case .gradientBoosting(let model): return model.scores(matrix)
+        case .external: return [Double](repeating: .nan, count: matrix.rowCount)  // answered by its server, never here
         }
+    }
+}
+
+/// How the server of a model trained by its own command is started: what the manifest's `server` section said.
+public struct ExternalEstimator: Sendable, Codable, Equatable {
+    /// The folder beside `model.json` that holds the training command's output.
+    public static let folder = "model"
+    /// The program and arguments, with `{model}`, `{port}`, `{grpcPort}` and `{name}` placeholders.
+    public var command: [String]
+    /// Environment variables for it, with the same placeholders.
+    public var environment: [String: String]
+    /// The HTTP path that answers 200 once it is ready.
+    public var ready: String
+
+    public init(command: [String], environment: [String: String], ready: String) {
+        self.command = command
+        self.environment = environment
+        self.ready = ready
     }
 }
 
@@ -169,7 +192,17 @@ public struct ModelFile: Sendable, Codable, Equatable {
     }
 
     public func predict(_ data: Dataset) throws -> Predictions {
-        predict(try pipeline.transform(data))
+        if case .external = estimator {
+            throw LearningError(
+                .invalidModelFile, "model '\(build.model)' was trained by its own command: its predictions come from its server")
+        }
+        return predict(try pipeline.transform(data))
+    }
+
+    /// The model's own server, when a team's command trained it.
+    public var external: ExternalEstimator? {
+        if case .external(let server) = estimator { return server }
+        return nil
     }
 
     /// Predicts already-transformed rows.

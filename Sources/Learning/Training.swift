@@ -50,6 +50,10 @@ public enum TrainingEvent: Sendable, Equatable {
     case boosting(round: Int, rounds: Int)
     case fitting
     case evaluating
+    /// A line a team's own trainer printed.
+    case output(String)
+    /// The version's own server is being started, to compute its gates from its answers.
+    case startingServer
 }
 
 /// One grid point and its cross-validated score.
@@ -87,6 +91,53 @@ extension ModelFile {
     public func score(_ data: Dataset) throws -> [String: Double] {
         let targets = try Targets(data, task: task, target: target, classes: classes)
         return Training.evaluate(self, try pipeline.transform(data.keeping(targets.rows)), targets: targets)
+    }
+}
+
+extension ModelFile {
+    /// The model file of a model trained elsewhere (by a team's command): the feature pipeline fitted on `train` (its
+    /// features, their types and levels: what requests are read with), the classes, and the server that predicts.
+    public static func external(
+        task: LearningTask, target: String, features: [FeatureRequest]?, train: Dataset, server: ExternalEstimator, build: BuildRecord
+    ) throws -> ModelFile {
+        let targets = try Targets(train, task: task, target: target, classes: nil)
+        let pipeline = try FeaturePipeline.fit(train.keeping(targets.rows), target: target, requests: features)
+        return ModelFile(task: task, target: target, classes: targets.classes, pipeline: pipeline, estimator: .external(server), build: build)
+    }
+
+    /// The rows of `data` that have a target value, with the model's feature columns only: what is sent to a server
+    /// to score a holdout set.
+    public func scorable(_ data: Dataset) throws -> Dataset {
+        let targets = try Targets(data, task: task, target: target, classes: classes)
+        let kept = data.keeping(targets.rows)
+        var columns: [Column] = []
+        for feature in pipeline.features {
+            guard let column = kept.column(feature.name) else {
+                throw LearningError(.missingColumn, "\(data.source) has no column '\(feature.name)'")
+            }
+            columns.append(column)
+        }
+        return Dataset(names: pipeline.features.map(\.name), columns: columns, source: data.source)
+    }
+
+    /// The metrics of `predictions` (of ``scorable(_:)``'s rows) against `data`'s targets, computed as a build
+    /// computes its holdout metrics; and the reference profile of `train` and these predictions, for drift.
+    public func evaluate(_ predictions: Predictions, on data: Dataset, train: Dataset) throws -> (metrics: [String: Double], reference: ReferenceProfile) {
+        let metrics = try score(predictions, on: data)
+        let trainTargets = try Targets(train, task: task, target: target, classes: nil)
+        let reference = ReferenceProfile(
+            training: train.keeping(trainTargets.rows), features: pipeline.features.map(\.name), predictions: predictions)
+        return (metrics, reference)
+    }
+
+    /// The metrics of `predictions` (of ``scorable(_:)``'s rows) against `data`'s targets.
+    public func score(_ predictions: Predictions, on data: Dataset) throws -> [String: Double] {
+        let targets = try Targets(data, task: task, target: target, classes: classes)
+        let count = predictions.labels?.count ?? predictions.values?.count ?? 0
+        guard count == targets.rows.count else {
+            throw LearningError(.unusableData, "the server answered \(count) predictions for \(targets.rows.count) rows")
+        }
+        return Training.evaluate(self, predictions, targets: targets)
     }
 }
 

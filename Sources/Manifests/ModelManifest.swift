@@ -90,18 +90,91 @@ public struct SearchSpec: Hashable, Sendable, Codable {
     }
 }
 
-/// The `trainer` section.
+/// The `trainer` section: a built-in algorithm, or a team's own training command.
 public struct TrainerSpec: Hashable, Sendable, Codable {
-    public var algorithm: Algorithm
+    /// The built-in algorithm; nil when `command` trains the model.
+    public var algorithm: Algorithm?
+    /// The team's own training code; nil for a built-in algorithm.
+    public var command: TrainerCommand?
     public var params: [String: JSONValue]
     public var search: SearchSpec?
     public var seed: Int
 
-    public init(algorithm: Algorithm, params: [String: JSONValue] = [:], search: SearchSpec? = nil, seed: Int = 42) {
+    public init(
+        algorithm: Algorithm?, command: TrainerCommand? = nil, params: [String: JSONValue] = [:], search: SearchSpec? = nil,
+        seed: Int = 42
+    ) {
         self.algorithm = algorithm
+        self.command = command
         self.params = params
         self.search = search
         self.seed = seed
+    }
+}
+
+/// `trainer.command` and what goes with it: a training program run in a fresh work folder holding the source
+/// commit's `code` and the data, which writes the model into `$STAGECRAFT_OUTPUT`.
+public struct TrainerCommand: Hashable, Sendable, Codable {
+    /// The program and its arguments; `{name}` is replaced by the value of param `name`.
+    public var command: [String]
+    /// Files and folders (repository paths) the command needs, materialised from the source commit.
+    public var code: [String]
+    /// A file whose content pins the runtime (a lock file); its sha256 is an input of the version.
+    public var environment: String?
+    /// Seconds the command may run before its process group is killed.
+    public var timeout: Double
+    /// Where each `code` path and the `environment` file are written, for errors found at a ref.
+    public var locations: [String: SourceLocation]
+
+    /// The default `timeout`: 30 minutes.
+    public static let defaultTimeout: Double = 1800
+
+    public init(command: [String], code: [String], environment: String?, timeout: Double, locations: [String: SourceLocation] = [:]) {
+        self.command = command
+        self.code = code
+        self.environment = environment
+        self.timeout = timeout
+        self.locations = locations
+    }
+
+    /// The `{name}` placeholders of `text`, in order.
+    public static func placeholders(in text: String) -> [String] {
+        var names: [String] = []
+        var rest = text[...]
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            names.append(String(rest[rest.index(after: open)..<close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return names
+    }
+
+    /// `text` with each `{name}` replaced by `values[name]` (a placeholder without a value stays as written).
+    public static func substitute(_ text: String, _ values: [String: String]) -> String {
+        var out = text
+        for name in placeholders(in: text) {
+            if let value = values[name] { out = out.replacingOccurrences(of: "{\(name)}", with: value) }
+        }
+        return out
+    }
+}
+
+/// The `server` section of a model trained by its own command: the model server that answers for each version.
+public struct ServerSpec: Hashable, Sendable, Codable {
+    /// The program and its arguments: `{model}` is the version's model folder, `{port}` and `{grpcPort}` the private
+    /// loopback ports it must listen on, `{name}` the model's name.
+    public var command: [String]
+    /// Environment variables set for it (values take the same placeholders).
+    public var environment: [String: String]
+    /// The HTTP path that answers 200 once the server is ready.
+    public var ready: String
+
+    /// The placeholders `command` and `environment` may use.
+    public static let placeholders = ["model", "port", "grpcPort", "name"]
+
+    public init(command: [String], environment: [String: String] = [:], ready: String = "/v2/health/ready") {
+        self.command = command
+        self.environment = environment
+        self.ready = ready
     }
 }
 
@@ -115,6 +188,8 @@ public struct ModelManifest: Hashable, Sendable {
     /// The declared features; nil means every column but the target, with inferred types.
     public var features: [FeatureSpec]?
     public var trainer: TrainerSpec
+    /// The model server of a model trained by its own command (required with `trainer.command`).
+    public var server: ServerSpec?
     /// The `spec` section as JSON: its canonical form is an input of the version digest.
     public var spec: JSONValue
     /// Where the data paths are written, for errors found later (a file missing at a ref).
@@ -135,19 +210,30 @@ public struct ModelManifest: Hashable, Sendable {
             let (header, spec) = reader.document(
                 node, kind: "Model",
                 spec: "a mapping with task, data and "
-                    + "trainer", specKeys: ["task", "data", "features", "trainer"])
+                    + "trainer", specKeys: ["task", "data", "features", "trainer", "server"])
         else { return nil }
 
         let task: Task? = reader.required(spec, "task", "one of: \(Task.allCases.map(\.rawValue).joined(separator: ", "))")
             .flatMap { reader.choice($0, "spec.task", "task") }
         let data = reader.required(spec, "data", "a mapping with train, test and target").flatMap { decodeData($0, reader: reader) }
         let features = spec["features"].flatMap { decodeFeatures($0, target: data?.data.target, reader: reader) }
-        let trainer = reader.required(spec, "trainer", "a mapping with algorithm").flatMap { decodeTrainer($0, task: task, reader: reader) }
+        let trainerNode = reader.required(spec, "trainer", "a mapping with algorithm, or with command")
+        let trainer = trainerNode.flatMap { decodeTrainer($0, task: task, reader: reader) }
+        let server = spec["server"].flatMap { decodeServer($0, reader: reader) }
+        if let trainer, trainer.command != nil, server == nil, spec["server"] == nil, let trainerNode {
+            reader.report(
+                trainerNode,
+                "a model trained by its own command needs a 'server' section: the command that serves a version "
+                    + "(such as [mlserver, start, \"{model}\"]) and its ready path")
+        }
+        if let trainer, trainer.command == nil, let node = spec["server"] {
+            reader.report(node, "'spec.server' is for models trained by their own command (trainer.command); built-in algorithms are served by Stagecraft")
+        }
 
         guard let header, let task, let data, let trainer else { return nil }
         return ModelManifest(
             name: header.name, file: reader.file, task: task, data: data.data, features: features,
-            trainer: trainer, spec: JSONValue(spec.node), dataLocations: data.locations)
+            trainer: trainer, server: server, spec: JSONValue(spec.node), dataLocations: data.locations)
     }
 
     private static func decodeData(_ node: Node, reader: YAMLReader) -> (data: DataSpec, locations: [String: SourceLocation])? {
@@ -232,8 +318,20 @@ public struct ModelManifest: Hashable, Sendable {
     }
 
     private static func decodeTrainer(_ node: Node, task: Task?, reader: YAMLReader) -> TrainerSpec? {
-        guard let mapping = reader.mapping(node, "spec.trainer", allowed: ["algorithm", "params", "search", "seed"]) else { return nil }
-        let algorithmNode = reader.required(mapping, "algorithm", "one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        let keys = ["algorithm", "command", "code", "environment", "timeout", "params", "search", "seed"]
+        guard let mapping = reader.mapping(node, "spec.trainer", allowed: keys) else { return nil }
+        if mapping["algorithm"] != nil, let commandNode = mapping["command"] {
+            reader.report(commandNode, "'spec.trainer' takes an algorithm or a command, not both")
+            return nil
+        }
+        if mapping["command"] != nil || mapping["algorithm"] == nil && ["code", "environment", "timeout"].contains(where: { mapping[$0] != nil }) {
+            return decodeCommandTrainer(mapping, reader: reader)
+        }
+        for key in ["code", "environment", "timeout"] {
+            if let extra = mapping.keyNode(key) { reader.report(extra, "'spec.trainer.\(key)' goes with a trainer command, not an algorithm") }
+        }
+        let algorithmNode = reader.required(
+            mapping, "algorithm", "one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (or a command)")
         let algorithm: Algorithm? = algorithmNode.flatMap { reader.choice($0, "spec.trainer.algorithm", "algorithm") }
         if let algorithm, let task, !algorithm.tasks.contains(task), let algorithmNode {
             reader.report(
@@ -253,6 +351,132 @@ public struct ModelManifest: Hashable, Sendable {
         let seed = mapping["seed"].map { reader.int($0, "spec.trainer.seed", range: 0...Int(Int32.max)) } ?? 42
         guard let algorithm, let seed else { return nil }
         return TrainerSpec(algorithm: algorithm, params: params, search: search, seed: seed)
+    }
+
+    /// `trainer.command` with `code`, `environment`, `timeout`, `params` (numbers, booleans or strings) and `seed`.
+    private static func decodeCommandTrainer(_ mapping: YAMLReader.Mapping, reader: YAMLReader) -> TrainerSpec? {
+        var locations: [String: SourceLocation] = [:]
+        var command: [String]?
+        if let node = reader.required(mapping, "command", "the program and its arguments, as a list"), let items = reader.list(node, "spec.trainer.command") {
+            let words = items.enumerated().compactMap { reader.string($1, "spec.trainer.command[\($0)]") }
+            if items.isEmpty { reader.report(node, "'spec.trainer.command' needs at least the program to run") }
+            if words.count == items.count, !words.isEmpty { command = words }
+        }
+        var code: [String] = []
+        if let node = mapping["code"], let items = reader.list(node, "spec.trainer.code") {
+            for (index, item) in items.enumerated() {
+                guard let text = reader.string(item, "spec.trainer.code[\(index)]") else { continue }
+                guard let path = repositoryPath(text, item, what: "code path", reader: reader) else { continue }
+                code.append(path)
+                locations["code:\(path)"] = reader.location(item)
+            }
+        }
+        var environment: String?
+        if let node = mapping["environment"], let text = reader.string(node, "spec.trainer.environment") {
+            environment = repositoryPath(text, node, what: "environment file", reader: reader)
+            locations["environment"] = reader.location(node)
+        }
+        var timeout = TrainerCommand.defaultTimeout
+        if let node = mapping["timeout"] {
+            if let text = reader.string(node, "spec.trainer.timeout"), let seconds = DurationText.seconds(text) {
+                timeout = seconds
+            } else {
+                reader.report(node, "expected a duration for 'spec.trainer.timeout' such as 90s, 30m or 2h, found \(YAMLReader.describe(node))")
+            }
+        }
+        var params: [String: JSONValue] = [:]
+        if let paramsNode = mapping["params"], let paramMapping = reader.mapping(paramsNode, "spec.trainer.params", allowed: nil) {
+            for (key, _, value) in paramMapping.entries {
+                switch JSONValue(value) {
+                case .number, .bool, .string: params[key] = JSONValue(value)
+                default: reader.report(value, "expected a number, true/false or a string for 'spec.trainer.params.\(key)', found \(YAMLReader.describe(value))")
+                }
+            }
+        }
+        if let node = mapping.keyNode("search") {
+            reader.report(
+                node,
+                "'spec.trainer.search' is not run for a trainer command yet: search inside the training code, or give the "
+                    + "chosen values in params")
+        }
+        if let command, let node = mapping["command"] {
+            for name in command.flatMap(TrainerCommand.placeholders(in:)) where params[name] == nil {
+                let known = params.keys.sorted()
+                reader.report(
+                    node,
+                    "'{\(name)}' in spec.trainer.command is not a param (params: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
+                        + Spelling.didYouMean(name, among: known))
+            }
+        }
+        let seed = mapping["seed"].map { reader.int($0, "spec.trainer.seed", range: 0...Int(Int32.max)) } ?? 42
+        guard let command, let seed else { return nil }
+        return TrainerSpec(
+            algorithm: nil,
+            command: TrainerCommand(command: command, code: code, environment: environment, timeout: timeout, locations: locations),
+            params: params, seed: seed)
+    }
+
+    /// `server`: the command that serves one version, its environment and its ready path.
+    private static func decodeServer(_ node: Node, reader: YAMLReader) -> ServerSpec? {
+        guard let mapping = reader.mapping(node, "spec.server", allowed: ["command", "environment", "ready"]) else { return nil }
+        func checked(_ text: String, _ node: Node, _ path: String) {
+            for name in TrainerCommand.placeholders(in: text) where !ServerSpec.placeholders.contains(name) {
+                reader.report(
+                    node,
+                    "'{\(name)}' in \(path) is not known (expected one of: \(ServerSpec.placeholders.map { "{\($0)}" }.joined(separator: ", ")))")
+            }
+        }
+        var command: [String]?
+        if let node = reader.required(mapping, "command", "the program that serves a version, as a list"), let items = reader.list(node, "spec.server.command") {
+            let words = items.enumerated().compactMap { index, item in
+                reader.string(item, "spec.server.command[\(index)]").map { word in
+                    checked(word, item, "spec.server.command")
+                    return word
+                }
+            }
+            if items.isEmpty { reader.report(node, "'spec.server.command' needs at least the program to run") }
+            if words.count == items.count, !words.isEmpty { command = words }
+        }
+        var environment: [String: String] = [:]
+        if let node = mapping["environment"], let variables = reader.mapping(node, "spec.server.environment", allowed: nil) {
+            for (key, _, value) in variables.entries {
+                guard let text = reader.string(value, "spec.server.environment.\(key)") else { continue }
+                checked(text, value, "spec.server.environment.\(key)")
+                environment[key] = text
+            }
+        }
+        var ready = "/v2/health/ready"
+        if let node = mapping["ready"], let text = reader.string(node, "spec.server.ready") {
+            if text.hasPrefix("/"), !text.contains(where: { $0.isWhitespace }) {
+                ready = text
+            } else {
+                reader.report(node, "'spec.server.ready' must be an HTTP path such as /v2/health/ready, found '\(text.prefix(80))'")
+            }
+        }
+        guard let command else { return nil }
+        return ServerSpec(command: command, environment: environment, ready: ready)
+    }
+
+    /// A repository-relative path, normalised; nil (reported) when absolute or climbing above the root.
+    private static func repositoryPath(_ text: String, _ node: Node, what: String, reader: YAMLReader) -> String? {
+        if text.hasPrefix("/") || text.contains("://") {
+            reader.report(node, "\(what) '\(text)' must be a path relative to the repository root")
+            return nil
+        }
+        var parts: [Substring] = []
+        for part in text.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
+            if part != ".." {
+                parts.append(part)
+            } else if parts.popLast() == nil {
+                reader.report(node, "\(what) '\(text)' must stay inside the repository: it must not climb above the root with '..'")
+                return nil
+            }
+        }
+        guard !parts.isEmpty else {
+            reader.report(node, "\(what) '\(text)' names the repository root; name the files and folders the command needs")
+            return nil
+        }
+        return parts.joined(separator: "/")
     }
 
     /// A parameter value: a number or a boolean.

@@ -118,6 +118,15 @@ public struct Project: Sendable {
                             + "itself (links are not followed)"))
             }
         }
+        if let trainer = manifest.trainer.command {
+            let paths = trainer.code.map { ("code:\($0)", $0, "code path") } + (trainer.environment.map { [("environment", $0, "environment file")] } ?? [])
+            for (key, path, what) in paths {
+                guard let location = trainer.locations[key] else { continue }
+                if try !source.exists(path), try source.fileNames(in: path) == nil {
+                    diagnostics.append(Diagnostic(location, "\(what) '\(path)' does not exist at \(source.revision)" + (try missingFileHint(path, source))))
+                }
+            }
+        }
         return diagnostics
     }
 

@@ -3,6 +3,7 @@ public import GitStore
 public import Learning
 public import Manifests
 public import Registry
+import ExternalModels
 
 /// The outcome of `build`: the version's digest, and whether it was already in the store.
 public struct BuildResult: Sendable {
@@ -46,6 +47,8 @@ public struct Builder: Sendable {
         public var digest: String
         /// Seconds spent downloading data files from S3 (0 when every file came from git or the cache).
         public var downloadSeconds: Double = 0
+        /// A trainer command's code paths (git object ids) and environment file (sha256).
+        public var codeHashes: [String: String] = [:]
     }
 
     /// Reads `model`'s manifest and data at `ref` and computes the digest, without training.
@@ -80,11 +83,13 @@ public struct Builder: Sendable {
                 hashes[path] = file.sha256
                 download += file.downloadSeconds
             }
+            let code = try manifest.trainer.command.map { try CommandTraining.codeHashes($0, repository: repository, commit: source.commit) }
             let digest = VersionDigest.compute(
-                canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion)
+                canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion,
+                codeHashes: code ?? [:])
             return Inputs(
                 manifest: manifest, source: source, project: project, data: data, dataHashes: hashes, digest: digest,
-                downloadSeconds: download)
+                downloadSeconds: download, codeHashes: code ?? [:])
         }
     }
 
@@ -103,6 +108,9 @@ public struct Builder: Sendable {
                 metrics: try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
         }
         let manifest = inputs.manifest
+        if let trainer = manifest.trainer.command {
+            return try buildWithCommand(inputs, trainer: trainer, ref: ref, store: store, started: started, progress: progress)
+        }
         let request = Self.trainingRequest(manifest)
         let types = Dictionary((request.features ?? []).compactMap { feature in feature.type.map { (feature.name, $0) } }) { a, _ in a }
         let readStart = Date()
@@ -119,14 +127,115 @@ public struct Builder: Sendable {
         if inputs.downloadSeconds > 0 { timings["download"] = inputs.downloadSeconds }
         timings["total"] = Date().timeIntervalSince(started)
         let info = BuildInfo(
-            digest: inputs.digest, model: manifest.name, algorithm: manifest.trainer.algorithm.rawValue, task: manifest.task.rawValue,
+            digest: inputs.digest, model: manifest.name, algorithm: modelFile.estimator.algorithm, task: manifest.task.rawValue,
             source: inputs.source.commit.hex, ref: ref, data: inputs.dataHashes, parameters: outcome.parameters,
             metrics: outcome.holdoutMetrics, timings: timings, tool: toolVersion, createdAt: Date())
-        // When another machine stored the same version meanwhile, its build is the one kept everywhere.
-        let ours = try store.store(digest: inputs.digest, model: modelFile, metrics: metrics, build: info)
+        return try keep(inputs, model: modelFile, metrics: metrics, info: info, store: store)
+    }
+
+    /// Stores a built version; when another machine stored the same version meanwhile, its build is the one kept
+    /// everywhere.
+    private func keep(
+        _ inputs: Inputs, model: ModelFile, metrics: MetricsFile, info: BuildInfo, store: ArtifactStore, outputs: URL? = nil, log: URL? = nil
+    ) throws -> BuildResult {
+        let ours = try store.store(digest: inputs.digest, model: model, metrics: metrics, build: info, outputs: outputs, log: log)
         return BuildResult(
             digest: inputs.digest, reused: !ours, info: ours ? info : try store.buildInfo(inputs.digest),
             metrics: ours ? metrics : try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
+    }
+
+    /// Where a trainer command of `digest` runs: a fresh folder under `.stagecraft/work/`.
+    func workFolder(_ digest: String) -> URL {
+        localRoot.appendingPathComponent(".stagecraft/work/train-\(VersionDigest.short(digest))-\(UUID().uuidString.prefix(8))")
+    }
+
+    /// A version trained by the manifest's own command, its gate metrics computed from the answers of its own server
+    /// on the holdout set (never from what the trainer printed).
+    private func buildWithCommand(
+        _ inputs: Inputs, trainer: TrainerCommand, ref: String, store: ArtifactStore, started: Date, progress: Training.Progress?
+    ) throws -> BuildResult {
+        let manifest = inputs.manifest
+        let request = Self.trainingRequest(manifest)
+        let types = Dictionary((request.features ?? []).compactMap { feature in feature.type.map { (feature.name, $0) } }) { a, _ in a }
+        let train = try CSVReader.read(inputs.data[manifest.data.train]!, source: manifest.data.train, types: types)
+        let test = try CSVReader.read(inputs.data[manifest.data.test]!, source: manifest.data.test, types: types)
+        let work = workFolder(inputs.digest)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let training = CommandTraining(repository: repository, inputs: inputs, trainer: trainer, work: work)
+        let fitStart = Date()
+        do {
+            try training.run(progress: progress)
+        } catch let error as BuildError {
+            keepFailedLog(training.log, digest: inputs.digest)
+            throw error
+        }
+        var timings = ["fit": Date().timeIntervalSince(fitStart)]
+        let parameters = manifest.trainer.params.compactMapValues { value -> ParameterValue? in
+            switch value {
+            case .number(let number): return .number(number)
+            case .bool(let flag): return .bool(flag)
+            default: return nil
+            }
+        }
+        let server = ExternalEstimator(
+            command: manifest.server?.command ?? [], environment: manifest.server?.environment ?? [:],
+            ready: manifest.server?.ready ?? "/v2/health/ready")
+        let record = BuildRecord(digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: parameters, tool: toolVersion)
+        var file = try ModelFile.external(
+            task: request.task, target: request.target, features: request.features, train: train, server: server, build: record)
+        // The gates: the holdout set sent through the version's own server, scored here.
+        progress?(.startingServer)
+        let evaluateStart = Date()
+        let scored: (metrics: [String: Double], reference: ReferenceProfile)
+        do {
+            let session = try ScoringSession(
+                ModelServer.Configuration(
+                    model: manifest.name, version: inputs.digest, server: server, folder: training.output,
+                    log: work.appendingPathComponent(".stagecraft-server.log")))
+            defer { session.stop() }
+            progress?(.evaluating)
+            let rows = try file.scorable(test)
+            scored = try file.evaluate(session.predict(rows, classes: file.classes, task: file.task), on: test, train: train)
+        } catch let error as ExternalModelError {
+            keepFailedLog(training.log, digest: inputs.digest)
+            throw BuildError(.training, "\(manifest.name): its server could not score the holdout set", cause: error)
+        }
+        file.reference = scored.reference
+        timings["evaluate"] = Date().timeIntervalSince(evaluateStart)
+        if inputs.downloadSeconds > 0 { timings["download"] = inputs.downloadSeconds }
+        timings["total"] = Date().timeIntervalSince(started)
+        let info = BuildInfo(
+            digest: inputs.digest, model: manifest.name, algorithm: file.estimator.algorithm, task: manifest.task.rawValue,
+            source: inputs.source.commit.hex, ref: ref, data: inputs.dataHashes, parameters: parameters, metrics: scored.metrics,
+            timings: timings, tool: toolVersion, createdAt: Date())
+        return try keep(
+            inputs, model: file, metrics: MetricsFile(holdout: scored.metrics, search: []), info: info, store: store,
+            outputs: training.output, log: training.log)
+    }
+
+    /// The predictions of a stored version of a model with its own server for `rows` (its feature columns): the
+    /// server is started on the version's `model/` folder for this batch and stopped (`predict`, `queue`,
+    /// re-scoring a serving version).
+    public func externalPredictions(of digest: String, file: ModelFile, rows: Dataset, store: ArtifactStore) throws -> Predictions {
+        guard let server = file.external else { return try file.predict(rows) }
+        let logs = localRoot.appendingPathComponent(".stagecraft/logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let session = try ScoringSession(
+            ModelServer.Configuration(
+                model: file.build.model, version: digest, server: server,
+                folder: store.directory(for: digest).appendingPathComponent(ArtifactStore.outputFolder),
+                log: logs.appendingPathComponent("server-\(file.build.model)-\(VersionDigest.short(digest)).log")))
+        defer { session.stop() }
+        return try session.predict(rows, classes: file.classes, task: file.task)
+    }
+
+    /// A failed trainer's log, kept as `.stagecraft/logs/build-<model>-<version>.log` for the user to read.
+    private func keepFailedLog(_ log: URL, digest: String) {
+        let folder = localRoot.appendingPathComponent(".stagecraft/logs")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let kept = folder.appendingPathComponent("build-\(VersionDigest.short(digest)).log")
+        try? FileManager.default.removeItem(at: kept)
+        try? FileManager.default.copyItem(at: log, to: kept)
     }
 
     /// The ML core's request for a manifest.
@@ -157,7 +266,7 @@ public struct Builder: Sendable {
         }
         return TrainingRequest(
             task: task, target: manifest.data.target, features: features,
-            algorithm: AlgorithmName(rawValue: manifest.trainer.algorithm.rawValue)!,
+            algorithm: AlgorithmName(rawValue: manifest.trainer.algorithm?.rawValue ?? "") ?? .logisticRegression,
             parameters: manifest.trainer.params.compactMapValues(parameter), search: search, seed: UInt64(manifest.trainer.seed))
     }
 }
@@ -174,6 +283,8 @@ public struct BuildError: Error, Sendable, CustomStringConvertible {
         public static let unknownModel = Code("unknown-model")
         /// A data file cannot be had, or is not what its pointer says.
         public static let data = Code("data")
+        /// A trainer command failed (exit status, timeout, no output), or its server could not score the holdout set.
+        public static let training = Code("training")
     }
 
     public let code: Code

@@ -64,7 +64,11 @@ public struct S3Artifacts: ArtifactRemote {
             return false
         }
         // The artifact store checks each file against the sha256 that build.json lists, once all are here.
-        for name in ["model.json", "metrics.json"] {
+        struct Outputs: Decodable { var outputs: [String: String]? }
+        let outputs = ((try? JSONDecoder().decode(Outputs.self, from: build))?.outputs ?? [:]).keys.map { "\(ArtifactStore.outputFolder)/\($0)" }
+        for name in ["model.json", "metrics.json"] + outputs.sorted() {
+            try FileManager.default.createDirectory(
+                at: folder.appendingPathComponent(name).deletingLastPathComponent(), withIntermediateDirectories: true)
             let objectKey = key(digest, name)
             do {
                 _ = try run { try await $0.download(bucket: bucket, key: objectKey, to: folder.appendingPathComponent(name)) }
@@ -79,7 +83,10 @@ public struct S3Artifacts: ArtifactRemote {
     public func publish(_ digest: String, from folder: URL) throws -> Bool {
         let bucket = place.bucket
         if try run({ try await $0.head(bucket: bucket, key: key(digest, "build.json")) }) != nil { return false }
-        for name in ["model.json", "metrics.json"] {
+        let outputs = try ArtifactStore.hashes(of: folder.appendingPathComponent(ArtifactStore.outputFolder)).keys.map {
+            "\(ArtifactStore.outputFolder)/\($0)"
+        }
+        for name in ["model.json", "metrics.json"] + outputs.sorted() {
             let objectKey = key(digest, name)
             _ = try run { try await $0.upload(bucket: bucket, key: objectKey, file: folder.appendingPathComponent(name)) }
         }

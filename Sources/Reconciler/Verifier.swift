@@ -91,7 +91,12 @@ public struct Verifier: GateChecking {
     func rescore(_ serving: String, on inputs: Builder.Inputs) throws -> [String: Double] {
         let file = try workspace.artifacts.model(serving)
         let test = inputs.manifest.data.test
-        return try file.score(try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes))
+        let holdout = try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes)
+        guard file.external != nil else { return try file.score(holdout) }
+        // A model with its own server: its answers on the holdout set, scored here.
+        let predictions = try workspace.builder.externalPredictions(
+            of: serving, file: file, rows: try file.scorable(holdout), store: workspace.artifacts)
+        return try file.score(predictions, on: holdout)
     }
 
     /// Sends holdout rows (of `inputs`, the version's manifest and data) to the version's own route and compares each
@@ -100,7 +105,8 @@ public struct Verifier: GateChecking {
         let file = try workspace.artifacts.model(version)
         let test = inputs.manifest.data.test
         let holdout = try CSVReader.read(inputs.data[test]!, source: test, types: file.columnTypes)
-        let expected = try file.predict(holdout)
+        // A model with its own server cannot be predicted here: its answers are checked for errors and latency only.
+        let expected = file.external == nil ? try file.predict(holdout) : nil
         let features = file.pipeline.features
         let columns = features.map { feature in holdout.names.firstIndex(of: feature.name).map { holdout.columns[$0] } }
         var latencies: [Double] = []
@@ -146,9 +152,9 @@ public struct Verifier: GateChecking {
             }
             let output = (answer.json["outputs"] as? [[String: Any]])?.first { $0["name"] as? String == "predict" }
             let data = output?["data"] as? [Any]
-            if let labels = expected.labels {
+            if let labels = expected?.labels {
                 if (data?.first as? String) != labels[row] { probe.mismatches += 1 }
-            } else if let values = expected.values {
+            } else if let values = expected?.values {
                 let value = (data?.first as? Double) ?? (data?.first as? Int).map(Double.init)
                 // JSON carries the shortest round-trip text; allow for the last bit of a parser's rounding.
                 if value.map({ abs($0 - values[row]) <= 1e-12 * max(1, abs(values[row])) }) != true { probe.mismatches += 1 }
@@ -163,7 +169,7 @@ public struct Verifier: GateChecking {
 
     /// Sends row `row` as one `ModelInfer` over gRPC (typed contents) and compares the answer with the model file's.
     static func grpcAnswerMatches(
-        model: String, version: String, row: Int, features: [FeaturePipeline.Feature], columns: [Column?], expected: Predictions,
+        model: String, version: String, row: Int, features: [FeaturePipeline.Feature], columns: [Column?], expected: Predictions?,
         server: any ServingTarget
     ) throws -> Bool {
         var request = Inference_ModelInferRequest()
@@ -191,6 +197,7 @@ public struct Verifier: GateChecking {
         request.outputs = [output]
         let answer = try server.inferOverGRPC(request)
         guard let predict = answer.outputs.first(where: { $0.name == "predict" }) else { return false }
+        guard let expected else { return true }  // answered by the model's own server: an answer is what is checked
         if let labels = expected.labels {
             return predict.contents.bytesContents.first.map { String(decoding: $0, as: UTF8.self) } == labels[row]
         }

@@ -24,6 +24,9 @@ public struct BuildInfo: Sendable, Codable, Equatable {
     /// sha256 of `model.json` and `metrics.json` as stored, which a copy fetched from a remote store is checked
     /// against (absent in builds made before remote stores existed).
     public var files: [String: String]?
+    /// A model trained by its own command: the sha256 of every file it wrote, by path under the version's `model/`
+    /// folder (what a rebuild is compared with, and a fetched copy checked against).
+    public var outputs: [String: String]?
 
     public init(
         digest: String, model: String, algorithm: String, task: String, source: String, ref: String, data: [String: String],
@@ -137,6 +140,20 @@ public struct ArtifactStore: Sendable {
     public var location: String { remote?.location ?? root.path }
 
     public static let files = ["model.json", "metrics.json", "build.json"]
+    /// The folder of a version that holds what a trainer command wrote.
+    public static let outputFolder = ExternalEstimator.folder
+
+    /// The sha256 of every file under `folder`, by relative path.
+    public static func hashes(of folder: URL) throws -> [String: String] {
+        var hashes: [String: String] = [:]
+        let base = folder.standardizedFileURL.path
+        guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey]) else { return [:] }
+        for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            let path = String(url.standardizedFileURL.path.dropFirst(base.count + 1))
+            hashes[path] = VersionDigest.sha256(try Data(contentsOf: url, options: .mappedIfSafe))
+        }
+        return hashes
+    }
 
     public func directory(for digest: String) -> URL { root.appendingPathComponent(digest) }
 
@@ -213,13 +230,14 @@ public struct ArtifactStore: Sendable {
             throw RegistryError(
                 .corrupt, "\(location): build.json under \(VersionDigest.short(digest)) describes another version or lists no file hashes")
         }
-        for name in ["model.json", "metrics.json"] {
+        let outputs = (info.outputs ?? [:]).map { ("\(outputFolder)/\($0.key)", $0.value) }
+        for (name, listed) in [("model.json", files["model.json"]), ("metrics.json", files["metrics.json"])] + outputs {
             let actual = (try? Data(contentsOf: folder.appendingPathComponent(name))).map(VersionDigest.sha256)
-            guard let expected = files[name], actual == expected else {
+            guard let expected = listed, actual == expected else {
                 throw RegistryError(
                     .corrupt,
                     "\(location): \(name) of \(VersionDigest.short(digest)) has sha256 \(actual ?? "none"), expected "
-                        + "\(files[name] ?? "none")")
+                        + "\(listed ?? "none")")
             }
         }
         return info
@@ -256,7 +274,11 @@ public struct ArtifactStore: Sendable {
     /// Stores a version's files (and publishes them to the remote). When another process or machine stored the same
     /// digest first, its files are kept (one consistent artifact everywhere) and false is returned.
     @discardableResult
-    public func store(digest: String, model: ModelFile, metrics: MetricsFile, build: BuildInfo) throws -> Bool {
+    /// - Parameter outputs: a trainer command's output folder, copied into the version's `model/` folder (each file's
+    ///   sha256 is recorded in `build.json`); `log`, its log, kept beside as `train.log`.
+    public func store(digest: String, model: ModelFile, metrics: MetricsFile, build: BuildInfo, outputs: URL? = nil, log: URL? = nil)
+        throws -> Bool
+    {
         var build = build
         do {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -270,6 +292,11 @@ public struct ArtifactStore: Sendable {
             let modelBytes = try model.encoded()
             let metricsBytes = try Self.encoder.encode(metrics)
             build.files = ["model.json": VersionDigest.sha256(modelBytes), "metrics.json": VersionDigest.sha256(metricsBytes)]
+            if let outputs {
+                try FileManager.default.copyItem(at: outputs, to: staging.appendingPathComponent(Self.outputFolder))
+                build.outputs = try Self.hashes(of: staging.appendingPathComponent(Self.outputFolder))
+            }
+            if let log { try FileManager.default.copyItem(at: log, to: staging.appendingPathComponent("train.log")) }
             try modelBytes.write(to: staging.appendingPathComponent("model.json"))
             try metricsBytes.write(to: staging.appendingPathComponent("metrics.json"))
             try Self.encoder.encode(build).write(to: staging.appendingPathComponent("build.json"))

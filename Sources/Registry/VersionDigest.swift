@@ -5,12 +5,18 @@ import Crypto
 ///
 /// The hashed text is, line by line: `stagecraft-version`, `format <model file format version>`,
 /// `spec <the manifest's spec as canonical JSON>`, then `data <path> <sha256 of the file>` for every data file
-/// the build reads, sorted by path. Same inputs, same digest.
+/// the build reads, sorted by path; for a model trained by its own command, `code <path> <git object id>` for each
+/// of its code paths and `environment <path> <sha256>`. Same inputs, same digest.
 public enum VersionDigest {
     /// The 64-hex-digit digest.
-    public static func compute(canonicalSpec: String, dataHashes: [String: String], formatVersion: Int) -> String {
+    /// - Parameter codeHashes: a trainer command's code paths with their git object ids, and its environment file
+    ///   (`environment <path>` → sha256); empty for built-in trainers, whose digests are as they always were.
+    public static func compute(
+        canonicalSpec: String, dataHashes: [String: String], formatVersion: Int, codeHashes: [String: String] = [:]
+    ) -> String {
         var text = "stagecraft-version\nformat \(formatVersion)\nspec \(canonicalSpec)\n"
         for path in dataHashes.keys.sorted() { text += "data \(path) \(dataHashes[path]!)\n" }
+        for key in codeHashes.keys.sorted() { text += "\(key.hasPrefix("environment ") ? "" : "code ")\(key) \(codeHashes[key]!)\n" }
         return sha256(Data(text.utf8))
     }
 

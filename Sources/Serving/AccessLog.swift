@@ -1,4 +1,5 @@
 public import Foundation
+import ExternalModels
 import Registry
 public import Synchronization
 

@@ -1,3 +1,4 @@
+import ExternalModels
 import Foundation
 import GRPCCore
 import HTTPTypes
@@ -15,7 +16,7 @@ import SwiftProtobuf
 struct GRPCInference: Sendable {
     let endpoint: InferenceEndpoint
     let adminToken: String?
-    let loader: (@Sendable (String, String) throws -> LoadedVersion)?
+    let loader: (@Sendable (String, String) async throws -> LoadedVersion)?
     var repository: ModelRepository { endpoint.repository }
 
     /// The service's methods (all unary), named as in `grpc_predict_v2.proto`.
@@ -43,6 +44,13 @@ struct GRPCInference: Sendable {
 
         /// Loading a model reads files (or object storage): it runs on the thread pool, not the event loop.
         var blocks: Bool { self == .repositoryModelLoad }
+    }
+
+    /// Whether a call of `method` is answered on NIO's thread pool rather than the event loop: a load (it reads files
+    /// or S3, and may start a model's own server), and infer calls while a model with its own server is loaded (they
+    /// wait for that server's answer).
+    func blocks(_ method: Method) -> Bool {
+        method.blocks || (method == .modelInfer && repository.hasOwnServers)
     }
 
     /// What the service reads of a call's metadata.
@@ -166,11 +174,23 @@ struct GRPCInference: Sendable {
                     .notFound, InferenceServer.notFoundMessage(name, request.modelVersion.isEmpty ? nil : request.modelVersion, repository))
             }
             let probe = metadata.probe
-            let done = try endpoint.infer(
-                model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion,
-                requestID: request.id.isEmpty ? nil : request.id, probe: probe, started: started,
-                answered: &answered
-            ) { file throws(InferenceError) in try Self.decode(request, for: file) }
+            let version = request.modelVersion.isEmpty ? nil : request.modelVersion
+            let requestID = request.id.isEmpty ? nil : request.id
+            let done: InferenceEndpoint.Answer
+            if repository.hasOwnServer(model: name) {
+                // On NIO's thread pool (see `blocks`): waiting for the model's own server blocks no event loop.
+                done = try waiting { [endpoint] in
+                    var answered: LoadedVersion?
+                    return try await endpoint.infer(
+                        model: name, version: version, requestID: requestID, probe: probe, started: started, answered: &answered
+                    ) { file throws(InferenceError) in try Self.decode(request, for: file) }
+                }
+                answered = done.loaded
+            } else {
+                done = try endpoint.infer(
+                    model: name, version: version, requestID: requestID, probe: probe, started: started, answered: &answered
+                ) { file throws(InferenceError) in try Self.decode(request, for: file) }
+            }
             let response = Self.response(done, model: name, raw: !request.rawInputContents.isEmpty)
             endpoint.count(model: name, answered: answered, status: 200, protocol: .grpc, started: started, id: done.id, probe: probe)
             return response
@@ -216,7 +236,9 @@ struct GRPCInference: Sendable {
         guard let loader else { throw RPCError(code: .notFound, message: "this server cannot load models") }
         let loaded: LoadedVersion
         do {
-            loaded = try loader(request.modelName, version)
+            // On NIO's thread pool (see GRPCConnection): waiting here blocks no event loop.
+            let name = request.modelName
+            loaded = try waiting { try await loader(name, version) }
         } catch {
             throw RPCError(code: .notFound, message: "cannot load version \(version) of '\(request.modelName)': \(error)")
         }
@@ -410,6 +432,9 @@ struct GRPCInference: Sendable {
             }
         }
         if let error = error as? LearningError { return RPCError(code: .invalidArgument, message: error.message) }
+        if let error = error as? ExternalModelError {
+            return RPCError(code: error.code == .unavailable ? .unavailable : .internalError, message: error.message)
+        }
         return RPCError(code: .invalidArgument, message: "\(error)")
     }
 

@@ -248,7 +248,7 @@ final class GRPCConnection: ChannelInboundHandler {
             answer(context, stream: stream, .failure(error))
             return finish(context, stream: stream, ended: true)
         }
-        guard method.blocks else {
+        guard service.blocks(method) else {
             answer(context, stream: stream, service.answer(method, message: message, metadata: call.metadata))
             return finish(context, stream: stream, ended: true)
         }

@@ -13,6 +13,8 @@ struct Reply {
     var body: ByteBuffer
     /// With binary outputs: the length of the body's JSON part (`Inference-Header-Content-Length`).
     var jsonLength: Int?
+    /// With a 503: seconds to wait before asking again (`Retry-After`).
+    var retryAfter: Int? = nil
 
     /// The `Content-Type`: JSON, or raw bytes after a JSON header.
     var contentType: String { jsonLength == nil ? "application/json" : "application/octet-stream" }
@@ -23,6 +25,7 @@ struct Reply {
         headers[.contentType] = contentType
         if let source { headers[InferenceServer.sourceHeader] = source }
         if let jsonLength { headers[InferenceServer.binaryHeaderLength] = String(jsonLength) }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return headers
     }
 
@@ -65,13 +68,39 @@ struct InferenceEndpoint: Sendable {
         model name: String, version: String?, requestID: String?, probe: Bool, started: ContinuousClock.Instant,
         answered: inout LoadedVersion?, decode: (ModelFile) throws(InferenceError) -> InferenceRequest
     ) throws -> Answer {
+        let (loaded, decoded) = try route(model: name, version: version, requestID: requestID, answered: &answered, decode: decode)
+        let predictions = try loaded.file.predict(decoded.rows)
+        return finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started)
+    }
+
+    /// As above, for a version that may have its own server (its predictions are awaited).
+    func infer(
+        model name: String, version: String?, requestID: String?, probe: Bool, started: ContinuousClock.Instant,
+        answered: inout LoadedVersion?, decode: (ModelFile) throws(InferenceError) -> InferenceRequest
+    ) async throws -> Answer {
+        let (loaded, decoded) = try route(model: name, version: version, requestID: requestID, answered: &answered, decode: decode)
+        let predictions = try await loaded.predict(decoded.rows, id: decoded.id)
+        return finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started)
+    }
+
+    /// The version that answers and the request decoded for it.
+    private func route(
+        model name: String, version: String?, requestID: String?, answered: inout LoadedVersion?,
+        decode: (ModelFile) throws(InferenceError) -> InferenceRequest
+    ) throws -> (LoadedVersion, InferenceRequest) {
         guard let loaded = repository.resolve(model: name, version: version, requestID: requestID) else {
             throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
         }
         answered = loaded
+        return (loaded, try decode(loaded.file))
+    }
+
+    /// Records live feedback and capture (not for probes) and gives the answer.
+    private func finish(
+        _ loaded: LoadedVersion, _ decoded: InferenceRequest, _ predictions: Predictions, model name: String, version: String?,
+        probe: Bool, started: ContinuousClock.Instant
+    ) -> Answer {
         let file = loaded.file
-        let decoded = try decode(file)
-        let predictions = try file.predict(decoded.rows)
         let id = decoded.id ?? InferenceRequest.newID()
         // Verification probes (reconcile's online gates) are not live traffic.
         if !probe {
@@ -116,41 +145,72 @@ struct InferenceEndpoint: Sendable {
         var id: String?
         let reply: Reply
         do {
-            var headerLength: Int?
-            if let binaryHeader {
-                guard let length = Int(binaryHeader), length >= 0 else {
-                    throw InferenceError(
-                        .badRequest,
-                        "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found "
-                            + "'\(binaryHeader.prefix(40))'")
-                }
-                headerLength = length
-            }
-            let (body, binary) = try BinaryTensors.split(try body.get(), headerLength: headerLength)
-            guard repository.contains(model: name) else {
-                throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
-            }
-            let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) }
-            }.get()
-            let requestID = try InferenceRequest.id(json)
-            id = requestID  // the access log names a request that fails later too
-            let done = try infer(
-                model: name, version: version, requestID: requestID, probe: probe, started: started,
-                answered: &answered
-            ) { file throws(InferenceError) in
-                try InferenceRequest.decode(json, binary: binary, for: file)
+            let (json, binary) = try parse(model: name, version: version, body: body, binaryHeader: binaryHeader)
+            id = try InferenceRequest.id(json)  // the access log names a request that fails later too
+            let done = try infer(model: name, version: version, requestID: id, probe: probe, started: started, answered: &answered) {
+                file throws(InferenceError) in try InferenceRequest.decode(json, binary: binary, for: file)
             }
             id = done.id
-            let answer = InferenceResponse.body(
-                model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
-                classes: done.loaded.file.classes, outputs: done.request.outputs,
-                binary: done.request.binaryOutputs)
-            reply = Reply(status: .ok, source: done.loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
+            reply = Self.reply(done, model: name)
         } catch {
             reply = InferenceServer.reply(for: error)
         }
         count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started, id: id, probe: probe)
         return reply
+    }
+
+    /// As above, for a model whose versions may have their own server.
+    func answer(
+        model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, binaryHeader: Substring? = nil,
+        probe: Bool, started: ContinuousClock.Instant
+    ) async -> Reply {
+        var answered: LoadedVersion?
+        var id: String?
+        let reply: Reply
+        do {
+            let (json, binary) = try parse(model: name, version: version, body: body, binaryHeader: binaryHeader)
+            id = try InferenceRequest.id(json)
+            let done = try await infer(
+                model: name, version: version, requestID: id, probe: probe, started: started, answered: &answered
+            ) { file throws(InferenceError) in try InferenceRequest.decode(json, binary: binary, for: file) }
+            id = done.id
+            reply = Self.reply(done, model: name)
+        } catch {
+            reply = InferenceServer.reply(for: error)
+        }
+        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started, id: id, probe: probe)
+        return reply
+    }
+
+    /// The body's JSON part and binary data, once the model is known to be loaded.
+    private func parse(
+        model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, binaryHeader: Substring?
+    ) throws -> (JSON, ByteBuffer?) {
+        var headerLength: Int?
+        if let binaryHeader {
+            guard let length = Int(binaryHeader), length >= 0 else {
+                throw InferenceError(
+                    .badRequest,
+                    "\(BinaryTensors.headerLengthField) must be a whole number of bytes, found "
+                        + "'\(binaryHeader.prefix(40))'")
+            }
+            headerLength = length
+        }
+        let (body, binary) = try BinaryTensors.split(try body.get(), headerLength: headerLength)
+        guard repository.contains(model: name) else {
+            throw InferenceError(.notFound, InferenceServer.notFoundMessage(name, version, repository))
+        }
+        let json = try body.withUnsafeReadableBytes { bytes in Result { () throws(InferenceError) in try InferenceRequest.parse(bytes) }
+        }.get()
+        return (json, binary)
+    }
+
+    /// The V2 response to an answered request.
+    private static func reply(_ done: Answer, model name: String) -> Reply {
+        let answer = InferenceResponse.body(
+            model: name, version: done.loaded.version, id: done.id, predictions: done.predictions,
+            classes: done.loaded.file.classes, outputs: done.request.outputs, binary: done.request.binaryOutputs)
+        return Reply(status: .ok, source: done.loaded.source, body: ByteBuffer(bytes: answer.bytes), jsonLength: answer.jsonLength)
     }
 
     /// The Hummingbird route's answer: reads the body, then answers as above.
@@ -166,7 +226,7 @@ struct InferenceEndpoint: Sendable {
             body = .failure(InferenceError(.badRequest, "the body could not be read"))
         }
         let binaryHeader = request.headers[InferenceServer.binaryHeaderLength].map { Substring($0) }
-        return answer(
+        return await answer(
             model: model, version: version, body: body, binaryHeader: binaryHeader,
             probe: request.headers[InferenceServer.probeHeader] != nil, started: started
         ).response

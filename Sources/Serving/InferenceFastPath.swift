@@ -52,6 +52,11 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 if flush { context.flush() }
                 handOver(context: context)
                 return
+            case .infer(let request) where endpoint.repository.hasOwnServer(model: request.model):
+                // Forwarded to the version's own server: answered by the router, off the event loop.
+                if flush { context.flush() }
+                handOver(context: context)
+                return
             case .infer(let request):
                 let started = ContinuousClock.now
                 let body = readable.getSlice(at: readable.readerIndex + request.bodyStart, length: request.bodyLength) ?? ByteBuffer()

@@ -1,5 +1,6 @@
 public import Foundation
 public import Learning
+import ExternalModels
 import NIOCore
 import Synchronization
 

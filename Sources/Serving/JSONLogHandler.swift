@@ -1,3 +1,4 @@
+import ExternalModels
 import Foundation
 public import Logging
 import Synchronization

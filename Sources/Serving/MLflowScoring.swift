@@ -1,3 +1,4 @@
+import ExternalModels
 import Foundation
 import Hummingbird
 import Learning
@@ -62,7 +63,7 @@ enum MLflowScoring {
                 throw InferenceError(.notFound, InferenceServer.notFoundMessage(model, nil, repository))
             }
             version = loaded.version
-            let predictions = try loaded.file.predict(try rows(body, loaded.file))
+            let predictions = try await loaded.predict(try rows(body, loaded.file))
             var writer = JSONWriter()
             writer.raw("{\"predictions\":")
             if let labels = predictions.labels { writer.strings(labels) } else { writer.numbers(predictions.values ?? []) }

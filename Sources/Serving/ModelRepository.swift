@@ -1,4 +1,6 @@
+public import ExternalModels
 public import Learning
+public import Foundation
 import Synchronization
 
 /// One version of one model, loaded and ready to answer. A class: a request takes it with one retain, however
@@ -10,17 +12,46 @@ public final class LoadedVersion: Sendable {
     /// The commit the version was built from.
     public let source: String
     public let file: ModelFile
+    /// The running server of a model trained by its own command, which its predictions are forwarded to.
+    public let server: ModelServer?
 
-    public init(model: String, version: String, source: String, file: ModelFile) {
+    public init(model: String, version: String, source: String, file: ModelFile, server: ModelServer? = nil) {
         self.model = model
         self.version = version
         self.source = source
         self.file = file
+        self.server = server
+    }
+
+    /// The version's predictions for `rows` (its feature columns): computed here, or by its own server.
+    /// - Throws: ``ExternalModelError`` from its own server (`.unavailable` while it restarts).
+    public func predict(_ rows: Dataset, id: String? = nil) async throws -> Predictions {
+        guard let server else { return try file.predict(rows) }
+        return try await server.predict(rows, classes: file.classes, task: file.task, id: id)
+    }
+
+    /// As ``predict(_:id:)``, from a thread that may block (the shadow worker), never from an event loop or a task.
+    func predictBlocking(_ rows: Dataset) throws -> Predictions {
+        guard server != nil else { return try file.predict(rows) }
+        return try waiting { try await self.predict(rows) }
     }
 }
 
-/// The models an environment's server has loaded: for each model, its versions and the one that answers by default.
-/// Safe to read and change from any task; a switch is atomic (a request sees the old or the new default, whole).
+/// Runs `body` and waits for it: only from a thread that may block (a worker or NIO's thread pool), never from an
+/// event loop or a task.
+func waiting<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<Result<T, any Error>?>(nil)
+    Task {
+        let answer: Result<T, any Error>
+        do { answer = .success(try await body()) } catch { answer = .failure(error) }
+        result.withLock { $0 = answer }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0! }.get()
+}
+
 public final class ModelRepository: Sendable {
     struct Entry: Sendable {
         var versions: [String: LoadedVersion]
@@ -36,25 +67,57 @@ public final class ModelRepository: Sendable {
     public init() {}
 
     /// Adds `loaded`; it becomes the default version when `makeDefault` is true or when it is the model's first.
+    /// A version loaded again replaces the one loaded before (whose own server, if any, is stopped).
     public func load(_ loaded: LoadedVersion, makeDefault: Bool = true) {
-        entries.withLock { entries in
+        let replaced = entries.withLock { entries -> LoadedVersion? in
             var entry = entries[loaded.model] ?? Entry(versions: [:], defaultVersion: loaded.version, split: nil, shadow: nil)
+            let previous = entry.versions[loaded.version]
             entry.versions[loaded.version] = loaded
             if makeDefault { entry.defaultVersion = loaded.version }
             entries[loaded.model] = entry
+            return previous
         }
+        if let replaced, replaced !== loaded { Self.stopServers([replaced]) }
+    }
+
+    /// Stops the own servers of versions no longer loaded (in the background: a request that holds one finishes
+    /// or gets a 503).
+    private static func stopServers(_ versions: [LoadedVersion]) {
+        let servers = versions.compactMap(\.server)
+        guard !servers.isEmpty else { return }
+        Task { for server in servers { await server.stop() } }
+    }
+
+    /// Stops every loaded version's own server: what the environment's server does as it stops.
+    public func stopServers() async {
+        let servers = entries.withLock { entries in entries.values.flatMap { $0.versions.values.compactMap(\.server) } }
+        for server in servers { await server.stop() }
+    }
+
+    /// Whether any loaded version has its own server.
+    public var hasOwnServers: Bool {
+        entries.withLock { entries in entries.values.contains { $0.versions.values.contains { $0.server != nil } } }
+    }
+
+    /// Whether a loaded version of `model` has its own server (its requests are answered off the event loop).
+    public func hasOwnServer(model: String) -> Bool {
+        entries.withLock { entries in entries[model]?.versions.values.contains { $0.server != nil } ?? false }
     }
 
     /// Removes a version (or the whole model when `version` is nil); returns false when there was nothing to remove.
     @discardableResult
     public func unload(model: String, version: String? = nil) -> Bool {
-        entries.withLock { entries in
+        var removed: [LoadedVersion] = []
+        defer { Self.stopServers(removed) }
+        return entries.withLock { entries in
             guard var entry = entries[model] else { return false }
             guard let version else {
+                removed = Array(entry.versions.values)
                 entries[model] = nil
                 return true
             }
             guard let full = Self.match(version, in: entry.versions.keys) else { return false }
+            removed = entry.versions[full].map { [$0] } ?? []
             entry.versions[full] = nil
             entry.split = nil  // a split that names an unloaded version no longer holds
             if entry.shadow == full { entry.shadow = nil }
@@ -201,5 +264,23 @@ public final class ModelRepository: Sendable {
         guard prefix.count >= 12 || digests.contains(prefix) else { return nil }
         let found = digests.filter { $0.hasPrefix(prefix) }
         return found.count == 1 ? found[0] : nil
+    }
+}
+
+extension LoadedVersion {
+    /// A stored version, ready to answer: a model trained by its own command has its own server started on the
+    /// version's `model/` folder (beside `model.json` in `folder`) and waited for.
+    /// - Parameter logs: the folder its server's log goes into (`server-<model>-<version>.log`).
+    /// - Throws: ``ExternalModelError`` when its server cannot start or does not get ready.
+    public static func ready(model: String, version: String, source: String, file: ModelFile, folder: URL, logs: URL) async throws
+        -> LoadedVersion
+    {
+        guard let own = file.external else { return LoadedVersion(model: model, version: version, source: source, file: file) }
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let server = try await ModelServer.start(
+            ModelServer.Configuration(
+                model: model, version: version, server: own, folder: folder.appendingPathComponent(ExternalEstimator.folder),
+                log: logs.appendingPathComponent("server-\(model)-\(version.prefix(12)).log")))
+        return LoadedVersion(model: model, version: version, source: source, file: file, server: server)
     }
 }

@@ -10,7 +10,7 @@ import RepositoryWire
 struct RepositoryAPI: Sendable {
     let repository: ModelRepository
     let token: String?
-    let loader: (@Sendable (String, String) throws -> LoadedVersion)?
+    let loader: (@Sendable (String, String) async throws -> LoadedVersion)?
 
     func authorized(_ request: Request) -> Response? {
         guard let token else { return InferenceServer.error(.notFound, "the model repository API is off on this server") }
@@ -90,7 +90,7 @@ struct RepositoryAPI: Sendable {
         guard let loader else { return InferenceServer.error(.notFound, "this server cannot load models") }
         let loaded: LoadedVersion
         do {
-            loaded = try loader(name, version)
+            loaded = try await loader(name, version)
         } catch {
             return InferenceServer.error(.notFound, "cannot load version \(version) of '\(name)': \(error)")
         }

@@ -1,4 +1,5 @@
 public import Foundation
+import ExternalModels
 import Learning
 import Synchronization
 
@@ -52,7 +53,7 @@ public final class RequestCapture: @unchecked Sendable {
         }
         guard let shadow else { return }
         let accepted = shadows.submit { [self] in
-            guard let answer = try? shadow.file.predict(rows) else { return }
+            guard let answer = try? shadow.predictBlocking(rows) else { return }
             capture { [self] in
                 encode(
                     time: time, id: id, model: model, version: shadow.version, rows: rows, predictions: answer,

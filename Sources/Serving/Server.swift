@@ -1,3 +1,4 @@
+import ExternalModels
 import Foundation
 import HTTPTypes
 public import Hummingbird
@@ -31,7 +32,7 @@ public struct InferenceServer: Sendable {
     /// The port of the gRPC service (`inference.GRPCInferenceService`), on the same host; nil serves HTTP only.
     public var grpcPort: Int?
     /// Loads a version of a model by digest (or a prefix of at least 12 hex digits), for the repository API.
-    public var loader: (@Sendable (_ model: String, _ version: String) throws -> LoadedVersion)?
+    public var loader: (@Sendable (_ model: String, _ version: String) async throws -> LoadedVersion)?
 
     public init(environment: String, repository: ModelRepository, host: String = "127.0.0.1", port: Int, bodyLimit: Int = 8 << 20) {
         self.environment = environment
@@ -155,18 +156,29 @@ public struct InferenceServer: Sendable {
             },
             logger: logger)
         let signals: [UnixSignal] = handleSignals ? [.sigterm, .sigint] : []
-        // What was captured before the server stopped is written before it returns.
+        do {
+            try await serve(app, signals: signals)
+        } catch {
+            await repository.stopServers()
+            throw error
+        }
+        // The versions' own servers stop with it; what was captured before it stopped is written before it returns.
+        await repository.stopServers()
+        await capture?.finish()
+        await accessLog?.finish()
+    }
+
+    /// Runs the HTTP application, and the gRPC listener beside it when there is a gRPC port.
+    private func serve(_ app: some ApplicationProtocol, signals: [UnixSignal]) async throws {
         guard let grpcPort else {
             try await app.runService(gracefulShutdownSignals: signals)
-            await capture?.finish()
-            await accessLog?.finish()
             return
         }
         // gRPC beside HTTP, through the same endpoint: when either stops (a signal, a port that cannot be bound), both do.
         // Messages up to 4 times the body limit are read, so that a larger request gets `RESOURCE_EXHAUSTED` with the
         // service's own message.
         let grpc = GRPCListener(
-            host: host, port: grpcPort, service: GRPCInference(endpoint: endpoint, adminToken: adminToken, loader: loader),
+            host: host, port: grpcPort, service: GRPCInference(endpoint: inferenceEndpoint, adminToken: adminToken, loader: loader),
             messageLimit: 4 * bodyLimit)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: signals) }
@@ -182,8 +194,6 @@ public struct InferenceServer: Sendable {
             group.cancelAll()
             try await group.waitForAll()
         }
-        await capture?.finish()
-        await accessLog?.finish()
     }
 
     public static let version = "0.1.0"
@@ -252,6 +262,12 @@ public struct InferenceServer: Sendable {
             return errorReply(status, failure.message)
         case let failure as LearningError:
             return errorReply(.badRequest, failure.message)
+        case let failure as ExternalModelError where failure.code == .unavailable:
+            var reply = errorReply(.serviceUnavailable, failure.message)
+            reply.retryAfter = failure.retryAfter ?? 1
+            return reply
+        case let failure as ExternalModelError:
+            return errorReply(.badGateway, failure.message)
         default:
             return errorReply(.badRequest, "\(failure)")
         }

@@ -80,6 +80,10 @@ struct BuildCommand: AsyncParsableCommand {
                 progress.update("\(model): fitting")
             case .evaluating:
                 progress.update("\(model): evaluating on the holdout set")
+            case .output(let line):
+                progress.update("\(model): \(line.prefix(120))")
+            case .startingServer:
+                progress.update("\(model): starting its server to compute the gates")
             }
         }
         progress.finish()

@@ -108,7 +108,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let (info, model) = try ArtifactStore.readVersion(in: folder)
         let models = ModelRepository()
-        models.load(LoadedVersion(model: info.model, version: info.digest, source: info.source, file: model), makeDefault: true)
+        models.load(
+            try await LoadedVersion.ready(
+                model: info.model, version: info.digest, source: info.source, file: model, folder: folder,
+                logs: FileManager.default.temporaryDirectory.appendingPathComponent("stagecraft-logs")),
+            makeDefault: true)
         var server = InferenceServer(environment: info.model, repository: models, host: host ?? defaultHost, port: listen)
         server.grpcPort = grpcPort
         Console.current.printError(
@@ -132,9 +136,10 @@ struct ServeCommand: AsyncParsableCommand {
         let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
         let store = builder.store(for: project.settings)
         let models = ModelRepository()
+        let logs = builder.localRoot.appendingPathComponent(".stagecraft/logs/\(env)")
         if deployed {
-            try loadDeployed(
-                env, into: models, store: store,
+            try await loadDeployed(
+                env, into: models, store: store, logs: logs,
                 workspace: Workspace(repository: repo, toolVersion: Stagecraft.version, ref: repository.ref))
         }
         for deployment in environment.models where !deployed {
@@ -152,7 +157,9 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 let info = try store.buildInfo(digest)
                 models.load(
-                    LoadedVersion(model: deployment.model, version: digest, source: info.source, file: try store.model(digest)),
+                    try await LoadedVersion.ready(
+                        model: deployment.model, version: digest, source: info.source, file: try store.model(digest),
+                        folder: store.directory(for: digest), logs: logs),
                     makeDefault: version == pinned)
             }
             if let shadow = deployment.shadow {
@@ -200,7 +207,9 @@ struct ServeCommand: AsyncParsableCommand {
             guard info.model == model else {
                 throw RegistryError(.notFound, "version \(version) is a build of '\(info.model)', not '\(model)'")
             }
-            return LoadedVersion(model: model, version: digest, source: info.source, file: try cached.model(digest))
+            return try await LoadedVersion.ready(
+                model: model, version: digest, source: info.source, file: try cached.model(digest), folder: cached.directory(for: digest),
+                logs: logs)
         }
         // A detached server records its own pid (the parent only knows setsid's) and holds the file's lock while it runs.
         let pidFile = ProcessInfo.processInfo.environment["STAGECRAFT_PID_FILE"]
@@ -210,7 +219,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Loads, with their routes, the versions the state store records as serving in this environment.
-    private func loadDeployed(_ env: String, into models: ModelRepository, store: ArtifactStore, workspace: Workspace) throws {
+    private func loadDeployed(_ env: String, into models: ModelRepository, store: ArtifactStore, logs: URL, workspace: Workspace) async throws {
         for (name, served) in try workspace.openState(notice: Console.current.warn).served(environment: env) {
             for version in served.versions.sorted() {
                 guard let info = try? store.buildInfo(version), let file = try? store.model(version) else {
@@ -222,7 +231,9 @@ struct ServeCommand: AsyncParsableCommand {
                             + "without --deployed")
                 }
                 models.load(
-                    LoadedVersion(model: name, version: version, source: info.source, file: file), makeDefault: version == served.version)
+                    try await LoadedVersion.ready(
+                        model: name, version: version, source: info.source, file: file, folder: store.directory(for: version), logs: logs),
+                    makeDefault: version == served.version)
             }
             do {
                 try models.route(
