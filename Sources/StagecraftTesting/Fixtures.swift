@@ -36,6 +36,16 @@ public enum Fixtures {
         return FileManager.default.isExecutableFile(atPath: python) ? python : nil
     }
 
+    /// The `bin` folder of the bring-your-own example's environment (scikit-learn, MLServer 1.7), nil when missing.
+    public static var byoBin: String? {
+        let bin = packageRoot + "/.venv-byo/bin"
+        return FileManager.default.isExecutableFile(atPath: bin + "/mlserver") ? bin : nil
+    }
+
+    /// What a test that needs ``byoBin`` records when it is missing.
+    public static let byoMissing =
+        "the bring-your-own example's environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-byo)"
+
     /// What a test that needs ``clientsPython`` records when it is missing.
     public static let clientsMissing =
         "the clients' virtual environment is missing: run scripts/setup --for-tests (scripts/test does; it creates .venv-clients)"
@@ -51,6 +61,18 @@ extension ScratchRepository {
         guard output.status == 0 else { throw ProcessFailure(command: "scripts/example", output: output) }
         try scratch.directory.write(".stagecraft/\n", to: ".gitignore")
         try scratch.commit([:], message: "example")
+        return scratch
+    }
+}
+
+extension ScratchRepository {
+    /// A repository holding `examples/byo-sklearn` (model `tumor`: train.py, MLServer) with the breast-cancer data,
+    /// committed on `main`, its commands run with the example's environment first on `PATH`.
+    public static func byoExample(bin: String) throws -> ScratchRepository {
+        let scratch = try ScratchRepository(label: "byo")
+        let output = try ProcessRunner.run(Fixtures.packageRoot + "/examples/byo-sklearn/create", [scratch.path], environment: scratch.environment)
+        guard output.status == 0 else { throw ProcessFailure(command: "examples/byo-sklearn/create", output: output) }
+        scratch.environment["PATH"] = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         return scratch
     }
 }
