@@ -187,6 +187,7 @@ let package = Package(
             name: "StagecraftCommands",
             dependencies: [
                 "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP", "FileQueue", "KServe",
+                "ExternalModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -109,10 +109,15 @@ extension ModelFile {
     /// to score a holdout set.
     public func scorable(_ data: Dataset) throws -> Dataset {
         let targets = try Targets(data, task: task, target: target, classes: classes)
-        let kept = data.keeping(targets.rows)
+        return try featureColumns(data.keeping(targets.rows))
+    }
+
+    /// The model's feature columns of `data`, in the model's order (other columns left out).
+    /// - Throws: ``LearningError`` `.missingColumn` naming a feature `data` lacks.
+    public func featureColumns(_ data: Dataset) throws -> Dataset {
         var columns: [Column] = []
         for feature in pipeline.features {
-            guard let column = kept.column(feature.name) else {
+            guard let column = data.column(feature.name) else {
                 throw LearningError(.missingColumn, "\(data.source) has no column '\(feature.name)'")
             }
             columns.append(column)

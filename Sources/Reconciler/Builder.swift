@@ -3,7 +3,7 @@ public import GitStore
 public import Learning
 public import Manifests
 public import Registry
-import ExternalModels
+public import ExternalModels
 
 /// The outcome of `build`: the version's digest, and whether it was already in the store.
 public struct BuildResult: Sendable {
@@ -100,8 +100,12 @@ public struct Builder: Sendable {
 
     /// Builds the version `inputs` describe, or reuses the stored one with the same digest.
     public func build(_ inputs: Inputs, ref: String, progress: Training.Progress? = nil) throws -> BuildResult {
+        try build(inputs, ref: ref, store: store(for: inputs.project.settings), progress: progress)
+    }
+
+    /// Builds into `store` (the project's, or a folder aside to verify a build).
+    private func build(_ inputs: Inputs, ref: String, store: ArtifactStore, progress: Training.Progress?) throws -> BuildResult {
         let started = Date()
-        let store = store(for: inputs.project.settings)
         if try store.locate(inputs.digest) {
             return BuildResult(
                 digest: inputs.digest, reused: true, info: try store.buildInfo(inputs.digest),
@@ -139,8 +143,9 @@ public struct Builder: Sendable {
         _ inputs: Inputs, model: ModelFile, metrics: MetricsFile, info: BuildInfo, store: ArtifactStore, outputs: URL? = nil, log: URL? = nil
     ) throws -> BuildResult {
         let ours = try store.store(digest: inputs.digest, model: model, metrics: metrics, build: info, outputs: outputs, log: log)
+        // As stored: with the sha256 of its files (and, when another machine stored it first, that build).
         return BuildResult(
-            digest: inputs.digest, reused: !ours, info: ours ? info : try store.buildInfo(inputs.digest),
+            digest: inputs.digest, reused: !ours, info: try store.buildInfo(inputs.digest),
             metrics: ours ? metrics : try store.metrics(inputs.digest), artifact: store.directory(for: inputs.digest))
     }
 
@@ -214,19 +219,24 @@ public struct Builder: Sendable {
     }
 
     /// The predictions of a stored version of a model with its own server for `rows` (its feature columns): the
-    /// server is started on the version's `model/` folder for this batch and stopped (`predict`, `queue`,
-    /// re-scoring a serving version).
+    /// server is started on the version's `model/` folder for this batch and stopped (re-scoring a serving version).
     public func externalPredictions(of digest: String, file: ModelFile, rows: Dataset, store: ArtifactStore) throws -> Predictions {
-        guard let server = file.external else { return try file.predict(rows) }
+        guard let session = try scoringSession(of: digest, file: file, store: store) else { return try file.predict(rows) }
+        defer { session.stop() }
+        return try session.predict(rows, classes: file.classes, task: file.task)
+    }
+
+    /// The own server of a stored version, started for a batch (`predict`, `queue`, re-scoring), its log in
+    /// `.stagecraft/logs/`; nil for a model Stagecraft predicts itself.
+    public func scoringSession(of digest: String, file: ModelFile, store: ArtifactStore) throws -> ScoringSession? {
+        guard let server = file.external else { return nil }
         let logs = localRoot.appendingPathComponent(".stagecraft/logs")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        let session = try ScoringSession(
+        return try ScoringSession(
             ModelServer.Configuration(
                 model: file.build.model, version: digest, server: server,
                 folder: store.directory(for: digest).appendingPathComponent(ArtifactStore.outputFolder),
                 log: logs.appendingPathComponent("server-\(file.build.model)-\(VersionDigest.short(digest)).log")))
-        defer { session.stop() }
-        return try session.predict(rows, classes: file.classes, task: file.task)
     }
 
     /// A failed trainer's log, kept as `.stagecraft/logs/build-<model>-<version>.log` for the user to read.
@@ -236,6 +246,33 @@ public struct Builder: Sendable {
         let kept = folder.appendingPathComponent("build-\(VersionDigest.short(digest)).log")
         try? FileManager.default.removeItem(at: kept)
         try? FileManager.default.copyItem(at: log, to: kept)
+    }
+
+    /// What rebuilding a stored version gave: the files whose bytes differ from the stored build's.
+    public struct Reproduction: Sendable {
+        public var digest: String
+        /// The files compared: a trainer command's outputs, or `model.json`.
+        public var compared: [String]
+        /// Those that differ, sorted.
+        public var differing: [String]
+        public var reproducible: Bool { differing.isEmpty }
+    }
+
+    /// Builds `model` at `ref` again, aside (the stored version is not touched: it stays the one served), and
+    /// compares the files with the stored build's: every output file of a trainer command by sha256, or the model
+    /// file. The version is built first when it is not stored yet.
+    public func verify(model: String, ref: String, progress: Training.Progress? = nil) throws -> Reproduction {
+        let inputs = try inputs(model: model, ref: ref)
+        let store = store(for: inputs.project.settings)
+        if try !store.locate(inputs.digest) { _ = try build(inputs, ref: ref, progress: progress) }
+        let stored = try store.buildInfo(inputs.digest)
+        let aside = ArtifactStore(root: localRoot.appendingPathComponent(".stagecraft/work/verify-\(UUID().uuidString.prefix(8))"))
+        defer { try? FileManager.default.removeItem(at: aside.root) }
+        let again = try build(inputs, ref: ref, store: aside, progress: progress)
+        let expected = stored.outputs ?? ["model.json": stored.files?["model.json"] ?? ""]
+        let actual = again.info.outputs ?? ["model.json": again.info.files?["model.json"] ?? ""]
+        let names = Set(expected.keys).union(actual.keys).sorted()
+        return Reproduction(digest: inputs.digest, compared: names, differing: names.filter { expected[$0] != actual[$0] })
     }
 
     /// The ML core's request for a manifest.

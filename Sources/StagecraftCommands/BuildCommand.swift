@@ -16,13 +16,23 @@ struct BuildCommand: AsyncParsableCommand {
             the version digest, and reuses .stagecraft/artifacts/<digest>/ when it
             exists; otherwise trains (with the manifest's search), evaluates on the
             holdout set and writes model.json, metrics.json and build.json there.
+            A model trained by its own command (trainer.command) runs it in a fresh
+            folder, keeps what it wrote in model/ (each file's sha256 in build.json)
+            and computes the gates from its own server's answers on the holdout set.
+
+            --verify builds the version again aside and compares the files with the
+            stored build's (exit 1 when any differs); the stored one stays served.
 
             Examples:
               stagecraft build
               stagecraft build breast-cancer
               stagecraft build penguins --ref main~1 --output json
+              stagecraft build tumor --verify
             """
     )
+
+    @Flag(name: .long, help: "Build again aside and say whether the files match the stored build's.")
+    var verify = false
 
     @Argument(help: "The models to build (names of manifests/<model>.yaml); every model when none is given.", transform: Name.model)
     var models: [String] = []
@@ -58,6 +68,10 @@ struct BuildCommand: AsyncParsableCommand {
             names = project.models.keys.sorted()
             guard !names.isEmpty else { throw CommandFailure(.failure, "no valid model manifests at \(repository.ref)") }
         }
+        if verify {
+            try verify(names, with: builder, console: console)
+            return
+        }
         var reports: [Report] = []
         for name in names {
             let result = try build(name, with: builder, console: console)
@@ -65,6 +79,43 @@ struct BuildCommand: AsyncParsableCommand {
         }
         if format.json {
             console.print(models.count == 1 ? try JSONOutput.encode(reports[0]) : try JSONOutput.encode(reports))
+        }
+    }
+
+    struct VerifyReport: Encodable {
+        var model: String
+        var digest: String
+        var reproducible: Bool
+        var compared: [String]
+        var differing: [String]
+    }
+
+    /// `--verify`: each model rebuilt aside and compared; fails when any file differs.
+    private func verify(_ names: [String], with builder: Builder, console: Console) throws {
+        var reports: [VerifyReport] = []
+        for model in names {
+            let progress = ProgressLine(console: console)
+            let result = try builder.verify(model: model, ref: repository.ref) { _ in progress.update("\(model): building again to compare") }
+            progress.finish()
+            reports.append(
+                VerifyReport(
+                    model: model, digest: result.digest, reproducible: result.reproducible, compared: result.compared,
+                    differing: result.differing))
+            guard !format.json else { continue }
+            let version = VersionDigest.short(result.digest)
+            if result.reproducible {
+                console.print(
+                    console.styled("✓", .green) + " \(model) \(version) reproducible: \(count(result.compared.count, "file")) identical")
+            } else {
+                let shown = result.differing.prefix(5).joined(separator: ", ") + (result.differing.count > 5 ? ", …" : "")
+                console.print(
+                    console.styled("✗", .red) + " \(model) \(version) not reproducible: \(shown) \(result.differing.count == 1 ? "differs" : "differ")"
+                        + " (the stored build is the one served)")
+            }
+        }
+        if format.json { console.print(reports.count == 1 ? try JSONOutput.encode(reports[0]) : try JSONOutput.encode(reports)) }
+        if reports.contains(where: { !$0.reproducible }) {
+            throw CommandFailure(.failure, "not reproducible: \(reports.filter { !$0.reproducible }.map(\.model).joined(separator: ", "))")
         }
     }
 

@@ -1,3 +1,4 @@
+import ExternalModels
 import ArgumentParser
 import Foundation
 import GitStore
@@ -46,7 +47,9 @@ struct PredictCommand: AsyncParsableCommand {
                 isFolder.boolValue ? "is a folder" : FileManager.default.fileExists(atPath: input) ? "cannot be read" : "does not exist"
             throw CommandFailure(.failure, "input file \(input) \(why); --input takes a CSV file with a header row")
         }
-        let (file, digest) = try ScoredCSV.pinnedModel(model, environment: env, repository: repository)
+        let predictor = try ScoredCSV.pinnedPredictor(model, environment: env, repository: repository)
+        defer { predictor.stop() }
+        let (file, digest) = (predictor.file, predictor.digest)
         let types = file.columnTypes
         let out: FileHandle
         if let output {
@@ -76,7 +79,7 @@ struct PredictCommand: AsyncParsableCommand {
                 text += ScoredCSV.header(data, file)
                 wroteHeader = true
             }
-            text += try ScoredCSV.rows(data, file)
+            text += try ScoredCSV.rows(data, predictor)
             rows += data.rowCount
             out.write(Data(text.utf8))
         }
@@ -97,8 +100,42 @@ struct PredictCommand: AsyncParsableCommand {
 /// Scored rows as `predict` and `queue` write them: the input columns, `prediction`, and one `probability_<class>`
 /// column per class for classifiers (and `model_version` when asked).
 enum ScoredCSV {
+    /// What predicts a batch: the model file, or the version's own server started for the batch (stopped by
+    /// ``stop()``).
+    final class Predictor {
+        let file: ModelFile
+        let digest: String
+        private let session: ScoringSession?
+
+        init(file: ModelFile, digest: String, session: ScoringSession?) {
+            self.file = file
+            self.digest = digest
+            self.session = session
+        }
+
+        func predict(_ data: Dataset) throws -> Predictions {
+            guard let session else { return try file.predict(data) }
+            return try session.predict(try file.featureColumns(data), classes: file.classes, task: file.task)
+        }
+
+        func stop() { session?.stop() }
+    }
+
+    /// The predictor of the version `environment` pins for `model` at the ref: a model with its own server has it
+    /// started (and ready) first.
+    static func pinnedPredictor(_ model: String, environment env: String, repository: RepositoryOptions) throws -> Predictor {
+        let (file, digest, builder, store) = try pinned(model, environment: env, repository: repository)
+        do {
+            return Predictor(file: file, digest: digest, session: try builder.scoringSession(of: digest, file: file, store: store))
+        } catch let error as ExternalModelError {
+            throw CommandFailure(.failure, "the server of \(model) \(VersionDigest.short(digest)) cannot start: \(error.message)")
+        }
+    }
+
     /// The model file and full digest of the version `environment` pins for `model` at the ref.
-    static func pinnedModel(_ model: String, environment env: String, repository: RepositoryOptions) throws -> (ModelFile, String) {
+    private static func pinned(_ model: String, environment env: String, repository: RepositoryOptions) throws -> (
+        ModelFile, String, Builder, ArtifactStore
+    ) {
         let repo = try repository.open()
         let source = try GitProjectSource(repository: repo, ref: repository.ref)
         let (project, _) = try Project.check(source)
@@ -111,14 +148,15 @@ enum ScoredCSV {
         guard let deployment = environment.deployment(model), let version = deployment.version else {
             throw CommandFailure(.failure, "environment '\(env)' runs no version of '\(model)' at \(source.revision)")
         }
-        let store = Builder(repository: repo, toolVersion: Stagecraft.version).store(for: project.settings)
+        let builder = Builder(repository: repo, toolVersion: Stagecraft.version)
+        let store = builder.store(for: project.settings)
         guard let digest = store.resolve(version) else {
             throw CommandFailure(
                 .failure,
                 "version \(version) of '\(model)' is not in the artifact store (\(store.root.path)); build "
                     + "it: stagecraft build \(model) --ref \(deployment.source ?? "<source>")")
         }
-        return (try store.model(digest), digest)
+        return (try store.model(digest), digest, builder, store)
     }
 
     static func header(_ data: Dataset, _ file: ModelFile, version: String? = nil) -> String {
@@ -127,8 +165,9 @@ enum ScoredCSV {
         return CSVWriter.line(names)
     }
 
-    static func rows(_ data: Dataset, _ file: ModelFile, version: String? = nil) throws -> String {
-        let predictions = try file.predict(data)
+    static func rows(_ data: Dataset, _ predictor: Predictor, version: String? = nil) throws -> String {
+        let file = predictor.file
+        let predictions = try predictor.predict(data)
         let classCount = file.classes?.count ?? 0
         var text = ""
         for row in 0..<data.rowCount {

@@ -64,29 +64,32 @@ struct QueueCommand: AsyncParsableCommand {
 
     func run() async throws {
         let console = Console.current
-        let (file, digest) = try ScoredCSV.pinnedModel(model, environment: env, repository: repository)
+        // A model with its own server has it running while the queue runs (stopped when it ends).
+        let predictor = try ScoredCSV.pinnedPredictor(model, environment: env, repository: repository)
+        defer { predictor.stop() }
+        let digest = predictor.digest
         let queue = FileQueue(root: URL(fileURLWithPath: dir), maxAttempts: retries, backoff: DurationText.seconds(backoff)!,
                               lease: DurationText.seconds(lease)!)
         try queue.prepare()
         let pause = DurationText.seconds(poll)!
         console.printError("queue: \(model) \(VersionDigest.short(digest)) (\(env)) on \(queue.inbox.path)")
-        let context = RoundState((command: self, queue: queue, file: file, digest: digest))
+        let context = RoundState((command: self, queue: queue, predictor: predictor))
         try await LoopService.runUntilSignalled("queue") {
             await LoopService.onThread { () -> Double? in
-                let (command, queue, file, digest) = context.value
+                let (command, queue, predictor) = context.value
                 guard let name = queue.claim() else { return command.once && queue.isIdle ? nil : pause }
-                command.process(name, queue: queue, file: file, digest: digest)
+                command.process(name, queue: queue, predictor: predictor)
                 return 0
             }
         }
     }
 
     /// Scores one claimed file and says how it went.
-    private func process(_ name: String, queue: FileQueue, file: ModelFile, digest: String) {
+    private func process(_ name: String, queue: FileQueue, predictor: ScoredCSV.Predictor) {
         let console = Console.current
         let started = ContinuousClock.now
         let outcome = queue.process(name) { input, name in
-            try Self.score(input, name: name, file: file, version: digest)
+            try Self.score(input, name: name, predictor: predictor)
         }
         let elapsed = started.duration(to: .now)
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -101,7 +104,8 @@ struct QueueCommand: AsyncParsableCommand {
     }
 
     /// The scored CSV of one input file.
-    static func score(_ input: Data, name: String, file: ModelFile, version: String) throws -> (output: Data, name: String) {
+    static func score(_ input: Data, name: String, predictor: ScoredCSV.Predictor) throws -> (output: Data, name: String) {
+        let (file, version) = (predictor.file, predictor.digest)
         let data: Dataset
         // A file that does not parse never will: it is dead-lettered at once, not retried.
         do {
@@ -114,7 +118,7 @@ struct QueueCommand: AsyncParsableCommand {
             throw FileQueue.Unprocessable(error)
         }
         guard data.rowCount > 0 else { throw FileQueue.Unprocessable(LearningError(.malformedData, "\(name): no rows")) }
-        let text = ScoredCSV.header(data, file, version: version) + (try ScoredCSV.rows(data, file, version: version))
+        let text = ScoredCSV.header(data, file, version: version) + (try ScoredCSV.rows(data, predictor, version: version))
         let stem = (name as NSString).deletingPathExtension
         return (Data(text.utf8), stem + ".csv")
     }

@@ -13,9 +13,10 @@ import Testing
 struct BringYourOwnTests {
     static func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
 
-    /// The pids of the model servers running a version's folder (`mlserver start …/<digest>/model`).
-    static func serverPids(_ digest: String) throws -> [Int32] {
-        let output = try ProcessRunner.run("pgrep", ["-f", "mlserver start .*/\(digest)/model"])
+    /// The pids of the model servers running a version's folder of `scratch` (`mlserver start …/<digest>/model`): the
+    /// same version built in another test's repository has the same digest.
+    static func serverPids(_ digest: String, in scratch: ScratchRepository) throws -> [Int32] {
+        let output = try ProcessRunner.run("pgrep", ["-f", "mlserver start \(scratch.path)/.*/\(digest)/model"])
         return output.stdout.split(separator: "\n").compactMap { Int32($0) }
     }
 
@@ -107,12 +108,12 @@ struct BringYourOwnTests {
                 + "t = pd.read_csv(sys.argv[2]); print(m.score(t.drop(columns='diagnosis'), t['diagnosis']))",
              artifact + "/model", scratch.directory.appending("data/breast-cancer/test.csv")])
         #expect(Double(sklearn.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).map { abs($0 - accuracy) < 1e-12 } == true, "\(sklearn.stderr)")
-        #expect(try Self.serverPids(v1).isEmpty, "the build's scoring server was left running")
+        #expect(try Self.serverPids(v1, in: scratch).isEmpty, "the build's scoring server was left running")
 
         // dev: track promotes and serves it through its own MLServer behind Stagecraft's server.
         let dev = try scratch.stagecraft(["reconcile", "--env", "dev"])
         #expect(dev.status == 0, "\(dev.stderr)\(dev.stdout)")
-        let devServers = try Self.serverPids(v1)
+        let devServers = try Self.serverPids(v1, in: scratch)
         #expect(devServers.count == 1)
         let first = try Self.drive(port: ports["dev"]!, count: 20)
         #expect((first["versions"] as? [String: Int]) == [v1: 20], "\(first)")
@@ -142,8 +143,8 @@ struct BringYourOwnTests {
         #expect(canary.status == 0, "\(canary.stderr)\(canary.stdout)")
 
         // Two versions loaded: two processes on two ports (besides dev's).
-        let qaV1 = try Self.serverPids(v1).filter { !devServers.contains($0) }
-        let qaV2 = try Self.serverPids(v2)
+        let qaV1 = try Self.serverPids(v1, in: scratch).filter { !devServers.contains($0) }
+        let qaV2 = try Self.serverPids(v2, in: scratch)
         #expect(qaV1.count == 1 && qaV2.count == 1, "v1 \(qaV1), v2 \(qaV2)")
         if let a = qaV1.first, let b = qaV2.first {
             #expect(Self.port(of: a) != nil && Self.port(of: a) != Self.port(of: b))
@@ -184,14 +185,14 @@ struct BringYourOwnTests {
         try scratch.commit(["environments/qa.yaml": qaFile], message: "qa: tumor v2\n\nStagecraft-Forced: v2 in a test")
         let full = try scratch.stagecraft(["reconcile", "--env", "qa"])
         #expect(full.status == 0, "\(full.stderr)\(full.stdout)")
-        #expect(try Self.waitUntilGone { try Self.serverPids(v1).filter { !devServers.contains($0) } }, "v1's qa server still runs after it was unloaded")
+        #expect(try Self.waitUntilGone { try Self.serverPids(v1, in: scratch).filter { !devServers.contains($0) } }, "v1's qa server still runs after it was unloaded")
         #expect((try Self.drive(port: ports["qa"]!, count: 10, threads: 1)["versions"] as? [String: Int]) == [v2: 10])
         let rollback = try scratch.stagecraft(["rollback", "tumor", "--env", "qa"])
         #expect(rollback.status == 0, "\(rollback.stderr)")
         #expect(try scratch.git(["log", "-1", "--format=%B"]).contains("Stagecraft-Rollback-Of: \(v2)"))
         let back = try scratch.stagecraft(["reconcile", "--env", "qa"])
         #expect(back.status == 0, "\(back.stderr)\(back.stdout)")
-        #expect(try Self.waitUntilGone { try Self.serverPids(v2) }, "v2's server still runs after it was unloaded")
+        #expect(try Self.waitUntilGone { try Self.serverPids(v2, in: scratch) }, "v2's server still runs after it was unloaded")
         #expect((try Self.drive(port: ports["qa"]!, count: 10, threads: 1)["versions"] as? [String: Int]) == [v1: 10])
 
         // History: qa's changes as git lists them, with their records.
@@ -204,7 +205,7 @@ struct BringYourOwnTests {
 
         // Stopping the servers stops every model server they started.
         scratch.stopServers()
-        #expect(try Self.waitUntilGone { try Self.serverPids(v1) + Self.serverPids(v2) })
+        #expect(try Self.waitUntilGone { try Self.serverPids(v1, in: scratch) + Self.serverPids(v2, in: scratch) })
     }
 
     /// Waits up to 10 s for `pids` to be empty; whether it became so.
@@ -229,6 +230,32 @@ struct BringYourOwnTests {
         let serving = try Self.drive(port: ports["dev"]!, count: 5, threads: 1)["versions"] as? [String: Int]
         let v1 = try #require(serving?.keys.first)
 
+        // predict and queue start the version's own server for the batch and stop it.
+        let predict = try scratch.stagecraft(["predict", "tumor", "--env", "dev", "--input", "data/breast-cancer/test.csv"])
+        #expect(predict.status == 0, "\(predict.stderr)")
+        let scored = predict.stdout.split(separator: "\n")
+        #expect(scored.first?.hasSuffix(",diagnosis,prediction,probability_benign,probability_malignant") == true)
+        #expect(scored.count == 114 && scored.dropFirst().allSatisfy { $0.split(separator: ",")[30] == $0.split(separator: ",")[31] })
+        let inbox = scratch.directory.appending("q/inbox")
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: scratch.directory.appending("data/breast-cancer/test.csv"), toPath: inbox + "/batch.csv")
+        let queue = try scratch.stagecraft(["queue", "--env", "dev", "--model", "tumor", "--dir", "q", "--once"])
+        #expect(queue.status == 0, "\(queue.stderr)")
+        #expect(try scratch.directory.read("q/outbox/batch.csv").split(separator: "\n").count == 114)
+        #expect(try Self.serverPids(v1, in: scratch).count == 1, "predict or queue left its model server running")
+
+        // build --verify: the example rebuilds to the same bytes; a trainer that stamps its output does not.
+        let verify = try scratch.stagecraft(["build", "tumor", "--verify"])
+        #expect(verify.status == 0 && verify.stdout.contains("reproducible: 5 files identical"), "\(verify.stdout)\(verify.stderr)")
+        let original = try scratch.directory.read("manifests/tumor.yaml")
+        try scratch.commit(
+            ["manifests/tumor.yaml": original.replacingOccurrences(
+                of: #"command: [python3, train.py, --C, "{C}"]"#,
+                with: #"command: [sh, -c, "python3 train.py --C {C} && head -c 16 /dev/urandom > $STAGECRAFT_OUTPUT/stamp.bin"]"#)],
+            message: "tumor: a stamped output")
+        let stamped = try scratch.stagecraft(["build", "tumor", "--verify"])
+        #expect(stamped.status == 1 && stamped.stdout.contains("not reproducible: stamp.bin differs"), "\(stamped.stdout)\(stamped.stderr)")
+
         // Each trainer leaves a marker process of its own group behind if it is not killed: `ps` must not find it.
         let marker = "stagecraft-byo-\(UUID().uuidString.prefix(8))"
         let cases: [(label: String, script: String, timeout: String, expected: String)] = [
@@ -238,7 +265,6 @@ struct BringYourOwnTests {
              "ran past its timeout of 2s"),
             ("writes nothing", "print('done, nothing saved')", "1m", "wrote nothing into $STAGECRAFT_OUTPUT"),
         ]
-        let original = try scratch.directory.read("manifests/tumor.yaml")
         for failing in cases {
             let manifest = original.replacingOccurrences(of: "timeout: 10m", with: "timeout: \(failing.timeout)")
                 .replacingOccurrences(of: #"command: [python3, train.py, --C, "{C}"]"#, with: "command: [python3, broken.py]")
@@ -269,7 +295,7 @@ struct BringYourOwnTests {
         #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
         let digest = try #require(
             (try Self.drive(port: ports["dev"]!, count: 1, threads: 1)["versions"] as? [String: Int])?.keys.first)
-        let before = try #require(try Self.serverPids(digest).first)
+        let before = try #require(try Self.serverPids(digest, in: scratch).first)
         let load = try Self.drive(port: ports["dev"]!, seconds: 10, threads: 4, killAfter: 2, kill: before)
         let statuses = load["statuses"] as? [String: Int] ?? [:]
         let refused = statuses["503"] ?? 0
@@ -278,7 +304,7 @@ struct BringYourOwnTests {
         #expect(Set(statuses.keys).isSubset(of: ["200", "503"]), "other failures: \(statuses)")
         #expect(refused > 0 && retry["None"] == nil && retry.values.reduce(0, +) == refused, "\(load)")
         #expect((statuses["200"] ?? 0) > 0)
-        let after = try Self.serverPids(digest)
+        let after = try Self.serverPids(digest, in: scratch)
         #expect(after.count == 1 && after.first != before, "restarted: \(after) (was \(before))")
         #expect((try Self.drive(port: ports["dev"]!, count: 5, threads: 1)["statuses"] as? [String: Int]) == ["200": 5])
     }
