@@ -262,6 +262,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ExternalModelsTests",
+            dependencies: ["ExternalModels", "Learning", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FileQueueTests",
             dependencies: ["FileQueue", "StagecraftTesting"],
             swiftSettings: swiftSettings

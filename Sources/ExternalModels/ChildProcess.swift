@@ -118,6 +118,8 @@ public final class ChildProcess: Sendable {
         guard claimStop() else { return }
         guard isRunning else {
             kill(-pid, SIGKILL)  // what the leader started and left behind
+            let gone = ContinuousClock.now + .seconds(2)
+            while kill(-pid, 0) == 0, ContinuousClock.now < gone { try? await Task.sleep(for: .milliseconds(5)) }
             return
         }
         kill(-pid, SIGTERM)
@@ -125,6 +127,9 @@ public final class ChildProcess: Sendable {
         while isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         kill(-pid, SIGKILL)
         while isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        // The rest of the group is gone once the init process has reaped it (a few milliseconds).
+        let gone = ContinuousClock.now + .seconds(2)
+        while kill(-pid, 0) == 0, ContinuousClock.now < gone { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// As ``stop(grace:)``, for synchronous callers (a build).
@@ -137,6 +142,8 @@ public final class ChildProcess: Sendable {
         }
         kill(-pid, SIGKILL)
         while isRunning { usleep(5_000) }
+        let gone = Date().addingTimeInterval(2)
+        while kill(-pid, 0) == 0, Date() < gone { usleep(5_000) }
     }
 
     /// The last `lines` lines of the log.

@@ -142,7 +142,7 @@ public struct Project: Sendable {
             let paths = names.map { folder.isEmpty ? $0 : "\(folder)/\($0)" }
             hint += Spelling.didYouMean(path, among: paths)
             if hint.isEmpty, !paths.isEmpty {
-                hint += "; \(folder) has: " + paths.sorted().prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                hint += "; \(folder.isEmpty ? "the repository root" : folder) has: " + paths.sorted().prefix(5).map { "'\($0)'" }.joined(separator: ", ")
             }
         }
         return hint

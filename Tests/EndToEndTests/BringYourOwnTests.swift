@@ -309,6 +309,18 @@ struct BringYourOwnTests {
         #expect((try Self.drive(port: ports["dev"]!, count: 5, threads: 1)["statuses"] as? [String: Int]) == ["200": 5])
     }
 
+    @Test func validateNamesCodeThatIsNotAtTheRef() throws {
+        let scratch = try ScratchRepository.byoExample(bin: "/usr/bin")
+        let manifest = try scratch.directory.read("manifests/tumor.yaml")
+            .replacingOccurrences(of: "code: [train.py, features/,", with: "code: [train.py, featurse/,")
+            .replacingOccurrences(of: "environment: requirements.txt", with: "environment: requirements.lock")
+        try scratch.commit(["manifests/tumor.yaml": manifest], message: "tumor: typos")
+        let validate = try scratch.stagecraft(["validate"])
+        #expect(validate.status != 0)
+        #expect(validate.stdout.contains("manifests/tumor.yaml:14:22: code path 'featurse' does not exist at HEAD"), "\(validate.stdout)")
+        #expect(validate.stdout.contains("manifests/tumor.yaml:15:18: environment file 'requirements.lock' does not exist at HEAD"), "\(validate.stdout)")
+    }
+
     static func sha256(_ data: Data) -> String {
         let output = try? ProcessRunner.run("sha256sum", [], input: data)
         return String(output?.stdout.prefix(64) ?? "")
