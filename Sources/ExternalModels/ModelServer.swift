@@ -2,7 +2,7 @@ public import AsyncHTTPClient
 public import Foundation
 public import Learning
 import Manifests
-import NIOCore
+public import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import Synchronization
@@ -67,7 +67,7 @@ public final class ModelServer: Sendable {
 
     private enum State {
         case starting(ChildProcess?)
-        case ready(ChildProcess, port: Int, grpcPort: Int)
+        case ready(ChildProcess, port: Int, grpcPort: Int, infer: URL)
         /// Dead; started again after `until`.
         case down(until: ContinuousClock.Instant)
         case stopped
@@ -107,16 +107,21 @@ public final class ModelServer: Sendable {
         return server
     }
 
+    /// Its infer URL while it is ready (parsed once per start, not per request).
+    private var inferURL: URL? {
+        state.withLock { if case .ready(_, _, _, let url) = $0 { return url } else { return nil } }
+    }
+
     /// The HTTP port it listens on while it is ready.
     public var port: Int? {
-        state.withLock { if case .ready(_, let port, _) = $0 { return port } else { return nil } }
+        state.withLock { if case .ready(_, let port, _, _) = $0 { return port } else { return nil } }
     }
 
     /// Its process id while it runs.
     public var pid: Int32? {
         state.withLock { state in
             switch state {
-            case .ready(let process, _, _): return process.pid
+            case .ready(let process, _, _, _): return process.pid
             case .starting(let process): return process?.pid
             default: return nil
             }
@@ -154,7 +159,8 @@ public final class ModelServer: Sendable {
         }
         let stopped2 = state.withLock { state -> Bool in
             if case .stopped = state { return true }
-            state = .ready(process, port: port, grpcPort: grpcPort)
+            state = .ready(
+                process, port: port, grpcPort: grpcPort, infer: URL(string: "http://127.0.0.1:\(port)/v2/models/\(configuration.model)/infer")!)
             return false
         }
         if stopped2 { await process.stop(grace: 1) }
@@ -175,7 +181,7 @@ public final class ModelServer: Sendable {
         while !_Concurrency.Task.isCancelled {
             try? await _Concurrency.Task.sleep(for: .milliseconds(50))
             let process: ChildProcess? = state.withLock { state in
-                if case .ready(let process, _, _) = state { return process }
+                if case .ready(let process, _, _, _) = state { return process }
                 return nil
             }
             guard let process else { return }
@@ -212,27 +218,39 @@ public final class ModelServer: Sendable {
     /// - Throws: ``ExternalModelError``: `.unavailable` (with `retryAfter`) while it is down or restarting,
     ///   `.badAnswer` when it answers something else than predictions (its status and message are kept).
     public func predict(_ rows: Dataset, classes: [String]?, task: LearningTask, id: String? = nil) async throws -> Predictions {
-        guard let port else { throw unavailable() }
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v2/models/\(configuration.model)/infer")
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json")
-        request.body = .bytes(ServerProtocol.request(rows, task: task, id: id))
-        let response: HTTPClientResponse
-        let body: ByteBuffer
+        try await predict(rows, classes: classes, task: task, id: id, on: client.eventLoopGroup.any()).get()
+    }
+
+    /// As above, completed on `eventLoop` (an event-loop handler's own). The request goes out on a kept-alive
+    /// connection of the shared pool, whichever loop it is on: a connection bound to the caller's loop
+    /// (`.delegateAndChannel`) is closed by async-http-client as soon as that loop has no other request waiting, which
+    /// made every forward open a new connection.
+    public func predict(_ rows: Dataset, classes: [String]?, task: LearningTask, id: String? = nil, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Predictions>
+    {
+        guard let url = inferURL else { return eventLoop.makeFailedFuture(unavailable()) }
+        let request: HTTPClient.Request
         do {
-            response = try await client.execute(request, timeout: .seconds(60))
-            body = try await response.body.collect(upTo: 256 << 20)
+            request = try HTTPClient.Request(
+                url: url, method: .POST, headers: ["content-type": "application/json"],
+                body: .bytes(ServerProtocol.request(rows, task: task, id: id)))
         } catch {
-            // Refused or reset: the process died under this request. Its supervisor starts it again.
-            throw unavailable()
+            return eventLoop.makeFailedFuture(ExternalModelError(.badAnswer, "cannot address the server of \(configuration.model)"))
         }
-        guard response.status == .ok else {
-            let text = String(buffer: body).prefix(400)
-            throw ExternalModelError(
-                .badAnswer, "the model server of \(configuration.model) answered \(response.status.code): \(text)",
-                retryAfter: nil)
-        }
-        return try ServerProtocol.predictions(Data(buffer: body), rows: rows.rowCount, classes: classes)
+        let count = rows.rowCount
+        return client.execute(request: request, eventLoop: .delegate(on: eventLoop), deadline: .now() + .seconds(60))
+            .flatMapError { [self] _ in
+                // Refused or reset: the process died under this request. Its supervisor starts it again.
+                eventLoop.makeFailedFuture(unavailable())
+            }
+            .flatMapThrowing { [configuration] response in
+                let body = response.body ?? ByteBuffer()
+                guard response.status == .ok else {
+                    throw ExternalModelError(
+                        .badAnswer, "the model server of \(configuration.model) answered \(response.status.code): \(String(buffer: body).prefix(400))")
+                }
+                return try body.withUnsafeReadableBytes { try ServerProtocol.predictions($0, rows: count, classes: classes) }
+            }
     }
 
     private func unavailable() -> ExternalModelError {
@@ -255,7 +273,7 @@ public final class ModelServer: Sendable {
         let process = state.withLock { state -> ChildProcess? in
             defer { state = .stopped }
             switch state {
-            case .ready(let process, _, _): return process
+            case .ready(let process, _, _, _): return process
             case .starting(let process): return process
             default: return nil
             }

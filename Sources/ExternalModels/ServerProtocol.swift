@@ -36,28 +36,32 @@ public enum ServerProtocol {
         return json.bytes
     }
 
-    /// The predictions in a server's answer to ``request(_:task:id:)`` for `rows` rows.
+    /// The predictions in a server's answer to ``request(_:task:id:)`` for `rows` rows (read with the ML core's JSON
+    /// reader, which keeps every number exact).
     /// - Throws: ``ExternalModelError`` `.badAnswer` naming what is missing or of the wrong shape.
     public static func predictions(_ body: Data, rows: Int, classes: [String]?) throws -> Predictions {
-        guard let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-            let outputs = json["outputs"] as? [[String: Any]]
-        else {
+        try body.withUnsafeBytes { try predictions($0, rows: rows, classes: classes) }
+    }
+
+    /// As above, from the bytes of the answer.
+    public static func predictions(_ body: UnsafeRawBufferPointer, rows: Int, classes: [String]?) throws -> Predictions {
+        guard let json = JSON.parse(body), case .array(let outputs)? = json["outputs"] else {
             let text = String(decoding: body.prefix(200), as: UTF8.self)
             throw ExternalModelError(.badAnswer, "the model server's answer is not a V2 inference response: \(text)")
         }
         let wanted = classes == nil ? "predict" : "predict_proba"
-        guard let output = outputs.first(where: { $0["name"] as? String == wanted }) ?? (outputs.count == 1 ? outputs[0] : nil),
-            let data = output["data"] as? [Any]
+        func name(_ output: JSON) -> String? { if case .string(let name)? = output["name"] { name } else { nil } }
+        guard let output = outputs.first(where: { name($0) == wanted }) ?? (outputs.count == 1 ? outputs[0] : nil),
+            case .array(let data)? = output["data"]
         else {
-            let names = outputs.compactMap { $0["name"] as? String }
             throw ExternalModelError(
-                .badAnswer, "the model server answered no '\(wanted)' output (outputs: \(names.joined(separator: ", ")))")
+                .badAnswer, "the model server answered no '\(wanted)' output (outputs: \(outputs.compactMap(name).joined(separator: ", ")))")
         }
         let numbers = try data.map { value -> Double in
-            guard let number = value as? NSNumber else {
-                throw ExternalModelError(.badAnswer, "'\(wanted)' holds \(type(of: value)) values; expected numbers")
+            guard case .number(let number) = value else {
+                throw ExternalModelError(.badAnswer, "'\(wanted)' holds \(value) values; expected numbers")
             }
-            return number.doubleValue
+            return number
         }
         guard let classes else {
             guard numbers.count == rows else {

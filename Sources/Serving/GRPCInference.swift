@@ -46,11 +46,40 @@ struct GRPCInference: Sendable {
         var blocks: Bool { self == .repositoryModelLoad }
     }
 
-    /// Whether a call of `method` is answered on NIO's thread pool rather than the event loop: a load (it reads files
-    /// or S3, and may start a model's own server), and infer calls while a model with its own server is loaded (they
-    /// wait for that server's answer).
-    func blocks(_ method: Method) -> Bool {
-        method.blocks || (method == .modelInfer && repository.hasOwnServers)
+    /// The answer to come of a call that waits on a model's own server (an infer call, while such a model is loaded),
+    /// completed on `eventLoop`; nil for a call answered at once by ``answer(_:message:metadata:)``.
+    func answerLater(_ method: Method, message: GRPCMessage, metadata: CallMetadata, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Result<GRPCMessage, RPCError>>?
+    {
+        guard method == .modelInfer, repository.hasOwnServers,
+            let request = try? Inference_ModelInferRequest(serializedBytes: message), repository.hasOwnServer(model: request.modelName)
+        else { return nil }
+        let started = ContinuousClock.now
+        let name = request.modelName
+        guard Self.payloadSize(request) <= endpoint.bodyLimit else {
+            let error = InferenceError.bodyTooLarge(limit: endpoint.bodyLimit)
+            endpoint.count(model: name, answered: nil, status: 413, protocol: .grpc, started: started)
+            return eventLoop.makeSucceededFuture(.failure(Self.rpcError(error)))
+        }
+        let probe = metadata.probe
+        return endpoint.infer(
+            model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion, requestID: request.id.isEmpty ? nil : request.id,
+            probe: probe, started: started, on: eventLoop
+        ) { file throws(InferenceError) in try Self.decode(request, for: file) }
+        .map { [endpoint] done -> Result<GRPCMessage, RPCError> in
+            endpoint.count(model: name, answered: done.loaded, status: 200, protocol: .grpc, started: started, id: done.id, probe: probe)
+            do {
+                return .success(try Self.response(done, model: name, raw: !request.rawInputContents.isEmpty).serializedBytes())
+            } catch {
+                return .failure(RPCError(code: .internalError, message: "the answer cannot be encoded: \(error)"))
+            }
+        }
+        .recover { [endpoint] failure in
+            let unanswered = failure as? InferenceEndpoint.Unanswered
+            let reply = InferenceServer.reply(for: unanswered?.error ?? failure)
+            endpoint.count(model: name, answered: unanswered?.version, status: Int(reply.status.code), protocol: .grpc, started: started)
+            return .failure(Self.rpcError(unanswered?.error ?? failure))
+        }
     }
 
     /// What the service reads of a call's metadata.
@@ -176,21 +205,9 @@ struct GRPCInference: Sendable {
             let probe = metadata.probe
             let version = request.modelVersion.isEmpty ? nil : request.modelVersion
             let requestID = request.id.isEmpty ? nil : request.id
-            let done: InferenceEndpoint.Answer
-            if repository.hasOwnServer(model: name) {
-                // On NIO's thread pool (see `blocks`): waiting for the model's own server blocks no event loop.
-                done = try waiting { [endpoint] in
-                    var answered: LoadedVersion?
-                    return try await endpoint.infer(
-                        model: name, version: version, requestID: requestID, probe: probe, started: started, answered: &answered
-                    ) { file throws(InferenceError) in try Self.decode(request, for: file) }
-                }
-                answered = done.loaded
-            } else {
-                done = try endpoint.infer(
-                    model: name, version: version, requestID: requestID, probe: probe, started: started, answered: &answered
-                ) { file throws(InferenceError) in try Self.decode(request, for: file) }
-            }
+            let done = try endpoint.infer(
+                model: name, version: version, requestID: requestID, probe: probe, started: started, answered: &answered
+            ) { file throws(InferenceError) in try Self.decode(request, for: file) }
             let response = Self.response(done, model: name, raw: !request.rawInputContents.isEmpty)
             endpoint.count(model: name, answered: answered, status: 200, protocol: .grpc, started: started, id: done.id, probe: probe)
             return response

@@ -248,7 +248,24 @@ final class GRPCConnection: ChannelInboundHandler {
             answer(context, stream: stream, .failure(error))
             return finish(context, stream: stream, ended: true)
         }
-        guard service.blocks(method) else {
+        if let later = service.answerLater(method, message: message, metadata: call.metadata, on: context.eventLoop) {
+            // Forwarded to a model's own server from this loop: answered when it comes.
+            blockingCalls += 1
+            calls[stream]?.answered = true
+            release(stream)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            later.whenSuccess { result in
+                let (handler, context) = bound.value
+                handler.blockingCalls -= 1
+                handler.answer(context, stream: stream, result)
+                handler.flushPending = false
+                context.flush()
+                handler.drop(stream)
+                handler.closeIfIdle(context)
+            }
+            return
+        }
+        guard method.blocks else {
             answer(context, stream: stream, service.answer(method, message: message, metadata: call.metadata))
             return finish(context, stream: stream, ended: true)
         }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Learning
 import NIOCore
+import NIOPosix
 
 /// A JSON reply (`Content-Type: application/json`), built without Hummingbird so that the event-loop fast path can
 /// write it as it is.
@@ -73,14 +74,29 @@ struct InferenceEndpoint: Sendable {
         return finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started)
     }
 
-    /// As above, for a version that may have its own server (its predictions are awaited).
+    /// As above, for a version that may have its own server: its predictions are forwarded from `eventLoop` (the
+    /// caller's own, for an event-loop handler) and the answer completes there.
     func infer(
         model name: String, version: String?, requestID: String?, probe: Bool, started: ContinuousClock.Instant,
-        answered: inout LoadedVersion?, decode: (ModelFile) throws(InferenceError) -> InferenceRequest
-    ) async throws -> Answer {
-        let (loaded, decoded) = try route(model: name, version: version, requestID: requestID, answered: &answered, decode: decode)
-        let predictions = try await loaded.predict(decoded.rows, id: decoded.id)
-        return finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started)
+        on eventLoop: any EventLoop, decode: (ModelFile) throws(InferenceError) -> InferenceRequest
+    ) -> EventLoopFuture<Answer> {
+        var answered: LoadedVersion?
+        let loaded: LoadedVersion
+        let decoded: InferenceRequest
+        do {
+            (loaded, decoded) = try route(model: name, version: version, requestID: requestID, answered: &answered, decode: decode)
+        } catch {
+            return eventLoop.makeFailedFuture(Unanswered(version: answered, error: error))
+        }
+        return loaded.predict(decoded.rows, id: decoded.id, on: eventLoop)
+            .flatMapErrorThrowing { error in throw Unanswered(version: loaded, error: error) }
+            .map { [self] predictions in finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started) }
+    }
+
+    /// Why a request was not answered, and by which version when that was known (for its metrics).
+    struct Unanswered: Error {
+        var version: LoadedVersion?
+        var error: any Error
     }
 
     /// The version that answers and the request decoded for it.
@@ -159,27 +175,34 @@ struct InferenceEndpoint: Sendable {
         return reply
     }
 
-    /// As above, for a model whose versions may have their own server.
+    /// As above, for a model whose versions may have their own server: the reply completes on `eventLoop`.
     func answer(
         model name: String, version: String?, body: Result<ByteBuffer, InferenceError>, binaryHeader: Substring? = nil,
-        probe: Bool, started: ContinuousClock.Instant
-    ) async -> Reply {
-        var answered: LoadedVersion?
-        var id: String?
-        let reply: Reply
+        probe: Bool, started: ContinuousClock.Instant, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Reply> {
+        let parsed: (json: JSON, binary: ByteBuffer?, id: String?)
         do {
             let (json, binary) = try parse(model: name, version: version, body: body, binaryHeader: binaryHeader)
-            id = try InferenceRequest.id(json)
-            let done = try await infer(
-                model: name, version: version, requestID: id, probe: probe, started: started, answered: &answered
-            ) { file throws(InferenceError) in try InferenceRequest.decode(json, binary: binary, for: file) }
-            id = done.id
-            reply = Self.reply(done, model: name)
+            parsed = (json, binary, try InferenceRequest.id(json))
         } catch {
-            reply = InferenceServer.reply(for: error)
+            let reply = InferenceServer.reply(for: error)
+            count(model: name, answered: nil, status: Int(reply.status.code), protocol: .http, started: started, probe: probe)
+            return eventLoop.makeSucceededFuture(reply)
         }
-        count(model: name, answered: answered, status: Int(reply.status.code), protocol: .http, started: started, id: id, probe: probe)
-        return reply
+        return infer(model: name, version: version, requestID: parsed.id, probe: probe, started: started, on: eventLoop) {
+            file throws(InferenceError) in try InferenceRequest.decode(parsed.json, binary: parsed.binary, for: file)
+        }.map { [self] done in
+            let reply = Self.reply(done, model: name)
+            count(model: name, answered: done.loaded, status: 200, protocol: .http, started: started, id: done.id, probe: probe)
+            return reply
+        }.recover { [self] failure in
+            let unanswered = failure as? Unanswered
+            let reply = InferenceServer.reply(for: unanswered?.error ?? failure)
+            count(
+                model: name, answered: unanswered?.version, status: Int(reply.status.code), protocol: .http, started: started,
+                id: parsed.id, probe: probe)
+            return reply
+        }
     }
 
     /// The body's JSON part and binary data, once the model is known to be loaded.
@@ -226,9 +249,12 @@ struct InferenceEndpoint: Sendable {
             body = .failure(InferenceError(.badRequest, "the body could not be read"))
         }
         let binaryHeader = request.headers[InferenceServer.binaryHeaderLength].map { Substring($0) }
-        return await answer(
-            model: model, version: version, body: body, binaryHeader: binaryHeader,
-            probe: request.headers[InferenceServer.probeHeader] != nil, started: started
-        ).response
+        let probe = request.headers[InferenceServer.probeHeader] != nil
+        guard repository.hasOwnServer(model: model) else {
+            return answer(model: model, version: version, body: body, binaryHeader: binaryHeader, probe: probe, started: started).response
+        }
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
+        let reply = answer(model: model, version: version, body: body, binaryHeader: binaryHeader, probe: probe, started: started, on: eventLoop)
+        return ((try? await reply.get()) ?? InferenceServer.errorReply(.internalServerError, "no answer")).response
     }
 }

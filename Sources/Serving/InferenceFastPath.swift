@@ -39,6 +39,16 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             buffered!.writeBuffer(&bytes)
         }
+        if !awaitingReply { drain(context: context) }
+    }
+
+    /// A request forwarded to a model's own server is being answered: nothing more is read or answered until its
+    /// reply is written, so that replies stay in request order.
+    private var awaitingReply = false
+
+    /// Answers the buffered requests in order, until one is incomplete, is for the router, or waits on a model's own
+    /// server.
+    private func drain(context: ChannelHandlerContext) {
         var flush = false
         while let readable = buffered, readable.readableBytes > 0 {
             switch Self.parse(readable, bodyLimit: endpoint.bodyLimit) {
@@ -52,32 +62,54 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 if flush { context.flush() }
                 handOver(context: context)
                 return
-            case .infer(let request) where endpoint.repository.hasOwnServer(model: request.model):
-                // Forwarded to the version's own server: answered by the router, off the event loop.
-                if flush { context.flush() }
-                handOver(context: context)
-                return
             case .infer(let request):
                 let started = ContinuousClock.now
                 let body = readable.getSlice(at: readable.readerIndex + request.bodyStart, length: request.bodyLength) ?? ByteBuffer()
                 buffered!.moveReaderIndex(forwardBy: request.bodyStart + request.bodyLength)
+                if endpoint.repository.hasOwnServer(model: request.model) {
+                    // Forwarded from this event loop; the reply is written when it comes, then the rest is read.
+                    if flush { context.flush() }
+                    awaitingReply = true
+                    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    endpoint.answer(
+                        model: request.model, version: request.version, body: .success(body), binaryHeader: request.binaryHeader,
+                        probe: request.probe, started: started, on: context.eventLoop
+                    ).whenSuccess { reply in
+                        let (handler, context) = bound.value
+                        handler.awaitingReply = false
+                        guard handler.write(reply, request: request, context: context) else { return }
+                        context.flush()
+                        handler.drain(context: context)
+                        if handler.heldRead, context.channel.isWritable {
+                            handler.heldRead = false
+                            context.read()
+                        }
+                    }
+                    return
+                }
                 let reply = endpoint.answer(
                     model: request.model, version: request.version, body: .success(body),
                     binaryHeader: request.binaryHeader, probe: request.probe, started: started)
-                let close = request.close || (quiescing && buffered!.readableBytes == 0)
-                let answer = wrapOutboundOut(encode(reply, close: close, allocator: context.channel.allocator))
-                if close {
-                    buffered = nil
-                    let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                    context.writeAndFlush(answer).whenComplete { _ in bound.value.close(promise: nil) }
-                    return
-                }
-                context.write(answer, promise: nil)
+                guard write(reply, request: request, context: context) else { return }
                 flush = true
             }
         }
         buffered = nil
         if flush { context.flush() }
+    }
+
+    /// Writes one reply; false when the connection closes after it (asked for, or the server is quiescing).
+    private func write(_ reply: Reply, request: Request, context: ChannelHandlerContext) -> Bool {
+        let close = request.close || (quiescing && (buffered?.readableBytes ?? 0) == 0)
+        let answer = wrapOutboundOut(encode(reply, close: close, allocator: context.channel.allocator))
+        if close {
+            buffered = nil
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(answer).whenComplete { _ in bound.value.close(promise: nil) }
+            return false
+        }
+        context.write(answer, promise: nil)
+        return true
     }
 
     /// A read the channel asked for while it could not take more writes: made once it can.
@@ -86,7 +118,7 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// A client that sends requests without reading the answers is not read from until its answers drain, so
     /// they cannot pile up in memory.
     func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        if context.channel.isWritable && !awaitingReply {
             context.read()
         } else {
             heldRead = true
@@ -94,7 +126,7 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if heldRead, context.channel.isWritable {
+        if heldRead, context.channel.isWritable, !awaitingReply {
             heldRead = false
             context.read()
         }
@@ -102,7 +134,7 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent, (buffered?.readableBytes ?? 0) > 0 {
+        if event is ChannelShouldQuiesceEvent, (buffered?.readableBytes ?? 0) > 0 || awaitingReply {
             quiescing = true  // answer the request being read, then close
             return
         }
@@ -147,6 +179,7 @@ final class InferenceFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         out.writeStaticString("\r\nServer: ")
         out.writeString(serverName)
         out.writeStaticString("\r\n")
+        if let retryAfter = reply.retryAfter { out.writeString("Retry-After: \(retryAfter)\r\n") }
         if close { out.writeString("Connection: close\r\n") }
         out.writeString("\r\n")
         var body = reply.body

@@ -1,6 +1,7 @@
 public import ExternalModels
 public import Learning
 public import Foundation
+import NIOCore
 import Synchronization
 
 /// One version of one model, loaded and ready to answer. A class: a request takes it with one retain, however
@@ -28,6 +29,12 @@ public final class LoadedVersion: Sendable {
     public func predict(_ rows: Dataset, id: String? = nil) async throws -> Predictions {
         guard let server else { return try file.predict(rows) }
         return try await server.predict(rows, classes: file.classes, task: file.task, id: id)
+    }
+
+    /// As above, on `eventLoop`: computed at once, or forwarded to its own server from that loop.
+    func predict(_ rows: Dataset, id: String?, on eventLoop: any EventLoop) -> EventLoopFuture<Predictions> {
+        guard let server else { return eventLoop.makeCompletedFuture { try file.predict(rows) } }
+        return server.predict(rows, classes: file.classes, task: file.task, id: id, on: eventLoop)
     }
 
     /// As ``predict(_:id:)``, from a thread that may block (the shadow worker), never from an event loop or a task.

@@ -90,7 +90,8 @@ extension ScratchRepository {
 }
 
 extension ScratchRepository {
-    /// Gives every environment a free port on 127.0.0.1 (tests run side by side), by a commit; returns them by environment.
+    /// Gives every environment a free port on 127.0.0.1 (and a free gRPC port, when it has one), as tests run side by
+    /// side, by a commit; returns the HTTP ports by environment.
     /// With `relaxingLatencyGates`, `latencyP99Ms` gates become `<= 5000`: the tests share two cores, where a p99 of a
     /// few milliseconds can reach tens, and a test about something else must not fail on that.
     @discardableResult
@@ -103,6 +104,9 @@ extension ScratchRepository {
             let text = try directory.read(path)
             guard let range = text.range(of: #"port: \d+"#, options: .regularExpression) else { continue }
             var edited = text.replacingCharacters(in: range, with: "port: \(port)")
+            if let grpc = edited.range(of: #"grpcPort: \d+"#, options: .regularExpression) {
+                edited = edited.replacingCharacters(in: grpc, with: "grpcPort: \(try Loopback.freePort())")
+            }
             if relaxingLatencyGates {
                 edited = edited.replacingOccurrences(
                     of: #"latencyP99Ms: "<= \d+""#, with: #"latencyP99Ms: "<= 5000""#, options: .regularExpression)

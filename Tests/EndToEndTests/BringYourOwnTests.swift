@@ -117,6 +117,28 @@ struct BringYourOwnTests {
         #expect(devServers.count == 1)
         let first = try Self.drive(port: ports["dev"]!, count: 20)
         #expect((first["versions"] as? [String: Int]) == [v1: 20], "\(first)")
+        // Over gRPC too: the reconcile's probe (grpc-swift) and tritonclient's gRPC client get the model's answer.
+        let devHistory = try scratch.stagecraft(["history", "--env", "dev", "--output", "json"])
+        let devGates = (Self.json(devHistory.stdout) as? [[String: Any]] ?? []).flatMap { $0["records"] as? [[String: Any]] ?? [] }
+            .flatMap { $0["gates"] as? [[String: Any]] ?? [] }
+        #expect(devGates.contains { $0["gate"] as? String == "its own server answers over gRPC" && $0["passed"] as? Bool == true }, "\(devGates)")
+        #expect(devGates.contains { $0["gate"] as? String == "its own server answers every probe" && $0["passed"] as? Bool == true })
+        if let python = Fixtures.clientsPython {
+            let grpcPort = try #require(
+                try scratch.directory.read("environments/dev.yaml").firstMatch(of: /grpcPort: (\d+)/).map { String($0.1) })
+            let triton = try ProcessRunner.run(
+                python,
+                ["-c", "import csv, sys, numpy as np, tritonclient.grpc as g\n"
+                    + "row = next(csv.DictReader(open(sys.argv[2])))\n"
+                    + "inputs = []\n"
+                    + "for name, value in row.items():\n"
+                    + "    if name == 'diagnosis': continue\n"
+                    + "    i = g.InferInput(name, [1], 'FP64'); i.set_data_from_numpy(np.array([float(value)])); inputs.append(i)\n"
+                    + "answer = g.InferenceServerClient(url='127.0.0.1:' + sys.argv[1]).infer('tumor', inputs)\n"
+                    + "print(answer.as_numpy('predict').ravel()[0].decode(), answer.get_response().model_version)",
+                 grpcPort, scratch.directory.appending("data/breast-cancer/test.csv")])
+            #expect(triton.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "malignant \(v1)", "\(triton.stdout)\(triton.stderr)")
+        }
 
         // qa: promoted by a commit with dev's evidence, verified with the gates computed from served answers.
         let promote = try scratch.stagecraft(["promote", "tumor", "--to", "qa"])
