@@ -50,7 +50,9 @@ public final class ModelServer: Sendable {
     }
 
     /// The not-ready error of a server that exited while it started.
-    static func exited(_ configuration: Configuration, _ command: [String], _ process: ChildProcess, _ status: Int32) -> ExternalModelError {
+    static func exited(_ configuration: Configuration, _ command: [String], _ process: ChildProcess, _ status: Int32)
+        -> ExternalModelError
+    {
         ExternalModelError(
             .notReady,
             "the server of \(configuration.model) (\(command.joined(separator: " "))) exited with status \(status) before it was "
@@ -159,8 +161,8 @@ public final class ModelServer: Sendable {
         }
         let stopped2 = state.withLock { state -> Bool in
             if case .stopped = state { return true }
-            state = .ready(
-                process, port: port, grpcPort: grpcPort, infer: URL(string: "http://127.0.0.1:\(port)/v2/models/\(configuration.model)/infer")!)
+            let infer = URL(string: "http://127.0.0.1:\(port)/v2/models/\(configuration.model)/infer")!  // model names are [a-z0-9-]
+            state = .ready(process, port: port, grpcPort: grpcPort, infer: infer)
             return false
         }
         if stopped2 { await process.stop(grace: 1) }
@@ -247,7 +249,8 @@ public final class ModelServer: Sendable {
                 let body = response.body ?? ByteBuffer()
                 guard response.status == .ok else {
                     throw ExternalModelError(
-                        .badAnswer, "the model server of \(configuration.model) answered \(response.status.code): \(String(buffer: body).prefix(400))")
+                        .badAnswer,
+                        "the model server of \(configuration.model) answered \(response.status.code): \(String(buffer: body).prefix(400))")
                 }
                 return try body.withUnsafeReadableBytes { try ServerProtocol.predictions($0, rows: count, classes: classes) }
             }

@@ -24,7 +24,9 @@ public final class ScoringSession {
                 process.stopNow(grace: 0)
                 throw ModelServer.exited(configuration, command, process, status)
             }
-            if let ready = try? HTTPConnection(port: port, timeout: 2), (try? ready.send("GET", configuration.server.ready))?.status == 200 {
+            if let ready = try? HTTPConnection(port: port, timeout: 2),
+                (try? ready.send("GET", configuration.server.ready))?.status == 200
+            {
                 break
             }
             if Date() > deadline {
@@ -44,7 +46,8 @@ public final class ScoringSession {
 
     /// The server's predictions for `rows` (the model's feature columns), asked for `chunk` rows at a time.
     public func predict(_ rows: Dataset, classes: [String]?, task: LearningTask) throws -> Predictions {
-        var all = Predictions(labels: classes == nil ? nil : [], probabilities: classes == nil ? nil : [], values: classes == nil ? [] : nil)
+        let classifier = classes != nil
+        var all = Predictions(labels: classifier ? [] : nil, probabilities: classifier ? [] : nil, values: classifier ? nil : [])
         var start = 0
         while start < rows.rowCount {
             let indices = Array(start..<min(start + Self.chunk, rows.rowCount))

@@ -55,7 +55,8 @@ public enum ServerProtocol {
             case .array(let data)? = output["data"]
         else {
             throw ExternalModelError(
-                .badAnswer, "the model server answered no '\(wanted)' output (outputs: \(outputs.compactMap(name).joined(separator: ", ")))")
+                .badAnswer,
+                "the model server answered no '\(wanted)' output (outputs: \(outputs.compactMap(name).joined(separator: ", ")))")
         }
         let numbers = try data.map { value -> Double in
             guard case .number(let number) = value else {
@@ -72,7 +73,8 @@ public enum ServerProtocol {
         let k = classes.count
         guard numbers.count == rows * k else {
             throw ExternalModelError(
-                .badAnswer, "'predict_proba' holds \(numbers.count) values for \(rows) rows of \(k) classes (\(classes.joined(separator: ", ")))")
+                .badAnswer,
+                "'predict_proba' holds \(numbers.count) values for \(rows) rows of \(k) classes (\(classes.joined(separator: ", ")))")
         }
         var labels: [String] = []
         labels.reserveCapacity(rows)

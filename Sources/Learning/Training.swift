@@ -102,7 +102,8 @@ extension ModelFile {
     ) throws -> ModelFile {
         let targets = try Targets(train, task: task, target: target, classes: nil)
         let pipeline = try FeaturePipeline.fit(train.keeping(targets.rows), target: target, requests: features)
-        return ModelFile(task: task, target: target, classes: targets.classes, pipeline: pipeline, estimator: .external(server), build: build)
+        return ModelFile(
+            task: task, target: target, classes: targets.classes, pipeline: pipeline, estimator: .external(server), build: build)
     }
 
     /// The rows of `data` that have a target value, with the model's feature columns only: what is sent to a server
@@ -127,7 +128,9 @@ extension ModelFile {
 
     /// The metrics of `predictions` (of ``scorable(_:)``'s rows) against `data`'s targets, computed as a build
     /// computes its holdout metrics; and the reference profile of `train` and these predictions, for drift.
-    public func evaluate(_ predictions: Predictions, on data: Dataset, train: Dataset) throws -> (metrics: [String: Double], reference: ReferenceProfile) {
+    public func evaluate(_ predictions: Predictions, on data: Dataset, train: Dataset) throws -> (
+        metrics: [String: Double], reference: ReferenceProfile
+    ) {
         let metrics = try score(predictions, on: data)
         let trainTargets = try Targets(train, task: task, target: target, classes: nil)
         let reference = ReferenceProfile(

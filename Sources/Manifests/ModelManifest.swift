@@ -227,7 +227,10 @@ public struct ModelManifest: Hashable, Sendable {
                     + "(such as [mlserver, start, \"{model}\"]) and its ready path")
         }
         if let trainer, trainer.command == nil, let node = spec["server"] {
-            reader.report(node, "'spec.server' is for models trained by their own command (trainer.command); built-in algorithms are served by Stagecraft")
+            reader.report(
+                node,
+                "'spec.server' is for models trained by their own command (trainer.command); built-in algorithms are served "
+                    + "by Stagecraft")
         }
 
         guard let header, let task, let data, let trainer else { return nil }
@@ -324,11 +327,14 @@ public struct ModelManifest: Hashable, Sendable {
             reader.report(commandNode, "'spec.trainer' takes an algorithm or a command, not both")
             return nil
         }
-        if mapping["command"] != nil || mapping["algorithm"] == nil && ["code", "environment", "timeout"].contains(where: { mapping[$0] != nil }) {
+        let commandKeys = ["code", "environment", "timeout"]
+        if mapping["command"] != nil || mapping["algorithm"] == nil && commandKeys.contains(where: { mapping[$0] != nil }) {
             return decodeCommandTrainer(mapping, reader: reader)
         }
-        for key in ["code", "environment", "timeout"] {
-            if let extra = mapping.keyNode(key) { reader.report(extra, "'spec.trainer.\(key)' goes with a trainer command, not an algorithm") }
+        for key in commandKeys {
+            if let extra = mapping.keyNode(key) {
+                reader.report(extra, "'spec.trainer.\(key)' goes with a trainer command, not an algorithm")
+            }
         }
         let algorithmNode = reader.required(
             mapping, "algorithm", "one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")) (or a command)")
@@ -357,7 +363,9 @@ public struct ModelManifest: Hashable, Sendable {
     private static func decodeCommandTrainer(_ mapping: YAMLReader.Mapping, reader: YAMLReader) -> TrainerSpec? {
         var locations: [String: SourceLocation] = [:]
         var command: [String]?
-        if let node = reader.required(mapping, "command", "the program and its arguments, as a list"), let items = reader.list(node, "spec.trainer.command") {
+        if let node = reader.required(mapping, "command", "the program and its arguments, as a list"),
+            let items = reader.list(node, "spec.trainer.command")
+        {
             let words = items.enumerated().compactMap { reader.string($1, "spec.trainer.command[\($0)]") }
             if items.isEmpty { reader.report(node, "'spec.trainer.command' needs at least the program to run") }
             if words.count == items.count, !words.isEmpty { command = words }
@@ -381,7 +389,8 @@ public struct ModelManifest: Hashable, Sendable {
             if let text = reader.string(node, "spec.trainer.timeout"), let seconds = DurationText.seconds(text) {
                 timeout = seconds
             } else {
-                reader.report(node, "expected a duration for 'spec.trainer.timeout' such as 90s, 30m or 2h, found \(YAMLReader.describe(node))")
+                reader.report(
+                    node, "expected a duration for 'spec.trainer.timeout' such as 90s, 30m or 2h, found \(YAMLReader.describe(node))")
             }
         }
         var params: [String: JSONValue] = [:]
@@ -389,7 +398,10 @@ public struct ModelManifest: Hashable, Sendable {
             for (key, _, value) in paramMapping.entries {
                 switch JSONValue(value) {
                 case .number, .bool, .string: params[key] = JSONValue(value)
-                default: reader.report(value, "expected a number, true/false or a string for 'spec.trainer.params.\(key)', found \(YAMLReader.describe(value))")
+                default:
+                    reader.report(
+                        value,
+                        "expected a number, true/false or a string for 'spec.trainer.params.\(key)', found \(YAMLReader.describe(value))")
                 }
             }
         }
@@ -423,11 +435,14 @@ public struct ModelManifest: Hashable, Sendable {
             for name in TrainerCommand.placeholders(in: text) where !ServerSpec.placeholders.contains(name) {
                 reader.report(
                     node,
-                    "'{\(name)}' in \(path) is not known (expected one of: \(ServerSpec.placeholders.map { "{\($0)}" }.joined(separator: ", ")))")
+                    "'{\(name)}' in \(path) is not known (expected one of: "
+                        + "\(ServerSpec.placeholders.map { "{\($0)}" }.joined(separator: ", ")))")
             }
         }
         var command: [String]?
-        if let node = reader.required(mapping, "command", "the program that serves a version, as a list"), let items = reader.list(node, "spec.server.command") {
+        if let node = reader.required(mapping, "command", "the program that serves a version, as a list"),
+            let items = reader.list(node, "spec.server.command")
+        {
             let words = items.enumerated().compactMap { index, item in
                 reader.string(item, "spec.server.command[\(index)]").map { word in
                     checked(word, item, "spec.server.command")

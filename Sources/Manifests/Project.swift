@@ -119,11 +119,14 @@ public struct Project: Sendable {
             }
         }
         if let trainer = manifest.trainer.command {
-            let paths = trainer.code.map { ("code:\($0)", $0, "code path") } + (trainer.environment.map { [("environment", $0, "environment file")] } ?? [])
+            let paths =
+                trainer.code.map { ("code:\($0)", $0, "code path") }
+                + (trainer.environment.map { [("environment", $0, "environment file")] } ?? [])
             for (key, path, what) in paths {
                 guard let location = trainer.locations[key] else { continue }
                 if try !source.exists(path), try source.fileNames(in: path) == nil {
-                    diagnostics.append(Diagnostic(location, "\(what) '\(path)' does not exist at \(source.revision)" + (try missingFileHint(path, source))))
+                    let hint = try missingFileHint(path, source)
+                    diagnostics.append(Diagnostic(location, "\(what) '\(path)' does not exist at \(source.revision)" + hint))
                 }
             }
         }
@@ -142,7 +145,9 @@ public struct Project: Sendable {
             let paths = names.map { folder.isEmpty ? $0 : "\(folder)/\($0)" }
             hint += Spelling.didYouMean(path, among: paths)
             if hint.isEmpty, !paths.isEmpty {
-                hint += "; \(folder.isEmpty ? "the repository root" : folder) has: " + paths.sorted().prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                hint +=
+                    "; \(folder.isEmpty ? "the repository root" : folder) has: "
+                    + paths.sorted().prefix(5).map { "'\($0)'" }.joined(separator: ", ")
             }
         }
         return hint

@@ -83,7 +83,9 @@ public struct Builder: Sendable {
                 hashes[path] = file.sha256
                 download += file.downloadSeconds
             }
-            let code = try manifest.trainer.command.map { try CommandTraining.codeHashes($0, repository: repository, commit: source.commit) }
+            let code = try manifest.trainer.command.map {
+                try CommandTraining.codeHashes($0, repository: repository, commit: source.commit)
+            }
             let digest = VersionDigest.compute(
                 canonicalSpec: manifest.spec.canonical, dataHashes: hashes, formatVersion: ModelFile.currentFormatVersion,
                 codeHashes: code ?? [:])
@@ -140,7 +142,8 @@ public struct Builder: Sendable {
     /// Stores a built version; when another machine stored the same version meanwhile, its build is the one kept
     /// everywhere.
     private func keep(
-        _ inputs: Inputs, model: ModelFile, metrics: MetricsFile, info: BuildInfo, store: ArtifactStore, outputs: URL? = nil, log: URL? = nil
+        _ inputs: Inputs, model: ModelFile, metrics: MetricsFile, info: BuildInfo, store: ArtifactStore, outputs: URL? = nil,
+        log: URL? = nil
     ) throws -> BuildResult {
         let ours = try store.store(digest: inputs.digest, model: model, metrics: metrics, build: info, outputs: outputs, log: log)
         // As stored: with the sha256 of its files (and, when another machine stored it first, that build).
@@ -185,7 +188,8 @@ public struct Builder: Sendable {
         let server = ExternalEstimator(
             command: manifest.server?.command ?? [], environment: manifest.server?.environment ?? [:],
             ready: manifest.server?.ready ?? "/v2/health/ready")
-        let record = BuildRecord(digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: parameters, tool: toolVersion)
+        let record = BuildRecord(
+            digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: parameters, tool: toolVersion)
         var file = try ModelFile.external(
             task: request.task, target: request.target, features: request.features, train: train, server: server, build: record)
         // The gates: the holdout set sent through the version's own server, scored here.

@@ -60,7 +60,9 @@ struct CommandTraining {
         do {
             process = try ChildProcess.start(command, in: work, environment: environment, log: log)
         } catch {
-            throw BuildError(.training, "\(manifest.name): cannot start the trainer \(command.joined(separator: " "))", cause: error as? ExternalModelError)
+            throw BuildError(
+                .training, "\(manifest.name): cannot start the trainer \(command.joined(separator: " "))",
+                cause: error as? ExternalModelError)
         }
         let deadline = Date().addingTimeInterval(trainer.timeout)
         var reader = LogFollower(url: log)

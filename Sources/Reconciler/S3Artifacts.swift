@@ -65,7 +65,8 @@ public struct S3Artifacts: ArtifactRemote {
         }
         // The artifact store checks each file against the sha256 that build.json lists, once all are here.
         struct Outputs: Decodable { var outputs: [String: String]? }
-        let outputs = ((try? JSONDecoder().decode(Outputs.self, from: build))?.outputs ?? [:]).keys.map { "\(ArtifactStore.outputFolder)/\($0)" }
+        let listed = (try? JSONDecoder().decode(Outputs.self, from: build))?.outputs ?? [:]
+        let outputs = listed.keys.map { "\(ArtifactStore.outputFolder)/\($0)" }
         for name in ["model.json", "metrics.json"] + outputs.sorted() {
             try FileManager.default.createDirectory(
                 at: folder.appendingPathComponent(name).deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -86,7 +86,8 @@ public struct Verifier: GateChecking {
         if probe.grpcChecked {
             results.append(
                 GateResult(
-                    gate: probe.compared ? "the gRPC answer matches the build's" : "its own server answers over gRPC", metric: "grpcMismatches", value: probe.grpcMatched ? 0 : 1,
+                    gate: probe.compared ? "the gRPC answer matches the build's" : "its own server answers over gRPC",
+                    metric: "grpcMismatches", value: probe.grpcMatched ? 0 : 1,
                     passed: probe.grpcMatched, stage: "online"))
         }
         for gate in gates where !gate.metric.isOffline {

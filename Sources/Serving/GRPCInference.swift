@@ -63,8 +63,8 @@ struct GRPCInference: Sendable {
         }
         let probe = metadata.probe
         return endpoint.infer(
-            model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion, requestID: request.id.isEmpty ? nil : request.id,
-            probe: probe, started: started, on: eventLoop
+            model: name, version: request.modelVersion.isEmpty ? nil : request.modelVersion,
+            requestID: request.id.isEmpty ? nil : request.id, probe: probe, started: started, on: eventLoop
         ) { file throws(InferenceError) in try Self.decode(request, for: file) }
         .map { [endpoint] done -> Result<GRPCMessage, RPCError> in
             endpoint.count(model: name, answered: done.loaded, status: 200, protocol: .grpc, started: started, id: done.id, probe: probe)

@@ -90,7 +90,9 @@ struct InferenceEndpoint: Sendable {
         }
         return loaded.predict(decoded.rows, id: decoded.id, on: eventLoop)
             .flatMapErrorThrowing { error in throw Unanswered(version: loaded, error: error) }
-            .map { [self] predictions in finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started) }
+            .map { [self] predictions in
+                finish(loaded, decoded, predictions, model: name, version: version, probe: probe, started: started)
+            }
     }
 
     /// Why a request was not answered, and by which version when that was known (for its metrics).
@@ -254,7 +256,8 @@ struct InferenceEndpoint: Sendable {
             return answer(model: model, version: version, body: body, binaryHeader: binaryHeader, probe: probe, started: started).response
         }
         let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
-        let reply = answer(model: model, version: version, body: body, binaryHeader: binaryHeader, probe: probe, started: started, on: eventLoop)
+        let reply = answer(
+            model: model, version: version, body: body, binaryHeader: binaryHeader, probe: probe, started: started, on: eventLoop)
         return ((try? await reply.get()) ?? InferenceServer.errorReply(.internalServerError, "no answer")).response
     }
 }

@@ -95,7 +95,9 @@ struct BuildCommand: AsyncParsableCommand {
         var reports: [VerifyReport] = []
         for model in names {
             let progress = ProgressLine(console: console)
-            let result = try builder.verify(model: model, ref: repository.ref) { _ in progress.update("\(model): building again to compare") }
+            let result = try builder.verify(model: model, ref: repository.ref) { _ in
+                progress.update("\(model): building again to compare")
+            }
             progress.finish()
             reports.append(
                 VerifyReport(
@@ -109,7 +111,8 @@ struct BuildCommand: AsyncParsableCommand {
             } else {
                 let shown = result.differing.prefix(5).joined(separator: ", ") + (result.differing.count > 5 ? ", …" : "")
                 console.print(
-                    console.styled("✗", .red) + " \(model) \(version) not reproducible: \(shown) \(result.differing.count == 1 ? "differs" : "differ")"
+                    console.styled("✗", .red)
+                        + " \(model) \(version) not reproducible: \(shown) \(result.differing.count == 1 ? "differs" : "differ")"
                         + " (the stored build is the one served)")
             }
         }

@@ -219,7 +219,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Loads, with their routes, the versions the state store records as serving in this environment.
-    private func loadDeployed(_ env: String, into models: ModelRepository, store: ArtifactStore, logs: URL, workspace: Workspace) async throws {
+    private func loadDeployed(
+        _ env: String, into models: ModelRepository, store: ArtifactStore, logs: URL, workspace: Workspace
+    ) async throws {
         for (name, served) in try workspace.openState(notice: Console.current.warn).served(environment: env) {
             for version in served.versions.sorted() {
                 guard let info = try? store.buildInfo(version), let file = try? store.model(version) else {

@@ -70,7 +70,8 @@ extension ScratchRepository {
     /// committed on `main`, its commands run with the example's environment first on `PATH`.
     public static func byoExample(bin: String) throws -> ScratchRepository {
         let scratch = try ScratchRepository(label: "byo")
-        let output = try ProcessRunner.run(Fixtures.packageRoot + "/examples/byo-sklearn/create", [scratch.path], environment: scratch.environment)
+        let output = try ProcessRunner.run(
+            Fixtures.packageRoot + "/examples/byo-sklearn/create", [scratch.path], environment: scratch.environment)
         guard output.status == 0 else { throw ProcessFailure(command: "examples/byo-sklearn/create", output: output) }
         scratch.environment["PATH"] = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         return scratch
