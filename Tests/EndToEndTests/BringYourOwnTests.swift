@@ -240,15 +240,22 @@ struct BringYourOwnTests {
         return true
     }
 
-    @Test func failingTrainersLeaveTheOldVersionServingAndNoProcess() throws {
+    /// The example in a scratch repository on free ports, reconciled in dev (nil, recorded, without `.venv-byo`).
+    static func servingInDev() throws -> (ScratchRepository, [String: Int])? {
         guard let bin = Fixtures.byoBin else {
             Issue.record(Comment(rawValue: Fixtures.byoMissing))
-            return
+            return nil
         }
         let scratch = try ScratchRepository.byoExample(bin: bin)
         let ports = try scratch.useFreePorts()
+        let dev = try scratch.stagecraft(["reconcile", "--env", "dev"])
+        #expect(dev.status == 0, "\(dev.stderr)\(dev.stdout)")
+        return (scratch, ports)
+    }
+
+    @Test func failingTrainersLeaveTheOldVersionServingAndNoProcess() throws {
+        guard let (scratch, ports) = try Self.servingInDev() else { return }
         defer { scratch.stopServers() }
-        #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
         let serving = try Self.drive(port: ports["dev"]!, count: 5, threads: 1)["versions"] as? [String: Int]
         let v1 = try #require(serving?.keys.first)
 
@@ -307,14 +314,8 @@ struct BringYourOwnTests {
     }
 
     @Test func aModelServerKilledUnderLoadIsRestartedAndOnly503sFail() throws {
-        guard let bin = Fixtures.byoBin else {
-            Issue.record(Comment(rawValue: Fixtures.byoMissing))
-            return
-        }
-        let scratch = try ScratchRepository.byoExample(bin: bin)
-        let ports = try scratch.useFreePorts()
+        guard let (scratch, ports) = try Self.servingInDev() else { return }
         defer { scratch.stopServers() }
-        #expect(try scratch.stagecraft(["reconcile", "--env", "dev"]).status == 0)
         let digest = try #require(
             (try Self.drive(port: ports["dev"]!, count: 1, threads: 1)["versions"] as? [String: Int])?.keys.first)
         let before = try #require(try Self.serverPids(digest, in: scratch).first)
@@ -329,6 +330,11 @@ struct BringYourOwnTests {
         let after = try Self.serverPids(digest, in: scratch)
         #expect(after.count == 1 && after.first != before, "restarted: \(after) (was \(before))")
         #expect((try Self.drive(port: ports["dev"]!, count: 5, threads: 1)["statuses"] as? [String: Int]) == ["200": 5])
+
+        // Stagecraft's server SIGKILLed: its model server dies with it (parent-death signal), nothing is left.
+        let server = try #require(Int32(try scratch.directory.read(".stagecraft/run/dev.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(server, SIGKILL)
+        #expect(try Self.waitUntilGone { try Self.serverPids(digest, in: scratch) }, "the model server outlived its SIGKILLed parent")
     }
 
     @Test func validateNamesCodeThatIsNotAtTheRef() throws {
