@@ -337,6 +337,45 @@ struct BringYourOwnTests {
         #expect(try Self.waitUntilGone { try Self.serverPids(digest, in: scratch) }, "the model server outlived its SIGKILLed parent")
     }
 
+    @Test func aVersionInS3CarriesItsModelFolderToAnotherMachine() throws {
+        guard let bin = Fixtures.byoBin else {
+            Issue.record(Comment(rawValue: Fixtures.byoMissing))
+            return
+        }
+        guard S3Server.available else {
+            Issue.record(Comment(rawValue: S3Server.missing))
+            return
+        }
+        let s3 = try S3Server()
+        defer { s3.stop() }
+        try s3.createBucket("team-models")
+        let first = try ScratchRepository.byoExample(bin: bin)
+        let ports = try first.useFreePorts()
+        let settings = try first.directory.read("stagecraft.yaml").replacingOccurrences(
+            of: "artifacts: .stagecraft/artifacts",
+            with: "artifacts: s3://team-models/stagecraft\n  s3: {endpoint: \"\(s3.endpoint)\", pathStyle: true}")
+        try first.commit(["stagecraft.yaml": settings], message: "artifacts in S3")
+        first.environment.merge(s3.environment) { $1 }
+        let build = try first.stagecraft(["build", "tumor", "--output", "json"])
+        #expect(build.status == 0, "\(build.stderr)")
+        let report = try #require(Self.json(build.stdout) as? [String: Any])
+        let digest = try #require(report["digest"] as? String)
+        let artifact = try #require(report["artifact"] as? String)
+        // Every output file is in the bucket, as boto3 reads it.
+        let objects = try SharedStoresTests.remoteObjects(s3)
+        let joblib = try Data(contentsOf: URL(fileURLWithPath: artifact + "/model/model.joblib"))
+        #expect(objects["stagecraft/\(digest)/model/model.joblib"] == Self.sha256(joblib), "\(objects.keys.sorted())")
+        #expect(objects["stagecraft/\(digest)/model/features/ratios.py"] != nil)
+
+        // Another machine (a clone, an empty cache) fetches the version with its model folder and serves it.
+        let second = try ScratchRepository(cloning: first)
+        defer { second.stopServers() }
+        let dev = try second.stagecraft(["reconcile", "--env", "dev"])
+        #expect(dev.status == 0, "\(dev.stderr)\(dev.stdout)")
+        #expect((try Self.drive(port: ports["dev"]!, count: 5, threads: 1)["versions"] as? [String: Int]) == [digest: 5])
+        #expect(try Self.serverPids(digest, in: second).count == 1)
+    }
+
     @Test func validateNamesCodeThatIsNotAtTheRef() throws {
         let scratch = try ScratchRepository.byoExample(bin: "/usr/bin")
         let manifest = try scratch.directory.read("manifests/tumor.yaml")
