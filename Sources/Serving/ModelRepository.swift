@@ -59,6 +59,8 @@ func waiting<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thro
     return try result.withLock { $0! }.get()
 }
 
+/// The models an environment's server has loaded: for each model, its versions and the one that answers by default.
+/// Safe to read and change from any task; a switch is atomic (a request sees the old or the new default, whole).
 public final class ModelRepository: Sendable {
     struct Entry: Sendable {
         var versions: [String: LoadedVersion]
@@ -106,7 +108,7 @@ public final class ModelRepository: Sendable {
         entries.withLock { entries in entries.values.contains { $0.versions.values.contains { $0.server != nil } } }
     }
 
-    /// Whether a loaded version of `model` has its own server (its requests are answered off the event loop).
+    /// Whether a loaded version of `model` has its own server (its requests are forwarded there, and wait for it).
     public func hasOwnServer(model: String) -> Bool {
         entries.withLock { entries in entries[model]?.versions.values.contains { $0.server != nil } ?? false }
     }
