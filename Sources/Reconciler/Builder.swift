@@ -118,11 +118,7 @@ public struct Builder: Sendable {
             return try buildWithCommand(inputs, trainer: trainer, ref: ref, store: store, started: started, progress: progress)
         }
         let request = Self.trainingRequest(manifest)
-        let types = Dictionary((request.features ?? []).compactMap { feature in feature.type.map { (feature.name, $0) } }) { a, _ in a }
-        let readStart = Date()
-        let train = try CSVReader.read(inputs.data[manifest.data.train]!, source: manifest.data.train, types: types)
-        let test = try CSVReader.read(inputs.data[manifest.data.test]!, source: manifest.data.test, types: types)
-        let readTime = Date().timeIntervalSince(readStart)
+        let (train, test, readTime) = try Self.readData(inputs, request: request)
         let outcome = try Training.run(request, train: train, test: test, progress: progress)
         let record = BuildRecord(
             digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: outcome.parameters, tool: toolVersion)
@@ -164,9 +160,7 @@ public struct Builder: Sendable {
     ) throws -> BuildResult {
         let manifest = inputs.manifest
         let request = Self.trainingRequest(manifest)
-        let types = Dictionary((request.features ?? []).compactMap { feature in feature.type.map { (feature.name, $0) } }) { a, _ in a }
-        let train = try CSVReader.read(inputs.data[manifest.data.train]!, source: manifest.data.train, types: types)
-        let test = try CSVReader.read(inputs.data[manifest.data.test]!, source: manifest.data.test, types: types)
+        let (train, test, _) = try Self.readData(inputs, request: request)
         let work = workFolder(inputs.digest)
         defer { try? FileManager.default.removeItem(at: work) }
         let training = CommandTraining(repository: repository, inputs: inputs, trainer: trainer, work: work)
@@ -178,16 +172,10 @@ public struct Builder: Sendable {
             throw error
         }
         var timings = ["fit": Date().timeIntervalSince(fitStart)]
-        let parameters = manifest.trainer.params.compactMapValues { value -> ParameterValue? in
-            switch value {
-            case .number(let number): return .number(number)
-            case .bool(let flag): return .bool(flag)
-            default: return nil
-            }
-        }
-        let server = ExternalEstimator(
-            command: manifest.server?.command ?? [], environment: manifest.server?.environment ?? [:],
-            ready: manifest.server?.ready ?? "/v2/health/ready")
+        // The record keeps the params a model file can hold (numbers, booleans); strings are in the spec, hence the digest.
+        let parameters = manifest.trainer.params.compactMapValues(Self.parameterValue)
+        let spec = manifest.server ?? ServerSpec(command: [])  // a command trainer's manifest has one (checked)
+        let server = ExternalEstimator(command: spec.command, environment: spec.environment, ready: spec.ready)
         let record = BuildRecord(
             digest: inputs.digest, model: manifest.name, data: inputs.dataHashes, parameters: parameters, tool: toolVersion)
         var file = try ModelFile.external(
@@ -293,22 +281,34 @@ public struct Builder: Sendable {
                 type: spec.type.map { $0 == .numeric ? ColumnType.numeric : .categorical },
                 imputation: spec.missing.flatMap { Imputation(rawValue: $0.rawValue) })
         }
-        func parameter(_ value: JSONValue) -> ParameterValue? {
-            switch value {
-            case .number(let number): return .number(number)
-            case .bool(let flag): return .bool(flag)
-            default: return nil
-            }
-        }
         let search = manifest.trainer.search.map { search in
             SearchRequest(
                 folds: search.folds, metric: search.metric.rawValue,
-                grid: search.grid.mapValues { $0.compactMap(parameter) })
+                grid: search.grid.mapValues { $0.compactMap(parameterValue) })
         }
         return TrainingRequest(
             task: task, target: manifest.data.target, features: features,
             algorithm: AlgorithmName(rawValue: manifest.trainer.algorithm?.rawValue ?? "") ?? .logisticRegression,
-            parameters: manifest.trainer.params.compactMapValues(parameter), search: search, seed: UInt64(manifest.trainer.seed))
+            parameters: manifest.trainer.params.compactMapValues(parameterValue), search: search, seed: UInt64(manifest.trainer.seed))
+    }
+
+    /// A manifest's parameter as the ML core and the build record hold it: a number or a boolean (nil for a string).
+    static func parameterValue(_ value: JSONValue) -> ParameterValue? {
+        switch value {
+        case .number(let number): return .number(number)
+        case .bool(let flag): return .bool(flag)
+        default: return nil
+        }
+    }
+
+    /// The training and holdout data of `inputs`, read with the types the manifest declares, and the seconds it took.
+    static func readData(_ inputs: Inputs, request: TrainingRequest) throws -> (train: Dataset, test: Dataset, seconds: Double) {
+        let manifest = inputs.manifest
+        let types = Dictionary((request.features ?? []).compactMap { feature in feature.type.map { (feature.name, $0) } }) { a, _ in a }
+        let start = Date()
+        let train = try CSVReader.read(inputs.data[manifest.data.train]!, source: manifest.data.train, types: types)
+        let test = try CSVReader.read(inputs.data[manifest.data.test]!, source: manifest.data.test, types: types)
+        return (train, test, Date().timeIntervalSince(start))
     }
 }
 
