@@ -64,10 +64,7 @@ public struct S3Artifacts: ArtifactRemote {
             return false
         }
         // The artifact store checks each file against the sha256 that build.json lists, once all are here.
-        struct Outputs: Decodable { var outputs: [String: String]? }
-        let listed = (try? JSONDecoder().decode(Outputs.self, from: build))?.outputs ?? [:]
-        let outputs = listed.keys.map { "\(ArtifactStore.outputFolder)/\($0)" }
-        for name in ["model.json", "metrics.json"] + outputs.sorted() {
+        for name in Self.files(listedIn: build) {
             try FileManager.default.createDirectory(
                 at: folder.appendingPathComponent(name).deletingLastPathComponent(), withIntermediateDirectories: true)
             let objectKey = key(digest, name)
@@ -84,16 +81,21 @@ public struct S3Artifacts: ArtifactRemote {
     public func publish(_ digest: String, from folder: URL) throws -> Bool {
         let bucket = place.bucket
         if try run({ try await $0.head(bucket: bucket, key: key(digest, "build.json")) }) != nil { return false }
-        let outputs = try ArtifactStore.hashes(of: folder.appendingPathComponent(ArtifactStore.outputFolder)).keys.map {
-            "\(ArtifactStore.outputFolder)/\($0)"
-        }
-        for name in ["model.json", "metrics.json"] + outputs.sorted() {
+        let build = try Data(contentsOf: folder.appendingPathComponent("build.json"))
+        for name in Self.files(listedIn: build) {
             let objectKey = key(digest, name)
             _ = try run { try await $0.upload(bucket: bucket, key: objectKey, file: folder.appendingPathComponent(name)) }
         }
-        let build = try Data(contentsOf: folder.appendingPathComponent("build.json"))
         let buildKey = key(digest, "build.json")
         return try run { try await $0.put(bucket: bucket, key: buildKey, data: build, onlyIfAbsent: true) } == .stored
+    }
+
+    /// The files of a version besides `build.json`, as its `build.json` lists them: the model and metrics files, and the
+    /// output files of a trainer command under `model/`.
+    static func files(listedIn build: Data) -> [String] {
+        struct Outputs: Decodable { var outputs: [String: String]? }
+        let outputs = (try? JSONDecoder().decode(Outputs.self, from: build))?.outputs ?? [:]
+        return ["model.json", "metrics.json"] + outputs.keys.sorted().map { "\(ArtifactStore.outputFolder)/\($0)" }
     }
 
     public func digests(prefix: String) throws -> [String] {

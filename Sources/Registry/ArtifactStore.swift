@@ -144,7 +144,7 @@ public struct ArtifactStore: Sendable {
     public static let outputFolder = ExternalEstimator.folder
 
     /// The sha256 of every file under `folder`, by relative path.
-    public static func hashes(of folder: URL) throws -> [String: String] {
+    static func hashes(of folder: URL) throws -> [String: String] {
         var hashes: [String: String] = [:]
         let base = folder.standardizedFileURL.path
         guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey]) else { return [:] }
