@@ -72,6 +72,14 @@ public final class ModelRepository: Sendable {
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    /// Whether any loaded version has its own server, set whenever versions are loaded or unloaded: read by every
+    /// request without taking the lock, so that a server of built-in models pays one atomic load for the feature.
+    private let anyOwnServer = Atomic(false)
+
+    /// Sets ``anyOwnServer`` from `entries` (under the lock, after a change).
+    private func noteOwnServers(_ entries: [String: Entry]) {
+        anyOwnServer.store(entries.values.contains { $0.versions.values.contains { $0.server != nil } }, ordering: .releasing)
+    }
 
     public init() {}
 
@@ -84,6 +92,7 @@ public final class ModelRepository: Sendable {
             entry.versions[loaded.version] = loaded
             if makeDefault { entry.defaultVersion = loaded.version }
             entries[loaded.model] = entry
+            noteOwnServers(entries)
             return previous
         }
         if let replaced, replaced !== loaded { Self.stopServers([replaced]) }
@@ -104,13 +113,11 @@ public final class ModelRepository: Sendable {
     }
 
     /// Whether any loaded version has its own server.
-    public var hasOwnServers: Bool {
-        entries.withLock { entries in entries.values.contains { $0.versions.values.contains { $0.server != nil } } }
-    }
+    public var hasOwnServers: Bool { anyOwnServer.load(ordering: .acquiring) }
 
     /// Whether a loaded version of `model` has its own server (its requests are forwarded there, and wait for it).
     public func hasOwnServer(model: String) -> Bool {
-        entries.withLock { entries in entries[model]?.versions.values.contains { $0.server != nil } ?? false }
+        hasOwnServers && entries.withLock { entries in entries[model]?.versions.values.contains { $0.server != nil } ?? false }
     }
 
     /// Removes a version (or the whole model when `version` is nil); returns false when there was nothing to remove.
@@ -119,6 +126,7 @@ public final class ModelRepository: Sendable {
         var removed: [LoadedVersion] = []
         defer { Self.stopServers(removed) }
         return entries.withLock { entries in
+            defer { noteOwnServers(entries) }
             guard var entry = entries[model] else { return false }
             guard let version else {
                 removed = Array(entry.versions.values)
