@@ -261,28 +261,7 @@ public struct ModelManifest: Hashable, Sendable {
                 reader.report(value, "data location '\(text)' must be a path in the repository or s3://bucket/key")
                 return nil
             }
-            if text.hasPrefix("/") {
-                reader.report(value, "data path '\(text)' must be relative to the repository root, not absolute")
-                return nil
-            }
-            // Normalized before it is checked: `./data/x.csv` is `data/x.csv`; a `..` that would leave the root is refused.
-            var parts: [Substring] = []
-            for part in text.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
-                if part != ".." {
-                    parts.append(part)
-                    continue
-                }
-                guard !parts.isEmpty else {
-                    reader.report(value, "data path '\(text)' must stay inside the repository: it must not climb above the root with '..'")
-                    return nil
-                }
-                parts.removeLast()
-            }
-            guard !parts.isEmpty else {
-                reader.report(value, "data path '\(text)' names the repository root, not a CSV file")
-                return nil
-            }
-            return parts.joined(separator: "/")
+            return repositoryPath(text, value, what: "data path", notRoot: "not a CSV file", reader: reader)
         }
         let train = path("train")
         let test = path("test")
@@ -374,14 +353,15 @@ public struct ModelManifest: Hashable, Sendable {
         if let node = mapping["code"], let items = reader.list(node, "spec.trainer.code") {
             for (index, item) in items.enumerated() {
                 guard let text = reader.string(item, "spec.trainer.code[\(index)]") else { continue }
-                guard let path = repositoryPath(text, item, what: "code path", reader: reader) else { continue }
+                let notRoot = "not a file or folder of the command"
+                guard let path = repositoryPath(text, item, what: "code path", notRoot: notRoot, reader: reader) else { continue }
                 code.append(path)
                 locations["code:\(path)"] = reader.location(item)
             }
         }
         var environment: String?
         if let node = mapping["environment"], let text = reader.string(node, "spec.trainer.environment") {
-            environment = repositoryPath(text, node, what: "environment file", reader: reader)
+            environment = repositoryPath(text, node, what: "environment file", notRoot: "not a lock file", reader: reader)
             locations["environment"] = reader.location(node)
         }
         var timeout = TrainerCommand.defaultTimeout
@@ -472,12 +452,18 @@ public struct ModelManifest: Hashable, Sendable {
         return ServerSpec(command: command, environment: environment, ready: ready)
     }
 
-    /// A repository-relative path, normalised; nil (reported) when absolute or climbing above the root.
-    private static func repositoryPath(_ text: String, _ node: Node, what: String, reader: YAMLReader) -> String? {
-        if text.hasPrefix("/") || text.contains("://") {
-            reader.report(node, "\(what) '\(text)' must be a path relative to the repository root")
+    /// A repository-relative path, normalised (data, code and lock files alike); nil, reported, for a URL, an absolute
+    /// path, one that climbs above the root, or the root itself.
+    private static func repositoryPath(_ text: String, _ node: Node, what: String, notRoot: String, reader: YAMLReader) -> String? {
+        if text.contains("://") {
+            reader.report(node, "\(what) '\(text)' must be a path in the repository")
             return nil
         }
+        if text.hasPrefix("/") {
+            reader.report(node, "\(what) '\(text)' must be relative to the repository root, not absolute")
+            return nil
+        }
+        // Normalized before it is checked: `./data/x.csv` is `data/x.csv`; a `..` that would leave the root is refused.
         var parts: [Substring] = []
         for part in text.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
             if part != ".." {
@@ -488,7 +474,7 @@ public struct ModelManifest: Hashable, Sendable {
             }
         }
         guard !parts.isEmpty else {
-            reader.report(node, "\(what) '\(text)' names the repository root; name the files and folders the command needs")
+            reader.report(node, "\(what) '\(text)' names the repository root, \(notRoot)")
             return nil
         }
         return parts.joined(separator: "/")

@@ -54,7 +54,7 @@ import Testing
         ("code: [train.py, ./features/, model-settings.json]", "code: [train.py, ../secrets]",
          "manifests/tumor.yaml:10:22: code path '../secrets' must stay inside the repository: it must not climb above the root with '..'"),
         ("environment: requirements.txt", "environment: /etc/passwd",
-         "manifests/tumor.yaml:11:18: environment file '/etc/passwd' must be a path relative to the repository root"),
+         "manifests/tumor.yaml:11:18: environment file '/etc/passwd' must be relative to the repository root, not absolute"),
         ("timeout: 90s", "timeout: soon",
          "manifests/tumor.yaml:13:14: expected a duration for 'spec.trainer.timeout' such as 90s, 30m or 2h, found 'soon'"),
         ("    timeout: 90s\n", "    timeout: 90s\n    search: {folds: 5, metric: auc, grid: {C: [0.1, 1]}}\n",
