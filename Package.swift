@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // libgit2, as the system provides it. Only GitStore imports this.
@@ -182,12 +183,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The web console: the board, model and environment pages rendered by the server (Mustache, inline SVG), their
+        // JSON under /api, live updates over server-sent events, and signed-in actions through the CLI's code paths.
+        .target(
+            name: "WebConsole",
+            dependencies: [
+                "GitStore", "Manifests", "Learning", "Registry", "Reconciler", "LoopbackHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command-line commands, as a library tested in-process.
         .target(
             name: "StagecraftCommands",
             dependencies: [
                 "GitStore", "Manifests", "Learning", "Registry", "Serving", "Reconciler", "LoopbackHTTP", "FileQueue", "KServe",
-                "ExternalModels",
+                "ExternalModels", "WebConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -264,6 +282,11 @@ let package = Package(
         .testTarget(
             name: "ExternalModelsTests",
             dependencies: ["ExternalModels", "Learning", "StagecraftTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebConsoleTests",
+            dependencies: ["WebConsole", "StagecraftTesting", "LoopbackHTTP"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -21,6 +21,42 @@ public struct PromotionResult: Sendable, Codable {
     public var pending: Bool = false
 }
 
+/// A pin change worked out but not committed: what a promotion or rollback commits, where.
+struct PinChange {
+    var model: String
+    var environment: String
+    var version: String
+    var source: String
+    var from: String
+    var evidence: String
+    var forced: Bool
+    var message: String
+    /// The branch it is committed on, starting at `start`, where the environment file is `file`.
+    var branch: String
+    var start: ObjectID
+    var file: EnvironmentManifest
+    var pending: Bool
+}
+
+/// What a promotion or rollback would commit, shown before it is: the environment file before and after, the message
+/// with its trailers, and the branch.
+public struct PinPreview: Sendable, Codable {
+    public var model: String
+    public var environment: String
+    public var version: String
+    public var source: String
+    public var from: String
+    /// The environment file's path in the repository.
+    public var file: String
+    public var branch: String
+    public var message: String
+    public var before: String
+    public var after: String
+    public var forced: Bool
+    /// The commit would wait for approval on `branch`.
+    public var pending: Bool
+}
+
 /// Promotions and rollbacks: commits that change only the `version` and `source` scalars of one model in one
 /// environment file (every other byte, comment and key order stays), with trailers carrying the evidence.
 public struct Promotion {
@@ -50,6 +86,18 @@ public struct Promotion {
         model: String, to environment: String, version requested: String?, force: Bool, branch: String?,
         author: Signature
     ) throws -> PromotionResult {
+        try apply(promotionChange(model: model, to: environment, version: requested, force: force, branch: branch), author: author)
+    }
+
+    /// What promoting `version` (default: what the upstream serves) of `model` into `environment` would commit,
+    /// without committing it: the console's confirmation shows it, and `promote` commits exactly it.
+    public func previewPromotion(model: String, to environment: String, version: String?, force: Bool) throws -> PinPreview {
+        try preview(promotionChange(model: model, to: environment, version: version, force: force, branch: nil))
+    }
+
+    private func promotionChange(
+        model: String, to environment: String, version requested: String?, force: Bool, branch: String?
+    ) throws -> PinChange {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
@@ -114,13 +162,10 @@ public struct Promotion {
         let message = Trailers.append(trailers, to: "Promote \(model) \(VersionDigest.short(version)) from \(upstream) to \(environment)")
         let (destination, start, file) = try destination(
             branch: branch, base: base, tip: tip, target: target, model: model, version: version, source: source)
-        let commit = try commitPin(
-            model: model, environment: file, version: version, source: source, at: start,
-            branch: destination, message: message, author: author)
-        return PromotionResult(
-            commit: (commit ?? start).hex, branch: destination, model: model, environment: environment,
-            version: version, source: source, from: upstream, evidence: evidence, forced: forcedReason != nil,
-            alreadyPinned: commit == nil, pending: destination != (branch ?? base))
+        return PinChange(
+            model: model, environment: environment, version: version, source: source, from: upstream, evidence: evidence,
+            forced: forcedReason != nil, message: message, branch: destination, start: start, file: file,
+            pending: destination != (branch ?? base))
     }
 
     /// Pins, in `environment`, the last version of `model` that passed there other than the pinned one: the one
@@ -135,6 +180,15 @@ public struct Promotion {
     private func rollbackOnce(model: String, environment: String, to wanted: String?, branch: String?, author: Signature) throws
         -> PromotionResult
     {
+        try apply(rollbackChange(model: model, environment: environment, to: wanted, branch: branch), author: author)
+    }
+
+    /// What rolling `model` back in `environment` would commit, without committing it.
+    public func previewRollback(model: String, environment: String, to wanted: String? = nil) throws -> PinPreview {
+        try preview(rollbackChange(model: model, environment: environment, to: wanted, branch: nil))
+    }
+
+    private func rollbackChange(model: String, environment: String, to wanted: String?, branch: String?) throws -> PinChange {
         let base = workspace.settings.branch
         let tip = try tip(of: branch ?? base, fallback: base)
         let target = try workspace.environment(environment, at: tip)
@@ -174,13 +228,36 @@ public struct Promotion {
         let message = Trailers.append(trailers, to: "Roll back \(model) in \(environment) to \(VersionDigest.short(previous.version))")
         let (destination, start, file) = try destination(
             branch: branch, base: base, tip: tip, target: target, model: model, version: previous.version, source: source)
+        return PinChange(
+            model: model, environment: environment, version: previous.version, source: source, from: environment,
+            evidence: evidence, forced: false, message: message, branch: destination, start: start, file: file,
+            pending: destination != (branch ?? base))
+    }
+
+    /// Commits `change` (nothing when the file already pins its version and source).
+    private func apply(_ change: PinChange, author: Signature) throws -> PromotionResult {
         let commit = try commitPin(
-            model: model, environment: file, version: previous.version, source: source, at: start,
-            branch: destination, message: message, author: author)
+            model: change.model, environment: change.file, version: change.version, source: change.source, at: change.start,
+            branch: change.branch, message: change.message, author: author)
         return PromotionResult(
-            commit: (commit ?? start).hex, branch: destination, model: model, environment: environment,
-            version: previous.version, source: source, from: environment, evidence: evidence, forced: false,
-            alreadyPinned: commit == nil, pending: destination != (branch ?? base))
+            commit: (commit ?? change.start).hex, branch: change.branch, model: change.model, environment: change.environment,
+            version: change.version, source: change.source, from: change.from, evidence: change.evidence, forced: change.forced,
+            alreadyPinned: commit == nil, pending: change.pending)
+    }
+
+    /// The file `change` edits, before and after, with the commit message: what ``apply(_:author:)`` would commit.
+    private func preview(_ change: PinChange) throws -> PinPreview {
+        let path = Workspace.environmentFile(change.file.name)
+        let before = String(decoding: try workspace.repository.fileIfPresent(at: path, in: change.start) ?? Data(), as: UTF8.self)
+        var after = before
+        if let deployment = change.file.deployment(change.model), !Self.pins(deployment, version: change.version, source: change.source) {
+            after = try Self.pin(
+                before, deployment: deployment, version: VersionDigest.short(change.version), source: String(change.source.prefix(12)))
+        }
+        return PinPreview(
+            model: change.model, environment: change.environment, version: change.version, source: change.source, from: change.from,
+            file: path, branch: change.branch, message: change.message, before: before, after: after, forced: change.forced,
+            pending: change.pending)
     }
 
     /// Commits the new pin of `model` in `environment`'s file as read at `tip`, onto `tip` only (a branch that moved

@@ -138,6 +138,22 @@ public final class ServerClient {
         return (response.status, response.json, seconds)
     }
 
+    /// The live metrics the server reports for each version of `model` over the predictions that received true labels
+    /// (`GET /v2/models/<model>/feedback`): by version, `accuracy` or `rmse` and the like with `labels`; nil when it
+    /// does not answer.
+    public func liveMetrics(model: String) -> [String: [String: Double]]? {
+        guard let response = try? request("GET", "/v2/models/\(model)/feedback", admin: false, retry: false), response.status == 200,
+            let live = response.json["live"] as? [String: Any]
+        else { return nil }
+        return live.compactMapValues { ($0 as? [String: Any])?.compactMapValues { ($0 as? NSNumber)?.doubleValue } }
+    }
+
+    /// The server's metrics in the Prometheus text format (`GET /metrics`); nil when it does not answer.
+    public func metricsText() -> String? {
+        guard let response = try? request("GET", "/metrics", admin: false, retry: false), response.status == 200 else { return nil }
+        return response.text
+    }
+
     private func adminCall(_ path: String, _ body: some Encodable, accepting: Set<Int> = []) throws(ReconcileError)
         -> HTTPConnection.Response
     {

@@ -101,7 +101,7 @@ struct DescribeCommand: AsyncParsableCommand {
         let records = try state.records(environment: name, model: model)
         let files = RunFiles(root: workspace.root, environment: name)
         let pid = files.runningPID()
-        let connection = plan.serverRunning ? try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5) : nil
+        let connection = plan.serverRunning ? try? workspace.serverClient(for: manifest) : nil
         let monitored = (try? Monitor(workspace: workspace, state: state).evaluate(environment: name, at: commit)) ?? []
         let served = try state.served(environment: name)
         var descriptions: [Description] = []

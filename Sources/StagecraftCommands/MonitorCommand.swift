@@ -11,6 +11,7 @@ import LoopbackHTTP
 import Manifests
 import Reconciler
 import Registry
+import WebConsole
 
 struct MonitorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -248,38 +249,9 @@ enum MonitorPage {
         for report in reports {
             let items = report.drift + [report.predictionDrift].compactMap { $0 }
             let limit = spec.psi?.value ?? 0.2
-            let scale = max(limit * 1.5, items.map(\.psi).max() ?? 0, 0.01)
-            var svg =
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(items.count * 26 + 30)\" role=\"img\" "
-                + "aria-label=\"PSI per feature\">"
-            for (index, item) in items.enumerated() {
-                let y = index * 26 + 10
-                let width = Int(420 * item.psi / scale)
-                let colour = (spec.psi.map { !$0.holds(item.psi) } ?? (item.psi > limit)) ? "#d7263d" : "#2e86ab"
-                svg += "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(escape(item.name))</text>"
-                svg +=
-                    "<rect x=\"150\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>psi "
-                    + "\(GateResult.format(item.psi))</title></rect>"
-                svg += "<text x=\"\(156 + width)\" y=\"\(y + 14)\" font-size=\"12\">\(GateResult.format(item.psi))</text>"
-            }
-            let x = 150 + Int(420 * limit / scale)
-            svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"0\" y2=\"\(items.count * 26 + 14)\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>"
-            svg += "<text x=\"\(x + 4)\" y=\"\(items.count * 26 + 26)\" font-size=\"11\">psi limit \(GateResult.format(limit))</text></svg>"
-            let live = report.live.filter { ["accuracy", "auc", "f1", "precision", "recall", "r2"].contains($0.key) }.sorted {
-                $0.key < $1.key
-            }
-            var chart =
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"\(live.count * 26 + 10)\" role=\"img\" "
-                + "aria-label=\"live metrics\">"
-            for (index, metric) in live.enumerated() {
-                let y = index * 26 + 4
-                let width = Int(420 * min(max(metric.value, 0), 1))
-                chart +=
-                    "<text x=\"0\" y=\"\(y + 15)\" font-size=\"13\">\(metric.key)</text><rect x=\"150\" y=\"\(y)\" "
-                    + "width=\"\(width)\" height=\"18\" fill=\"#3a7d44\"/>"
-                chart += "<text x=\"\(156 + width)\" y=\"\(y + 14)\" font-size=\"12\">\(GateResult.format(metric.value))</text>"
-            }
-            chart += "</svg>"
+            let svg = Charts.drift(items, limit: limit) { psi in spec.psi.map { !$0.holds(psi) } ?? (psi > limit) }
+            let live = report.live.filter { ["accuracy", "auc", "f1", "precision", "recall", "r2"].contains($0.key) }
+            let chart = Charts.live(report.live)
             let alarms =
                 report.triggers.isEmpty
                 ? "<p class=\"ok\">No alarm.</p>"
@@ -302,5 +274,5 @@ enum MonitorPage {
             """
     }
 
-    static func escape(_ text: String) -> String { Markup.escape(text) }
+    static func escape(_ text: String) -> String { Html.escape(text) }
 }

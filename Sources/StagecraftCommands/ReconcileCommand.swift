@@ -6,6 +6,7 @@ import NIOCore
 import Reconciler
 import Registry
 import ServiceLifecycle
+import WebConsole
 
 /// `--repo`, `--ref` and `--env` for the commands that act on one environment, and how they open the workspace.
 struct EnvironmentOptions: ParsableArguments {
@@ -394,13 +395,5 @@ enum JUnitReport {
         try Data(xml.utf8).write(to: URL(fileURLWithPath: path))
     }
 
-    static func escape(_ text: String) -> String { Markup.escape(text) }
-}
-
-/// Text inside XML or HTML markup and attribute values.
-enum Markup {
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
+    static func escape(_ text: String) -> String { Html.escape(text) }
 }

@@ -35,7 +35,7 @@ public struct Stagecraft: AsyncParsableCommand {
             PlanCommand.self, ReconcileCommand.self, PromoteCommand.self, RollbackCommand.self, HistoryCommand.self, StatusCommand.self,
             ServeCommand.self, StopCommand.self, PredictCommand.self, QueueCommand.self, FeedbackCommand.self, MonitorCommand.self,
             StateCommand.self, GCCommand.self, RenderCommand.self, ApproveCommand.self, RejectCommand.self,
-            EnvsCommand.self, DescribeCommand.self, DiffCommand.self, TagCommand.self, LogsCommand.self,
+            EnvsCommand.self, DescribeCommand.self, DiffCommand.self, TagCommand.self, LogsCommand.self, ConsoleCommand.self,
         ]
     )
 

@@ -70,11 +70,9 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     /// The live metrics the server reports for `version` of `model`, when it has labels.
-    static func live(_ connection: HTTPConnection?, model: String, version: String?) -> [String: Double]? {
-        guard let connection, let version, let response = try? connection.send("GET", "/v2/models/\(model)/feedback"),
-            response.status == 200
-        else { return nil }
-        return ((response.json["live"] as? [String: Any])?[version] as? [String: Any])?.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+    static func live(_ client: ServerClient?, model: String, version: String?) -> [String: Double]? {
+        guard let client, let version else { return nil }
+        return client.liveMetrics(model: model)?[version]
     }
 
     /// `accuracy 0.92 (60 labels)`, or `rmse …` for regression; `-` without labels.
@@ -197,7 +195,7 @@ struct StatusCommand: AsyncParsableCommand {
             workspace: workspace, state: state, environment: manifest, ref: commit.hex, commit: commit, target: target)
         let (plan, models) = try reconciler.status()
         let local = plan.serverRunning && serving.target == .local
-        let connection = local ? try? HTTPConnection(host: manifest.host, port: manifest.port, timeout: 5) : nil
+        let connection = local ? try? workspace.serverClient(for: manifest) : nil
         let rows = models.map { status in
             Row(
                 environment: name, model: status.model, desired: status.desired, serving: status.serving,

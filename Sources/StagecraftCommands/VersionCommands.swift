@@ -151,19 +151,8 @@ struct DiffCommand: AsyncParsableCommand {
         }
     }
 
-    struct Row: Encodable {
-        var field: String
-        var left: String
-        var right: String
-        var differs: Bool
-    }
-
-    struct Output: Encodable {
-        var left: String
-        var right: String
-        var rows: [Row]
-        var equal: Bool
-    }
+    typealias Row = DiffTable.Row
+    typealias Output = DiffTable
 
     func run() async throws {
         let repo = try repository.openOrFetch()
@@ -207,9 +196,7 @@ struct DiffCommand: AsyncParsableCommand {
         return text
     }
 
-    static func rows(_ fields: [(String, String, String)]) -> [Row] {
-        fields.map { Row(field: $0.0, left: $0.1, right: $0.2, differs: $0.1 != $0.2) }
-    }
+    static func rows(_ fields: [(String, String, String)]) -> [Row] { DiffTable.rows(fields) }
 
     /// The environment file against what serves.
     static func serving(_ name: String, workspace: Workspace, state: any StateStore, commit: ObjectID) throws -> Output {
@@ -260,41 +247,6 @@ struct DiffCommand: AsyncParsableCommand {
     {
         let a = try workspace.artifacts.buildInfo(try VersionReference.resolve(first, model: nil, workspace: workspace, state: state))
         let b = try workspace.artifacts.buildInfo(try VersionReference.resolve(second, model: nil, workspace: workspace, state: state))
-        let environments = try workspace.environmentNames(at: commit)
-        func runs(_ build: BuildInfo) throws -> String {
-            let names = try environments.filter { name in
-                guard let served = try state.served(environment: name)[build.model] else { return false }
-                return served.version == build.digest || served.shadow == build.digest
-                    || (served.traffic ?? []).contains { $0.version == build.digest }
-            }
-            return names.isEmpty ? "-" : names.joined(separator: ", ")
-        }
-        func spec(_ build: BuildInfo) -> String {
-            guard let source = ObjectID(hex: build.source),
-                let data = try? workspace.repository.fileIfPresent(at: "\(Project.manifestsFolder)/\(build.model).yaml", in: source),
-                let (manifest, _) = Optional(ModelManifest.decode(String(decoding: data, as: UTF8.self), file: "\(build.model).yaml")),
-                let manifest
-            else { return "-" }
-            return String(VersionDigest.sha256(Data(manifest.spec.canonical.utf8)).prefix(12))
-        }
-        var fields: [(String, String, String)] = [
-            ("model", a.model, b.model), ("algorithm", a.algorithm, b.algorithm), ("task", a.task, b.task),
-            ("source", String(a.source.prefix(12)), String(b.source.prefix(12))), ("spec (sha256)", spec(a), spec(b)),
-        ]
-        for key in Set(a.parameters.keys).union(b.parameters.keys).sorted() {
-            fields.append(("params." + key, a.parameters[key].map { "\($0)" } ?? "-", b.parameters[key].map { "\($0)" } ?? "-"))
-        }
-        for key in Set(a.data.keys).union(b.data.keys).sorted() {
-            fields.append(
-                ("data " + key, a.data[key].map { String($0.prefix(12)) } ?? "-", b.data[key].map { String($0.prefix(12)) } ?? "-"))
-        }
-        for key in Set(a.metrics.keys).union(b.metrics.keys).sorted() {
-            fields.append(("holdout " + key, a.metrics[key].map(GateResult.format) ?? "-", b.metrics[key].map(GateResult.format) ?? "-"))
-        }
-        fields.append(("runs in", try runs(a), try runs(b)))
-        fields.append(("built", Timestamp.string(a.createdAt), Timestamp.string(b.createdAt)))
-        return Output(
-            left: "\(VersionDigest.short(a.digest)) (\(a.model))", right: "\(VersionDigest.short(b.digest)) (\(b.model))",
-            rows: rows(fields), equal: a.digest == b.digest)
+        return try DiffTable.builds(a, b, workspace: workspace, state: state, commit: commit)
     }
 }

@@ -1,0 +1,8 @@
+import Foundation
+import StagecraftTesting
+import Testing
+@testable import WebConsole
+
+@Suite struct AccessTests {
+    @Test func placeholder() {}
+}
