@@ -310,6 +310,17 @@ public final class PostgresStateStore: StateStore, LeaseStore, @unchecked Sendab
         try transaction("deployment records", records.map { Self.save($0, noted: true, ignoringExisting: true) })
     }
 
+    public func revision() throws(StateStoreError) -> String {
+        let rows = try run(
+            "the records' revision", "SELECT count(*)::text, coalesce(max(started_at), ''), coalesce(max(finished_at), '') FROM deployment_record")
+        do {
+            guard let (count, started, finished) = try rows.first?.decode((String, String, String).self) else { return "0" }
+            return "\(count) \(started) \(finished)"
+        } catch {
+            throw StateStoreError(.damaged, "cannot decode the records' revision from \(location)", cause: error)
+        }
+    }
+
     public func syncedCommit(environment: String) throws(StateStoreError) -> String? {
         let rows = try run("the synced commit", "SELECT synced_commit FROM environment_sync WHERE environment = \(environment)")
         do { return try rows.first?.decode(String?.self) ?? nil } catch {

@@ -28,6 +28,16 @@ public protocol StateStore: Sendable {
     func setSyncedCommit(_ commit: String?, environment: String) throws(StateStoreError)
     /// Records a build (by reconcile or `stagecraft build`); a digest already recorded is left alone.
     func recordBuild(_ info: BuildInfo) throws(StateStoreError)
+    /// A value that changes whenever a record is added or finished, cheap to read (the console polls it).
+    func revision() throws(StateStoreError) -> String
+}
+
+extension StateStore {
+    /// From every record; stores with a query of their own override it.
+    public func revision() throws(StateStoreError) -> String {
+        let records = try records(environment: nil, model: nil)
+        return "\(records.count) \(records.last.map { "\($0.id) \($0.outcome.rawValue)" } ?? "")"
+    }
 }
 
 /// The state store could not be opened, read or written.
@@ -246,6 +256,14 @@ public final class SQLiteStateStore: StateStore {
         guard !records.isEmpty else { return }
         try write("deployment records") { db in
             for record in records { try Self.save(record, noted: true, db, ignoringExisting: true) }
+        }
+    }
+
+    public func revision() throws(StateStoreError) -> String {
+        try read("the records' revision") { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT count(*) AS n, max(started_at) AS s, max(finished_at) AS f FROM deployment_record")
+            return "\(row?["n"] as Int? ?? 0) \(row?["s"] as String? ?? "") \(row?["f"] as String? ?? "")"
         }
     }
 

@@ -31,7 +31,8 @@ public struct ConsoleUser: Sendable, Codable, Hashable, CustomStringConvertible 
         else { return nil }
         let name = trimmed[..<open].trimmingCharacters(in: .whitespaces)
         let email = String(trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)])
-        guard !name.isEmpty, email.contains("@"), !email.contains(where: { " <>\t".contains($0) }), name.count <= 200,
+        guard !name.isEmpty, !name.contains(where: { "<>".contains($0) }), email.contains("@"),
+            !email.contains(where: { " <>\t".contains($0) }), name.count <= 200,
             email.count <= 200
         else { return nil }
         return ConsoleUser(name: name, email: email)

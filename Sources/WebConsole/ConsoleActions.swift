@@ -21,7 +21,7 @@ extension ConsoleServer {
     /// The confirmation page of `kind`, from the query's `model`, `to`/`env` and `version`.
     func confirmation(_ kind: ConsoleAction.Kind, _ request: Request) async -> Response {
         let viewer = self.viewer(request)
-        guard viewer.canAct else { return denied(.notSignedIn) }
+        guard viewer.canAct else { return denied(request, .notSignedIn) }
         let query = Form.parse(request.uri.query ?? "")
         return await html(request) { viewer in
             Rendered(title: "Confirm", body: pages.confirm(try self.confirm(kind, query, viewer: viewer)))
@@ -113,11 +113,11 @@ extension ConsoleServer {
 
     /// Does `kind` for the signed-in user of the request.
     func act(_ kind: ConsoleAction.Kind, _ request: Request) async -> Response {
-        guard Self.sameOrigin(request) else { return denied(.forbidden("the form was sent from another site")) }
+        guard Self.sameOrigin(request) else { return denied(request, .forbidden("the form was sent from another site")) }
         let form = await Self.form(request)
         let session: ConsoleAccess.Session
         switch access.authorize(cookie: request.cookies[ConsoleAccess.cookie]?.value, csrf: form["csrf"]) {
-        case .failure(let denial): return denied(denial)
+        case .failure(let denial): return denied(request, denial)
         case .success(let found): session = found
         }
         let user = session.user
@@ -170,11 +170,11 @@ extension ConsoleServer {
                     return lines
                 }
             }
-            return document(status: .ok, title: "Done", body: pages.notice("Done", lines, back: back), viewer: viewer)
+            return document(request, status: .ok, title: "Done", body: pages.notice("Done", lines, back: back), viewer: viewer)
         } catch {
             let status: HTTPResponse.Status = (error as? ReconcileError)?.code == .refused ? .conflict : .internalServerError
             return document(
-                status: status, title: "Not done", body: pages.notice("Not done", [("bad", Self.message(error))], back: back), viewer: viewer)
+                request, status: status, title: "Not done", body: pages.notice("Not done", [("bad", Self.message(error))], back: back), viewer: viewer)
         }
     }
 

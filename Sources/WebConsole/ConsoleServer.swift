@@ -8,6 +8,8 @@ import NIOCore
 import NIOPosix
 public import Reconciler
 import Registry
+import Synchronization
+import CompressNIO
 public import ServiceLifecycle
 
 /// `stagecraft console`: the web console's HTTP server.
@@ -20,6 +22,7 @@ public struct ConsoleServer: Sendable {
     let pages: Pages
     let feed: ChangeFeed
     let sampler = TrafficSampler()
+    let boards = BoardCache()
     let reconcile: Reconcile
 
     /// - Parameters:
@@ -49,14 +52,14 @@ public struct ConsoleServer: Sendable {
         let router = Router()
         router.add(middleware: SecurityHeaders())
         router.get("/") { request, _ in await self.html(request) { viewer in try self.boardPage(viewer) } }
-        router.get("/api/board") { _, _ in await self.json { try self.site.board() } }
+        router.get("/api/board") { request, _ in await self.json(request) { try self.board() } }
         router.get("/models/:model") { request, context in
             let model = context.parameters.get("model") ?? ""
             return await self.html(request) { viewer in try self.modelPage(model, request: request, viewer: viewer) }
         }
         router.get("/api/models/:model") { request, context in
             let model = context.parameters.get("model") ?? ""
-            return await self.json {
+            return await self.json(request) {
                 guard ModelManifest.isValidName(model),
                     let page = try self.site.modelPage(model, page: Self.page(request), compare: Self.compare(request))
                 else { throw NotFound(what: "model '\(model.prefix(64))'") }
@@ -67,9 +70,9 @@ public struct ConsoleServer: Sendable {
             let name = context.parameters.get("environment") ?? ""
             return await self.html(request) { viewer in try self.environmentPage(name, viewer: viewer) }
         }
-        router.get("/api/environments/:environment") { _, context in
+        router.get("/api/environments/:environment") { request, context in
             let name = context.parameters.get("environment") ?? ""
-            return await self.json {
+            return await self.json(request) {
                 guard ModelManifest.isValidName(name), let page = try self.site.environmentPage(name, sampler: self.sampler) else {
                     throw NotFound(what: "environment '\(name.prefix(64))'")
                 }
@@ -77,13 +80,17 @@ public struct ConsoleServer: Sendable {
             }
         }
         router.get("/events") { _, _ in self.events() }
-        router.get("/static/console.css") { _, _ in Self.asset(Templates.stylesheet, type: "text/css; charset=utf-8") }
-        router.get("/static/console.js") { _, _ in Self.asset(Templates.script, type: "text/javascript; charset=utf-8") }
+        router.get("/static/console.css") { request, _ in
+            Self.respond(request, .ok, type: "text/css; charset=utf-8", ByteBuffer(string: Templates.stylesheet), cache: "max-age=300")
+        }
+        router.get("/static/console.js") { request, _ in
+            Self.respond(request, .ok, type: "text/javascript; charset=utf-8", ByteBuffer(string: Templates.script), cache: "max-age=300")
+        }
         router.get("/login") { request, _ in
-            self.document(status: .ok, title: "Sign in", body: self.pages.login(error: nil), viewer: self.viewer(request))
+            self.document(request, status: .ok, title: "Sign in", body: self.pages.login(error: nil), viewer: self.viewer(request))
         }
         router.post("/login") { request, _ in await self.signIn(request) }
-        router.get("/login/:code") { _, context in self.redeem(context.parameters.get("code") ?? "") }
+        router.get("/login/:code") { request, context in self.redeem(request, context.parameters.get("code") ?? "") }
         router.post("/logout") { request, _ in await self.signOut(request) }
         for action in ConsoleAction.Kind.allCases {
             router.get("/actions/\(action.rawValue)") { request, _ in await self.confirmation(action, request) }
@@ -119,27 +126,39 @@ public struct ConsoleServer: Sendable {
         do {
             let (rendered, frame) = try await NIOThreadPool.singleton.runIfActive { (try render(viewer), try self.frame()) }
             return htmlResponse(
-                rendered.status,
+                request, rendered.status,
                 pages.page(
                     title: rendered.title, body: rendered.body, viewer: viewer, environments: frame.environments, commit: frame.commit,
                     refresh: rendered.refresh))
         } catch let missing as NotFound {
-            return document(status: .notFound, title: "Not found", body: pages.notice("Not found", [("bad", "No \(missing.what).")]), viewer: viewer)
+            return document(
+                request, status: .notFound, title: "Not found", body: pages.notice("Not found", [("bad", "No \(missing.what).")]),
+                viewer: viewer)
         } catch {
             return document(
-                status: .internalServerError, title: "Error", body: pages.notice("Something went wrong", [("bad", Self.message(error))]),
+                request, status: .internalServerError, title: "Error", body: pages.notice("Something went wrong", [("bad", Self.message(error))]),
                 viewer: viewer)
         }
     }
 
     /// A page outside the blocking pool (sign-in, notices), with the navigation as far as it can be read.
-    func document(status: HTTPResponse.Status, title: String, body: String, viewer: Viewer) -> Response {
+    func document(_ request: Request, status: HTTPResponse.Status, title: String, body: String, viewer: Viewer) -> Response {
         let frame = (try? self.frame()) ?? ([], "")
-        return htmlResponse(status, pages.page(title: title, body: body, viewer: viewer, environments: frame.0, commit: frame.1))
+        return htmlResponse(request, status, pages.page(title: title, body: body, viewer: viewer, environments: frame.0, commit: frame.1))
     }
 
     func boardPage(_ viewer: Viewer) throws -> Rendered {
-        Rendered(title: "Board", body: pages.board(try site.board(), viewer: viewer))
+        Rendered(title: "Board", body: pages.board(try board(), viewer: viewer))
+    }
+
+    /// The board as of now: built again when a branch moved or a record was written, else at most
+    /// ``BoardCache/maximumAge`` old (what only the environments' servers know, such as one that died, shows by then).
+    func board() throws -> Board {
+        let stamp = try site.changeStamp()
+        if let board = boards.board(stamp: stamp) { return board }
+        let board = try site.board()
+        boards.keep(board, stamp: stamp)
+        return board
     }
 
     func modelPage(_ model: String, request: Request, viewer: Viewer) throws -> Rendered {
@@ -162,7 +181,7 @@ public struct ConsoleServer: Sendable {
             title: name, body: pages.environment(page, viewer: viewer, aliases: site.aliases(), psiExceeds: exceeds), refresh: 5)
     }
 
-    func json(_ build: @escaping @Sendable () throws -> some Encodable & Sendable) async -> Response {
+    func json(_ request: Request, _ build: @escaping @Sendable () throws -> some Encodable & Sendable) async -> Response {
         do {
             let data = try await NIOThreadPool.singleton.runIfActive { () throws -> Data in
                 let encoder = JSONEncoder()
@@ -170,9 +189,7 @@ public struct ConsoleServer: Sendable {
                 encoder.dateEncodingStrategy = .iso8601
                 return try encoder.encode(try build())
             }
-            return Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            return Self.respond(request, .ok, type: "application/json", ByteBuffer(bytes: data))
         } catch let missing as NotFound {
             return Self.jsonError(.notFound, "no \(missing.what)")
         } catch {
@@ -209,15 +226,32 @@ public struct ConsoleServer: Sendable {
             })
     }
 
-    static func asset(_ text: String, type: String) -> Response {
-        Response(
-            status: .ok, headers: [.contentType: type, .cacheControl: "max-age=300"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    func htmlResponse(_ request: Request, _ status: HTTPResponse.Status, _ text: String) -> Response {
+        Self.respond(request, status, type: "text/html; charset=utf-8", ByteBuffer(string: text))
     }
 
-    func htmlResponse(_ status: HTTPResponse.Status, _ text: String) -> Response {
-        Response(
-            status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-            body: .init(byteBuffer: ByteBuffer(string: text)))
+    /// An answer of `type`, gzip-compressed when the client accepts it and it is worth it.
+    static func respond(
+        _ request: Request, _ status: HTTPResponse.Status, type: String, _ body: ByteBuffer, cache: String = "no-store"
+    ) -> Response {
+        var headers: HTTPFields = [.contentType: type, .cacheControl: cache, .vary: "Accept-Encoding"]
+        var body = body
+        if body.readableBytes > 1_024, Self.acceptsGzip(request.headers[.acceptEncoding]),
+            let compressed = try? body.compress(with: .gzip())
+        {
+            headers[.contentEncoding] = "gzip"
+            body = compressed
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// Whether an `Accept-Encoding` header lists gzip (without `q=0`).
+    static func acceptsGzip(_ header: String?) -> Bool {
+        guard let header else { return false }
+        return header.split(separator: ",").contains { item in
+            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            return parts.first?.lowercased() == "gzip" && !parts.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" }
+        }
     }
 
     static func page(_ request: Request) -> Int { Form.parse(request.uri.query ?? "")["page"].flatMap { Int($0) } ?? 1 }
@@ -238,15 +272,16 @@ public struct ConsoleServer: Sendable {
         let form = await Self.form(request)
         guard let token = form["token"], let user = access.user(forToken: token) else {
             return document(
-                status: .unauthorized, title: "Sign in", body: pages.login(error: "That token is not known here."), viewer: .anonymous)
+                request, status: .unauthorized, title: "Sign in", body: pages.login(error: "That token is not known here."),
+                viewer: .anonymous)
         }
         return startSession(user)
     }
 
-    func redeem(_ code: String) -> Response {
+    func redeem(_ request: Request, _ code: String) -> Response {
         guard let user = access.redeemLogin(code) else {
             return document(
-                status: .unauthorized, title: "Sign in",
+                request, status: .unauthorized, title: "Sign in",
                 body: pages.login(error: "That login link is unknown, used or expired; run stagecraft console --login for a new one."),
                 viewer: .anonymous)
         }
@@ -264,22 +299,23 @@ public struct ConsoleServer: Sendable {
     func signOut(_ request: Request) async -> Response {
         let form = await Self.form(request)
         let cookie = request.cookies[ConsoleAccess.cookie]?.value
-        if case .failure(let denial) = access.authorize(cookie: cookie, csrf: form["csrf"]) { return denied(denial) }
+        if case .failure(let denial) = access.authorize(cookie: cookie, csrf: form["csrf"]) { return denied(request, denial) }
         access.endSession(cookie)
         var response = Response(status: .seeOther, headers: [.location: "/"])
         response.setCookie(Cookie(name: ConsoleAccess.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
         return response
     }
 
-    func denied(_ denial: AccessDenial) -> Response {
+    func denied(_ request: Request, _ denial: AccessDenial) -> Response {
         switch denial {
         case .notSignedIn:
             return document(
-                status: .unauthorized, title: "Sign in to act",
+                request, status: .unauthorized, title: "Sign in to act",
                 body: pages.notice("Sign in to act", [("bad", "Only signed-in users may act; everyone else reads.")], back: "/login"),
                 viewer: .anonymous)
         case .forbidden(let why):
-            return document(status: .forbidden, title: "Forbidden", body: pages.notice("Forbidden", [("bad", why)]), viewer: .anonymous)
+            return document(
+                request, status: .forbidden, title: "Forbidden", body: pages.notice("Forbidden", [("bad", why)]), viewer: .anonymous)
         }
     }
 
@@ -288,6 +324,21 @@ public struct ConsoleServer: Sendable {
         guard let body = try? await request.body.collect(upTo: 64 << 10) else { return [:] }
         return Form.parse(String(buffer: body))
     }
+}
+
+/// The last board built, with the change stamp it was built at.
+final class BoardCache: Sendable {
+    static let maximumAge: TimeInterval = 5
+    private let last = Mutex<(stamp: String, built: Date, board: Board)?>(nil)
+
+    func board(stamp: String, now: Date = Date()) -> Board? {
+        last.withLock { last in
+            guard let last, last.stamp == stamp, now.timeIntervalSince(last.built) < Self.maximumAge else { return nil }
+            return last.board
+        }
+    }
+
+    func keep(_ board: Board, stamp: String, now: Date = Date()) { last.withLock { $0 = (stamp, now, board) } }
 }
 
 /// A page or JSON document that does not exist.

@@ -48,10 +48,7 @@ public struct ConsoleSite: Sendable {
     public func changeStamp() throws -> String {
         var text = ""
         for (branch, tip) in try workspace.repository.branchTips().sorted(by: { $0.key < $1.key }) { text += "\(branch)=\(tip.hex);" }
-        let records = try state.records(environment: nil, model: nil)
-        text += "records=\(records.count);"
-        if let last = records.last { text += "\(last.id)/\(last.outcome.rawValue)" }
-        return text
+        return text + "records=" + (try state.revision())
     }
 }
 

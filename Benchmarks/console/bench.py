@@ -1,0 +1,97 @@
+"""Times the console's pages on a fleet of 50 models × 3 environments; see run. Work lives under
+Benchmarks/work/console (git-ignored)."""
+import gzip
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fleet import NAMES, deploy_fleet, write_fleet  # noqa: E402
+
+stagecraft, root, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
+work = os.path.join(root, "Benchmarks/work/console")
+shutil.rmtree(work, ignore_errors=True)
+fleet = os.path.join(work, "fleet")
+os.makedirs(fleet)
+identity = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@localhost"}
+env = {**os.environ, **identity, "NO_COLOR": "1"}
+
+
+def run(args, check=True):
+    result = subprocess.run(args, cwd=fleet, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        sys.exit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def commit(message):
+    run(["git", "add", "-A"])
+    run(["git", "commit", "-q", "-m", message])
+
+
+print("setting up 50 models × 3 environments (builds, reconciles)…", file=sys.stderr)
+write_fleet(fleet, root, free_port)
+open(os.path.join(fleet, ".gitignore"), "w").write(".stagecraft/\n")
+run(["git", "init", "-q", "-b", "main"])
+commit("fleet")
+deploy_fleet(fleet, lambda name: run([stagecraft, "reconcile", "--env", name]), commit)
+port = free_port()
+console = subprocess.Popen([stagecraft, "console", "--listen", f"127.0.0.1:{port}"], cwd=fleet, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+base = f"http://127.0.0.1:{port}"
+try:
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/board").read()
+            break
+        except OSError:
+            if time.time() > deadline:
+                sys.exit("the console did not start")
+            time.sleep(0.1)
+
+    def fetch(path):
+        start = time.perf_counter()
+        with urllib.request.urlopen(base + path) as response:
+            body = response.read()
+        return time.perf_counter() - start, body
+
+    for _ in range(10):
+        fetch("/")
+    times = sorted(fetch("/")[0] * 1000 for _ in range(requests))
+    p50, p95 = statistics.median(times), times[int(len(times) * 0.95) - 1]
+    status = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run([stagecraft, "status", "--output", "json"])
+        status.append((time.perf_counter() - start) * 1000)
+    pages = ["/", "/api/board", f"/models/{NAMES[0]}", f"/api/models/{NAMES[0]}", "/environments/prod", "/api/environments/prod"]
+    sizes = {path: len(fetch(path)[1]) for path in pages}
+    gzipped = {path: len(gzip.compress(fetch(path)[1])) for path in pages}
+finally:
+    console.terminate()
+    console.wait()
+    for name in ["dev", "qa", "prod"]:
+        run([stagecraft, "stop", "--env", name], check=False)
+
+print(f"console, 50 models × 3 environments, {requests} requests, 2 cores      measured     budget")
+print(f"  board GET /, p50 ms                                          {p50:9.1f}   {30:8}")
+print(f"  board GET /, p95 ms                                          {p95:9.1f}          -")
+print(f"  stagecraft status --output json (same reads), median ms      {statistics.median(status):9.1f}          -")
+for path in pages:
+    print(f"  {path:<32} KB transferred (gzip would be) {sizes[path] / 1000:9.1f}   {150:8}   ({gzipped[path] / 1000:.1f})")
+worst = max(sizes.values()) / 1000
+print(f"board p50 {p50:.1f} ms (budget 30: {'met' if p50 <= 30 else 'NOT met'}); "
+      f"largest page {worst:.1f} KB (budget 150: {'met' if worst <= 150 else 'NOT met'})")
