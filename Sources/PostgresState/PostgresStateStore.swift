@@ -312,7 +312,8 @@ public final class PostgresStateStore: StateStore, LeaseStore, @unchecked Sendab
 
     public func revision() throws(StateStoreError) -> String {
         let rows = try run(
-            "the records' revision", "SELECT count(*)::text, coalesce(max(started_at), ''), coalesce(max(finished_at), '') FROM deployment_record")
+            "the records' revision",
+            "SELECT count(*)::text, coalesce(max(started_at), ''), coalesce(max(finished_at), '') FROM deployment_record")
         do {
             guard let (count, started, finished) = try rows.first?.decode((String, String, String).self) else { return "0" }
             return "\(count) \(started) \(finished)"

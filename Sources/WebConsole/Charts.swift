@@ -1,3 +1,4 @@
+public import Foundation
 public import Learning
 public import Registry
 
@@ -17,7 +18,8 @@ public enum Charts {
             let colour = exceeds(item.psi) ? "#c62f3f" : "#2e78a8"
             svg += "<text x=\"0\" y=\"\(y + 14)\" font-size=\"13\">\(Html.escape(String(item.name.prefix(22))))</text>"
             svg +=
-                "<rect x=\"160\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>\(Html.escape(item.name)): psi "
+                "<rect x=\"160\" y=\"\(y)\" width=\"\(max(width, 1))\" height=\"18\" fill=\"\(colour)\"><title>"
+                + "\(Html.escape(item.name)): psi "
                 + "\(GateResult.format(item.psi))</title></rect>"
             var label = "psi " + GateResult.format(item.psi)
             if let p = item.ksPValue ?? item.chiSquaredPValue { label += ", p " + GateResult.format(p) }
@@ -48,28 +50,51 @@ public enum Charts {
     }
 
     /// A horizontal bar split by traffic weight, each part in its version's colour.
-    public static func split(_ shares: [VersionShare]) -> String {
+    public static func split(_ shares: [VersionShare], colours: VersionColours) -> String {
         var x = 0
         var svg =
             "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 100 6\" width=\"100\" height=\"6\" role=\"img\" "
             + "aria-label=\"Traffic split\">"
         for share in shares {
-            svg += "<rect x=\"\(x)\" y=\"0\" width=\"\(share.weight)\" height=\"6\" fill=\"\(Palette.colour(share.version))\"/>"
+            svg += "<rect x=\"\(x)\" y=\"0\" width=\"\(share.weight)\" height=\"6\" fill=\"\(colours.colour(share.version))\"/>"
             x += share.weight
         }
         return svg + "</svg>"
     }
 }
 
-/// A version is one colour everywhere it appears: a hue from its digest.
-public enum Palette {
-    public static func colour(_ digest: String) -> String {
+/// A version is one colour everywhere it appears. A model's versions take the palette's colours in the order they were
+/// built, so that two versions of one model built one after the other never share one; a version the artifact store
+/// does not hold takes one from its digest.
+public struct VersionColours: Sendable, Codable {
+    /// Ten colours told apart on white (Tableau's ten).
+    static let palette = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    ]
+    /// By full digest.
+    public var byDigest: [String: String]
+
+    public init(byDigest: [String: String] = [:]) { self.byDigest = byDigest }
+
+    /// Colours for `builds`, each model's in the order they were built.
+    public init(builds: [(model: String, digest: String, built: Date)]) {
+        var byDigest: [String: String] = [:]
+        for (_, versions) in Dictionary(grouping: builds, by: \.model) {
+            for (index, version) in versions.sorted(by: { ($0.built, $0.digest) < ($1.built, $1.digest) }).enumerated() {
+                byDigest[version.digest] = Self.palette[index % Self.palette.count]
+            }
+        }
+        self.byDigest = byDigest
+    }
+
+    public func colour(_ digest: String) -> String {
+        if let colour = byDigest[digest] { return colour }
         var hash: UInt32 = 2_166_136_261
         for byte in digest.prefix(12).utf8 {
             hash ^= UInt32(byte)
             hash = hash &* 16_777_619
         }
-        return "hsl(\(hash % 360), 62%, 38%)"
+        return Self.palette[Int(hash % UInt32(Self.palette.count))]
     }
 }
 

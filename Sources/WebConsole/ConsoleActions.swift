@@ -24,7 +24,7 @@ extension ConsoleServer {
         guard viewer.canAct else { return denied(request, .notSignedIn) }
         let query = Form.parse(request.uri.query ?? "")
         return await html(request) { viewer in
-            Rendered(title: "Confirm", body: pages.confirm(try self.confirm(kind, query, viewer: viewer)))
+            Rendered(title: "Confirm", body: pages.confirm(try self.confirm(kind, query, viewer: viewer)), live: false)
         }
     }
 
@@ -72,7 +72,8 @@ extension ConsoleServer {
                 confirm.lines = Pages.diff(before, promoted.map { String(decoding: $0, as: UTF8.self) } ?? before)
                 confirm.fields.append(.init(name: "version", value: pending.version))
                 confirm.summary =
-                    "\(VersionDigest.short(pending.version)) promoted by \(pending.promoter); \(pending.approvals.count) of \(pending.needed) "
+                    "\(VersionDigest.short(pending.version)) promoted by \(pending.promoter); "
+                    + "\(pending.approvals.count) of \(pending.needed) "
                     + "approval(s) so far."
                 if kind == .approve {
                     confirm.heading = "Approve \(model) for \(environment)"
@@ -142,24 +143,38 @@ extension ConsoleServer {
                     let short = VersionDigest.short(result.pending.version)
                     if let merged = result.merged {
                         return [
-                            ("ok", "✓ Approved \(model) \(short) for \(environment) as \(result.approver): commit \(merged.prefix(12)) on \(result.branch)."),
+                            (
+                                "ok",
+                                "✓ Approved \(model) \(short) for \(environment) as \(result.approver): commit \(merged.prefix(12)) "
+                                    + "on \(result.branch)."
+                            ),
                             ("", "Next: reconcile \(environment)."),
                         ]
                     }
                     return [
-                        ("ok", "✓ Approved \(model) \(short) for \(environment): \(result.pending.approvals.count) of \(result.pending.needed).")
+                        (
+                            "ok",
+                            "✓ Approved \(model) \(short) for \(environment): \(result.pending.approvals.count) of "
+                                + "\(result.pending.needed)."
+                        )
                     ]
                 case .reject:
-                    let reason = (form["reason"] ?? "").replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespacesAndNewlines)
+                    let reason = (form["reason"] ?? "").replacingOccurrences(of: "\n", with: " ")
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
                     guard !reason.isEmpty else { throw ReconcileError(.refused, "give a reason for the rejection") }
-                    let pending = try promotion.reject(model: model, environment: environment, version: version, by: user.signature, reason: reason)
+                    let pending = try promotion.reject(
+                        model: model, environment: environment, version: version, by: user.signature, reason: reason)
                     return [("ok", "✓ Rejected \(model) \(VersionDigest.short(pending.version)) for \(environment): \(reason)")]
                 case .reconcile:
                     let report = try reconcile(environment, user)
                     var lines: [(kind: String, text: String)] = [
                         report.failed
                             ? ("bad", "✗ Reconcile of \(environment) failed; what served before still serves.")
-                            : ("ok", report.wasInSync ? "✓ \(environment) was in sync." : "✓ Reconciled \(environment) at \(report.commit.prefix(12)).")
+                            : (
+                                "ok",
+                                report.wasInSync
+                                    ? "✓ \(environment) was in sync." : "✓ Reconciled \(environment) at \(report.commit.prefix(12))."
+                            )
                     ]
                     for record in report.records {
                         lines.append(
@@ -174,7 +189,8 @@ extension ConsoleServer {
         } catch {
             let status: HTTPResponse.Status = (error as? ReconcileError)?.code == .refused ? .conflict : .internalServerError
             return document(
-                request, status: status, title: "Not done", body: pages.notice("Not done", [("bad", Self.message(error))], back: back), viewer: viewer)
+                request, status: status, title: "Not done", body: pages.notice("Not done", [("bad", Self.message(error))], back: back),
+                viewer: viewer)
         }
     }
 
@@ -185,13 +201,20 @@ extension ConsoleServer {
         }
         if result.pending {
             return [
-                ("ok", "✓ \(verb) \(result.model) \(short) to \(result.environment), waiting for approval: commit \(result.commit.prefix(12)) on \(result.branch)."),
+                (
+                    "ok",
+                    "✓ \(verb) \(result.model) \(short) to \(result.environment), waiting for approval: commit "
+                        + "\(result.commit.prefix(12)) on \(result.branch)."
+                ),
                 ("", "Evidence: \(result.evidence)"),
                 ("", "Next: an approver of \(result.environment) approves it."),
             ]
         }
         return [
-            ("ok", "✓ \(verb) \(result.model) \(short) in \(result.environment): commit \(result.commit.prefix(12)) on \(result.branch)."),
+            (
+                "ok",
+                "✓ \(verb) \(result.model) \(short) in \(result.environment): commit \(result.commit.prefix(12)) on \(result.branch)."
+            ),
             ("", "Evidence: \(result.evidence)"),
             ("", "Next: reconcile \(result.environment)."),
         ]

@@ -116,6 +116,8 @@ public struct ConsoleServer: Sendable {
         var title: String
         var body: String
         var refresh: Int?
+        /// Whether the page follows changes (a confirmation keeps showing what the user confirms).
+        var live = true
         var status: HTTPResponse.Status = .ok
     }
 
@@ -129,14 +131,15 @@ public struct ConsoleServer: Sendable {
                 request, rendered.status,
                 pages.page(
                     title: rendered.title, body: rendered.body, viewer: viewer, environments: frame.environments, commit: frame.commit,
-                    refresh: rendered.refresh))
+                    refresh: rendered.refresh, live: rendered.live))
         } catch let missing as NotFound {
             return document(
                 request, status: .notFound, title: "Not found", body: pages.notice("Not found", [("bad", "No \(missing.what).")]),
                 viewer: viewer)
         } catch {
             return document(
-                request, status: .internalServerError, title: "Error", body: pages.notice("Something went wrong", [("bad", Self.message(error))]),
+                request, status: .internalServerError, title: "Error",
+                body: pages.notice("Something went wrong", [("bad", Self.message(error))]),
                 viewer: viewer)
         }
     }
@@ -167,7 +170,7 @@ public struct ConsoleServer: Sendable {
         guard let page = try site.modelPage(model, page: Self.page(request), compare: compare) else {
             throw NotFound(what: "model '\(model)'")
         }
-        return Rendered(title: model, body: pages.model(page, viewer: viewer, aliases: site.aliases(), compare: compare))
+        return Rendered(title: model, body: pages.model(page, viewer: viewer, names: site.versionNames(), compare: compare))
     }
 
     func environmentPage(_ name: String, viewer: Viewer) throws -> Rendered {
@@ -178,7 +181,7 @@ public struct ConsoleServer: Sendable {
         let limit = page.psiLimit
         let exceeds: @Sendable (Double) -> Bool = { psi in manifest.monitor?.psi.map { !$0.holds(psi) } ?? (psi > limit) }
         return Rendered(
-            title: name, body: pages.environment(page, viewer: viewer, aliases: site.aliases(), psiExceeds: exceeds), refresh: 5)
+            title: name, body: pages.environment(page, viewer: viewer, names: site.versionNames(), psiExceeds: exceeds), refresh: 5)
     }
 
     func json(_ request: Request, _ build: @escaping @Sendable () throws -> some Encodable & Sendable) async -> Response {
@@ -250,7 +253,8 @@ public struct ConsoleServer: Sendable {
         guard let header else { return false }
         return header.split(separator: ",").contains { item in
             let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            return parts.first?.lowercased() == "gzip" && !parts.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" }
+            return parts.first?.lowercased() == "gzip"
+                && !parts.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" }
         }
     }
 
@@ -292,7 +296,9 @@ public struct ConsoleServer: Sendable {
         let id = access.startSession(for: user)
         var response = Response(status: .seeOther, headers: [.location: "/"])
         response.setCookie(
-            Cookie(name: ConsoleAccess.cookie, value: id, maxAge: Int(ConsoleAccess.sessionLifetime), path: "/", httpOnly: true, sameSite: .strict))
+            Cookie(
+                name: ConsoleAccess.cookie, value: id, maxAge: Int(ConsoleAccess.sessionLifetime), path: "/", httpOnly: true,
+                sameSite: .strict))
         return response
     }
 

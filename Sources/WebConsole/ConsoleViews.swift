@@ -1,6 +1,7 @@
 public import Foundation
 public import GitStore
 import Learning
+import Synchronization
 public import Manifests
 public import Reconciler
 public import Registry
@@ -14,6 +15,8 @@ public struct ConsoleSite: Sendable {
     public let state: any StateStore
     /// The ref pages are read at (the project branch by default).
     public let ref: String
+    /// The project as read at the last commit `ref` named: files at a commit never change.
+    private let read = ProjectAtCommit()
 
     public init(workspace: Workspace, state: any StateStore, ref: String) {
         self.workspace = workspace
@@ -26,9 +29,12 @@ public struct ConsoleSite: Sendable {
     /// The commit `ref` names now and the project read there, environments in pipeline order.
     func project() throws -> (commit: ObjectID, project: Project, environments: [String]) {
         let commit = try workspace.repository.resolve(ref)
+        if let (project, names) = read.project(at: commit) { return (commit, project, names) }
         let (project, _) = try Project.check(GitProjectSource(repository: workspace.repository, ref: commit.hex))
         let all = try workspace.environmentNames(at: commit)
-        return (commit, project, project.environmentOrder + all.filter { !project.environmentOrder.contains($0) })
+        let names = project.environmentOrder + all.filter { !project.environmentOrder.contains($0) }
+        read.keep(project, names: names, at: commit)
+        return (commit, project, names)
     }
 
     /// A reconciler of `environment` that reads its local server and never starts one.
@@ -36,11 +42,17 @@ public struct ConsoleSite: Sendable {
         try EnvironmentReconciler(workspace: workspace, state: state, environment: environment, ref: commit.hex) { _, _ in }
     }
 
-    /// A version's alias (`@champion`), by digest.
+    /// How pages name versions: their aliases (`@champion`) and colours, by digest.
+    func versionNames() -> VersionNames {
+        let builds = ((try? workspace.artifacts.builds()) ?? []).map { (model: $0.model, digest: $0.digest, built: $0.createdAt) }
+        return VersionNames(aliases: aliases(), colours: VersionColours(builds: builds))
+    }
+
+    /// Versions' aliases (`@champion`), by digest.
     func aliases() -> [String: String] {
-        var names: [String: String] = [:]
-        for alias in (try? VersionAliases.all(in: workspace.repository)) ?? [] { names[alias.digest] = "@" + alias.alias }
-        return names
+        var aliases: [String: String] = [:]
+        for alias in (try? VersionAliases.all(in: workspace.repository)) ?? [] { aliases[alias.digest] = "@" + alias.alias }
+        return aliases
     }
 
     /// Changes whenever what any page shows may have changed: a branch moved (a promotion, an approval), a record was
@@ -50,6 +62,17 @@ public struct ConsoleSite: Sendable {
         for (branch, tip) in try workspace.repository.branchTips().sorted(by: { $0.key < $1.key }) { text += "\(branch)=\(tip.hex);" }
         return text + "records=" + (try state.revision())
     }
+}
+
+/// The last project read, by commit.
+final class ProjectAtCommit: Sendable {
+    private let last = Mutex<(commit: ObjectID, project: Project, names: [String])?>(nil)
+
+    func project(at commit: ObjectID) -> (Project, [String])? {
+        last.withLock { last in last.flatMap { $0.commit == commit ? ($0.project, $0.names) : nil } }
+    }
+
+    func keep(_ project: Project, names: [String], at commit: ObjectID) { last.withLock { $0 = (commit, project, names) } }
 }
 
 // MARK: Board
@@ -93,8 +116,14 @@ public struct Board: Codable, Sendable {
     public var branch: String
     public var environments: [Column]
     public var rows: [Row]
-    /// Aliases of versions (`@champion`), by digest.
+    /// Aliases (`@champion`) and colours of versions, by digest.
+    public var names: VersionNames
+}
+
+/// How pages name versions: aliases (`@champion`) and colours, by digest.
+public struct VersionNames: Codable, Sendable {
     public var aliases: [String: String]
+    public var colours: VersionColours
 }
 
 extension ConsoleSite {
@@ -147,7 +176,7 @@ extension ConsoleSite {
                 })
         }
         return Board(
-            commit: commit.hex, branch: workspace.settings.branch, environments: columns, rows: rows, aliases: aliases())
+            commit: commit.hex, branch: workspace.settings.branch, environments: columns, rows: rows, names: versionNames())
     }
 }
 
@@ -199,7 +228,8 @@ extension ConsoleSite {
         let (commit, project, names) = try project()
         let aliases = aliases()
         let builds = try workspace.artifacts.builds().filter { $0.model == model }.sorted { $0.createdAt > $1.createdAt }
-        let history = try History(workspace: workspace, state: state).entries(environments: names, model: model, since: nil, ref: commit.hex)
+        let history = try History(workspace: workspace, state: state)
+            .entries(environments: names, model: model, since: nil, ref: commit.hex)
         guard project.models[model] != nil || !builds.isEmpty || !history.isEmpty else { return nil }
         var events: [ModelPage.Event] = builds.map { build in
             ModelPage.Event(
@@ -231,14 +261,17 @@ extension ConsoleSite {
                         outcome: record.outcome.rawValue, gates: record.gates, reason: record.reason))
             }
         }
-        events.sort { $0.date > $1.date }
+        // Newest first; within one second, what follows from what: a build, its promotion, its verification.
+        let order = ["build": 0, "verification": 2]
+        events.sort { ($0.date, order[$0.kind] ?? 1) > ($1.date, order[$1.kind] ?? 1) }
         let pages = max(1, (events.count + ModelPage.pageSize - 1) / ModelPage.pageSize)
         let page = min(max(page, 1), pages)
         let shown = Array(events.dropFirst((page - 1) * ModelPage.pageSize).prefix(ModelPage.pageSize))
         var comparison: DiffTable?
         if let (a, b) = compare {
             guard let left = workspace.artifacts.resolve(a), let right = workspace.artifacts.resolve(b) else {
-                throw ReconcileError(.refused, "compare: no version '\(a.prefix(64))' or '\(b.prefix(64))' of '\(model)' in the artifact store")
+                throw ReconcileError(
+                    .refused, "compare: no version '\(a.prefix(64))' or '\(b.prefix(64))' of '\(model)' in the artifact store")
             }
             comparison = try DiffTable.builds(
                 try workspace.artifacts.buildInfo(left), try workspace.artifacts.buildInfo(right), workspace: workspace, state: state,
@@ -246,7 +279,9 @@ extension ConsoleSite {
         }
         return ModelPage(
             model: model, events: shown, page: page, pages: pages, total: events.count,
-            versions: builds.map { ModelPage.Version(digest: $0.digest, built: $0.createdAt, metrics: $0.metrics, alias: aliases[$0.digest]) },
+            versions: builds.map {
+                ModelPage.Version(digest: $0.digest, built: $0.createdAt, metrics: $0.metrics, alias: aliases[$0.digest])
+            },
             pending: (try? promotion.pendingPromotions(model: model)) ?? [], comparison: comparison)
     }
 }

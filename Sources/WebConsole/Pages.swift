@@ -36,6 +36,7 @@ struct Pages: Sendable {
         var environments: [String]
         var user: User?
         var refresh: String
+        var live: String
         var version: String
         var repository: String
         var commit: String
@@ -47,28 +48,25 @@ struct Pages: Sendable {
         }
     }
 
-    func page(title: String, body: String, viewer: Viewer, environments: [String], commit: String, refresh: Int? = nil) -> String {
+    func page(
+        title: String, body: String, viewer: Viewer, environments: [String], commit: String, refresh: Int? = nil, live: Bool = false
+    ) -> String {
         let user = viewer.user.map { Layout.User(name: $0.name, email: $0.email, csrf: viewer.csrf ?? "") }
         let layout = Layout(
             title: title, body: body, environments: environments, user: user, refresh: refresh.map(String.init) ?? "",
+            live: live ? "on" : "off",
             version: toolVersion, repository: repository, commit: String(commit.prefix(12)))
         return library.render(layout, withTemplate: "layout") ?? ""
     }
 
     // MARK: Versions
 
-    struct Chip {
-        var model: String
-        var digest: String
-        var short: String
-        var alias: String?
-        var colour: String
-    }
-
-    func chip(_ digest: String, model: String, aliases: [String: String]) -> String {
-        let chip = Chip(
-            model: model, digest: digest, short: VersionDigest.short(digest), alias: aliases[digest], colour: Palette.colour(digest))
-        return library.render(chip, withTemplate: "chip") ?? ""
+    /// A version as a link in its colour (built directly: it appears in every cell, and a template costs more).
+    func chip(_ digest: String, model: String, names: VersionNames) -> String {
+        let short = VersionDigest.short(digest)
+        let alias = names.aliases[digest].map { " " + Html.escape($0) } ?? ""
+        return "<a class=\"v\" style=\"--v:\(names.colours.colour(digest))\" href=\"/models/\(Html.escape(model))#v-\(short)\" "
+            + "title=\"\(Html.escape(digest))\">\(Html.escape(short))\(alias)</a>"
     }
 
     /// `2026-12-04 07:36:58 UTC`.
@@ -85,10 +83,18 @@ struct Pages: Sendable {
     struct BoardBody {
         var commit: String
         var branch: String
-        var columns: [Board.Column]
+        var columns: [Column]
         var rows: [Row]
         var canAct: Bool
 
+        struct Column {
+            var name: String
+            var upstream: String?
+            var server: String
+            var running: Bool
+            var approval: String?
+            var error: String?
+        }
         struct Row {
             var model: String
             var cells: [Cell]
@@ -151,13 +157,14 @@ struct Pages: Sendable {
                         health: status?.health.rawValue ?? "",
                         serving: serving.map {
                             BoardBody.Share(
-                                chip: chip($0.version, model: row.model, aliases: board.aliases), weight: $0.weight == 100 ? nil : $0.weight)
+                                chip: chip($0.version, model: row.model, names: board.names),
+                                weight: $0.weight == 100 ? nil : $0.weight)
                         },
-                        split: serving.count > 1 ? Charts.split(serving) : nil,
+                        split: serving.count > 1 ? Charts.split(serving, colours: board.names.colours) : nil,
                         desired: status?.desired.flatMap { desired in
-                            servingVersions.contains(desired) ? nil : chip(desired, model: row.model, aliases: board.aliases)
+                            servingVersions.contains(desired) ? nil : chip(desired, model: row.model, names: board.names)
                         },
-                        shadow: status?.shadow.map { chip($0, model: row.model, aliases: board.aliases) },
+                        shadow: status?.shadow.map { chip($0, model: row.model, names: board.names) },
                         last: cell.last.map { record in
                             BoardBody.Last(
                                 outcome: record.outcome.rawValue,
@@ -170,14 +177,19 @@ struct Pages: Sendable {
                         },
                         pending: cell.pending.map {
                             BoardBody.Pending(
-                                model: row.model, environment: cell.environment, version: $0.version, short: VersionDigest.short($0.version),
+                                model: row.model, environment: cell.environment, version: $0.version,
+                                short: VersionDigest.short($0.version),
                                 count: $0.approvals.count, needed: $0.needed, canAct: viewer.canAct)
                         },
                         canRollBack: viewer.canAct && status?.desired != nil)
                 })
         }
         let body = BoardBody(
-            commit: String(board.commit.prefix(12)), branch: board.branch, columns: board.environments, rows: rows, canAct: viewer.canAct)
+            commit: String(board.commit.prefix(12)), branch: board.branch,
+            columns: board.environments.map {
+                BoardBody.Column(
+                    name: $0.name, upstream: $0.upstream, server: $0.server, running: $0.running, approval: $0.approval, error: $0.error)
+            }, rows: rows, canAct: viewer.canAct)
         return library.render(body, withTemplate: "board") ?? ""
     }
 
@@ -227,7 +239,7 @@ struct Pages: Sendable {
         }
     }
 
-    func model(_ page: ModelPage, viewer: Viewer, aliases: [String: String], compare: (String, String)?) -> String {
+    func model(_ page: ModelPage, viewer: Viewer, names: VersionNames, compare: (String, String)?) -> String {
         let events = page.events.map { event in
             var details: [String] = []
             for trailer in event.trailers where trailer.key != "Stagecraft-Model" && trailer.key != "Stagecraft-Version" {
@@ -236,12 +248,13 @@ struct Pages: Sendable {
             if !event.gates.isEmpty { details.append(event.gates.map(Self.gateText).joined(separator: ", ")) }
             if let reason = event.reason { details.append(reason) }
             if let metrics = event.metrics, !metrics.isEmpty {
-                details.append("holdout " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(GateResult.format($0.value))" }.joined(separator: ", "))
+                let figures = metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(GateResult.format($0.value))" }
+                details.append("holdout " + figures.joined(separator: ", "))
             }
             return ModelBody.Event(
                 kind: event.kind, date: Timestamp.string(event.date), shown: Self.shown(event.date), title: event.title,
                 anchor: event.kind == "build" ? event.version.map { "v-" + VersionDigest.short($0) } : nil,
-                chip: event.version.map { chip($0, model: page.model, aliases: aliases) }, environment: event.environment,
+                chip: event.version.map { chip($0, model: page.model, names: names) }, environment: event.environment,
                 commit: event.commit.map { String($0.prefix(12)) }, author: event.author, hasDetails: !details.isEmpty, details: details)
         }
         let first = compare?.0 ?? page.versions.dropFirst().first?.digest ?? page.versions.first?.digest
@@ -251,13 +264,15 @@ struct Pages: Sendable {
                 digest: version.digest,
                 label: VersionDigest.short(version.digest) + (version.alias.map { " " + $0 } ?? "") + " (built "
                     + Timestamp.string(version.built).prefix(16).replacingOccurrences(of: "T", with: " ") + ")",
-                selectedA: first.map { version.digest.hasPrefix($0) } ?? false, selectedB: second.map { version.digest.hasPrefix($0) } ?? false)
+                selectedA: first.map { version.digest.hasPrefix($0) } ?? false,
+                selectedB: second.map { version.digest.hasPrefix($0) } ?? false)
         }
         let body = ModelBody(
             model: page.model, total: page.total, hasPending: !page.pending.isEmpty,
             pending: page.pending.map {
                 ModelBody.Pending(
-                    model: page.model, environment: $0.environment, version: $0.version, chip: chip($0.version, model: page.model, aliases: aliases),
+                    model: page.model, environment: $0.environment, version: $0.version,
+                    chip: chip($0.version, model: page.model, names: names),
                     promoter: $0.promoter, count: $0.approvals.count, needed: $0.needed, canAct: viewer.canAct)
             }, versions: options, comparison: page.comparison, events: events, page: page.page, pages: page.pages,
             previous: page.page > 1 ? page.page - 1 : nil, next: page.page < page.pages ? page.page + 1 : nil)
@@ -314,7 +329,7 @@ struct Pages: Sendable {
         }
     }
 
-    func environment(_ page: EnvironmentPage, viewer: Viewer, aliases: [String: String], psiExceeds: @escaping (Double) -> Bool)
+    func environment(_ page: EnvironmentPage, viewer: Viewer, names: VersionNames, psiExceeds: @escaping (Double) -> Bool)
         -> String
     {
         let traffic = page.traffic.map { summary in
@@ -329,7 +344,8 @@ struct Pages: Sendable {
             return EnvironmentBody.Model(
                 model: status.model, sync: status.sync.rawValue, health: status.health.rawValue,
                 serving: status.serving.map {
-                    EnvironmentBody.Share(chip: chip($0.version, model: status.model, aliases: aliases), weight: $0.weight == 100 ? nil : $0.weight)
+                    EnvironmentBody.Share(
+                        chip: chip($0.version, model: status.model, names: names), weight: $0.weight == 100 ? nil : $0.weight)
                 },
                 live: page.live[status.model].flatMap { $0.isEmpty ? nil : Charts.live($0) },
                 drift: report.flatMap { report in
@@ -338,14 +354,16 @@ struct Pages: Sendable {
                         : EnvironmentBody.Drift(
                             rows: report.rows, labels: report.labels, hasAlarms: !report.triggers.isEmpty,
                             alarms: report.triggers.map(\.description),
-                            chart: Charts.drift(report.drift + [report.predictionDrift].compactMap { $0 }, limit: page.psiLimit, exceeds: psiExceeds))
+                            chart: Charts.drift(
+                                report.drift + [report.predictionDrift].compactMap { $0 }, limit: page.psiLimit, exceeds: psiExceeds))
                 })
         }
         let body = EnvironmentBody(
             name: page.name, server: page.server, running: page.running, upstream: page.upstream, approval: page.approval,
             planError: page.planError, inSync: page.plan?.inSync ?? false, hasActions: !(page.plan?.actions.isEmpty ?? true),
             actions: (page.plan?.actions ?? []).map { EnvironmentBody.Action(kind: $0.kind.rawValue, text: $0.description) },
-            canAct: viewer.canAct, traffic: traffic, models: models, driftError: page.driftError, psiLimit: GateResult.format(page.psiLimit))
+            canAct: viewer.canAct, traffic: traffic, models: models, driftError: page.driftError,
+            psiLimit: GateResult.format(page.psiLimit))
         return library.render(body, withTemplate: "environment") ?? ""
     }
 
@@ -421,4 +439,122 @@ struct Pages: Sendable {
     }
 
     func login(error: String?) -> String { library.render(Login(error: error), withTemplate: "login") ?? "" }
+}
+
+// The board's parts answer the template's names directly: looking them up by reflection (Mirror) is most of a
+// 50-model board's rendering time.
+extension Pages.BoardBody: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "commit": commit
+        case "branch": branch
+        case "columns": columns
+        case "rows": rows
+        case "canAct": canAct
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Row: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "model": model
+        case "cells": cells
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Cell: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "environment": environment
+        case "model": model
+        case "listed": listed
+        case "sync": sync
+        case "health": health
+        case "serving": serving
+        case "split": split
+        case "desired": desired
+        case "shadow": shadow
+        case "last": last
+        case "promotable": promotable
+        case "pending": pending
+        case "canRollBack": canRollBack
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Share: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "chip": chip
+        case "weight": weight
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Gate: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "text": text
+        case "passed": passed
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Last: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "outcome": outcome
+        case "gates": gates
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Promotable: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "model": model
+        case "environment": environment
+        case "short": short
+        case "from": from
+        case "canAct": canAct
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Pending: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "model": model
+        case "environment": environment
+        case "version": version
+        case "short": short
+        case "count": count
+        case "needed": needed
+        case "canAct": canAct
+        default: nil
+        }
+    }
+}
+
+extension Pages.BoardBody.Column: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "name": self.name
+        case "upstream": upstream
+        case "server": server
+        case "running": running
+        case "approval": approval
+        case "error": error
+        default: nil
+        }
+    }
 }

@@ -1,13 +1,16 @@
 """Drives the web console in a real headless browser (Debian's chromium and chromium-driver, through Selenium).
 
-    console_browser.py BASE_URL ADA_LOGIN_URL BOB_LOGIN_URL SHOTS_DIR PAGES_DIR
+    console_browser.py BASE_URL ADA_LOGIN_URL BOB_LOGIN_URL SHOTS_DIR PAGES_DIR STAGECRAFT
 
 Ada promotes breast-cancer to prod (which asks for Bob's approval), Bob approves and reconciles prod, all through the
-UI, while a read-only visitor's board updates through server-sent events without a reload. Prints one JSON object of
+UI, while a read-only visitor's board updates through server-sent events without a reload; then a new version of
+breast-cancer reaches dev (a commit and `stagecraft reconcile`, run in the current folder). Prints one JSON object of
 what it saw; exits 1 with the reason when something is not as it must be.
 """
 import json
 import os
+import subprocess
+import threading
 import sys
 import time
 import urllib.error
@@ -18,7 +21,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-base, ada_login, bob_login, shots, pages = sys.argv[1:6]
+base, ada_login, bob_login, shots, pages, stagecraft = sys.argv[1:7]
 seen = {}
 
 
@@ -200,6 +203,25 @@ try:
     seen["visitor_after_reconcile"] = cell(visitor, "prod", "breast-cancer")
     seen["visitor_updates"] = visitor.execute_script("return document.body.getAttribute('data-updated') !== null")
 
+    # A second version of breast-cancer built into dev by the CLI: the visitor's board shows it in its own colour, and
+    # qa offers it.
+    manifest = open("manifests/breast-cancer.yaml").read()
+    open("manifests/breast-cancer.yaml", "w").write(manifest.replace("l2: 0.01", "l2: 0.1"))
+    identity = ["-c", "user.name=Carol", "-c", "user.email=carol@example.com"]
+    subprocess.run(["git", *identity, "commit", "-q", "-am", "breast-cancer: more regularisation"], check=True)
+    reconciled = subprocess.run([stagecraft, "reconcile", "--env", "dev"], capture_output=True, text=True)
+    if reconciled.returncode != 0:
+        fail("reconcile --env dev: " + reconciled.stdout + reconciled.stderr)
+    wait("the visitor's board to show dev's new version", lambda: "promotable from dev" in cell(visitor, "qa", "breast-cancer"))
+    if visitor.execute_script("return window.stagecraftMarker") != 42:
+        fail("the visitor's page was reloaded")
+    colours = visitor.execute_script(
+        "return ['dev', 'qa'].map(e => getComputedStyle(document.querySelector('#cell-' + e + '-breast-cancer .serving a.v'))"
+        ".borderLeftColor)")
+    seen["colours"] = colours
+    if colours[0] == colours[1]:
+        fail(f"two versions have one colour: {colours}")
+
     # The pages, as the screenshots show them and the validator reads them.
     user.get(base + "/")
     shot(user, "board")
@@ -215,9 +237,36 @@ try:
     for environment in ["dev", "qa", "prod"]:
         user.get(base + "/environments/" + environment)
         save(user, "environment-" + environment)
+    # Traffic to qa while its page is open: penguins requests, about 40 a second for 8 s.
+    server = json.loads(get(base + "/api/environments/qa")[1])["server"]
+    header, *rows = open("data/penguins/test.csv").read().strip().split("\n")
+    names = header.split(",")
+
+    def request(row):
+        inputs = [
+            {"name": name, "datatype": "FP64", "shape": [1], "data": [float(value)]} if value.replace(".", "").isdigit()
+            else {"name": name, "datatype": "BYTES", "shape": [1], "data": [value]}
+            for name, value in zip(names, row.split(",")) if name not in ("species", "year") and value
+        ]
+        return json.dumps({"inputs": inputs}).encode()
+
+    bodies = [request(row) for row in rows]
+
+    def load():
+        for index in range(320):
+            url = f"http://{server}/v2/models/penguins/infer"
+            urllib.request.urlopen(urllib.request.Request(url, data=bodies[index % len(bodies)])).read()
+            time.sleep(0.025)
+
+    traffic = threading.Thread(target=load)
+    traffic.start()
     user.get(base + "/environments/qa")
     wait("qa's drift chart", lambda: user.find_element(By.CSS_SELECTOR, "svg[aria-label^='Population stability index']"))
+    # The page reads the server's /metrics again every 5 s: then it has a window to give a rate over.
+    wait("qa's request rate", lambda: user.find_element(By.CSS_SELECTOR, "dl.figures dd").text not in ("", "-", "0.0"))
+    seen["qa_rate"] = user.find_element(By.CSS_SELECTOR, "dl.figures").text
     shot(user, "environment")
+    traffic.join()
     user.get(base + "/login")
     save(user, "login")
     print(json.dumps(seen))

@@ -58,7 +58,8 @@ import Testing
         for folder in [shots, pages] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         let main = try scratch.gitLine(["rev-parse", "main"])
         let run = try ProcessRunner.run(
-            Self.python, [Fixtures.packageRoot + "/Tests/Console/console_browser.py", "http://\(listen)", ada, bob, shots, pages],
+            Self.python,
+            [Fixtures.packageRoot + "/Tests/Console/console_browser.py", "http://\(listen)", ada, bob, shots, pages, Fixtures.stagecraftBinary],
             in: scratch.path)
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)\nconsole:\n\(console.log)")
         let seen = (try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8))) as? [String: Any] ?? [:]
@@ -75,7 +76,7 @@ import Testing
         #expect(cookie?["httpOnly"] as? Bool == true && cookie?["sameSite"] as? String == "Strict")
 
         // The pin on main, as the CLI's approve makes it: Bob's commit with Ada's promotion's trailers and both names.
-        let log = try scratch.git(["log", "--format=%an <%ae>%n%(trailers)", "\(main)..main"])
+        let log = try scratch.git(["log", "--format=%an <%ae>%n%(trailers)", "\(main)..main", "--", "environments/prod.yaml"])
         #expect(log.hasPrefix("Bob Approver <bob@example.com>\n"), "\(log)")
         for trailer in [
             "Stagecraft-Model: breast-cancer", "Stagecraft-Version: b35c54cc93bb", "Stagecraft-From: qa", "Stagecraft-To: prod",

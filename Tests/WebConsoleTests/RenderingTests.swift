@@ -73,8 +73,13 @@ import Testing
 
     @Test func markupIsEscapedAndVersionsKeepTheirColour() {
         #expect(Html.escape(#"<script>alert("x")</script> & 'y'"#) == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;")
-        #expect(Palette.colour("b35c54cc93bb4532") == Palette.colour("b35c54cc93bbffff"))
-        #expect(Palette.colour("b35c54cc93bb") != Palette.colour("b912997a8196"))
+        // A model's versions take the palette in build order; the next model starts again; others by digest.
+        let now = Date()
+        let colours = VersionColours(builds: [
+            ("penguins", "bbbb", now), ("breast-cancer", "aaaa", now), ("breast-cancer", "cccc", now.addingTimeInterval(1)),
+        ])
+        #expect(colours.colour("aaaa") == "#1f77b4" && colours.colour("cccc") == "#d62728" && colours.colour("bbbb") == "#1f77b4")
+        #expect(colours.colour("b35c54cc93bb4532") == colours.colour("b35c54cc93bbffff"))
         let pages = Pages(toolVersion: "0", repository: "<repo>")
         let page = pages.page(title: "<t>", body: "<p>body</p>", viewer: .anonymous, environments: ["dev"], commit: "abc")
         #expect(page.contains("<title>&lt;t&gt; · Stagecraft</title>") && page.contains("<p>body</p>") && page.contains("&lt;repo&gt;"))
