@@ -33,10 +33,12 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
-    /// From every record; stores with a query of their own override it.
+    /// From every record: their number and the latest start and finish (stores with a query of their own override it).
     public func revision() throws(StateStoreError) -> String {
         let records = try records(environment: nil, model: nil)
-        return "\(records.count) \(records.last.map { "\($0.id) \($0.outcome.rawValue)" } ?? "")"
+        let started = records.map(\.startedAt).max().map(Timestamp.string) ?? ""
+        let finished = records.compactMap(\.finishedAt).max().map(Timestamp.string) ?? ""
+        return "\(records.count) \(started) \(finished)"
     }
 }
 

@@ -38,8 +38,12 @@ import Testing
         var first = record("churn", at: 1)
         var second = record("fraud", "prod", outcome: .succeeded, at: 2)
         second.target = "kserve:stagecraft-prod"  // served on KServe: the record says so
+        // The revision (what the console polls) moves with every record begun or finished.
+        var revisions = [try store.revision()]
         try store.begin(first)
+        revisions.append(try store.revision())
         try store.begin(second)
+        revisions.append(try store.revision())
         #expect(try store.records(environment: "qa", model: nil).map(\.id) == [first.id])
         #expect(try store.records(environment: nil, model: "fraud") == [second])
         #expect(try store.records(environment: nil, model: nil).map(\.id) == [first.id, second.id])
@@ -52,6 +56,9 @@ import Testing
             traffic: [VersionShare(version: first.version, weight: 90), VersionShare(version: String(repeating: "b", count: 64), weight: 10)],
             shadow: String(repeating: "c", count: 64), recordID: first.id, since: first.finishedAt!)
         try store.finish(first, served: served, removed: nil)
+        revisions.append(try store.revision())
+        #expect(Set(revisions).count == 4, "\(revisions)")
+        #expect(try store.revision() == revisions.last)
         #expect(try store.records(environment: "qa", model: "churn") == [first])
         #expect(try store.served(environment: "qa") == ["churn": served])
         try store.markNoted([first.id, second.id])
