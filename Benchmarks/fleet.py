@@ -1,8 +1,28 @@
 """A fleet of 50 models × 3 environments (dev tracks main, qa and prod pin what dev serves), shared by the benchmarks."""
 import os
 import shutil
+import socket
+import subprocess
+import sys
 
 NAMES = [f"model-{i:02d}" for i in range(50)]
+IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@localhost"}
+ENV = {**os.environ, **IDENTITY, "NO_COLOR": "1"}
+
+
+def run(args, cwd, check=True):
+    """Runs a command as the benchmarks' git identity, without colours; exits with its output when it fails."""
+    result = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        sys.exit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_fleet(path, root, free_port):

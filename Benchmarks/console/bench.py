@@ -3,7 +3,6 @@ Benchmarks/work/console (git-ignored)."""
 import gzip
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -11,29 +10,18 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fleet import NAMES, deploy_fleet, write_fleet  # noqa: E402
+from fleet import ENV, NAMES, deploy_fleet, free_port, write_fleet  # noqa: E402
+from fleet import run as run_in  # noqa: E402
 
 stagecraft, root, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
 work = os.path.join(root, "Benchmarks/work/console")
 shutil.rmtree(work, ignore_errors=True)
 fleet = os.path.join(work, "fleet")
 os.makedirs(fleet)
-identity = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
-            "GIT_COMMITTER_EMAIL": "bench@localhost"}
-env = {**os.environ, **identity, "NO_COLOR": "1"}
 
 
 def run(args, check=True):
-    result = subprocess.run(args, cwd=fleet, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        sys.exit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
-    return result
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return run_in(args, fleet, check)
 
 
 def commit(message):
@@ -48,7 +36,7 @@ run(["git", "init", "-q", "-b", "main"])
 commit("fleet")
 deploy_fleet(fleet, lambda name: run([stagecraft, "reconcile", "--env", name]), commit)
 port = free_port()
-console = subprocess.Popen([stagecraft, "console", "--listen", f"127.0.0.1:{port}"], cwd=fleet, env=env,
+console = subprocess.Popen([stagecraft, "console", "--listen", f"127.0.0.1:{port}"], cwd=fleet, env=ENV,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 base = f"http://127.0.0.1:{port}"
 try:

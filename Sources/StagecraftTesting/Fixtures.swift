@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -154,6 +154,31 @@ extension ScratchRepository {
             let deadline = Date().addingTimeInterval(5)
             while kill(pid, 0) == 0 && Date() < deadline { usleep(10_000) }
             if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+    }
+}
+
+/// V2 infer requests for the penguins example's test rows.
+public enum PenguinRequests {
+    /// `count` requests (the test rows in turn), with ids `<prefix><index>` and `bill_length_mm` shifted by `shift` mm
+    /// (drift); each with the row's species (its true label).
+    public static func make(count: Int, idPrefix: String, billLengthShift shift: Double) throws
+        -> [(id: String, body: Data, species: String)]
+    {
+        let file = Fixtures.packageRoot + "/data/penguins/test.csv"
+        let test = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+        let names = test[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return (0..<count).map { index in
+            let values = test[1 + index % (test.count - 1)].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let inputs = zip(names, values).filter { $0.0 != "species" && $0.0 != "year" && !$0.1.isEmpty }.map { name, value in
+                guard let number = Double(value) else {
+                    return #"{"name":"\#(name)","datatype":"BYTES","shape":[1],"data":["\#(value)"]}"#
+                }
+                let shifted = name == "bill_length_mm" ? number + shift : number
+                return #"{"name":"\#(name)","datatype":"FP64","shape":[1],"data":[\#(shifted)]}"#
+            }
+            let id = "\(idPrefix)\(index)"
+            return (id, Data(#"{"id":"\#(id)","inputs":[\#(inputs.joined(separator: ","))]}"#.utf8), values[0])
         }
     }
 }

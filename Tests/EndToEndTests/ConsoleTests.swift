@@ -123,18 +123,10 @@ import Testing
     /// so that the environment page has drift and live metrics to show.
     static func trafficWithDrift(_ scratch: ScratchRepository, port: Int) throws {
         let client = try HTTPConnection(port: port)
-        let test = try String(contentsOfFile: Fixtures.packageRoot + "/data/penguins/test.csv", encoding: .utf8).split(separator: "\n")
-        let names = test[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         var labels = "id,label\n"
-        for index in 0..<120 {
-            let values = test[1 + index % (test.count - 1)].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            let inputs = zip(names, values).filter { $0.0 != "species" && $0.0 != "year" && !$0.1.isEmpty }.map { name, value in
-                guard let number = Double(value) else { return #"{"name":"\#(name)","datatype":"BYTES","shape":[1],"data":["\#(value)"]}"# }
-                return #"{"name":"\#(name)","datatype":"FP64","shape":[1],"data":[\#(name == "bill_length_mm" ? number + 12 : number)]}"#
-            }
-            let body = #"{"id":"c\#(index)","inputs":[\#(inputs.joined(separator: ","))]}"#
-            #expect(try client.send("POST", "/v2/models/penguins/infer", body: Data(body.utf8)).status == 200)
-            if index < 60 { labels += "c\(index),\(values[0])\n" }
+        for (index, request) in try PenguinRequests.make(count: 120, idPrefix: "c", billLengthShift: 12).enumerated() {
+            #expect(try client.send("POST", "/v2/models/penguins/infer", body: request.body).status == 200)
+            if index < 60 { labels += "\(request.id),\(request.species)\n" }
         }
         try scratch.directory.write(labels, to: "labels.csv")
         #expect(try scratch.stagecraft(["feedback", "--env", "qa", "--model", "penguins", "--file", "labels.csv"]).status == 0)

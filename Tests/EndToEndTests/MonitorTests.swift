@@ -42,21 +42,11 @@ struct MonitorTests {
         let before = try version()
 
         // Traffic whose bill length is 12 mm longer than the training data's; every label sent back is wrong.
-        let test = try String(contentsOfFile: Fixtures.packageRoot + "/data/penguins/test.csv", encoding: .utf8).split(separator: "\n")
-        let names = test[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         var labels = "id,label\n"
-        for index in 0..<120 {
-            let values = test[1 + index % (test.count - 1)].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            let inputs = zip(names, values).filter { $0.0 != "species" && $0.0 != "year" && !$0.1.isEmpty }.map { name, value in
-                guard let number = Double(value) else { return #"{"name":"\#(name)","datatype":"BYTES","shape":[1],"data":["\#(value)"]}"# }
-                return #"{"name":"\#(name)","datatype":"FP64","shape":[1],"data":[\#(name == "bill_length_mm" ? number + 12 : number)]}"#
-            }
-            let answer = try client.send("POST", "/v2/models/penguins/infer", body: Data(#"{"id":"q\#(index)","inputs":[\#(inputs.joined(separator: ","))]}"#.utf8))
+        for (index, request) in try PenguinRequests.make(count: 120, idPrefix: "q", billLengthShift: 12).enumerated() {
+            let answer = try client.send("POST", "/v2/models/penguins/infer", body: request.body)
             #expect(answer.status == 200)
-            if index < 60 {
-                let truth = values[0]
-                labels += "q\(index),\(truth == "Gentoo" ? "Adelie" : "Gentoo")\n"
-            }
+            if index < 60 { labels += "\(request.id),\(request.species == "Gentoo" ? "Adelie" : "Gentoo")\n" }
         }
         try scratch.directory.write(labels, to: "labels.csv")
         #expect(try scratch.stagecraft(["feedback", "--env", "dev", "--model", "penguins", "--file", "labels.csv"]).status == 0)

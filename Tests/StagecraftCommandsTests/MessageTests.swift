@@ -21,7 +21,7 @@ import Testing
         #expect(
             result.errorOutput
                 == "error: unknown command 'histroy'; did you mean 'history'? (commands: init, validate, build, builds, plan, reconcile, "
-                + "promote, rollback, history, status, serve, stop, predict, queue, feedback, monitor, state, gc, render, approve, reject, envs, describe, diff, tag, logs; see "
+                + "promote, rollback, history, status, serve, stop, predict, queue, feedback, monitor, state, gc, render, approve, reject, envs, describe, diff, tag, logs, console; see "
                 + "stagecraft --help)\n")
         // Help and options are not commands.
         #expect(await Stagecraft.execute(["help", "history"]).exitCode == 0)
