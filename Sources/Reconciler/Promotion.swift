@@ -247,17 +247,13 @@ public struct Promotion {
 
     /// The file `change` edits, before and after, with the commit message: what ``apply(_:author:)`` would commit.
     private func preview(_ change: PinChange) throws -> PinPreview {
-        let path = Workspace.environmentFile(change.file.name)
-        let before = String(decoding: try workspace.repository.fileIfPresent(at: path, in: change.start) ?? Data(), as: UTF8.self)
-        var after = before
-        if let deployment = change.file.deployment(change.model), !Self.pins(deployment, version: change.version, source: change.source) {
-            after = try Self.pin(
-                before, deployment: deployment, version: VersionDigest.short(change.version), source: String(change.source.prefix(12)))
-        }
+        let edit = try Self.pinEdit(
+            git: workspace.repository, model: change.model, environment: change.file.name, version: change.version,
+            source: change.source, at: change.start)
         return PinPreview(
             model: change.model, environment: change.environment, version: change.version, source: change.source, from: change.from,
-            file: path, branch: change.branch, message: change.message, before: before, after: after, forced: change.forced,
-            pending: change.pending)
+            file: edit.path, branch: change.branch, message: change.message, before: edit.before, after: edit.after ?? edit.before,
+            forced: change.forced, pending: change.pending)
     }
 
     /// Commits the new pin of `model` in `environment`'s file as read at `tip`, onto `tip` only (a branch that moved
@@ -280,6 +276,17 @@ public struct Promotion {
         git: any GitSource, model: String, environment name: String, version: String, source: String, at tip: ObjectID,
         branch: String, message: String, author: Signature
     ) throws -> ObjectID? {
+        let edit = try pinEdit(git: git, model: model, environment: name, version: version, source: source, at: tip)
+        guard let edited = edit.after else { return nil }
+        return try git.commitChanges(
+            [.write(path: edit.path, contents: Data(edited.utf8))], onBranch: branch, message: message, author: author, parent: tip)
+    }
+
+    /// The environment file of `name` as read at `tip`, and as it is with `model` pinned to `version` from `source`;
+    /// `after` is nil when it already pins them.
+    static func pinEdit(git: any GitSource, model: String, environment name: String, version: String, source: String, at tip: ObjectID)
+        throws -> (path: String, before: String, after: String?)
+    {
         let path = Workspace.environmentFile(name)
         guard let data = try git.fileIfPresent(at: path, in: tip) else {
             throw ReconcileError(.unknownEnvironment, "no environment '\(name)' at \(tip.short) (expected \(path))")
@@ -290,11 +297,8 @@ public struct Promotion {
         guard let deployment = environment.deployment(model) else {
             throw ReconcileError(.refused, "'\(model)' has no entry in \(environment.file); add one (with version: ~ and source: ~) first")
         }
-        if Self.pins(deployment, version: version, source: source) { return nil }
-        let edited = try pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12)))
-        return try git.commitChanges(
-            [.write(path: environment.file, contents: Data(edited.utf8))], onBranch: branch, message: message, author: author,
-            parent: tip)
+        if Self.pins(deployment, version: version, source: source) { return (path, text, nil) }
+        return (path, text, try pin(text, deployment: deployment, version: VersionDigest.short(version), source: String(source.prefix(12))))
     }
 
     /// True when `deployment` already pins `version` built from `source`.

@@ -3,6 +3,7 @@ import GitStore
 import Manifests
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import NIOPosix
 import Reconciler
 import Registry
@@ -21,8 +22,11 @@ extension ConsoleServer {
     /// The confirmation page of `kind`, from the query's `model`, `to`/`env` and `version`.
     func confirmation(_ kind: ConsoleAction.Kind, _ request: Request) async -> Response {
         let viewer = self.viewer(request)
-        guard viewer.canAct else { return denied(request, .notSignedIn) }
+        guard viewer.canAct else { return await denied(request, .notSignedIn) }
         let query = Form.parse(request.uri.query ?? "")
+        guard (kind == .reconcile || ModelManifest.isValidName(query["model"] ?? "")),
+            ModelManifest.isValidName(query["env"] ?? query["to"] ?? "")
+        else { return Self.badRequest("a model and an environment are named with 1 to 63 of a-z, 0-9 and '-'") }
         return await html(request) { viewer in
             Rendered(title: "Confirm", body: pages.confirm(try self.confirm(kind, query, viewer: viewer)), live: false)
         }
@@ -114,16 +118,19 @@ extension ConsoleServer {
 
     /// Does `kind` for the signed-in user of the request.
     func act(_ kind: ConsoleAction.Kind, _ request: Request) async -> Response {
-        guard Self.sameOrigin(request) else { return denied(request, .forbidden("the form was sent from another site")) }
+        guard Self.sameOrigin(request) else { return await denied(request, .forbidden("the form was sent from another site")) }
         let form = await Self.form(request)
         let session: ConsoleAccess.Session
         switch access.authorize(cookie: request.cookies[ConsoleAccess.cookie]?.value, csrf: form["csrf"]) {
-        case .failure(let denial): return denied(request, denial)
+        case .failure(let denial): return await denied(request, denial)
         case .success(let found): session = found
         }
         let user = session.user
         let model = form["model"] ?? ""
         let environment = form["env"] ?? ""
+        guard (kind == .reconcile || ModelManifest.isValidName(model)) && ModelManifest.isValidName(environment) else {
+            return Self.badRequest("a model and an environment are named with 1 to 63 of a-z, 0-9 and '-'")
+        }
         let version = form["version"].flatMap { $0.isEmpty ? nil : $0 }
         let viewer = Viewer(user: user, csrf: session.csrf)
         let back = "/"
@@ -185,13 +192,22 @@ extension ConsoleServer {
                     return lines
                 }
             }
-            return document(request, status: .ok, title: "Done", body: pages.notice("Done", lines, back: back), viewer: viewer)
+            return await document(request, status: .ok, title: "Done", body: pages.notice("Done", lines, back: back), viewer: viewer)
         } catch {
-            let status: HTTPResponse.Status = (error as? ReconcileError)?.code == .refused ? .conflict : .internalServerError
-            return document(
+            // Refused (the CLI's refusals) or another reconcile holding the environment: the request conflicts with the
+            // state; anything else is the server's failure.
+            let code = (error as? ReconcileError)?.code
+            let status: HTTPResponse.Status = code == .refused || code == .locked ? .conflict : .internalServerError
+            return await document(
                 request, status: status, title: "Not done", body: pages.notice("Not done", [("bad", Self.message(error))], back: back),
                 viewer: viewer)
         }
+    }
+
+    static func badRequest(_ message: String) -> Response {
+        Response(
+            status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
     }
 
     static func lines(_ result: PromotionResult, verb: String) -> [(kind: String, text: String)] {

@@ -87,10 +87,10 @@ public struct ConsoleServer: Sendable {
             Self.respond(request, .ok, type: "text/javascript; charset=utf-8", ByteBuffer(string: Templates.script), cache: "max-age=300")
         }
         router.get("/login") { request, _ in
-            self.document(request, status: .ok, title: "Sign in", body: self.pages.login(error: nil), viewer: self.viewer(request))
+            await self.document(request, status: .ok, title: "Sign in", body: self.pages.login(error: nil), viewer: self.viewer(request))
         }
         router.post("/login") { request, _ in await self.signIn(request) }
-        router.get("/login/:code") { request, context in self.redeem(request, context.parameters.get("code") ?? "") }
+        router.get("/login/:code") { request, context in await self.redeem(request, context.parameters.get("code") ?? "") }
         router.post("/logout") { request, _ in await self.signOut(request) }
         for action in ConsoleAction.Kind.allCases {
             router.get("/actions/\(action.rawValue)") { request, _ in await self.confirmation(action, request) }
@@ -133,20 +133,20 @@ public struct ConsoleServer: Sendable {
                     title: rendered.title, body: rendered.body, viewer: viewer, environments: frame.environments, commit: frame.commit,
                     refresh: rendered.refresh, live: rendered.live))
         } catch let missing as NotFound {
-            return document(
+            return await document(
                 request, status: .notFound, title: "Not found", body: pages.notice("Not found", [("bad", "No \(missing.what).")]),
                 viewer: viewer)
         } catch {
-            return document(
+            return await document(
                 request, status: .internalServerError, title: "Error",
                 body: pages.notice("Something went wrong", [("bad", Self.message(error))]),
                 viewer: viewer)
         }
     }
 
-    /// A page outside the blocking pool (sign-in, notices), with the navigation as far as it can be read.
-    func document(_ request: Request, status: HTTPResponse.Status, title: String, body: String, viewer: Viewer) -> Response {
-        let frame = (try? self.frame()) ?? ([], "")
+    /// A page whose body is made (sign-in, notices), with the navigation as far as it can be read.
+    func document(_ request: Request, status: HTTPResponse.Status, title: String, body: String, viewer: Viewer) async -> Response {
+        let frame = (try? await NIOThreadPool.singleton.runIfActive { try self.frame() }) ?? ([], "")
         return htmlResponse(request, status, pages.page(title: title, body: body, viewer: viewer, environments: frame.0, commit: frame.1))
     }
 
@@ -274,17 +274,21 @@ public struct ConsoleServer: Sendable {
 
     func signIn(_ request: Request) async -> Response {
         let form = await Self.form(request)
-        guard let token = form["token"], let user = access.user(forToken: token) else {
-            return document(
+        let access = self.access
+        let user = try? await NIOThreadPool.singleton.runIfActive { form["token"].flatMap { access.user(forToken: $0) } }
+        guard let user = user ?? nil else {
+            return await document(
                 request, status: .unauthorized, title: "Sign in", body: pages.login(error: "That token is not known here."),
                 viewer: .anonymous)
         }
         return startSession(user)
     }
 
-    func redeem(_ request: Request, _ code: String) -> Response {
-        guard let user = access.redeemLogin(code) else {
-            return document(
+    func redeem(_ request: Request, _ code: String) async -> Response {
+        let access = self.access
+        let user = try? await NIOThreadPool.singleton.runIfActive { access.redeemLogin(code) }
+        guard let user = user ?? nil else {
+            return await document(
                 request, status: .unauthorized, title: "Sign in",
                 body: pages.login(error: "That login link is unknown, used or expired; run stagecraft console --login for a new one."),
                 viewer: .anonymous)
@@ -305,22 +309,22 @@ public struct ConsoleServer: Sendable {
     func signOut(_ request: Request) async -> Response {
         let form = await Self.form(request)
         let cookie = request.cookies[ConsoleAccess.cookie]?.value
-        if case .failure(let denial) = access.authorize(cookie: cookie, csrf: form["csrf"]) { return denied(request, denial) }
+        if case .failure(let denial) = access.authorize(cookie: cookie, csrf: form["csrf"]) { return await denied(request, denial) }
         access.endSession(cookie)
         var response = Response(status: .seeOther, headers: [.location: "/"])
         response.setCookie(Cookie(name: ConsoleAccess.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
         return response
     }
 
-    func denied(_ request: Request, _ denial: AccessDenial) -> Response {
+    func denied(_ request: Request, _ denial: AccessDenial) async -> Response {
         switch denial {
         case .notSignedIn:
-            return document(
+            return await document(
                 request, status: .unauthorized, title: "Sign in to act",
                 body: pages.notice("Sign in to act", [("bad", "Only signed-in users may act; everyone else reads.")], back: "/login"),
                 viewer: .anonymous)
         case .forbidden(let why):
-            return document(
+            return await document(
                 request, status: .forbidden, title: "Forbidden", body: pages.notice("Forbidden", [("bad", why)]), viewer: .anonymous)
         }
     }
