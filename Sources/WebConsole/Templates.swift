@@ -241,8 +241,11 @@ enum Templates {
               if (!text) return;
               var fresh = new DOMParser().parseFromString(text, 'text/html').getElementById('main');
               var current = document.getElementById('main');
-              if (fresh && current && !current.contains(document.activeElement && document.activeElement.form ? document.activeElement\
-         : null)) {
+              var editing = document.activeElement && document.activeElement.form ? document.activeElement : null;
+              if (fresh && current && !current.contains(editing)) {
+                // What the reader opened stays open.
+                var opened = Array.prototype.map.call(current.querySelectorAll('details'), function (d) { return d.open; });
+                Array.prototype.forEach.call(fresh.querySelectorAll('details'), function (d, i) { if (opened[i]) d.open = true; });
                 current.replaceWith(fresh);
                 document.body.setAttribute('data-updated', String(Date.now()));
               }

@@ -10,10 +10,11 @@ what it saw; exits 1 with the reason when something is not as it must be.
 import json
 import os
 import subprocess
-import threading
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -38,7 +39,7 @@ def browser():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def wait(description, condition, seconds=20):
+def wait(description, condition, seconds=60):
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
@@ -84,6 +85,7 @@ def save(driver, name):
 def shot(driver, name):
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1400, min(max(height + 20, 700), 2200))
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(os.path.join(shots, name + ".png"))
     driver.set_window_size(1400, 1000)
 
@@ -92,7 +94,8 @@ def cell(driver, environment, model):
     return driver.find_element(By.ID, f"cell-{environment}-{model}").text
 
 
-def post(path, fields, cookie=None, origin=None):
+def post(path, fields, cookie=None, origin=None, keep=None):
+    """POSTs a form; returns the status, keeping the answer's page as `keep` for the validator."""
     request = urllib.request.Request(base + path, data=urllib.parse.urlencode(fields).encode(), method="POST")
     if cookie:
         request.add_header("Cookie", cookie)
@@ -100,9 +103,13 @@ def post(path, fields, cookie=None, origin=None):
         request.add_header("Origin", origin)
     try:
         with urllib.request.urlopen(request) as response:
-            return response.status
+            status, text = response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code
+        status, text = error.code, error.read().decode()
+    if keep:
+        with open(os.path.join(pages, keep + ".html"), "w") as file:
+            file.write(text)
+    return status
 
 
 visitor = browser()
@@ -144,8 +151,8 @@ try:
 
     # Forged posts: no session → 401; Ada's session without the form's CSRF token → 403; from another origin → 403.
     fields = {"model": "breast-cancer", "env": "prod"}
-    seen["forged_anonymous"] = post("/actions/promote", fields)
-    seen["forged_without_csrf"] = post("/actions/promote", fields, cookie=ada_cookie)
+    seen["forged_anonymous"] = post("/actions/promote", fields, keep="answer-401")
+    seen["forged_without_csrf"] = post("/actions/promote", fields, cookie=ada_cookie, keep="answer-403")
     seen["forged_wrong_csrf"] = post("/actions/promote", dict(fields, csrf="0" * 64), cookie=ada_cookie)
     csrf = user.find_element(By.CSS_SELECTOR, "form[action='/actions/promote'] input[name=csrf]").get_attribute("value")
     seen["forged_other_origin"] = post("/actions/promote", dict(fields, csrf=csrf), cookie=ada_cookie, origin="http://evil.example")
@@ -179,6 +186,10 @@ try:
     wait("signed out", lambda: "Read-only" in user.find_element(By.TAG_NAME, "header").text)
     user.get(bob_login)
     wait("Bob signed in", lambda: "Signed in as Bob" in user.find_element(By.TAG_NAME, "header").text)
+    user.find_element(By.CSS_SELECTOR, "#cell-prod-breast-cancer a[href^='/actions/reject']").click()
+    wait("the rejection's confirmation", lambda: "Reject breast-cancer for prod" in user.find_element(By.TAG_NAME, "h1").text)
+    save(user, "confirm-reject")
+    user.get(base + "/")
     user.find_element(By.CSS_SELECTOR, "#cell-prod-breast-cancer a[href^='/actions/approve']").click()
     wait("the approval's confirmation", lambda: "Approve breast-cancer for prod" in user.find_element(By.TAG_NAME, "h1").text)
     save(user, "confirm-approve")
@@ -262,13 +273,25 @@ try:
     traffic.start()
     user.get(base + "/environments/qa")
     wait("qa's drift chart", lambda: user.find_element(By.CSS_SELECTOR, "svg[aria-label^='Population stability index']"))
+    user.find_element(By.CSS_SELECTOR, "details summary").click()
     # The page reads the server's /metrics again every 5 s: then it has a window to give a rate over.
     wait("qa's request rate", lambda: user.find_element(By.CSS_SELECTOR, "dl.figures dd").text not in ("", "-", "0.0"))
+    if not user.execute_script("return document.querySelector('details').open"):
+        fail("the explanation the reader opened closed when the page refreshed")
     seen["qa_rate"] = user.find_element(By.CSS_SELECTOR, "dl.figures").text
     shot(user, "environment")
     traffic.join()
     user.get(base + "/login")
     save(user, "login")
+    user.get(base + "/actions/rollback?model=breast-cancer&env=qa")
+    save(user, "confirm-rollback")
+    status, text = get(base + "/models/no-such-model")
+    seen["missing_model"] = status
+    with open(os.path.join(pages, "not-found.html"), "w") as file:
+        file.write(text)
+    seen["done_page"] = post("/actions/reconcile", {"env": "qa", "csrf": user.find_element(
+        By.CSS_SELECTOR, "header form[action='/logout'] input[name=csrf]").get_attribute("value")},
+        cookie="stagecraft_session=" + user.get_cookie("stagecraft_session")["value"], keep="answer-done")
     print(json.dumps(seen))
 finally:
     visitor.quit()

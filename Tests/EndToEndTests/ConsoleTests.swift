@@ -104,7 +104,9 @@ import Testing
         let validated = try ProcessRunner.run(Self.validator, ["--root", pages, "--also-check-css"])
         #expect(validated.status == 0, "\(validated.stdout)\(validated.stderr)")
         let saved = try FileManager.default.contentsOfDirectory(atPath: pages)
-        #expect(saved.count >= 12, "\(saved)")
+        #expect(saved.count >= 18, "\(saved)")
+        #expect(seen["missing_model"] as? Int == 404)
+        #expect(seen["done_page"] as? Int == 200)
     }
 
     /// A connection to the console once it listens.
