@@ -5,6 +5,7 @@ public import Registry
 
 /// Two things side by side, field by field, as `stagecraft diff` prints them and the console's model page shows them.
 public struct DiffTable: Codable, Sendable {
+    /// One field, its value on each side, and whether they differ.
     public struct Row: Codable, Sendable {
         public var field: String
         public var left: String
@@ -17,6 +18,7 @@ public struct DiffTable: Codable, Sendable {
     public var rows: [Row]
     public var equal: Bool
 
+    /// A table of `rows` comparing what `left` and `right` name.
     public init(left: String, right: String, rows: [Row], equal: Bool) {
         self.left = left
         self.right = right

@@ -12,6 +12,7 @@ public struct ConsoleUser: Sendable, Codable, Hashable, CustomStringConvertible 
     public var name: String
     public var email: String
 
+    /// Someone named `name` with the address `email`.
     public init(name: String, email: String) {
         self.name = name
         self.email = email
@@ -58,6 +59,7 @@ public enum AccessDenial: Error, Sendable, Equatable {
 /// Sessions live in memory (at most ``sessionLimit``, the oldest ended first): a cookie `HttpOnly; SameSite=Strict`
 /// names one, and each has a CSRF token every form carries.
 public final class ConsoleAccess: Sendable {
+    /// One signed-in browser: who, the token its forms carry, and when it signed in.
     public struct Session: Sendable {
         public var user: ConsoleUser
         public var csrf: String
@@ -70,12 +72,14 @@ public final class ConsoleAccess: Sendable {
     public static let loginLifetime: TimeInterval = 15 * 60
     /// How long a session lasts.
     public static let sessionLifetime: TimeInterval = 12 * 3600
+    /// How many sessions are kept at once; the oldest ends when one more starts.
     public static let sessionLimit = 1_000
 
     /// `.stagecraft/` of the repository.
     public let root: URL
     private let sessions = Mutex<[String: Session]>([:])
 
+    /// Access whose files live in `root` (the repository's `.stagecraft/`).
     public init(root: URL) { self.root = root }
 
     public var tokenFile: URL { root.appendingPathComponent("console-token") }
@@ -157,6 +161,7 @@ public final class ConsoleAccess: Sendable {
         }
     }
 
+    /// Ends the session a cookie value names (signing out).
     public func endSession(_ cookie: String?) {
         guard let cookie else { return }
         _ = sessions.withLock { $0.removeValue(forKey: Self.hash(cookie)) }

@@ -74,6 +74,7 @@ public struct VersionColours: Sendable, Codable {
     /// By full digest.
     public var byDigest: [String: String]
 
+    /// Colours given by digest.
     public init(byDigest: [String: String] = [:]) { self.byDigest = byDigest }
 
     /// Colours for `builds`, each model's in the order they were built.
@@ -87,6 +88,7 @@ public struct VersionColours: Sendable, Codable {
         self.byDigest = byDigest
     }
 
+    /// The colour of the version `digest` names.
     public func colour(_ digest: String) -> String {
         if let colour = byDigest[digest] { return colour }
         var hash: UInt32 = 2_166_136_261
@@ -100,6 +102,7 @@ public struct VersionColours: Sendable, Codable {
 
 /// Text inside HTML or SVG markup and attribute values.
 public enum Html {
+    /// `text` with `&`, `<`, `>`, `"` and `'` written as entities.
     public static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)

@@ -1,3 +1,4 @@
+import CompressNIO
 public import Foundation
 import GitStore
 import HTTPTypes
@@ -8,16 +9,17 @@ import NIOCore
 import NIOPosix
 public import Reconciler
 import Registry
-import Synchronization
-import CompressNIO
 public import ServiceLifecycle
+import Synchronization
 
 /// `stagecraft console`: the web console's HTTP server.
 public struct ConsoleServer: Sendable {
     /// Applies an environment's reconcile now, as `stagecraft reconcile --env` does, with `user` as the actor.
     public typealias Reconcile = @Sendable (_ environment: String, _ user: ConsoleUser) throws -> ReconcileReport
 
+    /// What the pages read.
     public let site: ConsoleSite
+    /// Who may act.
     public let access: ConsoleAccess
     let pages: Pages
     let feed: ChangeFeed

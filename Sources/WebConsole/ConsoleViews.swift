@@ -11,13 +11,16 @@ public import Registry
 /// commands print with `--output json` (``ModelStatus``, ``Plan``, ``HistoryEntry``, ``PendingPromotion``,
 /// ``DiffTable``, ``ModelMonitorReport``).
 public struct ConsoleSite: Sendable {
+    /// The repository, its artifact store and settings.
     public let workspace: Workspace
+    /// The deployment records and what serves.
     public let state: any StateStore
-    /// The ref pages are read at (the project branch by default).
+    /// The ref pages are read at (`stagecraft console --ref`, HEAD by default).
     public let ref: String
     /// The project as read at the last commit `ref` named: files at a commit never change.
     private let read = ProjectAtCommit()
 
+    /// The console of `workspace`, whose records `state` keeps, read at `ref`.
     public init(workspace: Workspace, state: any StateStore, ref: String) {
         self.workspace = workspace
         self.state = state
@@ -79,6 +82,7 @@ final class ProjectAtCommit: Sendable {
 
 /// Environments as columns in pipeline order, models as rows.
 public struct Board: Codable, Sendable {
+    /// An environment: where it is served, whether that runs, what it is promoted from, who approves.
     public struct Column: Codable, Sendable {
         public var name: String
         public var upstream: String?
@@ -97,6 +101,7 @@ public struct Board: Codable, Sendable {
         public var evidence: [GateResult]
     }
 
+    /// One model in one environment.
     public struct Cell: Codable, Sendable {
         public var environment: String
         /// Nil when the environment does not list the model.
@@ -107,6 +112,7 @@ public struct Board: Codable, Sendable {
         public var pending: [PendingPromotion]
     }
 
+    /// One model across the environments.
     public struct Row: Codable, Sendable {
         public var model: String
         public var cells: [Cell]
@@ -127,6 +133,7 @@ public struct VersionNames: Codable, Sendable {
 }
 
 extension ConsoleSite {
+    /// The board as of now: each environment's status (as `stagecraft status` reads it), records and waiting promotions.
     public func board() throws -> Board {
         let (commit, project, names) = try project()
         let records = try state.records(environment: nil, model: nil)
@@ -185,6 +192,7 @@ extension ConsoleSite {
 /// One model's whole story, newest first, paged: builds, promotions, approvals, rollbacks and the verifications
 /// they led to; the versions to compare, and a comparison of two.
 public struct ModelPage: Codable, Sendable {
+    /// Something that happened to the model.
     public struct Event: Codable, Sendable {
         /// `build`, `promotion`, `approval`, `rollback`, `change` (an environment file edited by hand) or
         /// `verification` (a deployment record).
@@ -203,6 +211,7 @@ public struct ModelPage: Codable, Sendable {
         public var metrics: [String: Double]?
     }
 
+    /// A built version, to compare.
     public struct Version: Codable, Sendable {
         public var digest: String
         public var built: Date
@@ -219,6 +228,7 @@ public struct ModelPage: Codable, Sendable {
     public var pending: [PendingPromotion]
     public var comparison: DiffTable?
 
+    /// Events per page.
     public static let pageSize = 50
 }
 
@@ -309,6 +319,7 @@ public struct EnvironmentPage: Codable, Sendable {
 }
 
 extension ConsoleSite {
+    /// Environment `name` now (nil when there is no such environment); traffic is summarised by `sampler`.
     public func environmentPage(_ name: String, sampler: TrafficSampler) throws -> EnvironmentPage? {
         let (commit, project, names) = try project()
         guard names.contains(name) else { return nil }

@@ -10,6 +10,7 @@ public struct Viewer: Sendable {
     public var user: ConsoleUser?
     public var csrf: String?
 
+    /// Someone not signed in.
     public static let anonymous = Viewer(user: nil, csrf: nil)
     public var canAct: Bool { user != nil }
 }

@@ -14,6 +14,7 @@ public struct TrafficSample: Sendable {
     /// one.
     public struct Summary: Codable, Sendable, Equatable {
         public var requestsPerSecond: Double?
+        /// The upper bound of the histogram bucket the 99th percentile falls in.
         public var p99Milliseconds: Double?
         public var errorRate: Double?
         public var requests: Double
@@ -77,6 +78,7 @@ public final class TrafficSampler: Sendable {
     /// Environments are named by the project; at most this many are kept.
     static let limit = 256
 
+    /// A sampler that has read nothing yet.
     public init() {}
 
     /// Records `metrics` read now from `environment`'s server, and summarises the window since an earlier sample.
