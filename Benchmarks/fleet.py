@@ -11,9 +11,9 @@ IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "
 ENV = {**os.environ, **IDENTITY, "NO_COLOR": "1"}
 
 
-def run(args, cwd, check=True):
+def run(args, cwd, check=True, stdin=None):
     """Runs a command as the benchmarks' git identity, without colours; exits with its output when it fails."""
-    result = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=ENV, input=stdin, capture_output=True, text=True)
     if check and result.returncode != 0:
         sys.exit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
     return result

@@ -1,22 +1,13 @@
 """Times Stagecraft's GitOps loop; see run. Everything lives under Benchmarks/work/gitops (git-ignored)."""
-import json, os, re, shutil, socket, statistics, subprocess, sys, time, urllib.request
+import json, os, re, shutil, statistics, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fleet import deploy_fleet, write_fleet  # noqa: E402
+from fleet import ENV as env, deploy_fleet, free_port, run, write_fleet  # noqa: E402
 
 stagecraft, root, repetitions = sys.argv[1], sys.argv[2], int(sys.argv[3])
 work = os.path.join(root, "Benchmarks/work/gitops")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
-identity = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
-env = {**os.environ, **identity, "NO_COLOR": "1"}
-
-
-def run(args, cwd, check=True, stdin=None):
-    result = subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        sys.exit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
-    return result
 
 
 def timed(args, cwd, expect=(0,)):
@@ -26,12 +17,6 @@ def timed(args, cwd, expect=(0,)):
     if result.returncode not in expect:
         sys.exit(f"{' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
     return elapsed
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def new_repo(path, files_from=None):
