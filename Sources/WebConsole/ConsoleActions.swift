@@ -1,8 +1,8 @@
 import Foundation
 import GitStore
-import Manifests
 import HTTPTypes
 import Hummingbird
+import Manifests
 import NIOCore
 import NIOPosix
 import Reconciler
@@ -143,7 +143,10 @@ extension ConsoleServer {
                         model: model, to: environment, version: version, force: false, branch: nil, author: user.signature)
                     return Self.lines(result, verb: "Promoted")
                 case .rollback:
-                    let result = try promotion.rollback(model: model, environment: environment, branch: nil, author: user.signature)
+                    // The version the confirmation showed, even if another passed there meanwhile.
+                    let result = try promotion.rollback(
+                        model: model, environment: environment, to: version.flatMap { site.workspace.digest($0) ?? $0 }, branch: nil,
+                        author: user.signature)
                     return Self.lines(result, verb: "Rolled back")
                 case .approve:
                     let result = try promotion.approve(model: model, environment: environment, version: version, approver: user.signature)

@@ -110,6 +110,9 @@ public struct Board: Codable, Sendable {
         public var last: DeploymentRecord?
         public var promotable: Promotable?
         public var pending: [PendingPromotion]
+        /// The version a rollback would pin: the last that passed here other than the pinned one (the confirmation
+        /// says for certain).
+        public var rollbackTo: String?
     }
 
     /// One model across the environments.
@@ -177,9 +180,16 @@ extension ConsoleSite {
                     {
                         promotable = Board.Promotable(version: offered.version, from: upstream, evidence: passed.gates)
                     }
+                    let pinned = status?.desired
+                    let rollbackTo = pinned.flatMap { pinned in
+                        records.last {
+                            $0.environment == column.name && $0.model == model && $0.outcome == .succeeded
+                                && !$0.version.hasPrefix(pinned) && !pinned.hasPrefix($0.version)
+                        }?.version
+                    }
                     return Board.Cell(
                         environment: column.name, status: status, last: lastRecord["\(column.name)/\(model)"], promotable: promotable,
-                        pending: waiting)
+                        pending: waiting, rollbackTo: rollbackTo)
                 })
         }
         return Board(

@@ -142,6 +142,7 @@ struct Pages: Sendable {
             var promotable: Promotable?
             var pending: [Pending]
             var canRollBack: Bool
+            var rollbackTo: String?
         }
     }
 
@@ -182,7 +183,7 @@ struct Pages: Sendable {
                                 short: VersionDigest.short($0.version),
                                 count: $0.approvals.count, needed: $0.needed, canAct: viewer.canAct)
                         },
-                        canRollBack: viewer.canAct && status?.desired != nil)
+                        canRollBack: viewer.canAct && cell.rollbackTo != nil, rollbackTo: cell.rollbackTo.map(VersionDigest.short))
                 })
         }
         let body = BoardBody(
@@ -483,6 +484,7 @@ extension Pages.BoardBody.Cell: MustacheParent {
         case "promotable": promotable
         case "pending": pending
         case "canRollBack": canRollBack
+        case "rollbackTo": rollbackTo
         default: nil
         }
     }

@@ -63,7 +63,8 @@ enum Templates {
         {{#canAct}} <a href="/actions/approve?model={{model}}&amp;env={{environment}}&amp;\
         version={{version}}">Approve</a> <a href="/actions/reject?model={{model}}&amp;env={{environment}}&amp;\
         version={{version}}">Reject</a>{{/canAct}}</div>{{/pending}}
-        {{#canRollBack}}<div class="acts"><a href="/actions/rollback?model={{model}}&amp;env={{environment}}">Roll back</a></div>\
+        {{#canRollBack}}<div class="acts"><a href="/actions/rollback?model={{model}}&amp;env={{environment}}">\
+        Roll back to {{rollbackTo}}</a></div>\
         {{/canRollBack}}
         {{/listed}}{{^listed}}<span class="none">not listed</span>{{/listed}}</td>{{/cells}}</tr>
         {{/rows}}

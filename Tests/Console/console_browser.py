@@ -233,6 +233,17 @@ try:
     if colours[0] == colours[1]:
         fail(f"two versions have one colour: {colours}")
 
+    # Bob rolls dev back to the version before: the confirmation shows the pin, the board then shows dev out of sync.
+    user.get(base + "/")
+    user.find_element(By.CSS_SELECTOR, "#cell-dev-breast-cancer a[href^='/actions/rollback']").click()
+    wait("the rollback's confirmation", lambda: "Roll back breast-cancer in dev" in user.find_element(By.TAG_NAME, "h1").text)
+    if "+       version: b35c54cc93bb" not in user.find_element(By.CSS_SELECTOR, "pre.diff").text:
+        fail("the rollback's confirmation does not show the pin it commits")
+    user.find_element(By.CSS_SELECTOR, "form[action='/actions/rollback'] button[type=submit]").click()
+    wait("the rollback's result", lambda: "Rolled back breast-cancer b35c54cc93bb in dev" in user.find_element(By.TAG_NAME, "main").text)
+    wait("the visitor's board to show dev out of sync",
+         lambda: "OutOfSync" in cell(visitor, "dev", "breast-cancer") and "desired" in cell(visitor, "dev", "breast-cancer"))
+
     # The pages, as the screenshots show them and the validator reads them.
     user.get(base + "/")
     shot(user, "board")

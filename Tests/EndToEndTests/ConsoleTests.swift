@@ -86,6 +86,10 @@ import Testing
             #expect(log.contains(trailer), "\(trailer) missing from:\n\(log)")
         }
         #expect(try scratch.directory.read("environments/prod.yaml").contains("    breast-cancer:\n      version: b35c54cc93bb\n"))
+        // Bob's rollback of dev, through the UI: the CLI's commit, with the version taken out named.
+        let rollback = try scratch.git(["log", "-1", "--format=%an%n%(trailers)", "main", "--", "environments/dev.yaml"])
+        #expect(rollback.hasPrefix("Bob Approver\n") && rollback.contains("Stagecraft-Version: b35c54cc93bb"), "\(rollback)")
+        #expect(rollback.contains("Stagecraft-Rollback-Of: ") && !rollback.contains("Stagecraft-Rollback-Of: b35c"), "\(rollback)")
         // Bob's reconcile is recorded as his, and prod serves the version.
         let history = try scratch.stagecraft(["history", "--env", "prod"])
         #expect(history.stdout.contains("→ succeeded breast-cancer b35c54cc93bb by Bob Approver at "), "\(history.stdout)")
