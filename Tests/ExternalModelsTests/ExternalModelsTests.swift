@@ -161,8 +161,8 @@ import Testing
             Issue.record("it started")
         } catch let error as ExternalModelError {
             #expect(error.code == .notReady)
-            // Its status is 2, unless something else in this test process collected it first (-1: the child was
-            // reaped elsewhere, which a CI run saw once); either way the error says it exited and shows its log.
+            // Its status is 2, unless something else in this (shared) test process collected it first, which ChildProcess
+            // reports as -1; either way the error says it exited and shows its log.
             #expect(
                 (error.message.contains("exited with status 2 before it was ready")
                     || error.message.contains("exited with status -1 before it was ready"))
