@@ -248,8 +248,7 @@ enum MonitorPage {
         var body = ""
         for report in reports {
             let items = report.drift + [report.predictionDrift].compactMap { $0 }
-            let limit = spec.psi?.value ?? 0.2
-            let svg = Charts.drift(items, limit: limit) { psi in spec.psi.map { !$0.holds(psi) } ?? (psi > limit) }
+            let svg = Charts.drift(items, threshold: spec.psi)
             let live = report.live.filter { ["accuracy", "auc", "f1", "precision", "recall", "r2"].contains($0.key) }
             let chart = Charts.live(report.live)
             let alarms =

@@ -1,12 +1,23 @@
 public import Foundation
 public import Learning
+public import Manifests
 public import Registry
 
 /// Charts as inline SVG drawn by the server: no script and no file from elsewhere is needed to read them.
 public enum Charts {
-    /// One bar per feature: its population stability index, red past `limit` (or when `exceeds` says so), with the
+    /// The PSI limit drawn when the environment sets none (`monitor.psi`).
+    public static let defaultPSILimit = 0.2
+
+    /// The limit `threshold` (an environment's `monitor.psi`) draws, and whether a PSI passes it.
+    public static func psiLimit(_ threshold: Threshold?) -> (limit: Double, exceeded: (Double) -> Bool) {
+        guard let threshold else { return (defaultPSILimit, { $0 > defaultPSILimit }) }
+        return (threshold.value, { !threshold.holds($0) })
+    }
+
+    /// One bar per feature: its population stability index, red past `threshold` (default ``defaultPSILimit``), with the
     /// limit drawn as a dashed line and each feature's p-value (Kolmogorov–Smirnov or chi-squared) beside its bar.
-    public static func drift(_ items: [FeatureDrift], limit: Double, exceeds: (Double) -> Bool) -> String {
+    public static func drift(_ items: [FeatureDrift], threshold: Threshold?) -> String {
+        let (limit, exceeds) = psiLimit(threshold)
         let scale = max(limit * 1.5, items.map(\.psi).max() ?? 0, 0.01)
         let height = items.count * 26 + 34
         var svg =

@@ -179,11 +179,8 @@ public struct ConsoleServer: Sendable {
         guard ModelManifest.isValidName(name), let page = try site.environmentPage(name, sampler: sampler) else {
             throw NotFound(what: "environment '\(name.prefix(64))'")
         }
-        let manifest = try site.workspace.environment(name, at: try site.workspace.repository.resolve(site.ref))
-        let limit = page.psiLimit
-        let exceeds: @Sendable (Double) -> Bool = { psi in manifest.monitor?.psi.map { !$0.holds(psi) } ?? (psi > limit) }
         return Rendered(
-            title: name, body: pages.environment(page, viewer: viewer, names: site.versionNames(), psiExceeds: exceeds), refresh: 5)
+            title: name, body: pages.environment(page, viewer: viewer, names: site.versionNames()), refresh: 5)
     }
 
     func json(_ request: Request, _ build: @escaping @Sendable () throws -> some Encodable & Sendable) async -> Response {

@@ -324,7 +324,7 @@ public struct EnvironmentPage: Codable, Sendable {
     public var drift: [ModelMonitorReport]
     public var driftError: String?
     /// The PSI past which a feature counts as drifted (the environment's monitor.psi, else 0.2).
-    public var psiLimit: Double
+    public var psi: Threshold?
     public var pending: [PendingPromotion]
 }
 
@@ -338,7 +338,7 @@ extension ConsoleSite {
             name: name, upstream: manifest.upstream, server: "\(manifest.host):\(manifest.port)", running: false,
             approval: manifest.requiredApproval.map { "\($0.count) of \($0.approvers.joined(separator: ", "))" }, plan: nil,
             planError: nil, models: [], traffic: nil, live: [:], drift: [], driftError: nil,
-            psiLimit: manifest.monitor?.psi?.value ?? 0.2, pending: (try? promotion.pendingPromotions(environment: name)) ?? [])
+            psi: manifest.monitor?.psi, pending: (try? promotion.pendingPromotions(environment: name)) ?? [])
         _ = project
         do {
             let (plan, models) = try reconciler(name, at: commit).status()

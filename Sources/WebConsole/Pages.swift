@@ -331,7 +331,7 @@ struct Pages: Sendable {
         }
     }
 
-    func environment(_ page: EnvironmentPage, viewer: Viewer, names: VersionNames, psiExceeds: @escaping (Double) -> Bool)
+    func environment(_ page: EnvironmentPage, viewer: Viewer, names: VersionNames)
         -> String
     {
         let traffic = page.traffic.map { summary in
@@ -357,7 +357,7 @@ struct Pages: Sendable {
                             rows: report.rows, labels: report.labels, hasAlarms: !report.triggers.isEmpty,
                             alarms: report.triggers.map(\.description),
                             chart: Charts.drift(
-                                report.drift + [report.predictionDrift].compactMap { $0 }, limit: page.psiLimit, exceeds: psiExceeds))
+                                report.drift + [report.predictionDrift].compactMap { $0 }, threshold: page.psi))
                 })
         }
         let body = EnvironmentBody(
@@ -365,7 +365,7 @@ struct Pages: Sendable {
             planError: page.planError, inSync: page.plan?.inSync ?? false, hasActions: !(page.plan?.actions.isEmpty ?? true),
             actions: (page.plan?.actions ?? []).map { EnvironmentBody.Action(kind: $0.kind.rawValue, text: $0.description) },
             canAct: viewer.canAct, traffic: traffic, models: models, driftError: page.driftError,
-            psiLimit: GateResult.format(page.psiLimit))
+            psiLimit: GateResult.format(Charts.psiLimit(page.psi).limit))
         return library.render(body, withTemplate: "environment") ?? ""
     }
 

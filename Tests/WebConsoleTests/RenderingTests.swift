@@ -1,5 +1,6 @@
 import Foundation
 @testable import Learning
+import Manifests
 import Registry
 import Testing
 
@@ -91,9 +92,12 @@ import Testing
             FeatureDrift(name: "bill_length_mm", kind: .numeric, rows: 120, psi: 0.9, ks: 0.5, ksPValue: 0.0001),
             FeatureDrift(name: "<island>", kind: .categorical, rows: 120, psi: 0.05, chiSquared: 1, chiSquaredDegrees: 2, chiSquaredPValue: 0.6),
         ]
-        let svg = Charts.drift(drift, limit: 0.2) { $0 > 0.2 }
+        let svg = Charts.drift(drift, threshold: nil)
         #expect(svg.components(separatedBy: "fill=\"#c62f3f\"").count == 2)  // one bar past the limit
         #expect(svg.contains("stroke-dasharray") && svg.contains("limit 0.2") && svg.contains("&lt;island&gt;"))
         #expect(svg.contains("psi 0.9, p 0.0001") && svg.contains("psi 0.05, p 0.6"))
+        // An environment's own limit (monitor.psi) is drawn and judged by instead.
+        let strict = Charts.drift(drift, threshold: Threshold(comparison: .atMost, value: 0.01))
+        #expect(strict.components(separatedBy: "fill=\"#c62f3f\"").count == 3 && strict.contains("limit 0.01"))
     }
 }
