@@ -172,7 +172,7 @@ public struct ConsoleServer: Sendable {
         guard let page = try site.modelPage(model, page: Self.page(request), compare: compare) else {
             throw NotFound(what: "model '\(model)'")
         }
-        return Rendered(title: model, body: pages.model(page, viewer: viewer, names: site.versionNames(), compare: compare))
+        return Rendered(title: model, body: pages.model(page, viewer: viewer, compare: compare))
     }
 
     func environmentPage(_ name: String, viewer: Viewer) throws -> Rendered {
@@ -180,7 +180,7 @@ public struct ConsoleServer: Sendable {
             throw NotFound(what: "environment '\(name.prefix(64))'")
         }
         return Rendered(
-            title: name, body: pages.environment(page, viewer: viewer, names: site.versionNames()), refresh: 5)
+            title: name, body: pages.environment(page, viewer: viewer), refresh: 5)
     }
 
     func json(_ request: Request, _ build: @escaping @Sendable () throws -> some Encodable & Sendable) async -> Response {

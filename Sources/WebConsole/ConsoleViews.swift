@@ -45,17 +45,12 @@ public struct ConsoleSite: Sendable {
         try EnvironmentReconciler(workspace: workspace, state: state, environment: environment, ref: commit.hex) { _, _ in }
     }
 
-    /// How pages name versions: their aliases (`@champion`) and colours, by digest.
-    func versionNames() -> VersionNames {
-        let builds = ((try? workspace.artifacts.builds()) ?? []).map { (model: $0.model, digest: $0.digest, built: $0.createdAt) }
-        return VersionNames(aliases: aliases(), colours: VersionColours(builds: builds))
-    }
-
-    /// Versions' aliases (`@champion`), by digest.
-    func aliases() -> [String: String] {
+    /// How pages name versions: their aliases (`@champion`), and colours from `builds` (the artifact store's).
+    func versionNames(builds: [BuildInfo]) -> VersionNames {
         var aliases: [String: String] = [:]
         for alias in (try? VersionAliases.all(in: workspace.repository)) ?? [] { aliases[alias.digest] = "@" + alias.alias }
-        return aliases
+        let built = builds.map { (model: $0.model, digest: $0.digest, built: $0.createdAt) }
+        return VersionNames(aliases: aliases, colours: VersionColours(builds: built))
     }
 
     /// Changes whenever what any page shows may have changed: a branch moved (a promotion, an approval), a record was
@@ -193,7 +188,8 @@ extension ConsoleSite {
                 })
         }
         return Board(
-            commit: commit.hex, branch: workspace.settings.branch, environments: columns, rows: rows, names: versionNames())
+            commit: commit.hex, branch: workspace.settings.branch, environments: columns, rows: rows,
+            names: versionNames(builds: (try? workspace.artifacts.builds()) ?? []))
     }
 }
 
@@ -237,6 +233,8 @@ public struct ModelPage: Codable, Sendable {
     public var versions: [Version]
     public var pending: [PendingPromotion]
     public var comparison: DiffTable?
+    /// Aliases and colours of versions, by digest.
+    public var names: VersionNames
 
     /// Events per page.
     public static let pageSize = 50
@@ -246,8 +244,9 @@ extension ConsoleSite {
     /// `model`'s page `page` (from 1), comparing `compare` (two digests or prefixes) when given.
     public func modelPage(_ model: String, page: Int, compare: (String, String)?) throws -> ModelPage? {
         let (commit, project, names) = try project()
-        let aliases = aliases()
-        let builds = try workspace.artifacts.builds().filter { $0.model == model }.sorted { $0.createdAt > $1.createdAt }
+        let all = try workspace.artifacts.builds()
+        let versionNames = versionNames(builds: all)
+        let builds = all.filter { $0.model == model }.sorted { $0.createdAt > $1.createdAt }
         let history = try History(workspace: workspace, state: state)
             .entries(environments: names, model: model, since: nil, ref: commit.hex)
         guard project.models[model] != nil || !builds.isEmpty || !history.isEmpty else { return nil }
@@ -300,9 +299,9 @@ extension ConsoleSite {
         return ModelPage(
             model: model, events: shown, page: page, pages: pages, total: events.count,
             versions: builds.map {
-                ModelPage.Version(digest: $0.digest, built: $0.createdAt, metrics: $0.metrics, alias: aliases[$0.digest])
+                ModelPage.Version(digest: $0.digest, built: $0.createdAt, metrics: $0.metrics, alias: versionNames.aliases[$0.digest])
             },
-            pending: (try? promotion.pendingPromotions(model: model)) ?? [], comparison: comparison)
+            pending: (try? promotion.pendingPromotions(model: model)) ?? [], comparison: comparison, names: versionNames)
     }
 }
 
@@ -326,6 +325,8 @@ public struct EnvironmentPage: Codable, Sendable {
     /// The PSI past which a feature counts as drifted (the environment's monitor.psi, else 0.2).
     public var psi: Threshold?
     public var pending: [PendingPromotion]
+    /// Aliases and colours of versions, by digest.
+    public var names: VersionNames
 }
 
 extension ConsoleSite {
@@ -338,7 +339,8 @@ extension ConsoleSite {
             name: name, upstream: manifest.upstream, server: "\(manifest.host):\(manifest.port)", running: false,
             approval: manifest.requiredApproval.map { "\($0.count) of \($0.approvers.joined(separator: ", "))" }, plan: nil,
             planError: nil, models: [], traffic: nil, live: [:], drift: [], driftError: nil,
-            psi: manifest.monitor?.psi, pending: (try? promotion.pendingPromotions(environment: name)) ?? [])
+            psi: manifest.monitor?.psi, pending: (try? promotion.pendingPromotions(environment: name)) ?? [],
+            names: versionNames(builds: (try? workspace.artifacts.builds()) ?? []))
         _ = project
         do {
             let (plan, models) = try reconciler(name, at: commit).status()

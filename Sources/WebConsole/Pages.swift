@@ -241,7 +241,7 @@ struct Pages: Sendable {
         }
     }
 
-    func model(_ page: ModelPage, viewer: Viewer, names: VersionNames, compare: (String, String)?) -> String {
+    func model(_ page: ModelPage, viewer: Viewer, compare: (String, String)?) -> String {
         let events = page.events.map { event in
             var details: [String] = []
             for trailer in event.trailers where trailer.key != "Stagecraft-Model" && trailer.key != "Stagecraft-Version" {
@@ -256,7 +256,7 @@ struct Pages: Sendable {
             return ModelBody.Event(
                 kind: event.kind, date: Timestamp.string(event.date), shown: Self.shown(event.date), title: event.title,
                 anchor: event.kind == "build" ? event.version.map { "v-" + VersionDigest.short($0) } : nil,
-                chip: event.version.map { chip($0, model: page.model, names: names) }, environment: event.environment,
+                chip: event.version.map { chip($0, model: page.model, names: page.names) }, environment: event.environment,
                 commit: event.commit.map { String($0.prefix(12)) }, author: event.author, hasDetails: !details.isEmpty, details: details)
         }
         let first = compare?.0 ?? page.versions.dropFirst().first?.digest ?? page.versions.first?.digest
@@ -274,7 +274,7 @@ struct Pages: Sendable {
             pending: page.pending.map {
                 ModelBody.Pending(
                     model: page.model, environment: $0.environment, version: $0.version,
-                    chip: chip($0.version, model: page.model, names: names),
+                    chip: chip($0.version, model: page.model, names: page.names),
                     promoter: $0.promoter, count: $0.approvals.count, needed: $0.needed, canAct: viewer.canAct)
             }, versions: options, comparison: page.comparison, events: events, page: page.page, pages: page.pages,
             previous: page.page > 1 ? page.page - 1 : nil, next: page.page < page.pages ? page.page + 1 : nil)
@@ -331,9 +331,7 @@ struct Pages: Sendable {
         }
     }
 
-    func environment(_ page: EnvironmentPage, viewer: Viewer, names: VersionNames)
-        -> String
-    {
+    func environment(_ page: EnvironmentPage, viewer: Viewer) -> String {
         let traffic = page.traffic.map { summary in
             EnvironmentBody.Traffic(
                 rate: summary.requestsPerSecond.map { String(format: "%.1f", $0) } ?? "-",
@@ -347,7 +345,7 @@ struct Pages: Sendable {
                 model: status.model, sync: status.sync.rawValue, health: status.health.rawValue,
                 serving: status.serving.map {
                     EnvironmentBody.Share(
-                        chip: chip($0.version, model: status.model, names: names), weight: $0.weight == 100 ? nil : $0.weight)
+                        chip: chip($0.version, model: status.model, names: page.names), weight: $0.weight == 100 ? nil : $0.weight)
                 },
                 live: page.live[status.model].flatMap { $0.isEmpty ? nil : Charts.live($0) },
                 drift: report.flatMap { report in
