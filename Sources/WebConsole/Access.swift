@@ -90,7 +90,7 @@ public final class ConsoleAccess: Sendable {
     /// A new token for `user`, written (hashed) to `console-token`; the token itself is returned once, to print.
     public func issueToken(for user: ConsoleUser) throws -> String {
         let token = Self.secret()
-        try append("\(Self.hash(token)) \(user)\n", to: tokenFile)
+        try rewrite(tokenFile) { $0 + ["\(Self.hash(token)) \(user)"] }
         return token
     }
 
@@ -206,10 +206,6 @@ public final class ConsoleAccess: Sendable {
     private static func fields(_ line: String) -> (String, String, String)? {
         let parts = line.split(separator: " ", maxSplits: 2)
         return parts.count == 3 ? (String(parts[0]), String(parts[1]), String(parts[2])) : nil
-    }
-
-    private func append(_ line: String, to file: URL) throws {
-        try rewrite(file) { $0 + [String(line.dropLast())] }
     }
 
     /// Rewrites `file` (mode 0600) under an exclusive lock, from its lines.
